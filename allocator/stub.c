@@ -1,0 +1,1 @@
+int fragscope_allocator_placeholder;

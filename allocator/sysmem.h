@@ -1,0 +1,98 @@
+/* sysmem.h: the system-memory layer under the allocator model.
+ *
+ * Everything the allocator asks of "the kernel" goes through these primitives, and every byte of
+ * allocator metadata (chunk headers, footers, bin links, heap_info, malloc_state) is read and
+ * written through sysmem_load/sysmem_store. The one implementation, sim_space.c, is a simulated
+ * 64-bit address space: deterministic placement, host memory only for the pages the allocator
+ * itself writes, and a per-page residency record (the heap RSS model).
+ *
+ * Addresses are plain uint64_t in the simulated space. SYSMEM_FAIL is the failure value.
+ *
+ * Residency: a page is resident once the allocator stores to it or the program is said to write
+ * it (sysmem_touch). It stops being resident when it leaves the address space (break shrink,
+ * munmap) or is discarded (sysmem_madvise_dontneed). A page that stops being resident reads as
+ * zero afterwards, as anonymous memory does.
+ */
+#ifndef FRAGSCOPE_SYSMEM_H
+#define FRAGSCOPE_SYSMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SYSMEM_FAIL ((uint64_t)-1)
+#define SYSMEM_PAGE 4096u
+
+#define SYSMEM_PROT_NONE 0
+#define SYSMEM_PROT_RW 3
+
+struct sysmem;
+
+struct sysmem_config {
+    uint64_t brk_start;        /* initial break; need not be page-aligned (static binaries) */
+    uint64_t mmap_base;        /* top of the top-down mmap area (page-aligned) */
+    uint64_t brk_limit;        /* sbrk beyond this fails (RLIMIT_DATA model); 0 = no limit */
+    uint64_t mmap_limit;       /* total mapped bytes beyond this fail; 0 = no limit */
+};
+
+/* Default layout: brk_start 0x555555559000, mmap_base 0x7ffff7fff000, no limits. */
+void sysmem_config_default(struct sysmem_config *cfg);
+
+/* Post: a fresh space with no mappings and the break at cfg->brk_start. NULL on host OOM. */
+struct sysmem *sysmem_new(const struct sysmem_config *cfg);
+void sysmem_free(struct sysmem *m);
+
+/* Pre: none. Post: on success returns the old break and moves it by incr (negative shrinks;
+ * pages wholly above the new break lose residency and contents). On failure (limit, or a shrink
+ * below brk_start, or growth into a mapping) returns SYSMEM_FAIL and nothing changes. */
+uint64_t sysmem_sbrk(struct sysmem *m, int64_t incr);
+uint64_t sysmem_brk_current(const struct sysmem *m);
+uint64_t sysmem_brk_start(const struct sysmem *m);
+
+/* Pre: len > 0 (rounded up to pages). hint 0 = anywhere.
+ * Post: the kernel's rule: the hint if page-aligned and [hint, hint+len) is free, else the
+ * highest free gap below mmap_base that fits (top-down, reusing holes). New pages are zero and
+ * not resident. Returns SYSMEM_FAIL when nothing fits. */
+uint64_t sysmem_mmap(struct sysmem *m, uint64_t hint, uint64_t len, int prot);
+
+/* Pre: addr page-aligned. Post: [addr, addr+len) unmapped (partial unmaps split mappings);
+ * residency and contents dropped. Returns 0, or -1 if addr is not page-aligned. */
+int sysmem_munmap(struct sysmem *m, uint64_t addr, uint64_t len);
+
+/* Pre: the range lies inside mappings. Post: protection changed (PROT_NONE pages are not
+ * accessible: stores there are a model bug and abort in debug builds). Returns 0 or -1. */
+int sysmem_mprotect(struct sysmem *m, uint64_t addr, uint64_t len, int prot);
+
+/* Pre: addr page-aligned. Post: the pages lose residency and read as zero. Returns 0 or -1. */
+int sysmem_madvise_dontneed(struct sysmem *m, uint64_t addr, uint64_t len);
+
+/* Linux mremap(MREMAP_MAYMOVE when may_move): grow or shrink a mapping in place when the
+ * following space is free, else move it (contents and residency move with it). Returns the
+ * new address or SYSMEM_FAIL. */
+uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64_t new_len,
+                       int may_move);
+
+/* Metadata access. Pre: addr 8-aligned, inside the break area or a RW mapping.
+ * Loads of never-written memory return 0. A store makes the page resident. */
+uint64_t sysmem_load(struct sysmem *m, uint64_t addr);
+void sysmem_store(struct sysmem *m, uint64_t addr, uint64_t value);
+
+/* The program wrote [addr, addr+len): those pages become resident (contents are not kept). */
+void sysmem_touch(struct sysmem *m, uint64_t addr, uint64_t len);
+
+/* Copies len bytes of allocator-visible contents (realloc's memcpy): residency follows the
+ * destination's written range. */
+void sysmem_copy(struct sysmem *m, uint64_t dst, uint64_t src, uint64_t len);
+
+/* Resident pages in [lo, hi). */
+uint64_t sysmem_resident_pages(const struct sysmem *m, uint64_t lo, uint64_t hi);
+/* Resident pages in the whole space, and those in the break area. Kept incrementally: O(1). */
+uint64_t sysmem_resident_total(const struct sysmem *m);
+uint64_t sysmem_resident_brk(const struct sysmem *m);
+
+/* Mapped bytes in total (excluding the break area), kept incrementally. */
+uint64_t sysmem_mapped_bytes(const struct sysmem *m);
+
+/* Host bytes used to simulate the space (for the "10 GiB costs only the written pages" claim). */
+uint64_t sysmem_host_bytes(const struct sysmem *m);
+
+#endif

@@ -1,0 +1,1 @@
+int fragscope_trace_placeholder;

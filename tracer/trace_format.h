@@ -1,0 +1,179 @@
+/* trace_format.h: the fragscope trace, as data and as bytes.
+ *
+ * This header is the contract between the tracer (which writes traces), the replayer and the
+ * analyzer (which read them). The byte layout is documented in FORMAT.md beside this file; the
+ * structs here are the decoded, in-memory view of it.
+ *
+ * A trace is a header followed by independently zlib-compressed blocks. Each block holds the
+ * events of one thread, varint/delta-encoded. Every event carries a global sequence number;
+ * the reader merges the threads' blocks back into that one global order, in which the free of
+ * a pointer always precedes any later allocation that returns the same address.
+ *
+ * Nothing in the encoder allocates from the C heap: callers hand it their own (mmap'd) buffers,
+ * and zlib runs with the allocation functions the caller supplies. The reader may use malloc.
+ */
+#ifndef FRAGSCOPE_TRACE_FORMAT_H
+#define FRAGSCOPE_TRACE_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TRACE_MAGIC "FRAGSCP1"          /* 8 bytes at offset 0 */
+#define TRACE_VERSION 1
+#define TRACE_MAX_STACK_DEPTH 128
+
+enum trace_event_kind {
+    TRACE_EV_MALLOC = 1,        /* size -> ptr */
+    TRACE_EV_CALLOC,            /* nmemb, size -> ptr */
+    TRACE_EV_REALLOC,           /* old_ptr, size -> ptr */
+    TRACE_EV_REALLOCARRAY,      /* old_ptr, nmemb, size -> ptr */
+    TRACE_EV_FREE,              /* ptr */
+    TRACE_EV_MEMALIGN,          /* alignment, size -> ptr */
+    TRACE_EV_POSIX_MEMALIGN,    /* alignment, size -> ptr, result (0 or an errno value) */
+    TRACE_EV_ALIGNED_ALLOC,     /* alignment, size -> ptr */
+    TRACE_EV_VALLOC,            /* size -> ptr */
+    TRACE_EV_PVALLOC,           /* size -> ptr */
+    TRACE_EV_MALLOPT,           /* param, value -> result */
+    TRACE_EV_MALLOC_TRIM,       /* size (the pad) -> result */
+    TRACE_EV_THREAD_START,      /* thread (new index), os_tid; parent_thread in `value` */
+    TRACE_EV_THREAD_EXIT,       /* thread */
+    TRACE_EV_FORK,              /* child_pid in `value` (in the parent's stream) */
+    TRACE_EV_MODULE,            /* module: see struct trace_module (reader: trace_reader_module) */
+    TRACE_EV_SAMPLE,            /* sample: see struct trace_sample (in ev->sample) */
+    TRACE_EV_KIND_COUNT
+};
+
+/* Which heap a returned pointer came from, as the tracer saw it in the real chunk header. */
+#define TRACE_CHUNK_PREV_INUSE 0x1
+#define TRACE_CHUNK_MMAPPED 0x2
+#define TRACE_CHUNK_NON_MAIN_ARENA 0x4
+
+/* A periodic sample of the real process. */
+struct trace_sample {
+    uint64_t rss_pages;            /* /proc/self/statm, resident */
+    uint64_t heap_resident_pages;  /* mincore over [heap_start, brk) */
+    uint64_t brk;                  /* sbrk(0) at the sample */
+    /* mallinfo2 */
+    uint64_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+
+/* One decoded event. Fields that a kind does not use are 0. */
+struct trace_event {
+    uint64_t seq;            /* global order, strictly increasing in the merged stream */
+    uint64_t time_ns;        /* since the trace's start_time */
+    uint32_t thread;         /* dense thread index: 0 = the main thread */
+    uint32_t stack_id;       /* 0 = no stack; see trace_reader_stack */
+    uint8_t kind;            /* enum trace_event_kind */
+    uint8_t chunk_flags;     /* low 3 bits of the returned chunk's size field (TRACE_CHUNK_*) */
+    int32_t err;             /* errno when an allocation failed (ptr == 0) */
+    uint64_t size;           /* request size; malloc_trim pad */
+    uint64_t nmemb;          /* calloc / reallocarray */
+    uint64_t alignment;      /* memalign family */
+    uint64_t old_ptr;        /* realloc / reallocarray input */
+    uint64_t ptr;            /* returned pointer (0 = NULL), or the pointer freed */
+    int64_t param;           /* mallopt param */
+    int64_t value;           /* mallopt value; fork child pid; thread start: parent thread */
+    int64_t result;          /* mallopt / malloc_trim / posix_memalign return value */
+    uint64_t os_tid;         /* thread start: the kernel's tid */
+    struct trace_sample sample; /* TRACE_EV_SAMPLE */
+};
+
+/* A loaded module, for symbolising stacks. */
+struct trace_module {
+    uint64_t load_address;
+    uint64_t size;
+    char path[512];
+    uint8_t build_id[20];
+    uint8_t build_id_len;
+};
+
+/* The file header. Strings are NUL-terminated; the reader owns them. */
+struct trace_header {
+    uint32_t version;
+    int32_t pid, ppid;
+    uint64_t start_time_ns;      /* CLOCK_REALTIME at start */
+    uint64_t heap_start;         /* sbrk(0) before the first allocation */
+    uint32_t page_size;
+    uint32_t cpu_count;          /* what glibc's arena limit sees (get_nprocs) */
+    uint8_t is_static;           /* statically linked program */
+    uint8_t stacks;              /* stacks recorded */
+    uint16_t stack_depth;
+    int32_t parent_pid;          /* fork child: the parent's pid, else 0 */
+    uint64_t fork_seq;           /* fork child: the fork's seq in the parent's stream */
+    char glibc_version[32];
+    char exe[4096];
+    char *argv;                  /* arguments joined by '\n' */
+    char *malloc_env;            /* GLIBC_TUNABLES=... and MALLOC_*=... joined by '\n' */
+};
+
+/* ---- Encoding (used by the tracer; allocation-free) ---- */
+
+/* Per-thread delta state: reset at the start of every block. */
+struct trace_encode_state {
+    uint64_t last_seq, last_time_ns, last_ptr;
+};
+
+/* Upper bound of the bytes one event takes once encoded (stacks are encoded separately). */
+#define TRACE_EVENT_MAX_BYTES 256
+
+/* Encodes `ev` into `out` (at least TRACE_EVENT_MAX_BYTES), returns the bytes written. */
+size_t trace_encode_event(uint8_t *out, const struct trace_event *ev, struct trace_encode_state *st);
+
+/* Encodes the definition of stack `id` (frames: return addresses, innermost first). */
+size_t trace_encode_stack(uint8_t *out, size_t cap, uint32_t id, const uint64_t *frames, unsigned depth);
+
+/* Encodes a module record. */
+size_t trace_encode_module(uint8_t *out, size_t cap, const struct trace_module *m);
+
+/* Encodes the file header into out; returns bytes, or 0 if cap is too small. */
+size_t trace_encode_header(uint8_t *out, size_t cap, const struct trace_header *h);
+
+/* Allocation functions zlib uses while sealing a block (never the traced heap). */
+struct trace_zalloc {
+    void *(*alloc)(void *opaque, unsigned items, unsigned size);
+    void (*free)(void *opaque, void *addr);
+    void *opaque;
+};
+
+/* Compresses `raw` (the concatenated encoded records of one thread) into a complete block with
+ * its framing (length, CRC, thread, first seq) in `out`. Returns bytes written, 0 on error.
+ * `out_cap` should be at least trace_block_bound(raw_len). */
+size_t trace_block_seal(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
+                        uint32_t thread, uint64_t first_seq, uint64_t last_seq,
+                        const struct trace_zalloc *za);
+size_t trace_block_bound(size_t raw_len);
+
+/* ---- Reading (used by replayer, analyzer, dump; may allocate) ---- */
+
+struct trace_reader;
+
+/* Opens a trace. On error returns NULL and writes a message naming the file to err. */
+struct trace_reader *trace_reader_open(const char *path, char *err, size_t errlen);
+const struct trace_header *trace_reader_header(const struct trace_reader *r);
+
+/* Next event in global order: 1 = an event, 0 = end of the readable trace, -1 = error.
+ * At 0 or -1, trace_reader_status tells whether the file ended cleanly or where and why
+ * reading stopped (a truncated or damaged block: offset and reason). */
+int trace_reader_next(struct trace_reader *r, struct trace_event *ev);
+
+/* Frames of a stack seen so far (stacks are defined in the stream before their first use).
+ * Returns the depth, 0 if unknown. *frames stays valid until trace_reader_close. */
+unsigned trace_reader_stack(struct trace_reader *r, uint32_t stack_id, const uint64_t **frames);
+
+/* Modules seen so far. */
+size_t trace_reader_module_count(const struct trace_reader *r);
+const struct trace_module *trace_reader_module(const struct trace_reader *r, size_t i);
+
+struct trace_reader_status {
+    int clean_end;          /* the file ended with its end marker */
+    uint64_t stop_offset;   /* offset of the first byte not read */
+    char reason[256];       /* why reading stopped, when not clean */
+    uint64_t blocks, events;
+};
+void trace_reader_status(const struct trace_reader *r, struct trace_reader_status *st);
+
+void trace_reader_close(struct trace_reader *r);
+
+const char *trace_event_kind_name(unsigned kind);
+
+#endif

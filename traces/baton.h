@@ -1,0 +1,24 @@
+/* baton.h: makes threads take turns, so that a multi-threaded sample program calls malloc in
+ * the same order on every run (and a serial replay of its trace sees what the real run saw).
+ *
+ * One counter, one mutex, one condition variable (none of which allocate). A thread waits until
+ * the counter equals its turn, does its step, then hands the baton on by setting the counter. */
+#ifndef TRACES_BATON_H
+#define TRACES_BATON_H
+
+#include <pthread.h>
+
+struct baton {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned turn;
+};
+#define BATON_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+
+/* Blocks until the baton's counter is `turn`. */
+void baton_wait(struct baton *b, unsigned turn);
+
+/* Sets the counter to `turn` and wakes every waiter. */
+void baton_pass(struct baton *b, unsigned turn);
+
+#endif

@@ -62,6 +62,7 @@ int main(void)
     for (unsigned t = 0; t < THREADS; t++)
         if (pthread_create(&threads[t], NULL, worker, (void *)(uintptr_t)t) != 0)
             return 1;
+    baton_pass(&baton, 0);
 
     struct heapstat all_alive, after_join;
     baton_wait(&baton, THREADS);

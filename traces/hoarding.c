@@ -74,6 +74,7 @@ int main(void)
     for (unsigned w = 0; w < WORKERS; w++)
         if (pthread_create(&threads[w], NULL, worker, (void *)(uintptr_t)w) != 0)
             return 1;
+    baton_pass(&baton, 0);
 
     struct heapstat built, after_join, main_working_set, end;
     baton_wait(&baton, WORK_TURNS);

@@ -76,6 +76,7 @@ int main(void)
     if (pthread_create(&prod, NULL, producer, NULL) != 0 ||
         pthread_create(&cons, NULL, consumer, NULL) != 0)
         return 1;
+    baton_pass(&baton, 0);
 
     struct heapstat both_alive, after_consumer_exit, after_join;
     baton_wait(&baton, DONE);

@@ -35,8 +35,8 @@ static struct baton baton = BATON_INIT;
 static void *handed[WAVES][PER_WAVE][HANDED];
 static unsigned current_wave;
 
-/* Turns within a wave (the baton restarts at 0 every wave): thread i works at i; all are done at
- * PER_WAVE; thread i exits at PER_WAVE + 1 + i; the wave is over at 2 * PER_WAVE + 1. */
+/* Turns within a wave (main holds the baton between waves and passes 0 once the wave's threads
+ * exist): thread i works at i; all are done at PER_WAVE; thread i exits at PER_WAVE + 1 + i. */
 static void *worker(void *arg)
 {
     unsigned i = (unsigned)(uintptr_t)arg;
@@ -77,15 +77,16 @@ int main(void)
     for (unsigned w = 0; w < WAVES; w++) {
         pthread_t threads[PER_WAVE];
         current_wave = w;
-        baton_pass(&baton, 0);
         for (unsigned i = 0; i < PER_WAVE; i++)
             if (pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i) != 0)
                 return 1;
+        baton_pass(&baton, 0);
         baton_wait(&baton, PER_WAVE);
         for (unsigned i = 0; i < PER_WAVE; i++) {
             baton_pass(&baton, PER_WAVE + 1 + i);
             pthread_join(threads[i], NULL);
         }
+        baton_pass(&baton, BATON_HELD);
         if (w >= 2)
             free_wave(w - 2);
     }

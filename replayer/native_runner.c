@@ -1,0 +1,856 @@
+/* native_runner.c: fragscope-native-runner, performs an op sequence on the real allocator.
+ *
+ * Usage: fragscope-native-runner [--ops-fd N | OPS_FILE] [--out-fd N | OUT_FILE]
+ * The formats and the address normalisation are described in native_ops.h.
+ *
+ * How it works. The process is fresh and its only heap allocations are the sequence's: the ops
+ * file is mmap'd, the output file is mmap'd and written in place, nothing uses stdio, and the
+ * runner's own tables live in static or mmap'd memory. The heap start is sbrk(0) taken before
+ * the first allocation of the process.
+ *
+ * This executable defines malloc, calloc, realloc, free, memalign, aligned_alloc, valloc and
+ * pvalloc. Being in the executable, they interpose the allocator for the whole process,
+ * including the dynamic loader's __rtld_malloc (pthread_create's DTV). Each forwards to the
+ * next definition (a preloaded allocator, else glibc's) and, unless the op executor itself is
+ * calling (g_in_op), logs the call as an internal record so that a model can be fed exactly the
+ * same stream. glibc's own internal calls (the tcache flush at thread exit) bypass the symbols
+ * and are not seen, as intended.
+ *
+ * Threads run strictly one at a time: the main thread hands op i to worker K by setting K's
+ * futex word and waits on g_done, which K sets when the op is over. So only one thread runs
+ * allocator code at any moment and plain globals suffice for the runner's state; the thread
+ * that makes an internal call is the main thread or else the one worker allowed to run.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "native_ops.h"
+
+/* glibc's entry points, used before the forwarding targets are known. */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+
+static struct {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void (*free)(void *);
+    void *(*memalign)(size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+} next = {__libc_malloc, __libc_calloc, __libc_realloc, __libc_free,
+          __libc_memalign, __libc_memalign, __libc_valloc, __libc_pvalloc};
+
+/* ---- runner state ---- */
+
+static const struct native_op *g_ops;
+static uint64_t g_nops;
+static uint64_t g_flags;
+static struct native_out_header *g_out;
+static struct native_result *g_res;
+static struct native_internal *g_int;      /* output internal records (after setup) */
+static uint64_t g_int_cap;
+static uint64_t g_page;
+
+static uint64_t g_heap_start;
+static int g_heap_start_set;
+static struct native_norm g_norm;
+
+static volatile int g_in_op;                /* the executor is calling the allocator */
+static uint32_t g_cur_op = NATIVE_AT_START; /* the op being performed */
+static uint16_t g_cur_thread;               /* the worker currently allowed to run */
+static pthread_t g_main_thread;
+static int g_main_set;
+
+/* Internal calls made before the output exists (none expected; kept to be safe). */
+#define EARLY_MAX 256
+static struct native_internal g_early[EARLY_MAX];
+static uint64_t g_int_count;
+static int g_int_overflow;
+static atomic_flag g_log_lock = ATOMIC_FLAG_INIT;
+
+struct worker {
+    pthread_t th;
+    _Atomic uint32_t go;
+    uint32_t op;                            /* op to run, or UINT32_MAX: return */
+    int alive;
+};
+static struct worker g_workers[NATIVE_MAX_THREADS];
+static _Atomic uint32_t g_done;
+
+/* ---- small helpers (no stdio, no malloc) ---- */
+
+static size_t str_len(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static void put_err(const char *s)
+{
+    ssize_t r = write(2, s, str_len(s));
+    (void)r;
+}
+
+static char *fmt_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Formats "op N: msg" (N omitted when op is UINT64_MAX) into the output header and stderr, then
+ * exits with status 2. */
+static void fail(uint64_t op, const char *msg)
+{
+    char buf[256];
+    char *p = buf, *end = buf + sizeof buf - 2;
+    const char *pre = "fragscope-native-runner: ";
+    for (const char *q = pre; *q && p < end; q++)
+        *p++ = *q;
+    if (op != UINT64_MAX) {
+        for (const char *q = "op "; *q; q++)
+            *p++ = *q;
+        p = fmt_u64(p, op);
+        *p++ = ':';
+        *p++ = ' ';
+    }
+    for (const char *q = msg; *q && p < end; q++)
+        *p++ = *q;
+    *p++ = '\n';
+    *p = 0;
+    if (g_out) {
+        memcpy(g_out->error, buf, (size_t)(p - buf) + 1 < sizeof g_out->error
+                                      ? (size_t)(p - buf) + 1 : sizeof g_out->error - 1);
+        g_out->status = NATIVE_STATUS_BAD_INPUT;
+    }
+    put_err(buf);
+    _exit(2);
+}
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void flag_wait(_Atomic uint32_t *w)
+{
+    while (atomic_exchange(w, 0) == 0)
+        futex_wait(w, 0);
+}
+
+static void flag_raise(_Atomic uint32_t *w)
+{
+    atomic_store(w, 1);
+    futex_wake(w);
+}
+
+static uint64_t load_word(void *ctx, uint64_t addr)
+{
+    (void)ctx;
+    return *(const uint64_t *)(uintptr_t)addr;
+}
+
+static void note_heap_start(void)
+{
+    if (!g_heap_start_set) {
+        g_heap_start = (uint64_t)(uintptr_t)sbrk(0);
+        g_heap_start_set = 1;
+        native_norm_init(&g_norm, g_heap_start, load_word, NULL);
+    }
+}
+
+static struct native_addr normalise(uint64_t p, uint64_t old_raw, const struct native_addr *old)
+{
+    if (g_flags & NATIVE_F_RAW_ADDRS) {
+        struct native_addr a = {p ? NATIVE_ADDR_RAW : NATIVE_ADDR_NULL, 0, 0, 0, p};
+        return a;
+    }
+    return native_norm_addr(&g_norm, p, old_raw, old);
+}
+
+/* ---- internal-call log ---- */
+
+static struct native_internal *internal_at(uint64_t i)
+{
+    return g_int ? &g_int[i] : &g_early[i];
+}
+
+static uint16_t calling_thread(void)
+{
+    if (g_main_set && !pthread_equal(pthread_self(), g_main_thread))
+        return g_cur_thread;
+    return 0;
+}
+
+/* The block that raw pointer p is: an internal record or an op (latest allocation first). */
+static uint32_t find_block(uint64_t p, uint64_t *old_raw, struct native_addr *old)
+{
+    for (uint64_t i = g_int_count; i-- > 0;) {
+        struct native_internal *r = internal_at(i);
+        if (r->kind != NATIVE_OP_FREE && r->raw == p) {
+            *old_raw = r->raw;
+            *old = r->addr;
+            return NATIVE_REF_INTERNAL | (uint32_t)i;
+        }
+    }
+    if (g_res) {
+        uint64_t top = g_cur_op == NATIVE_AT_START ? 0 : (uint64_t)g_cur_op + 1;
+        for (uint64_t i = top; i-- > 0;) {
+            if (native_op_allocates(g_ops[i].kind) && g_res[i].done && g_res[i].raw == p) {
+                *old_raw = g_res[i].raw;
+                *old = g_res[i].addr;
+                return (uint32_t)i;
+            }
+        }
+    }
+    return NATIVE_REF_UNKNOWN;
+}
+
+static void log_internal(unsigned kind, uint64_t a, uint64_t b, void *in, void *out)
+{
+    int saved = errno;
+    while (atomic_flag_test_and_set(&g_log_lock))
+        ;
+    uint64_t cap = g_int ? g_int_cap : EARLY_MAX;
+    if (g_int_count >= cap) {
+        g_int_overflow = 1;
+        if (g_out)
+            g_out->status = NATIVE_STATUS_OVERFLOW;
+    } else {
+        struct native_internal r;
+        memset(&r, 0, sizeof r);
+        r.at_op = g_cur_op;
+        r.thread = calling_thread();
+        r.kind = (uint8_t)kind;
+        r.a = a;
+        r.b = b;
+        r.ref = NATIVE_REF_NULL;
+        uint64_t old_raw = 0;
+        struct native_addr old = {0, 0, 0, 0, 0};
+        if (kind == NATIVE_OP_FREE || kind == NATIVE_OP_REALLOC) {
+            if (in)
+                r.ref = find_block((uint64_t)(uintptr_t)in, &old_raw, &old);
+        }
+        r.raw = (uint64_t)(uintptr_t)out;
+        if (kind != NATIVE_OP_FREE)
+            r.addr = normalise(r.raw, old_raw, kind == NATIVE_OP_REALLOC && in ? &old : NULL);
+        *internal_at(g_int_count) = r;
+        g_int_count++;
+        if (g_out)
+            g_out->internal_count = g_int_count;
+    }
+    atomic_flag_clear(&g_log_lock);
+    errno = saved;
+}
+
+/* ---- the interposed allocator symbols ---- */
+
+void *malloc(size_t n)
+{
+    if (g_in_op)
+        return next.malloc(n);
+    note_heap_start();
+    void *p = next.malloc(n);
+    log_internal(NATIVE_OP_MALLOC, n, 0, NULL, p);
+    return p;
+}
+
+void *calloc(size_t n, size_t size)
+{
+    if (g_in_op)
+        return next.calloc(n, size);
+    note_heap_start();
+    void *p = next.calloc(n, size);
+    log_internal(NATIVE_OP_CALLOC, n, size, NULL, p);
+    return p;
+}
+
+void *realloc(void *old, size_t n)
+{
+    if (g_in_op)
+        return next.realloc(old, n);
+    note_heap_start();
+    void *p = next.realloc(old, n);
+    log_internal(NATIVE_OP_REALLOC, n, 0, old, p);
+    return p;
+}
+
+void free(void *p)
+{
+    if (g_in_op || p == NULL) {
+        next.free(p);
+        return;
+    }
+    /* Resolve the block before the free: afterwards the address may be handed out again. */
+    note_heap_start();
+    int saved = errno;
+    log_internal(NATIVE_OP_FREE, 0, 0, p, NULL);
+    next.free(p);
+    errno = saved;
+}
+
+void *memalign(size_t align, size_t n)
+{
+    if (g_in_op)
+        return next.memalign(align, n);
+    note_heap_start();
+    void *p = next.memalign(align, n);
+    log_internal(NATIVE_OP_MEMALIGN, align, n, NULL, p);
+    return p;
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+    if (g_in_op)
+        return next.aligned_alloc(align, n);
+    note_heap_start();
+    void *p = next.aligned_alloc(align, n);
+    log_internal(NATIVE_OP_ALIGNED_ALLOC, align, n, NULL, p);
+    return p;
+}
+
+void *valloc(size_t n)
+{
+    if (g_in_op)
+        return next.valloc(n);
+    note_heap_start();
+    void *p = next.valloc(n);
+    log_internal(NATIVE_OP_VALLOC, n, 0, NULL, p);
+    return p;
+}
+
+void *pvalloc(size_t n)
+{
+    if (g_in_op)
+        return next.pvalloc(n);
+    note_heap_start();
+    void *p = next.pvalloc(n);
+    log_internal(NATIVE_OP_PVALLOC, n, 0, NULL, p);
+    return p;
+}
+
+/* With an allocator preloaded, forward to it rather than to glibc. */
+static void resolve_next(void)
+{
+    void *s;
+    if ((s = dlsym(RTLD_NEXT, "malloc")))
+        next.malloc = (void *(*)(size_t))s;
+    if ((s = dlsym(RTLD_NEXT, "calloc")))
+        next.calloc = (void *(*)(size_t, size_t))s;
+    if ((s = dlsym(RTLD_NEXT, "realloc")))
+        next.realloc = (void *(*)(void *, size_t))s;
+    if ((s = dlsym(RTLD_NEXT, "free")))
+        next.free = (void (*)(void *))s;
+    if ((s = dlsym(RTLD_NEXT, "memalign")))
+        next.memalign = (void *(*)(size_t, size_t))s;
+    if ((s = dlsym(RTLD_NEXT, "aligned_alloc")))
+        next.aligned_alloc = (void *(*)(size_t, size_t))s;
+    if ((s = dlsym(RTLD_NEXT, "valloc")))
+        next.valloc = (void *(*)(size_t))s;
+    if ((s = dlsym(RTLD_NEXT, "pvalloc")))
+        next.pvalloc = (void *(*)(size_t))s;
+}
+
+/* ---- measurements ---- */
+
+static uint64_t heap_rss_mincore(void)
+{
+    static unsigned char vec[16384];
+    uint64_t lo = g_heap_start & ~(g_page - 1);
+    uint64_t hi = ((uint64_t)(uintptr_t)sbrk(0) + g_page - 1) & ~(g_page - 1);
+    uint64_t pages = 0;
+    for (uint64_t a = lo; a < hi;) {
+        uint64_t n = (hi - a) / g_page;
+        if (n > sizeof vec)
+            n = sizeof vec;
+        if (mincore((void *)(uintptr_t)a, n * g_page, vec) != 0)
+            break;
+        for (uint64_t i = 0; i < n; i++)
+            pages += vec[i] & 1;
+        a += n * g_page;
+    }
+    return pages * g_page;
+}
+
+static int starts_with(const char *s, const char *pre)
+{
+    while (*pre)
+        if (*s++ != *pre++)
+            return 0;
+    return 1;
+}
+
+/* Parses one smaps line; state: 0 = looking for the [heap] header, 1 = inside it. */
+static int smaps_line(const char *line, size_t len, int *state, uint64_t *rss)
+{
+    int is_header = len > 0 && ((line[0] >= '0' && line[0] <= '9') ||
+                                (line[0] >= 'a' && line[0] <= 'f'));
+    if (is_header) {
+        if (*state == 1)
+            return 1;                       /* past the [heap] block */
+        *state = len >= 6 && memcmp(line + len - 6, "[heap]", 6) == 0;
+        return 0;
+    }
+    if (*state == 1 && len > 4 && starts_with(line, "Rss:")) {
+        uint64_t v = 0;
+        for (size_t i = 4; i < len; i++)
+            if (line[i] >= '0' && line[i] <= '9')
+                v = v * 10 + (uint64_t)(line[i] - '0');
+        *rss = v * 1024;
+        return 1;
+    }
+    return 0;
+}
+
+/* [heap] Rss from /proc/self/smaps, read with open/read into a static buffer; 0 if no [heap]. */
+static uint64_t heap_rss_smaps(void)
+{
+    static char buf[65536];
+    int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NATIVE_NOT_SAMPLED;
+    size_t have = 0;
+    int state = 0, done = 0;
+    uint64_t rss = 0;
+    while (!done) {
+        ssize_t r = read(fd, buf + have, sizeof buf - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        size_t start = 0;
+        for (size_t i = 0; i < have && !done; i++) {
+            if (buf[i] == '\n') {
+                done = smaps_line(buf + start, i - start, &state, &rss);
+                start = i + 1;
+            }
+        }
+        memmove(buf, buf + start, have - start);
+        have -= start;
+        if (have == sizeof buf)
+            have = 0;                       /* an absurd line: drop it */
+    }
+    close(fd);
+    return rss;
+}
+
+static void record_stats(uint32_t i, int sample)
+{
+    struct native_result *r = &g_res[i];
+    struct mallinfo2 mi = mallinfo2();
+    r->mi.arena = mi.arena;
+    r->mi.ordblks = mi.ordblks;
+    r->mi.smblks = mi.smblks;
+    r->mi.hblks = mi.hblks;
+    r->mi.hblkhd = mi.hblkhd;
+    r->mi.usmblks = mi.usmblks;
+    r->mi.fsmblks = mi.fsmblks;
+    r->mi.uordblks = mi.uordblks;
+    r->mi.fordblks = mi.fordblks;
+    r->mi.keepcost = mi.keepcost;
+    r->brk_offset = (uint64_t)(uintptr_t)sbrk(0) - g_heap_start;
+    r->heap_rss = NATIVE_NOT_SAMPLED;
+    r->smaps_rss = NATIVE_NOT_SAMPLED;
+    if (sample || (g_flags & NATIVE_F_RSS))
+        r->heap_rss = heap_rss_mincore();
+    if (sample || (g_flags & NATIVE_F_SMAPS))
+        r->smaps_rss = heap_rss_smaps();
+    r->done = 1;
+    g_out->ops_done = (uint64_t)i + 1;
+}
+
+/* ---- the op executor ---- */
+
+static void *block_ptr(uint32_t ref)
+{
+    return ref == NATIVE_REF_NULL ? NULL : (void *)(uintptr_t)g_res[ref].raw;
+}
+
+static void run_op(uint32_t i)
+{
+    const struct native_op *op = &g_ops[i];
+    struct native_result *r = &g_res[i];
+    void *p = NULL, *in = NULL;
+    int64_t ret = 0;
+    int err = 0;
+    g_cur_op = i;
+    errno = 0;
+    g_in_op = 1;
+    switch (op->kind) {
+    case NATIVE_OP_MALLOC:
+        p = malloc(op->a);
+        break;
+    case NATIVE_OP_CALLOC:
+        p = calloc(op->a, op->b);
+        break;
+    case NATIVE_OP_REALLOC:
+        in = block_ptr(op->ref);
+        p = realloc(in, op->a);
+        break;
+    case NATIVE_OP_REALLOCARRAY:
+        in = block_ptr(op->ref);
+        p = reallocarray(in, op->a, op->b);
+        break;
+    case NATIVE_OP_FREE:
+        free(block_ptr(op->ref));
+        break;
+    case NATIVE_OP_MEMALIGN:
+        p = memalign(op->a, op->b);
+        break;
+    case NATIVE_OP_POSIX_MEMALIGN: {
+        void *m = NULL;
+        ret = posix_memalign(&m, op->a, op->b);
+        p = ret == 0 ? m : NULL;
+        break;
+    }
+    case NATIVE_OP_ALIGNED_ALLOC:
+        p = aligned_alloc(op->a, op->b);
+        break;
+    case NATIVE_OP_VALLOC:
+        p = valloc(op->a);
+        break;
+    case NATIVE_OP_PVALLOC:
+        p = pvalloc(op->a);
+        break;
+    case NATIVE_OP_MALLOPT:
+        ret = mallopt((int)(int64_t)op->a, (int)(int64_t)op->b);
+        break;
+    case NATIVE_OP_MALLOC_TRIM:
+        ret = malloc_trim(op->a);
+        break;
+    case NATIVE_OP_USABLE_SIZE:
+        ret = (int64_t)malloc_usable_size(block_ptr(op->ref));
+        break;
+    case NATIVE_OP_WRITE: {
+        char *b = block_ptr(op->ref);
+        uint64_t len = op->b;
+        if (len == NATIVE_WRITE_ALL)
+            len = native_op_request_size(&g_ops[op->ref]) - op->a;
+        if (b) {
+            memset(b + op->a, (int)(op->c & 0xff), len);
+            ret = (int64_t)len;
+        } else {
+            ret = -1;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    if (native_op_allocates(op->kind) && p == NULL && op->kind != NATIVE_OP_POSIX_MEMALIGN)
+        err = errno;
+    g_in_op = 0;
+    r->raw = (uint64_t)(uintptr_t)p;
+    if (native_op_allocates(op->kind)) {
+        int moved_from = (op->kind == NATIVE_OP_REALLOC || op->kind == NATIVE_OP_REALLOCARRAY)
+                         && op->ref != NATIVE_REF_NULL;
+        r->addr = normalise(r->raw, moved_from ? g_res[op->ref].raw : 0,
+                            moved_from ? &g_res[op->ref].addr : NULL);
+    }
+    r->ret = ret;
+    r->err = err;
+    record_stats(i, (op->flags & NATIVE_OPF_SAMPLE) || op->kind == NATIVE_OP_SAMPLE);
+}
+
+/* ---- threads ---- */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    flag_raise(&g_done);                    /* ready */
+    for (;;) {
+        flag_wait(&w->go);
+        if (w->op == UINT32_MAX)
+            return NULL;
+        run_op(w->op);
+        flag_raise(&g_done);
+    }
+}
+
+static void thread_start(uint32_t i, uint16_t t)
+{
+    struct worker *w = &g_workers[t];
+    g_cur_thread = t;
+    atomic_store(&w->go, 0);
+    w->op = 0;
+    int e = pthread_create(&w->th, NULL, worker_main, w);
+    if (e != 0)
+        fail(i, "pthread_create failed");
+    flag_wait(&g_done);
+    w->alive = 1;
+}
+
+static void thread_exit(uint16_t t)
+{
+    struct worker *w = &g_workers[t];
+    g_cur_thread = t;
+    w->op = UINT32_MAX;
+    flag_raise(&w->go);
+    pthread_join(w->th, NULL);
+    w->alive = 0;
+}
+
+static void thread_run(uint32_t i, uint16_t t)
+{
+    struct worker *w = &g_workers[t];
+    g_cur_thread = t;
+    w->op = i;
+    flag_raise(&w->go);
+    flag_wait(&g_done);
+}
+
+/* ---- input checking ---- */
+
+static void validate(void)
+{
+    uint64_t words = (g_nops + 63) / 64;
+    uint64_t *gone = mmap(NULL, words * 8 + 8, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    static uint8_t alive[NATIVE_MAX_THREADS];
+    if (gone == MAP_FAILED)
+        fail(UINT64_MAX, "out of memory checking the ops");
+    alive[0] = 1;
+    for (uint64_t i = 0; i < g_nops; i++) {
+        const struct native_op *op = &g_ops[i];
+        if (op->kind == 0 || op->kind >= NATIVE_OP_KIND_COUNT)
+            fail(i, "unknown op kind");
+        if (op->thread >= NATIVE_MAX_THREADS)
+            fail(i, "thread index too large");
+        if (op->kind == NATIVE_OP_THREAD_START) {
+            if (op->thread == 0 || alive[op->thread])
+                fail(i, "thread start of a thread that is running");
+            alive[op->thread] = 1;
+            continue;
+        }
+        if (op->kind == NATIVE_OP_THREAD_EXIT) {
+            if (op->thread == 0 || !alive[op->thread])
+                fail(i, "thread exit of a thread that is not running");
+            alive[op->thread] = 0;
+            continue;
+        }
+        if (!alive[op->thread])
+            fail(i, "op on a thread that is not running");
+        int uses_ref = op->kind == NATIVE_OP_FREE || op->kind == NATIVE_OP_REALLOC ||
+                       op->kind == NATIVE_OP_REALLOCARRAY || op->kind == NATIVE_OP_USABLE_SIZE ||
+                       op->kind == NATIVE_OP_WRITE;
+        if (!uses_ref || op->ref == NATIVE_REF_NULL) {
+            if (op->kind == NATIVE_OP_WRITE && op->ref == NATIVE_REF_NULL)
+                fail(i, "write to NULL");
+            continue;
+        }
+        if (op->ref >= i)
+            fail(i, "ref is not an earlier op");
+        if (!native_op_allocates(g_ops[op->ref].kind))
+            fail(i, "ref names an op that does not allocate");
+        if (gone[op->ref / 64] >> (op->ref % 64) & 1)
+            fail(i, "ref names a block already freed or reallocated");
+        if (op->kind == NATIVE_OP_WRITE) {
+            uint64_t size = native_op_request_size(&g_ops[op->ref]);
+            uint64_t end;
+            if (op->b == NATIVE_WRITE_ALL ? op->a > size
+                                          : (__builtin_add_overflow(op->a, op->b, &end) ||
+                                             end > size))
+                fail(i, "write beyond the requested size of its block");
+        }
+        if (op->kind == NATIVE_OP_FREE || op->kind == NATIVE_OP_REALLOC ||
+            op->kind == NATIVE_OP_REALLOCARRAY)
+            gone[op->ref / 64] |= 1ull << (op->ref % 64);
+    }
+    munmap(gone, words * 8 + 8);
+}
+
+/* ---- setup ---- */
+
+static int parse_fd(const char *s)
+{
+    long v = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > INT_MAX / 10)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return (int)v;
+}
+
+static void usage(int to_err)
+{
+    const char *u =
+        "usage: fragscope-native-runner [--ops-fd N | OPS_FILE] [--out-fd N | OUT_FILE]\n"
+        "Performs the op sequence of OPS_FILE (replayer/native_ops.h) on this process's real\n"
+        "allocator and writes the results to OUT_FILE (created, must not exist).\n"
+        "  --ops-fd N   read the ops from file descriptor N instead of a path\n"
+        "  --out-fd N   write the results to file descriptor N (resized) instead of a path\n"
+        "  -h, --help   this text\n";
+    ssize_t r = write(to_err ? 2 : 1, u, str_len(u));
+    (void)r;
+}
+
+int main(int argc, char **argv)
+{
+    /* The break before anything can allocate. */
+    note_heap_start();
+
+    static const struct option opts[] = {
+        {"ops-fd", required_argument, NULL, 'i'},
+        {"out-fd", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ops_fd = -1, out_fd = -1, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if ((ops_fd = parse_fd(optarg)) < 0)
+                fail(UINT64_MAX, "--ops-fd needs a file descriptor number");
+            break;
+        case 'o':
+            if ((out_fd = parse_fd(optarg)) < 0)
+                fail(UINT64_MAX, "--out-fd needs a file descriptor number");
+            break;
+        case 'h':
+            usage(0);
+            return 0;
+        default:
+            usage(1);
+            return 2;
+        }
+    }
+    const char *ops_path = NULL, *out_path = NULL;
+    if (ops_fd < 0 && optind < argc)
+        ops_path = argv[optind++];
+    if (out_fd < 0 && optind < argc)
+        out_path = argv[optind++];
+    if (optind < argc || (ops_fd < 0 && !ops_path) || (out_fd < 0 && !out_path)) {
+        usage(1);
+        return 2;
+    }
+    g_page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+    /* The ops. */
+    if (ops_path && (ops_fd = open(ops_path, O_RDONLY | O_CLOEXEC)) < 0)
+        fail(UINT64_MAX, "cannot open the ops file");
+    struct stat st;
+    if (fstat(ops_fd, &st) != 0 || (uint64_t)st.st_size < sizeof(struct native_ops_header))
+        fail(UINT64_MAX, "ops file shorter than its header");
+    void *in = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, ops_fd, 0);
+    if (in == MAP_FAILED)
+        fail(UINT64_MAX, "cannot map the ops file");
+    const struct native_ops_header *h = in;
+    if (memcmp(h->magic, NATIVE_OPS_MAGIC, 8) != 0)
+        fail(UINT64_MAX, "ops file: bad magic (not a native op sequence)");
+    if (h->version != NATIVE_VERSION || h->op_size != sizeof(struct native_op))
+        fail(UINT64_MAX, "ops file: unsupported version or op size");
+    if (h->op_count > NATIVE_MAX_OPS ||
+        h->op_count > ((uint64_t)st.st_size - sizeof *h) / sizeof(struct native_op))
+        fail(UINT64_MAX, "ops file: op_count larger than the file");
+    g_ops = (const struct native_op *)(h + 1);
+    g_nops = h->op_count;
+    g_flags = h->flags;
+
+    /* The output: header, results, internal records. Internal calls come from thread starts
+     * and exits (a handful each) and from libc itself (rare). */
+    uint64_t thread_ops = 0;
+    for (uint64_t i = 0; i < g_nops; i++)
+        thread_ops += g_ops[i].kind == NATIVE_OP_THREAD_START ||
+                      g_ops[i].kind == NATIVE_OP_THREAD_EXIT;
+    g_int_cap = 4096 + 64 * thread_ops;
+    uint64_t res_off = (sizeof(struct native_out_header) + 63) & ~63ull;
+    uint64_t int_off = res_off + g_nops * sizeof(struct native_result);
+    uint64_t out_size = int_off + g_int_cap * sizeof(struct native_internal);
+    if (out_path) {
+        out_fd = open(out_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out_fd < 0)
+            fail(UINT64_MAX, errno == EEXIST ? "output file exists" : "cannot create the output");
+    }
+    if (ftruncate(out_fd, (off_t)out_size) != 0)
+        fail(UINT64_MAX, "cannot size the output file");
+    void *outm = mmap(NULL, out_size, PROT_READ | PROT_WRITE, MAP_SHARED, out_fd, 0);
+    if (outm == MAP_FAILED)
+        fail(UINT64_MAX, "cannot map the output file");
+    g_out = outm;
+    memset(g_out, 0, sizeof *g_out);
+    memcpy(g_out->magic, NATIVE_OUT_MAGIC, 8);
+    g_out->version = NATIVE_VERSION;
+    g_out->status = NATIVE_STATUS_RUNNING;
+    g_out->result_size = sizeof(struct native_result);
+    g_out->internal_size = sizeof(struct native_internal);
+    g_out->op_count = g_nops;
+    g_out->internal_capacity = g_int_cap;
+    g_out->result_offset = res_off;
+    g_out->internal_offset = int_off;
+    g_out->heap_start = g_heap_start;
+    g_out->page_size = g_page;
+    g_res = (struct native_result *)((char *)outm + res_off);
+    g_int = (struct native_internal *)((char *)outm + int_off);
+    for (uint64_t i = 0; i < g_int_count && i < EARLY_MAX; i++)
+        g_int[i] = g_early[i];
+    g_out->internal_count = g_int_count;
+    if (g_int_overflow)
+        g_out->status = NATIVE_STATUS_OVERFLOW;
+
+    validate();
+    resolve_next();
+    /* The model has no transparent huge pages; keep the heap's residency page by page. */
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    g_main_thread = pthread_self();
+    g_main_set = 1;
+
+    for (uint64_t i = 0; i < g_nops; i++) {
+        const struct native_op *op = &g_ops[i];
+        g_cur_op = (uint32_t)i;
+        if (op->kind == NATIVE_OP_THREAD_START) {
+            thread_start((uint32_t)i, op->thread);
+            g_cur_thread = 0;
+            record_stats((uint32_t)i, op->flags & NATIVE_OPF_SAMPLE);
+        } else if (op->kind == NATIVE_OP_THREAD_EXIT) {
+            thread_exit(op->thread);
+            g_cur_thread = 0;
+            record_stats((uint32_t)i, op->flags & NATIVE_OPF_SAMPLE);
+        } else if (op->thread == 0) {
+            run_op((uint32_t)i);
+        } else {
+            thread_run((uint32_t)i, op->thread);
+            g_cur_thread = 0;
+        }
+    }
+    if (g_out->status == NATIVE_STATUS_RUNNING)
+        g_out->status = NATIVE_STATUS_OK;
+    _exit(g_out->status == NATIVE_STATUS_OK ? 0 : 3);
+}

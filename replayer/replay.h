@@ -34,6 +34,16 @@ struct replay_options {
     uint64_t until_step;                     /* 0 = to the end */
     int progress;                            /* progress bar on stderr when it is a tty */
     volatile int *interrupted;               /* set by a SIGINT handler: stop cleanly */
+    /* ---- additions (replay_options_default sets them) ---- */
+    unsigned verify_details;                 /* divergences described in full (default 10) */
+    /* Receives every system event of the model (sbrk, mmap, trim, ...) as it happens, during
+     * the step that caused it (before the step callback). NULL = none. */
+    void (*alloc_event_fn)(void *ctx, const struct ptmalloc_event *ev);
+    void *alloc_event_ctx;
+    /* Called once after the last step of the replay (end of trace, --until, SIGINT or the step
+     * callback's stop), while the model still exists. NULL = none. */
+    void (*end_fn)(void *ctx, struct ptmalloc *pm);
+    void *end_ctx;
 };
 void replay_options_default(struct replay_options *o);
 
@@ -60,6 +70,13 @@ struct replay_step {
     int skipped;                /* 1: free of an unknown pointer / double free, not performed */
     int arena;                  /* the arena of the calling thread, -1 if none */
     struct ptmalloc_stats stats;
+    /* ---- additions ---- */
+    struct trace_reader *reader;  /* for trace_reader_stack / _module / _header in the callback */
+    uint64_t replayed_old_ptr;    /* realloc: the replayed input pointer; free: the pointer freed */
+    uint64_t request_bytes;       /* allocations: bytes requested (nmemb * size for calloc) */
+    int verify;                   /* --verify: 1 matched, 0 diverged, -1 not an allocation */
+    uint64_t rss_bytes;           /* stats.resident_bytes + stats.mmapped_resident_bytes */
+    uint64_t held_bytes;          /* stats.system_bytes + stats.mmapped_bytes */
 };
 
 struct replay_summary {
@@ -68,7 +85,8 @@ struct replay_summary {
     uint64_t peak_live_bytes, peak_live_step, final_live_bytes;
     uint64_t peak_system_bytes, peak_system_step, final_system_bytes;
     uint64_t peak_rss_bytes, peak_rss_step, final_rss_bytes;
-    double frag_at_live_peak, frag_at_rss_peak;   /* (held - live) / live */
+    double frag_at_live_peak, frag_at_rss_peak;   /* (heap RSS - live) / live, at the live peak
+                                                     and at the heap-RSS peak */
     uint32_t arenas;
     uint64_t unknown_frees, double_frees, failed_calls;
     /* --verify */
@@ -77,6 +95,31 @@ struct replay_summary {
     double seconds;
     int completed;                                /* reached the end (not --until, not SIGINT) */
     struct trace_reader_status reader;
+    /* ---- additions ---- */
+    uint64_t unknown_reallocs;     /* realloc of a pointer the trace never allocated: replayed
+                                      as malloc of the new size (realloc(p, 0): skipped) */
+    uint64_t missed_frees;         /* an allocation returned a pointer still live in the trace:
+                                      the free went untraced; the old replayed chunk is freed */
+    uint64_t corrupt_calls;        /* other calls the model refused (PTM_CORRUPT), skipped */
+    uint64_t result_mismatches;    /* --verify: mallopt / malloc_trim return values, NULL vs
+                                      non-NULL, that differ from the recording */
+    uint64_t samples, samples_mallinfo_matched, samples_brk_matched;
+    int64_t residency_diff_max_pages;   /* model - real heap residency at samples (largest |d|) */
+    double residency_diff_mean_pages;
+    uint64_t first_divergence_detail_steps[16];   /* the steps described in the report */
+    int interrupted;               /* stopped by *interrupted */
+    uint64_t until_step;           /* stopped by --until at this step, else 0 */
+    uint64_t rss_at_live_peak, live_at_rss_peak;
+    uint64_t max_host_bytes;       /* replayer's own memory: pointer map, peak */
+    uint32_t threads;              /* distinct thread indices seen */
+    /* Call sites of the unknown frees, most frequent first. */
+    struct replay_site {
+        uint32_t stack_id;
+        uint64_t count;
+        char where[160];           /* "module+0xoffset" of the innermost frame outside libc, or "" */
+    } unknown_free_sites[8];
+    unsigned unknown_free_site_count;
+    struct ptmalloc_settings settings;  /* the settings the replay started with */
 };
 
 /* Called after every step; the model can be inspected (ptmalloc_walk, _bins) during the call.
@@ -89,7 +132,28 @@ typedef int (*replay_step_fn)(void *ctx, struct ptmalloc *pm, const struct repla
 int replay_run(const struct replay_options *o, replay_step_fn fn, void *ctx,
                struct replay_summary *out, FILE *report, char *err, size_t errlen);
 
+/* Builds the settings a replay of trace header h starts with: glibc's defaults, the header's
+ * MALLOC_* variables then its GLIBC_TUNABLES, its cpu_count, then o->cpus, o->tunables and
+ * o->set in that order. Returns 0, or -1 with a message naming the bad option. */
+int replay_build_settings(const struct trace_header *h, const struct replay_options *o,
+                          struct ptmalloc_settings *s, char *err, size_t errlen);
+
 /* Prints the summary the way `fragscope replay` does. */
 void replay_print_summary(FILE *f, const struct replay_options *o, const struct replay_summary *s);
+
+/* ---- --db: the analyzer's store ----
+ * The replayer does not link the analyzer (dependencies run CLI -> analyzer -> replayer), so
+ * `fragscope replay --db FILE` reaches the store through this hook. The analyzer sets it from a
+ * constructor (__attribute__((constructor))) in an object file the fragscope binary always links
+ * (for example the one that defines one of its cmd_* functions: a constructor in an otherwise
+ * unreferenced member of a static library is dropped by the linker). The hook replays the trace
+ * itself (replay_run with its own step callback), fills *out, and returns 0, or -1 with a message
+ * in err. argc/argv are the `replay` subcommand's own arguments (argv[0] = "replay"), for the
+ * store's record of the run. After it returns 0 the CLI prints the summary from *out. While the
+ * hook is NULL, --db fails with "--db: the analyzer's store is not available in this build". */
+typedef int (*replay_db_hook_fn)(const char *db_path, const struct replay_options *o, int argc,
+                                 char **argv, struct replay_summary *out, char *err,
+                                 size_t errlen);
+extern replay_db_hook_fn replay_db_hook;
 
 #endif

@@ -1,0 +1,727 @@
+/* replay.c: the replay loop, a recorded trace driven through the ptmalloc model.
+ *
+ * The trace is read as a stream in its global sequence order (trace_reader_next); each event
+ * becomes the same call on the model, made by the same thread index. A traced pointer is mapped
+ * to the replayed one through ptr_map (live set only, plus tombstones for double-free detection).
+ * Calls the model cannot perform the way the program did are counted and skipped, never fatal:
+ *   - free of a pointer the trace never allocated (allocated before tracing started, or by a
+ *     path the tracer missed): counted by call site, skipped;
+ *   - a second free of a pointer already freed: counted, reported with its step, skipped;
+ *   - realloc of an unknown pointer: counted, replayed as malloc of the new size (realloc(p, 0)
+ *     of an unknown p: skipped, as it would only have freed p);
+ *   - an allocation returning a pointer that is still live in the trace: the program's free of
+ *     it went untraced; counted, and the old replayed chunk is freed then;
+ *   - anything else the model refuses (PTM_CORRUPT, where glibc would have aborted): counted,
+ *     reported, skipped.
+ * After each step the model's counters go to the caller's step callback and into the summary
+ * (peaks of live, system and resident bytes).
+ *
+ * --arenas recorded first reads the trace once to infer each thread's arena (arena_pin.c) and
+ * pins the threads at their first event. --verify compares each allocation's address with the
+ * recorded one (verify.c); when there were divergences, a second pass replays the trace up to
+ * each of the first few divergent steps to describe the model's bins just before them.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "arena_pin.h"
+#include "ptr_map.h"
+#include "replay.h"
+#include "verify.h"
+
+replay_db_hook_fn replay_db_hook;
+
+#define MAX_SITES 4096
+#define MAX_DOUBLE_FREE_REPORTS 10
+#define MAX_CORRUPT_REPORTS 10
+
+struct site_count {
+    uint32_t stack_id;
+    uint64_t count;
+};
+
+struct replay {
+    const struct replay_options *o;
+    struct trace_reader *r;
+    const struct trace_header *h;
+    struct ptmalloc *pm;
+    struct ptr_map map;
+    struct verify *v;                 /* NULL unless verifying in this pass */
+    const struct arena_pin *pins;     /* NULL unless --arenas recorded */
+    uint8_t *thread_seen;
+    uint32_t nthreads, threads_used;
+    unsigned did;
+    uint64_t live;
+    struct replay_summary *out;
+    FILE *report;                     /* NULL in the details pass */
+    struct site_count *sites;
+    uint32_t nsites;
+    uint64_t other_site_count;
+    /* details pass: describe the bins before these steps */
+    unsigned next_detail;
+    replay_step_fn fn;
+    void *ctx;
+    double start;
+    double next_progress;
+    int progress_shown;
+    uint64_t file_size;
+};
+
+void replay_options_default(struct replay_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->touch = REPLAY_TOUCH_ALL;
+    o->arenas = REPLAY_ARENAS_SERIAL;
+    o->verify = REPLAY_VERIFY_OFF;
+    o->verify_details = 10;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void on_model_event(void *ctx, const struct ptmalloc_event *ev)
+{
+    struct replay *rp = ctx;
+    static const unsigned bit[] = {
+        [PTM_EV_SBRK_GROW] = REPLAY_DID_SBRK_GROW,   [PTM_EV_SBRK_SHRINK] = REPLAY_DID_SBRK_SHRINK,
+        [PTM_EV_MMAP] = REPLAY_DID_MMAP,             [PTM_EV_MUNMAP] = REPLAY_DID_MUNMAP,
+        [PTM_EV_MREMAP] = REPLAY_DID_MREMAP,         [PTM_EV_MADVISE] = REPLAY_DID_MADVISE,
+        [PTM_EV_HEAP_GROW] = REPLAY_DID_HEAP_GROW,   [PTM_EV_HEAP_SHRINK] = REPLAY_DID_HEAP_SHRINK,
+        [PTM_EV_CONSOLIDATE] = REPLAY_DID_CONSOLIDATE, [PTM_EV_TRIM] = REPLAY_DID_TRIM,
+        [PTM_EV_ARENA_NEW] = REPLAY_DID_ARENA_NEW,   [PTM_EV_THRESHOLD_RAISED] = REPLAY_DID_THRESHOLD,
+    };
+    if ((unsigned)ev->kind < sizeof bit / sizeof bit[0])
+        rp->did |= bit[ev->kind];
+    if (rp->fn && rp->o->alloc_event_fn)
+        rp->o->alloc_event_fn(rp->o->alloc_event_ctx, ev);
+}
+
+/* ---- threads ---- */
+
+static int thread_begin(struct replay *rp, uint32_t t)
+{
+    if (t >= rp->nthreads) {
+        uint32_t n = rp->nthreads ? rp->nthreads : 16;
+        while (n <= t)
+            n *= 2;
+        uint8_t *p = realloc(rp->thread_seen, n);
+        if (!p)
+            return -1;
+        memset(p + rp->nthreads, 0, n - rp->nthreads);
+        rp->thread_seen = p;
+        rp->nthreads = n;
+    }
+    if (rp->thread_seen[t])
+        return 0;
+    rp->thread_seen[t] = 1;
+    rp->threads_used++;
+    if (t)
+        ptmalloc_thread_start(rp->pm, t);
+    if (rp->pins && t < rp->pins->threads && rp->pins->thread_arena[t] >= 0)
+        ptmalloc_thread_set_arena(rp->pm, t, (uint32_t)rp->pins->thread_arena[t]);
+    return 0;
+}
+
+/* ---- call sites of unknown frees ---- */
+
+static void count_site(struct replay *rp, uint32_t stack_id)
+{
+    for (uint32_t i = 0; i < rp->nsites; i++)
+        if (rp->sites[i].stack_id == stack_id) {
+            rp->sites[i].count++;
+            return;
+        }
+    if (rp->nsites < MAX_SITES) {
+        if (!rp->sites)
+            rp->sites = calloc(MAX_SITES, sizeof *rp->sites);
+        if (rp->sites) {
+            rp->sites[rp->nsites].stack_id = stack_id;
+            rp->sites[rp->nsites++].count = 1;
+            return;
+        }
+    }
+    rp->other_site_count++;
+}
+
+static int by_count_desc(const void *a, const void *b)
+{
+    const struct site_count *x = a, *y = b;
+    return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
+}
+
+/* "module+0xoffset" for a return address, from the trace's module records. */
+static void where_of(struct trace_reader *r, uint64_t addr, char *buf, size_t len)
+{
+    size_t n = trace_reader_module_count(r);
+    for (size_t i = 0; i < n; i++) {
+        const struct trace_module *m = trace_reader_module(r, i);
+        if (addr >= m->load_address && addr - m->load_address < m->size) {
+            const char *base = strrchr(m->path, '/');
+            base = base ? base + 1 : m->path;
+            int n = (int)strnlen(base, 64);
+            snprintf(buf, len, "%.*s+0x%" PRIx64, n, base, addr - m->load_address);
+            return;
+        }
+    }
+    snprintf(buf, len, "0x%" PRIx64, addr);
+}
+
+static void resolve_sites(struct replay *rp)
+{
+    struct replay_summary *out = rp->out;
+    if (!rp->nsites)
+        return;
+    qsort(rp->sites, rp->nsites, sizeof *rp->sites, by_count_desc);
+    unsigned max = sizeof out->unknown_free_sites / sizeof out->unknown_free_sites[0];
+    for (uint32_t i = 0; i < rp->nsites && i < max; i++) {
+        struct replay_site *s = &out->unknown_free_sites[i];
+        s->stack_id = rp->sites[i].stack_id;
+        s->count = rp->sites[i].count;
+        s->where[0] = 0;
+        const uint64_t *frames;
+        unsigned depth = s->stack_id ? trace_reader_stack(rp->r, s->stack_id, &frames) : 0;
+        size_t n = 0;
+        for (unsigned f = 0; f < depth && f < 3 && n + 1 < sizeof s->where; f++) {
+            char w[96];
+            where_of(rp->r, frames[f], w, sizeof w);
+            n += (size_t)snprintf(s->where + n, sizeof s->where - n, "%s%s", f ? " < " : "", w);
+        }
+        out->unknown_free_site_count = i + 1;
+    }
+}
+
+/* ---- the calls ---- */
+
+static uint64_t mul_sat(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static void report_corrupt(struct replay *rp, const struct trace_event *ev, uint64_t step,
+                           const struct ptmalloc_result *res, struct replay_step *s)
+{
+    rp->out->corrupt_calls++;
+    s->skipped = 1;
+    if (rp->report && rp->out->corrupt_calls <= MAX_CORRUPT_REPORTS) {
+        char call[96];
+        verify_call_text(ev, call, sizeof call);
+        fprintf(rp->report, "replay: step %" PRIu64 ": thread %u %s: the model refused it (%s); "
+                            "skipped\n", step, ev->thread, call,
+                res->message ? res->message : "corrupt");
+    }
+}
+
+/* Records an allocation's result: verify, map the traced pointer, model the program's writes. */
+static int note_alloc(struct replay *rp, const struct trace_event *ev, uint64_t step,
+                      struct ptmalloc_result res, uint64_t req, struct replay_step *s)
+{
+    uint32_t t = ev->thread;
+    s->replayed_ptr = res.ptr;
+    s->request_bytes = req;
+    if (res.status == PTM_CORRUPT) {
+        report_corrupt(rp, ev, step, &res, s);
+        return 0;
+    }
+    if (rp->v)
+        s->verify = verify_alloc(rp->v, rp->pm, ev, step, res.ptr, ptmalloc_thread_arena(rp->pm, t));
+    if (!ev->ptr) {
+        rp->out->failed_calls++;
+        if (res.ptr)   /* the program got NULL: it holds nothing */
+            ptmalloc_free(rp->pm, t, res.ptr);
+        s->replayed_ptr = 0;
+        return 0;
+    }
+    if (res.ptr && rp->o->touch == REPLAY_TOUCH_ALL && req)
+        ptmalloc_touch(rp->pm, res.ptr, req);
+    int was_live;
+    struct ptr_entry old;
+    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, step, t, &was_live, &old))
+        return -1;
+    if (was_live) {
+        rp->out->missed_frees++;
+        rp->live -= old.size;
+        if (old.val && old.val != res.ptr)
+            ptmalloc_free(rp->pm, t, old.val);
+    }
+    rp->live += req;
+    return 0;
+}
+
+static void do_free(struct replay *rp, const struct trace_event *ev, uint64_t step,
+                    struct replay_step *s)
+{
+    if (!ev->ptr)
+        return;   /* free(NULL) does nothing, not even start the tcache */
+    struct ptr_entry *e = ptr_map_find(&rp->map, ev->ptr);
+    if (!e) {
+        rp->out->unknown_frees++;
+        count_site(rp, ev->stack_id);
+        s->skipped = 1;
+        return;
+    }
+    if (e->freed) {
+        rp->out->double_frees++;
+        s->skipped = 1;
+        if (rp->report && rp->out->double_frees <= MAX_DOUBLE_FREE_REPORTS)
+            fprintf(rp->report, "replay: step %" PRIu64 ": thread %u: double free of 0x%" PRIx64
+                                " (already freed at step %" PRIu64 "); skipped\n",
+                    step, ev->thread, ev->ptr, e->step);
+        return;
+    }
+    s->replayed_old_ptr = e->val;
+    if (e->val) {
+        struct ptmalloc_result res = ptmalloc_free(rp->pm, ev->thread, e->val);
+        if (res.status == PTM_CORRUPT)
+            report_corrupt(rp, ev, step, &res, s);
+    }
+    rp->live -= e->size;
+    ptr_map_mark_freed(&rp->map, e, step);
+}
+
+static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t step,
+                      struct replay_step *s)
+{
+    uint32_t t = ev->thread;
+    int array = ev->kind == TRACE_EV_REALLOCARRAY;
+    uint64_t req = array ? mul_sat(ev->nmemb, ev->size) : ev->size;
+    struct ptr_entry *e = ev->old_ptr ? ptr_map_find(&rp->map, ev->old_ptr) : NULL;
+    struct ptmalloc_result res;
+
+    if (ev->old_ptr && (!e || e->freed || !e->val)) {
+        if (!e || e->freed)
+            rp->out->unknown_reallocs++;
+        if (e && e->freed && rp->report && rp->out->unknown_reallocs <= MAX_DOUBLE_FREE_REPORTS)
+            fprintf(rp->report, "replay: step %" PRIu64 ": thread %u: realloc of 0x%" PRIx64
+                                ", freed at step %" PRIu64 "; replayed as malloc\n",
+                    step, t, ev->old_ptr, e->step);
+        if (!req) {
+            s->skipped = 1;
+            if (e && !e->freed) {
+                rp->live -= e->size;
+                ptr_map_mark_freed(&rp->map, e, step);
+            }
+            return 0;
+        }
+        if (e && !e->freed) {   /* the model failed to allocate it earlier */
+            rp->live -= e->size;
+            ptr_map_mark_freed(&rp->map, e, step);
+        }
+        res = array ? ptmalloc_reallocarray(rp->pm, t, 0, ev->nmemb, ev->size)
+                    : ptmalloc_realloc(rp->pm, t, 0, ev->size);
+        return note_alloc(rp, ev, step, res, req, s);
+    }
+    if (!ev->old_ptr) {
+        res = array ? ptmalloc_reallocarray(rp->pm, t, 0, ev->nmemb, ev->size)
+                    : ptmalloc_realloc(rp->pm, t, 0, ev->size);
+        return note_alloc(rp, ev, step, res, req, s);
+    }
+
+    uint64_t old_val = e->val, old_size = e->size;
+    s->replayed_old_ptr = old_val;
+    res = array ? ptmalloc_reallocarray(rp->pm, t, old_val, ev->nmemb, ev->size)
+                : ptmalloc_realloc(rp->pm, t, old_val, ev->size);
+    s->replayed_ptr = res.ptr;
+    s->request_bytes = req;
+    if (res.status == PTM_CORRUPT) {
+        report_corrupt(rp, ev, step, &res, s);
+        return 0;
+    }
+    if (!req) {   /* realloc(p, 0): freed, NULL returned */
+        if (rp->v && ev->ptr)
+            s->verify = verify_alloc(rp->v, rp->pm, ev, step, res.ptr, ptmalloc_thread_arena(rp->pm, t));
+        rp->live -= old_size;
+        ptr_map_mark_freed(&rp->map, e, step);
+        return 0;
+    }
+    if (rp->v)
+        s->verify = verify_alloc(rp->v, rp->pm, ev, step, res.ptr, ptmalloc_thread_arena(rp->pm, t));
+    if (!ev->ptr) {
+        /* The real realloc failed and the program keeps its old block. */
+        rp->out->failed_calls++;
+        if (res.ptr)
+            e->val = res.ptr;
+        return 0;
+    }
+    if (!res.ptr) {
+        /* The model failed where glibc did not: the program now calls the block ev->ptr, the
+         * model still has it at old_val. */
+        res.ptr = old_val;
+        req = old_size;
+    } else if (rp->o->touch == REPLAY_TOUCH_ALL && req > old_size) {
+        ptmalloc_touch(rp->pm, res.ptr + old_size, req - old_size);
+    }
+    rp->live -= old_size;
+    if (ev->ptr != ev->old_ptr)
+        ptr_map_mark_freed(&rp->map, e, step);
+    int was_live;
+    struct ptr_entry old;
+    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, step, t, &was_live, &old))
+        return -1;
+    if (was_live && ev->ptr != ev->old_ptr) {
+        rp->out->missed_frees++;
+        rp->live -= old.size;
+        if (old.val && old.val != res.ptr)
+            ptmalloc_free(rp->pm, t, old.val);
+    }
+    rp->live += req;
+    return 0;
+}
+
+/* Performs one event on the model. Returns -1 on host OOM. */
+static int do_event(struct replay *rp, const struct trace_event *ev, uint64_t step,
+                    struct replay_step *s)
+{
+    struct ptmalloc *pm = rp->pm;
+    uint32_t t = ev->thread;
+    struct ptmalloc_result res;
+    if (ev->kind != TRACE_EV_MODULE && ev->kind != TRACE_EV_SAMPLE && thread_begin(rp, t) < 0)
+        return -1;
+    switch (ev->kind) {
+    case TRACE_EV_MALLOC:
+        res = ptmalloc_malloc(pm, t, ev->size);
+        return note_alloc(rp, ev, step, res, ev->size, s);
+    case TRACE_EV_CALLOC:
+        res = ptmalloc_calloc(pm, t, ev->nmemb, ev->size);
+        return note_alloc(rp, ev, step, res, mul_sat(ev->nmemb, ev->size), s);
+    case TRACE_EV_MEMALIGN:
+        res = ptmalloc_memalign(pm, t, ev->alignment, ev->size);
+        return note_alloc(rp, ev, step, res, ev->size, s);
+    case TRACE_EV_POSIX_MEMALIGN:
+        res = ptmalloc_posix_memalign(pm, t, ev->alignment, ev->size);
+        return note_alloc(rp, ev, step, res, ev->size, s);
+    case TRACE_EV_ALIGNED_ALLOC:
+        res = ptmalloc_aligned_alloc(pm, t, ev->alignment, ev->size);
+        return note_alloc(rp, ev, step, res, ev->size, s);
+    case TRACE_EV_VALLOC:
+        res = ptmalloc_valloc(pm, t, ev->size);
+        return note_alloc(rp, ev, step, res, ev->size, s);
+    case TRACE_EV_PVALLOC:
+        res = ptmalloc_pvalloc(pm, t, ev->size);
+        return note_alloc(rp, ev, step, res, ev->size, s);
+    case TRACE_EV_REALLOC:
+    case TRACE_EV_REALLOCARRAY:
+        return do_realloc(rp, ev, step, s);
+    case TRACE_EV_FREE:
+        do_free(rp, ev, step, s);
+        return 0;
+    case TRACE_EV_MALLOPT:
+        if (!rp->o->no_mallopt) {
+            int rv = ptmalloc_mallopt(pm, t, (int)ev->param, (int)ev->value);
+            if (rp->v)
+                verify_result(rp->v, ev, step, rv, rp->report);
+        }
+        return 0;
+    case TRACE_EV_MALLOC_TRIM: {
+        int rv = ptmalloc_trim(pm, t, ev->size);
+        if (rp->v)
+            verify_result(rp->v, ev, step, rv, rp->report);
+        return 0;
+    }
+    case TRACE_EV_THREAD_START:
+        return 0;   /* thread_begin did it */
+    case TRACE_EV_THREAD_EXIT:
+        ptmalloc_thread_exit(pm, t);
+        return 0;
+    case TRACE_EV_SAMPLE:
+        if (rp->v)
+            verify_sample(rp->v, pm, ev, step, rp->report);
+        return 0;
+    default:   /* fork (the child has its own trace), module */
+        return 0;
+    }
+}
+
+/* ---- progress ---- */
+
+static void show_progress(struct replay *rp, uint64_t step)
+{
+    double t = now_seconds();
+    if (t < rp->next_progress)
+        return;
+    rp->next_progress = t + 0.25;
+    struct trace_reader_status st;
+    trace_reader_status(rp->r, &st);
+    double el = t - rp->start;
+    char bar[41];
+    double frac = rp->file_size && st.stop_offset ? (double)st.stop_offset / (double)rp->file_size
+                                                  : 0;
+    if (frac > 1)
+        frac = 1;
+    int fill = (int)(frac * 40);
+    for (int i = 0; i < 40; i++)
+        bar[i] = i < fill ? '#' : ' ';
+    bar[40] = 0;
+    fprintf(stderr, "\r[%s] %3.0f%%  %" PRIu64 " steps  %.1fM steps/s ", bar, frac * 100, step,
+            el > 0 ? (double)step / el / 1e6 : 0);
+    rp->progress_shown = 1;
+}
+
+/* ---- one pass ---- */
+
+static int setup_model(struct replay *rp, const struct ptmalloc_settings *set, char *err,
+                       size_t errlen)
+{
+    struct sysmem_config cfg;
+    sysmem_config_default(&cfg);
+    if (rp->h->heap_start && rp->h->heap_start < cfg.mmap_base - (1ull << 32))
+        cfg.brk_start = rp->h->heap_start;
+    struct sysmem *mem = sysmem_new(&cfg);
+    if (!mem) {
+        snprintf(err, errlen, "out of memory creating the model");
+        return -1;
+    }
+    rp->pm = ptmalloc_new(set, mem);
+    if (!rp->pm) {
+        sysmem_free(mem);
+        snprintf(err, errlen, "out of memory creating the model");
+        return -1;
+    }
+    ptmalloc_set_event_hook(rp->pm, on_model_event, rp);
+    return 0;
+}
+
+static void update_summary(struct replay *rp, struct replay_step *s)
+{
+    struct replay_summary *out = rp->out;
+    uint64_t step = s->step;
+    if (rp->live > out->peak_live_bytes) {
+        out->peak_live_bytes = rp->live;
+        out->peak_live_step = step;
+        out->rss_at_live_peak = s->rss_bytes;
+    }
+    if (s->held_bytes > out->peak_system_bytes) {
+        out->peak_system_bytes = s->held_bytes;
+        out->peak_system_step = step;
+    }
+    if (s->rss_bytes > out->peak_rss_bytes) {
+        out->peak_rss_bytes = s->rss_bytes;
+        out->peak_rss_step = step;
+        out->live_at_rss_peak = rp->live;
+    }
+}
+
+/* Runs the trace through a fresh model. details: 1 for the second pass that only describes
+ * the bins before the divergent steps listed in `v`. */
+static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
+                       struct verify *details, char *err, size_t errlen)
+{
+    const struct replay_options *o = rp->o;
+    struct replay_summary *out = rp->out;
+    int ret = 0;
+
+    rp->r = trace_reader_open(o->trace_path, err, errlen);
+    if (!rp->r)
+        return -1;
+    rp->h = trace_reader_header(rp->r);
+    if (setup_model(rp, set, err, errlen) < 0 || ptr_map_init(&rp->map) < 0) {
+        if (rp->pm)
+            snprintf(err, errlen, "out of memory");
+        ret = -1;
+        goto done;
+    }
+    if (!details && rp->v)
+        verify_init(rp->v, rp->h->heap_start, ptmalloc_heap_start(rp->pm), o->verify_details);
+
+    struct trace_event ev;
+    uint64_t step = 0;
+    int rc;
+    rp->start = now_seconds();
+    rp->next_progress = rp->start + 1.0;
+    for (;;) {
+        if (o->interrupted && *o->interrupted) {
+            out->interrupted = 1;
+            break;
+        }
+        rc = trace_reader_next(rp->r, &ev);
+        if (rc <= 0)
+            break;
+        step++;
+        if (details) {
+            while (rp->next_detail < details->ndetails &&
+                   details->details[rp->next_detail].step == step) {
+                struct verify_detail *d = &details->details[rp->next_detail++];
+                verify_bins_summary(rp->pm, ptmalloc_thread_arena(rp->pm, d->thread), d->thread,
+                                    d->request, d->bins, sizeof d->bins);
+            }
+            if (rp->next_detail >= details->ndetails)
+                break;
+        }
+        struct replay_step s;
+        memset(&s, 0, sizeof s);
+        s.step = step;
+        s.event = &ev;
+        s.verify = -1;
+        s.reader = rp->r;
+        rp->did = 0;
+        if (do_event(rp, &ev, step, &s) < 0) {
+            snprintf(err, errlen, "%s: step %" PRIu64 ": out of memory", o->trace_path, step);
+            ret = -1;
+            break;
+        }
+        if (details)
+            continue;
+        if (ev.kind < TRACE_EV_KIND_COUNT)
+            out->events_by_kind[ev.kind]++;
+        s.did = rp->did;
+        s.live_bytes = rp->live;
+        s.arena = ev.kind == TRACE_EV_MODULE || ev.kind == TRACE_EV_SAMPLE
+                      ? -1 : ptmalloc_thread_arena(rp->pm, ev.thread);
+        ptmalloc_stats(rp->pm, -1, &s.stats);
+        s.held_bytes = s.stats.system_bytes + s.stats.mmapped_bytes;
+        s.rss_bytes = s.stats.resident_bytes + s.stats.mmapped_resident_bytes;
+        update_summary(rp, &s);
+        out->steps = step;
+        if (rp->fn && rp->fn(rp->ctx, rp->pm, &s)) {
+            out->until_step = step;
+            break;
+        }
+        if (o->until_step && step >= o->until_step) {
+            out->until_step = step;
+            break;
+        }
+        if (o->progress && !(step & 0x3fff))
+            show_progress(rp, step);
+    }
+    if (details || ret < 0)
+        goto done;
+
+    out->events = step;
+    trace_reader_status(rp->r, &out->reader);
+    out->completed = rc == 0 && out->reader.clean_end && !out->interrupted && !out->until_step;
+    out->final_live_bytes = rp->live;
+    if (out->peak_live_bytes)
+        out->frag_at_live_peak = ((double)out->rss_at_live_peak - (double)out->peak_live_bytes) /
+                                 (double)out->peak_live_bytes;
+    if (out->live_at_rss_peak)
+        out->frag_at_rss_peak = ((double)out->peak_rss_bytes - (double)out->live_at_rss_peak) /
+                                (double)out->live_at_rss_peak;
+    if (o->end_fn)
+        o->end_fn(o->end_ctx, rp->pm);
+    {
+        struct ptmalloc_stats st;
+        ptmalloc_stats(rp->pm, -1, &st);
+        out->final_system_bytes = st.system_bytes + st.mmapped_bytes;
+        out->final_rss_bytes = st.resident_bytes + st.mmapped_resident_bytes;
+        out->arenas = ptmalloc_arena_count(rp->pm);
+    }
+    out->threads = rp->threads_used;
+    out->max_host_bytes = ptr_map_bytes(&rp->map);
+    resolve_sites(rp);
+    if (rp->progress_shown)
+        fprintf(stderr, "\r%*s\r", 90, "");
+done:
+    ptr_map_free(&rp->map);
+    if (rp->pm)
+        ptmalloc_destroy(rp->pm);
+    rp->pm = NULL;
+    trace_reader_close(rp->r);
+    rp->r = NULL;
+    return ret;
+}
+
+static void print_details(FILE *f, const struct verify *v)
+{
+    if (!v->ndetails)
+        return;
+    fprintf(f, "verify: the first %u divergences:\n", v->ndetails);
+    for (unsigned i = 0; i < v->ndetails; i++) {
+        fprintf(f, "  %s\n", v->details[i].line);
+        if (v->details[i].bins[0])
+            fprintf(f, "    bins before: %s\n", v->details[i].bins);
+    }
+}
+
+int replay_run(const struct replay_options *o, replay_step_fn fn, void *ctx,
+               struct replay_summary *out, FILE *report, char *err, size_t errlen)
+{
+    struct replay rp;
+    struct arena_pin pins;
+    struct verify v;
+    struct ptmalloc_settings set;
+    int ret = 0;
+
+    memset(out, 0, sizeof *out);
+    memset(&rp, 0, sizeof rp);
+    memset(&pins, 0, sizeof pins);
+    memset(&v, 0, sizeof v);
+    if (!o->trace_path) {
+        snprintf(err, errlen, "no trace given");
+        return -1;
+    }
+    double t0 = now_seconds();
+
+    /* The header first, for the settings. */
+    struct trace_reader *r = trace_reader_open(o->trace_path, err, errlen);
+    if (!r)
+        return -1;
+    if (replay_build_settings(trace_reader_header(r), o, &set, err, errlen) < 0) {
+        trace_reader_close(r);
+        return -1;
+    }
+    trace_reader_close(r);
+    out->settings = set;
+
+    if (o->arenas == REPLAY_ARENAS_RECORDED) {
+        if (arena_pin_infer(o->trace_path, &pins, err, errlen) < 0)
+            return -1;
+        rp.pins = &pins;
+    }
+    struct stat sb;
+    rp.file_size = stat(o->trace_path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    rp.o = o;
+    rp.out = out;
+    rp.report = report;
+    rp.fn = fn;
+    rp.ctx = ctx;
+    rp.v = o->verify != REPLAY_VERIFY_OFF ? &v : NULL;
+
+    ret = replay_pass(&rp, &set, NULL, err, errlen);
+    free(rp.sites);
+    rp.sites = NULL;
+    rp.nsites = 0;
+
+    if (ret == 0 && rp.v) {
+        out->verified = v.verified;
+        out->matched = v.matched;
+        out->result_mismatches = v.result_mismatches;
+        out->first_divergence_step = v.first_divergence_step;
+        out->samples = v.samples;
+        out->samples_mallinfo_matched = v.mallinfo_matched;
+        out->samples_brk_matched = v.brk_matched;
+        out->residency_diff_max_pages = v.residency_diff_max;
+        out->residency_diff_mean_pages = v.samples ? v.residency_diff_sum / (double)v.samples : 0;
+        for (unsigned i = 0; i < v.ndetails && i < 16; i++)
+            out->first_divergence_detail_steps[i] = v.details[i].step;
+        if (v.ndetails && report && !out->interrupted) {
+            /* Second pass: the bins just before each described divergence. */
+            struct replay_summary scratch;
+            struct replay rp2;
+            memset(&scratch, 0, sizeof scratch);
+            memset(&rp2, 0, sizeof rp2);
+            rp2.o = o;
+            rp2.out = &scratch;
+            rp2.pins = rp.pins;
+            char e2[256];
+            if (replay_pass(&rp2, &set, &v, e2, sizeof e2) < 0)
+                fprintf(report, "verify: could not describe the bins: %s\n", e2);
+            free(rp2.thread_seen);
+            free(rp2.sites);
+        }
+        if (report)
+            print_details(report, &v);
+    }
+    free(rp.thread_seen);
+    verify_free(&v);
+    arena_pin_free(&pins);
+    out->seconds = now_seconds() - t0;
+    return ret;
+}

@@ -30,7 +30,8 @@ struct sysmem;
 struct sysmem_config {
     uint64_t brk_start;        /* initial break; need not be page-aligned (static binaries) */
     uint64_t mmap_base;        /* top of the top-down mmap area (page-aligned) */
-    uint64_t brk_limit;        /* sbrk beyond this fails (RLIMIT_DATA model); 0 = no limit */
+    uint64_t brk_limit;        /* sbrk beyond this fails (RLIMIT_DATA model); an address: the
+                                  break may not pass it (use brk_start + rlimit); 0 = no limit */
     uint64_t mmap_limit;       /* total mapped bytes beyond this fail; 0 = no limit */
 };
 
@@ -49,17 +50,20 @@ uint64_t sysmem_brk_current(const struct sysmem *m);
 uint64_t sysmem_brk_start(const struct sysmem *m);
 
 /* Pre: len > 0 (rounded up to pages). hint 0 = anywhere.
- * Post: the kernel's rule: the hint if page-aligned and [hint, hint+len) is free, else the
+ * Post: the kernel's rule: the hint (rounded up to a page, as the kernel does; glibc's hints are
+ * aligned anyway; at least 64 KiB, mmap_min_addr) if [hint, hint+len) is free, else the
  * highest free gap below mmap_base that fits (top-down, reusing holes). New pages are zero and
  * not resident. Returns SYSMEM_FAIL when nothing fits. */
 uint64_t sysmem_mmap(struct sysmem *m, uint64_t hint, uint64_t len, int prot);
 
-/* Pre: addr page-aligned. Post: [addr, addr+len) unmapped (partial unmaps split mappings);
+/* Pre: addr page-aligned, the range does not overlap the break area.
+ * Post: [addr, addr+len) unmapped (partial unmaps split mappings);
  * residency and contents dropped. Returns 0, or -1 if addr is not page-aligned. */
 int sysmem_munmap(struct sysmem *m, uint64_t addr, uint64_t len);
 
 /* Pre: the range lies inside mappings. Post: protection changed (PROT_NONE pages are not
- * accessible: stores there are a model bug and abort in debug builds). Returns 0 or -1. */
+ * accessible: loads and stores there are a model bug, counted as a fault, never a host crash).
+ * Returns 0, or -1 (nothing changed) when part of the range is not mapped. */
 int sysmem_mprotect(struct sysmem *m, uint64_t addr, uint64_t len, int prot);
 
 /* Pre: addr page-aligned. Post: the pages lose residency and read as zero. Returns 0 or -1. */
@@ -72,9 +76,44 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
                        int may_move);
 
 /* Metadata access. Pre: addr 8-aligned, inside the break area or a RW mapping.
- * Loads of never-written memory return 0. A store makes the page resident. */
-uint64_t sysmem_load(struct sysmem *m, uint64_t addr);
-void sysmem_store(struct sysmem *m, uint64_t addr, uint64_t value);
+ * Loads of never-written memory return 0. A store makes the page resident.
+ * Breaking the precondition is a model bug: it is counted (sysmem_fault_count below), the load
+ * returns 0 and the store is dropped; the host never crashes.
+ *
+ * Both are static inline: a small direct-mapped cache of 512-byte blocks (the first member of
+ * struct sysmem) answers most accesses without a call; a miss goes to sysmem_load_slow /
+ * sysmem_store_slow, which check the mapping, walk the page table and refill the cache. The
+ * cache only ever holds blocks that are read/write and have host storage, so a hit needs no
+ * further check. Misaligned addresses never hit (their low bits stay in the compared tag). */
+#define SYSMEM_BLOCK_SHIFT 9u
+#define SYSMEM_TLB_ENTRIES 256u
+struct sysmem_tlb_entry {
+    uint64_t base;             /* block address, or SYSMEM_FAIL when empty */
+    uint64_t *words;           /* the block's 64 words */
+};
+struct sysmem_tlb {
+    struct sysmem_tlb_entry e[SYSMEM_TLB_ENTRIES];
+};
+uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr);
+void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value);
+
+static inline struct sysmem_tlb_entry *sysmem_tlb_slot(struct sysmem *m, uint64_t addr) {
+    return &((struct sysmem_tlb *)(void *)m)->e[(addr >> SYSMEM_BLOCK_SHIFT) &
+                                                 (SYSMEM_TLB_ENTRIES - 1)];
+}
+static inline uint64_t sysmem_load(struct sysmem *m, uint64_t addr) {
+    const struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
+    if ((addr & ~(uint64_t)0x1f8) == e->base)
+        return e->words[(addr >> 3) & 63];
+    return sysmem_load_slow(m, addr);
+}
+static inline void sysmem_store(struct sysmem *m, uint64_t addr, uint64_t value) {
+    struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
+    if ((addr & ~(uint64_t)0x1f8) == e->base)
+        e->words[(addr >> 3) & 63] = value;
+    else
+        sysmem_store_slow(m, addr, value);
+}
 
 /* The program wrote [addr, addr+len): those pages become resident (contents are not kept). */
 void sysmem_touch(struct sysmem *m, uint64_t addr, uint64_t len);
@@ -94,5 +133,22 @@ uint64_t sysmem_mapped_bytes(const struct sysmem *m);
 
 /* Host bytes used to simulate the space (for the "10 GiB costs only the written pages" claim). */
 uint64_t sysmem_host_bytes(const struct sysmem *m);
+
+/* Model bugs caught (loads/stores/touches/copies outside the break area or a mapping with the
+ * needed protection, misaligned metadata access): how many, and the first one's address and a
+ * short reason. sysmem_first_fault returns SYSMEM_FAIL and the reason NULL when there was none. */
+uint64_t sysmem_fault_count(const struct sysmem *m);
+uint64_t sysmem_first_fault(const struct sysmem *m);
+const char *sysmem_first_fault_reason(const struct sysmem *m);
+
+/* The mapping containing addr (adjacent mappings with the same protection count as one): 1 with
+ * its bounds and protection, or 0 if addr is not mapped (the break area is not a mapping). */
+int sysmem_mapping_at(const struct sysmem *m, uint64_t addr, uint64_t *start, uint64_t *end,
+                      int *prot);
+/* Number of mappings (as above), and a walk over them in address order; the walk stops early
+ * when fn returns non-zero and returns that value. */
+uint64_t sysmem_mapping_count(const struct sysmem *m);
+int sysmem_mappings(const struct sysmem *m,
+                    int (*fn)(void *ctx, uint64_t start, uint64_t end, int prot), void *ctx);
 
 #endif

@@ -1,0 +1,1126 @@
+/* sim_space.c: the simulated 64-bit address space under the allocator model (sysmem.h).
+ *
+ * Three parts:
+ *
+ * - Mappings. An AVL tree of VMAs keyed by start address, each node also summarising its
+ *   subtree (lowest start, highest end, largest hole between two of its VMAs), so the kernel's
+ *   top-down search, "the highest free gap below mmap_base that fits", is one descent. Adjacent
+ *   VMAs with the same protection are kept merged, as Linux keeps anonymous mappings merged;
+ *   munmap and mprotect split them. The break area [page_down(brk_start), page_up(brk)) is kept
+ *   outside the tree and treated as an obstacle for placement.
+ *
+ * - Pages. A three-level radix table (13 + 13 + 9 bits of the 35-bit page number). A leaf covers
+ *   512 pages (2 MiB) and holds their residency bitmap; only when the allocator stores into a page
+ *   does the leaf get a page array, the page a record, and the touched 512-byte block of the page
+ *   a 64-word host buffer. Untouched memory costs nothing, touched-only memory one bit a page,
+ *   and a sparse page of chunk headers one block rather than four KiB. Invariant: a page with
+ *   contents is resident, and a resident page is in the break area or a mapping.
+ *
+ * - The access cache (struct sysmem_tlb, the first member of struct sysmem): the static inline
+ *   sysmem_load/sysmem_store in sysmem.h hit it; this file refills it on a miss and empties the
+ *   affected entries whenever blocks are freed or lose write permission.
+ *
+ * Counters (resident pages, resident pages of the break area, mapped bytes, host bytes) are kept
+ * as things change. Misuse by the model (access outside the space or to PROT_NONE, misaligned
+ * metadata) is counted and remembered, never a crash.
+ */
+#include "sysmem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE ((uint64_t)1 << PAGE_SHIFT)
+#define BLOCK_SIZE ((uint64_t)1 << SYSMEM_BLOCK_SHIFT)
+#define BLOCK_WORDS (BLOCK_SIZE / 8)
+#define BLOCKS_PER_PAGE (PAGE_SIZE / BLOCK_SIZE)
+
+#define LEAF_BITS 9
+#define MID_BITS 13
+#define TOP_BITS 13
+#define LEAF_PAGES ((uint64_t)1 << LEAF_BITS)
+#define MID_ENTRIES ((uint64_t)1 << MID_BITS)
+#define TOP_ENTRIES ((uint64_t)1 << TOP_BITS)
+#define MID_PAGES (LEAF_PAGES * MID_ENTRIES)
+
+/* x86_64 user space: [mmap_min_addr, TASK_SIZE). */
+#define SPACE_END ((uint64_t)1 << 47)
+#define TASK_SIZE (SPACE_END - PAGE_SIZE)
+#define MMAP_MIN_ADDR ((uint64_t)65536)
+#define SPACE_PAGES (SPACE_END >> PAGE_SHIFT)
+
+#define PROT_READ_BIT 1
+#define PROT_WRITE_BIT 2
+
+static uint64_t page_down(uint64_t a) { return a & ~(PAGE_SIZE - 1); }
+static uint64_t page_up(uint64_t a) { return (a + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+struct page_rec {
+    uint64_t *block[BLOCKS_PER_PAGE];
+};
+
+struct leaf {
+    uint64_t resident[LEAF_PAGES / 64];
+    uint32_t nresident;
+    struct page_rec **pages;        /* LEAF_PAGES entries, allocated on the first store */
+};
+
+struct mid {
+    struct leaf *leaf[MID_ENTRIES];
+    uint32_t nleaves;
+};
+
+struct vma {
+    uint64_t start, end;
+    int prot;
+    int height;
+    uint64_t min_start, max_end;    /* of the subtree */
+    uint64_t max_gap;               /* largest hole between two VMAs of the subtree */
+    struct vma *left, *right;
+};
+
+struct sysmem {
+    struct sysmem_tlb tlb;          /* first: sysmem.h's inline fast path reads it */
+    struct sysmem_config cfg;
+    uint64_t brk;                   /* the break, byte-exact */
+    uint64_t brk_lo, brk_hi;        /* the break area, page-aligned */
+    struct mid **top;
+    struct vma *vmas;
+    uint64_t vma_count;
+    uint64_t mapped;
+    uint64_t resident_total, resident_brk;
+    uint64_t host_bytes;
+    uint64_t faults, first_fault;
+    const char *first_fault_reason;
+    /* the last VMA an access check found (empty when acc_lo == acc_hi) */
+    uint64_t acc_lo, acc_hi;
+    int acc_prot;
+};
+
+/* ---- host memory ---- */
+
+static void *host_zalloc(struct sysmem *m, size_t n) {
+    void *p = calloc(1, n);
+    if (p)
+        m->host_bytes += n;
+    return p;
+}
+
+static void host_free(struct sysmem *m, void *p, size_t n) {
+    if (p) {
+        free(p);
+        m->host_bytes -= n;
+    }
+}
+
+static void note_fault(struct sysmem *m, uint64_t addr, const char *why) {
+    if (m->faults++ == 0) {
+        m->first_fault = addr;
+        m->first_fault_reason = why;
+    }
+}
+
+/* ---- the access cache ---- */
+
+static void tlb_clear_all(struct sysmem *m) {
+    for (unsigned i = 0; i < SYSMEM_TLB_ENTRIES; i++) {
+        m->tlb.e[i].base = SYSMEM_FAIL;
+        m->tlb.e[i].words = NULL;
+    }
+}
+
+/* Empties the entries for blocks in [lo, hi). */
+static void tlb_clear_range(struct sysmem *m, uint64_t lo, uint64_t hi) {
+    for (unsigned i = 0; i < SYSMEM_TLB_ENTRIES; i++) {
+        struct sysmem_tlb_entry *e = &m->tlb.e[i];
+        if (e->base != SYSMEM_FAIL && e->base >= lo && e->base < hi) {
+            e->base = SYSMEM_FAIL;
+            e->words = NULL;
+        }
+    }
+}
+
+/* ---- the VMA tree ---- */
+
+static int vma_height(const struct vma *n) { return n ? n->height : 0; }
+
+static void vma_pull(struct vma *n) {
+    struct vma *l = n->left, *r = n->right;
+    int hl = vma_height(l), hr = vma_height(r);
+    n->height = 1 + (hl > hr ? hl : hr);
+    n->min_start = l ? l->min_start : n->start;
+    n->max_end = r ? r->max_end : n->end;
+    uint64_t g = 0;
+    if (l)
+        g = max_u64(max_u64(g, l->max_gap), n->start - l->max_end);
+    if (r)
+        g = max_u64(max_u64(g, r->max_gap), r->min_start - n->end);
+    n->max_gap = g;
+}
+
+static struct vma *vma_rotate_right(struct vma *n) {
+    struct vma *l = n->left;
+    n->left = l->right;
+    l->right = n;
+    vma_pull(n);
+    vma_pull(l);
+    return l;
+}
+
+static struct vma *vma_rotate_left(struct vma *n) {
+    struct vma *r = n->right;
+    n->right = r->left;
+    r->left = n;
+    vma_pull(n);
+    vma_pull(r);
+    return r;
+}
+
+static struct vma *vma_balance(struct vma *n) {
+    vma_pull(n);
+    int bf = vma_height(n->left) - vma_height(n->right);
+    if (bf > 1) {
+        if (vma_height(n->left->left) < vma_height(n->left->right))
+            n->left = vma_rotate_left(n->left);
+        return vma_rotate_right(n);
+    }
+    if (bf < -1) {
+        if (vma_height(n->right->right) < vma_height(n->right->left))
+            n->right = vma_rotate_right(n->right);
+        return vma_rotate_left(n);
+    }
+    return n;
+}
+
+static struct vma *vma_insert(struct vma *t, struct vma *x) {
+    if (!t) {
+        x->left = x->right = NULL;
+        vma_pull(x);
+        return x;
+    }
+    if (x->start < t->start)
+        t->left = vma_insert(t->left, x);
+    else
+        t->right = vma_insert(t->right, x);
+    return vma_balance(t);
+}
+
+static struct vma *vma_remove_min(struct vma *t, struct vma **out) {
+    if (!t->left) {
+        *out = t;
+        return t->right;
+    }
+    t->left = vma_remove_min(t->left, out);
+    return vma_balance(t);
+}
+
+/* Removes the node starting at `start` (it must exist) and hands it back in *out. */
+static struct vma *vma_remove(struct vma *t, uint64_t start, struct vma **out) {
+    if (!t)
+        return NULL;
+    if (start < t->start) {
+        t->left = vma_remove(t->left, start, out);
+    } else if (start > t->start) {
+        t->right = vma_remove(t->right, start, out);
+    } else {
+        struct vma *l = t->left, *r = t->right, *succ;
+        *out = t;
+        if (!r)
+            return l;
+        r = vma_remove_min(r, &succ);
+        succ->left = l;
+        succ->right = r;
+        return vma_balance(succ);
+    }
+    return vma_balance(t);
+}
+
+/* Recomputes the summaries on the path to the node starting at `start` (after its end moved). */
+static void vma_refresh(struct vma *t, uint64_t start) {
+    if (!t)
+        return;
+    if (start < t->start)
+        vma_refresh(t->left, start);
+    else if (start > t->start)
+        vma_refresh(t->right, start);
+    vma_pull(t);
+}
+
+/* The last VMA starting below addr, or NULL. */
+static struct vma *vma_before(const struct vma *t, uint64_t addr) {
+    const struct vma *best = NULL;
+    while (t) {
+        if (t->start < addr) {
+            best = t;
+            t = t->right;
+        } else {
+            t = t->left;
+        }
+    }
+    return (struct vma *)best;
+}
+
+/* The first VMA starting at or above addr, or NULL. */
+static struct vma *vma_from(const struct vma *t, uint64_t addr) {
+    const struct vma *best = NULL;
+    while (t) {
+        if (t->start >= addr) {
+            best = t;
+            t = t->left;
+        } else {
+            t = t->right;
+        }
+    }
+    return (struct vma *)best;
+}
+
+static struct vma *vma_containing(const struct vma *t, uint64_t addr) {
+    struct vma *n = vma_before(t, addr + 1);
+    return n && addr < n->end ? n : NULL;
+}
+
+/* The highest hole between two VMAs of subtree t whose top is at most `limit` and whose size is
+ * at least len: returns 1 with [*lo, *hi). */
+static int vma_gap_search(const struct vma *t, uint64_t limit, uint64_t len, uint64_t *lo,
+                          uint64_t *hi) {
+    if (!t || t->max_gap < len || t->min_start >= limit)
+        return 0;
+    if (t->right) {
+        if (vma_gap_search(t->right, limit, len, lo, hi))
+            return 1;
+        uint64_t top = t->right->min_start;
+        if (top <= limit && top - t->end >= len) {
+            *lo = t->end;
+            *hi = top;
+            return 1;
+        }
+    }
+    if (t->left) {
+        if (t->start <= limit && t->start - t->left->max_end >= len) {
+            *lo = t->left->max_end;
+            *hi = t->start;
+            return 1;
+        }
+        return vma_gap_search(t->left, limit, len, lo, hi);
+    }
+    return 0;
+}
+
+/* Top-down placement in [lo, hi): the end of the highest free gap (clipped to the range) that
+ * holds len bytes, minus len; SYSMEM_FAIL if none. Only the VMA tree is considered. */
+static uint64_t find_gap_topdown(const struct sysmem *m, uint64_t lo, uint64_t hi, uint64_t len) {
+    if (hi <= lo || hi - lo < len)
+        return SYSMEM_FAIL;
+    const struct vma *p = vma_before(m->vmas, hi);
+    if (!p)
+        return hi - len;
+    if (p->end < hi && hi - max_u64(p->end, lo) >= len)
+        return hi - len;
+    uint64_t glo, ghi;
+    if (vma_gap_search(m->vmas, p->start, len, &glo, &ghi))
+        return ghi >= lo + len ? ghi - len : SYSMEM_FAIL;
+    /* the hole below the lowest VMA */
+    ghi = m->vmas->min_start;
+    return ghi >= lo + len ? ghi - len : SYSMEM_FAIL;
+}
+
+static int overlaps_brk(const struct sysmem *m, uint64_t lo, uint64_t hi) {
+    return m->brk_lo < m->brk_hi && lo < m->brk_hi && hi > m->brk_lo;
+}
+
+/* [lo, hi) is neither mapped nor break area. */
+static int range_free(const struct sysmem *m, uint64_t lo, uint64_t hi) {
+    if (hi > TASK_SIZE || hi <= lo || overlaps_brk(m, lo, hi))
+        return 0;
+    const struct vma *n = vma_before(m->vmas, hi);
+    return !n || n->end <= lo;
+}
+
+static void vma_changed(struct sysmem *m) { m->acc_lo = m->acc_hi = 0; }
+
+static struct vma *vma_new(struct sysmem *m, uint64_t start, uint64_t end, int prot) {
+    struct vma *n = host_zalloc(m, sizeof *n);
+    if (!n)
+        return NULL;
+    n->start = start;
+    n->end = end;
+    n->prot = prot;
+    m->vmas = vma_insert(m->vmas, n);
+    m->vma_count++;
+    return n;
+}
+
+static void vma_delete(struct sysmem *m, struct vma *n) {
+    struct vma *out = NULL;
+    m->vmas = vma_remove(m->vmas, n->start, &out);
+    m->vma_count--;
+    host_free(m, out, sizeof *out);
+}
+
+static void vma_set_end(struct sysmem *m, struct vma *n, uint64_t end) {
+    n->end = end;
+    vma_refresh(m->vmas, n->start);
+}
+
+/* Joins the VMA ending at addr with the one starting there when their protection matches. */
+static void vma_merge_at(struct sysmem *m, uint64_t addr) {
+    struct vma *l = vma_before(m->vmas, addr);
+    if (!l || l->end != addr)
+        return;
+    struct vma *r = vma_from(m->vmas, addr);
+    if (!r || r->start != addr || r->prot != l->prot)
+        return;
+    uint64_t end = r->end;
+    vma_delete(m, r);
+    l = vma_before(m->vmas, addr);
+    vma_set_end(m, l, end);
+}
+
+/* Splits the VMA that strictly contains addr, so that no VMA crosses addr. 0, or -1 on host OOM. */
+static int vma_split_at(struct sysmem *m, uint64_t addr) {
+    struct vma *n = vma_before(m->vmas, addr);
+    if (!n || n->end <= addr)
+        return 0;
+    uint64_t end = n->end;
+    int prot = n->prot;
+    vma_set_end(m, n, addr);
+    if (!vma_new(m, addr, end, prot)) {
+        n = vma_before(m->vmas, addr);
+        vma_set_end(m, n, end);
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes every VMA piece in [lo, hi) (after splitting at the ends); returns the bytes removed. */
+static uint64_t vma_remove_range(struct sysmem *m, uint64_t lo, uint64_t hi) {
+    uint64_t removed = 0;
+    for (;;) {
+        struct vma *n = vma_from(m->vmas, lo);
+        if (!n || n->start >= hi)
+            break;
+        removed += n->end - n->start;
+        vma_delete(m, n);
+    }
+    return removed;
+}
+
+/* [lo, hi) is covered by VMAs without holes. */
+static int range_mapped(const struct sysmem *m, uint64_t lo, uint64_t hi) {
+    uint64_t pos = lo;
+    while (pos < hi) {
+        const struct vma *n = vma_containing(m->vmas, pos);
+        if (!n)
+            return 0;
+        pos = n->end;
+    }
+    return 1;
+}
+
+/* ---- the page table ---- */
+
+static struct leaf *leaf_get(const struct sysmem *m, uint64_t pn) {
+    const struct mid *md = m->top[pn >> (LEAF_BITS + MID_BITS)];
+    return md ? md->leaf[(pn >> LEAF_BITS) & (MID_ENTRIES - 1)] : NULL;
+}
+
+static struct leaf *leaf_make(struct sysmem *m, uint64_t pn) {
+    struct mid **slot = &m->top[pn >> (LEAF_BITS + MID_BITS)];
+    if (!*slot && !(*slot = host_zalloc(m, sizeof **slot)))
+        return NULL;
+    struct mid *md = *slot;
+    struct leaf **ls = &md->leaf[(pn >> LEAF_BITS) & (MID_ENTRIES - 1)];
+    if (!*ls) {
+        if (!(*ls = host_zalloc(m, sizeof **ls)))
+            return NULL;
+        md->nleaves++;
+    }
+    return *ls;
+}
+
+/* Frees the leaf of pn if nothing in it is resident (and its mid if that empties). */
+static void leaf_release_if_empty(struct sysmem *m, uint64_t pn) {
+    struct mid **slot = &m->top[pn >> (LEAF_BITS + MID_BITS)];
+    struct mid *md = *slot;
+    if (!md)
+        return;
+    struct leaf **ls = &md->leaf[(pn >> LEAF_BITS) & (MID_ENTRIES - 1)];
+    struct leaf *lf = *ls;
+    if (!lf || lf->nresident)
+        return;
+    host_free(m, lf->pages, LEAF_PAGES * sizeof *lf->pages);
+    host_free(m, lf, sizeof *lf);
+    *ls = NULL;
+    if (--md->nleaves == 0) {
+        host_free(m, md, sizeof *md);
+        *slot = NULL;
+    }
+}
+
+static void page_rec_free(struct sysmem *m, struct page_rec *pr) {
+    for (uint64_t b = 0; b < BLOCKS_PER_PAGE; b++)
+        host_free(m, pr->block[b], BLOCK_SIZE);
+    host_free(m, pr, sizeof *pr);
+}
+
+static int in_brk_area(const struct sysmem *m, uint64_t pn) {
+    return pn >= (m->brk_lo >> PAGE_SHIFT) && pn < (m->brk_hi >> PAGE_SHIFT);
+}
+
+/* Pages of [lo, hi) that lie in the break area. */
+static uint64_t brk_overlap_pages(const struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
+    uint64_t a = max_u64(pn_lo, m->brk_lo >> PAGE_SHIFT);
+    uint64_t b = min_u64(pn_hi, m->brk_hi >> PAGE_SHIFT);
+    return b > a ? b - a : 0;
+}
+
+static uint64_t word_mask(unsigned lo, unsigned hi) {
+    uint64_t upper = hi >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << hi) - 1);
+    return upper & ~(((uint64_t)1 << lo) - 1);
+}
+
+/* Marks pages [pn_lo, pn_hi) resident. 0, or -1 on host OOM (some pages may be marked). */
+static int mark_resident(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
+    uint64_t pn = pn_lo;
+    while (pn < pn_hi) {
+        uint64_t leaf_end = (pn | (LEAF_PAGES - 1)) + 1;
+        uint64_t end = min_u64(pn_hi, leaf_end);
+        struct leaf *lf = leaf_make(m, pn);
+        if (!lf)
+            return -1;
+        unsigned a = (unsigned)(pn & (LEAF_PAGES - 1));
+        unsigned b = a + (unsigned)(end - pn);
+        uint64_t added = 0, added_brk = 0;
+        for (unsigned w = a / 64; w * 64 < b; w++) {
+            unsigned wlo = w * 64 > a ? 0 : a - w * 64;
+            unsigned whi = b - w * 64 >= 64 ? 64 : b - w * 64;
+            uint64_t mask = word_mask(wlo, whi);
+            uint64_t fresh = mask & ~lf->resident[w];
+            if (!fresh)
+                continue;
+            lf->resident[w] |= fresh;
+            uint64_t n = (uint64_t)__builtin_popcountll(fresh);
+            added += n;
+            uint64_t base = (pn & ~(LEAF_PAGES - 1)) + (uint64_t)w * 64;
+            if (brk_overlap_pages(m, base, base + 64)) {
+                /* count only the fresh pages inside the break area */
+                uint64_t bits = fresh;
+                while (bits) {
+                    unsigned i = (unsigned)__builtin_ctzll(bits);
+                    bits &= bits - 1;
+                    added_brk += in_brk_area(m, base + i);
+                }
+            }
+        }
+        lf->nresident += (uint32_t)added;
+        m->resident_total += added;
+        m->resident_brk += added_brk;
+        pn = end;
+    }
+    return 0;
+}
+
+/* Drops residency and contents of pages [pn_lo, pn_hi). */
+static void drop_pages(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
+    if (pn_hi > SPACE_PAGES)
+        pn_hi = SPACE_PAGES;
+    uint64_t pn = pn_lo;
+    while (pn < pn_hi) {
+        const struct mid *md = m->top[pn >> (LEAF_BITS + MID_BITS)];
+        if (!md) {
+            pn = ((pn >> (LEAF_BITS + MID_BITS)) + 1) << (LEAF_BITS + MID_BITS);
+            continue;
+        }
+        uint64_t leaf_end = (pn | (LEAF_PAGES - 1)) + 1;
+        uint64_t end = min_u64(pn_hi, leaf_end);
+        struct leaf *lf = md->leaf[(pn >> LEAF_BITS) & (MID_ENTRIES - 1)];
+        if (lf) {
+            unsigned a = (unsigned)(pn & (LEAF_PAGES - 1));
+            unsigned b = a + (unsigned)(end - pn);
+            uint64_t base0 = pn & ~(LEAF_PAGES - 1);
+            uint64_t gone = 0, gone_brk = 0;
+            for (unsigned w = a / 64; w * 64 < b; w++) {
+                unsigned wlo = w * 64 > a ? 0 : a - w * 64;
+                unsigned whi = b - w * 64 >= 64 ? 64 : b - w * 64;
+                uint64_t bits = lf->resident[w] & word_mask(wlo, whi);
+                if (!bits)
+                    continue;
+                lf->resident[w] &= ~bits;
+                while (bits) {
+                    unsigned i = (unsigned)__builtin_ctzll(bits);
+                    bits &= bits - 1;
+                    unsigned idx = w * 64 + i;
+                    gone++;
+                    gone_brk += in_brk_area(m, base0 + idx);
+                    if (lf->pages && lf->pages[idx]) {
+                        page_rec_free(m, lf->pages[idx]);
+                        lf->pages[idx] = NULL;
+                    }
+                }
+            }
+            lf->nresident -= (uint32_t)gone;
+            m->resident_total -= gone;
+            m->resident_brk -= gone_brk;
+            leaf_release_if_empty(m, pn);
+        }
+        pn = end;
+    }
+    tlb_clear_range(m, pn_lo << PAGE_SHIFT, pn_hi << PAGE_SHIFT);
+}
+
+static uint64_t count_resident(const struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
+    if (pn_hi > SPACE_PAGES)
+        pn_hi = SPACE_PAGES;
+    uint64_t total = 0, pn = pn_lo;
+    while (pn < pn_hi) {
+        const struct mid *md = m->top[pn >> (LEAF_BITS + MID_BITS)];
+        if (!md) {
+            pn = ((pn >> (LEAF_BITS + MID_BITS)) + 1) << (LEAF_BITS + MID_BITS);
+            continue;
+        }
+        uint64_t leaf_end = (pn | (LEAF_PAGES - 1)) + 1;
+        uint64_t end = min_u64(pn_hi, leaf_end);
+        const struct leaf *lf = md->leaf[(pn >> LEAF_BITS) & (MID_ENTRIES - 1)];
+        if (lf && lf->nresident) {
+            unsigned a = (unsigned)(pn & (LEAF_PAGES - 1));
+            unsigned b = a + (unsigned)(end - pn);
+            if (a == 0 && b == LEAF_PAGES) {
+                total += lf->nresident;
+            } else {
+                for (unsigned w = a / 64; w * 64 < b; w++) {
+                    unsigned wlo = w * 64 > a ? 0 : a - w * 64;
+                    unsigned whi = b - w * 64 >= 64 ? 64 : b - w * 64;
+                    total += (uint64_t)__builtin_popcountll(lf->resident[w] &
+                                                            word_mask(wlo, whi));
+                }
+            }
+        }
+        pn = end;
+    }
+    return total;
+}
+
+/* The host block holding addr, or NULL if never written. */
+static uint64_t *block_find(const struct sysmem *m, uint64_t addr) {
+    uint64_t pn = addr >> PAGE_SHIFT;
+    const struct leaf *lf = leaf_get(m, pn);
+    if (!lf || !lf->pages)
+        return NULL;
+    const struct page_rec *pr = lf->pages[pn & (LEAF_PAGES - 1)];
+    if (!pr)
+        return NULL;
+    return pr->block[(addr >> SYSMEM_BLOCK_SHIFT) & (BLOCKS_PER_PAGE - 1)];
+}
+
+/* The host block holding addr, created (and the page made resident) if needed; NULL on OOM. */
+static uint64_t *block_make(struct sysmem *m, uint64_t addr) {
+    uint64_t pn = addr >> PAGE_SHIFT;
+    struct leaf *lf = leaf_make(m, pn);
+    if (!lf)
+        return NULL;
+    unsigned idx = (unsigned)(pn & (LEAF_PAGES - 1));
+    if (!(lf->resident[idx / 64] & ((uint64_t)1 << (idx % 64)))) {
+        lf->resident[idx / 64] |= (uint64_t)1 << (idx % 64);
+        lf->nresident++;
+        m->resident_total++;
+        m->resident_brk += in_brk_area(m, pn);
+    }
+    if (!lf->pages && !(lf->pages = host_zalloc(m, LEAF_PAGES * sizeof *lf->pages)))
+        return NULL;
+    struct page_rec **pr = &lf->pages[idx];
+    if (!*pr && !(*pr = host_zalloc(m, sizeof **pr)))
+        return NULL;
+    uint64_t **blk = &(*pr)->block[(addr >> SYSMEM_BLOCK_SHIFT) & (BLOCKS_PER_PAGE - 1)];
+    if (!*blk)
+        *blk = host_zalloc(m, BLOCK_SIZE);
+    return *blk;
+}
+
+/* Moves residency and contents of page src to page dst (dst is not resident). */
+static int move_page(struct sysmem *m, uint64_t src, uint64_t dst) {
+    struct leaf *sl = leaf_get(m, src);
+    struct leaf *dl = leaf_make(m, dst);
+    if (!dl)
+        return -1;
+    unsigned si = (unsigned)(src & (LEAF_PAGES - 1)), di = (unsigned)(dst & (LEAF_PAGES - 1));
+    struct page_rec *pr = sl->pages ? sl->pages[si] : NULL;
+    if (pr) {
+        if (!dl->pages && !(dl->pages = host_zalloc(m, LEAF_PAGES * sizeof *dl->pages)))
+            return -1;
+        dl->pages[di] = pr;
+        sl->pages[si] = NULL;
+    }
+    dl->resident[di / 64] |= (uint64_t)1 << (di % 64);
+    dl->nresident++;
+    sl->resident[si / 64] &= ~((uint64_t)1 << (si % 64));
+    sl->nresident--;
+    leaf_release_if_empty(m, src);
+    return 0;
+}
+
+/* ---- access checks ---- */
+
+/* The protection at addr: the break area is read/write; -1 if unmapped. */
+static int prot_at(struct sysmem *m, uint64_t addr) {
+    if (addr >= m->brk_lo && addr < m->brk_hi)
+        return SYSMEM_PROT_RW;
+    if (addr >= m->acc_lo && addr < m->acc_hi)
+        return m->acc_prot;
+    const struct vma *n = vma_containing(m->vmas, addr);
+    if (!n)
+        return -1;
+    m->acc_lo = n->start;
+    m->acc_hi = n->end;
+    m->acc_prot = n->prot;
+    return n->prot;
+}
+
+/* [lo, hi) lies in the break area or in mappings that all allow `need`. */
+static int range_allows(struct sysmem *m, uint64_t lo, uint64_t hi, int need, uint64_t *bad) {
+    uint64_t pos = lo;
+    while (pos < hi) {
+        if (pos >= m->brk_lo && pos < m->brk_hi) {
+            pos = m->brk_hi;
+            continue;
+        }
+        const struct vma *n = vma_containing(m->vmas, pos);
+        if (!n || (n->prot & need) != need) {
+            *bad = pos;
+            return 0;
+        }
+        pos = n->end;
+    }
+    return 1;
+}
+
+/* ---- the interface ---- */
+
+void sysmem_config_default(struct sysmem_config *cfg) {
+    cfg->brk_start = 0x555555559000ull;
+    cfg->mmap_base = 0x7ffff7fff000ull;
+    cfg->brk_limit = 0;
+    cfg->mmap_limit = 0;
+}
+
+struct sysmem *sysmem_new(const struct sysmem_config *cfg) {
+    if (cfg->brk_start >= TASK_SIZE || cfg->mmap_base > TASK_SIZE ||
+        (cfg->mmap_base & (PAGE_SIZE - 1)))
+        return NULL;
+    struct sysmem *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->host_bytes = sizeof *m;
+    m->top = host_zalloc(m, TOP_ENTRIES * sizeof *m->top);
+    if (!m->top) {
+        free(m);
+        return NULL;
+    }
+    m->cfg = *cfg;
+    m->brk = cfg->brk_start;
+    m->brk_lo = page_down(cfg->brk_start);
+    m->brk_hi = page_up(cfg->brk_start);
+    m->first_fault = SYSMEM_FAIL;
+    tlb_clear_all(m);
+    return m;
+}
+
+static void vma_free_all(struct vma *t) {
+    if (!t)
+        return;
+    vma_free_all(t->left);
+    vma_free_all(t->right);
+    free(t);
+}
+
+void sysmem_free(struct sysmem *m) {
+    if (!m)
+        return;
+    for (uint64_t t = 0; t < TOP_ENTRIES; t++) {
+        struct mid *md = m->top[t];
+        if (!md)
+            continue;
+        for (uint64_t i = 0; i < MID_ENTRIES; i++) {
+            struct leaf *lf = md->leaf[i];
+            if (!lf)
+                continue;
+            if (lf->pages) {
+                for (uint64_t p = 0; p < LEAF_PAGES; p++) {
+                    struct page_rec *pr = lf->pages[p];
+                    if (!pr)
+                        continue;
+                    for (uint64_t b = 0; b < BLOCKS_PER_PAGE; b++)
+                        free(pr->block[b]);
+                    free(pr);
+                }
+                free(lf->pages);
+            }
+            free(lf);
+        }
+        free(md);
+    }
+    free(m->top);
+    vma_free_all(m->vmas);
+    free(m);
+}
+
+uint64_t sysmem_brk_current(const struct sysmem *m) { return m->brk; }
+uint64_t sysmem_brk_start(const struct sysmem *m) { return m->cfg.brk_start; }
+
+uint64_t sysmem_sbrk(struct sysmem *m, int64_t incr) {
+    uint64_t old = m->brk;
+    if (incr == 0)
+        return old;
+    if (incr < 0) {
+        uint64_t dec = (uint64_t)0 - (uint64_t)incr;
+        if (dec > old - m->cfg.brk_start)
+            return SYSMEM_FAIL;
+        uint64_t nb = old - dec;
+        uint64_t new_hi = max_u64(page_up(nb), m->brk_lo);
+        if (new_hi < m->brk_hi) {
+            drop_pages(m, new_hi >> PAGE_SHIFT, m->brk_hi >> PAGE_SHIFT);
+            m->brk_hi = new_hi;
+        }
+        m->brk = nb;
+        return old;
+    }
+    uint64_t inc = (uint64_t)incr;
+    if (inc > TASK_SIZE - old)
+        return SYSMEM_FAIL;
+    uint64_t nb = old + inc;
+    if (m->cfg.brk_limit && nb > m->cfg.brk_limit)
+        return SYSMEM_FAIL;
+    uint64_t new_hi = page_up(nb);
+    if (new_hi > m->brk_hi) {
+        /* Linux keeps one free page between the break and the next mapping. */
+        const struct vma *n = vma_before(m->vmas, new_hi + PAGE_SIZE);
+        if (n && n->end > m->brk_hi)
+            return SYSMEM_FAIL;
+        m->brk_hi = new_hi;
+    }
+    m->brk = nb;
+    return old;
+}
+
+/* Rounds len up to pages; 0 when it is 0 or too large. */
+static uint64_t page_len(uint64_t len) {
+    if (len == 0 || len > TASK_SIZE)
+        return 0;
+    return page_up(len);
+}
+
+static uint64_t place(const struct sysmem *m, uint64_t len) {
+    uint64_t base = m->cfg.mmap_base;
+    uint64_t above = max_u64(MMAP_MIN_ADDR, m->brk_hi);
+    uint64_t a = find_gap_topdown(m, above, base, len);
+    if (a != SYSMEM_FAIL)
+        return a;
+    return find_gap_topdown(m, MMAP_MIN_ADDR, min_u64(m->brk_lo, base), len);
+}
+
+uint64_t sysmem_mmap(struct sysmem *m, uint64_t hint, uint64_t len, int prot) {
+    len = page_len(len);
+    if (!len)
+        return SYSMEM_FAIL;
+    if (m->cfg.mmap_limit && (len > m->cfg.mmap_limit || m->mapped > m->cfg.mmap_limit - len))
+        return SYSMEM_FAIL;
+    uint64_t addr = SYSMEM_FAIL;
+    if (hint) {
+        uint64_t h = page_up(hint);
+        if (h >= MMAP_MIN_ADDR && h <= TASK_SIZE - len && range_free(m, h, h + len))
+            addr = h;
+    }
+    if (addr == SYSMEM_FAIL)
+        addr = place(m, len);
+    if (addr == SYSMEM_FAIL)
+        return SYSMEM_FAIL;
+    if (!vma_new(m, addr, addr + len, prot))
+        return SYSMEM_FAIL;
+    m->mapped += len;
+    vma_merge_at(m, addr);
+    vma_merge_at(m, addr + len);
+    vma_changed(m);
+    return addr;
+}
+
+int sysmem_munmap(struct sysmem *m, uint64_t addr, uint64_t len) {
+    if ((addr & (PAGE_SIZE - 1)) || !(len = page_len(len)) || addr > TASK_SIZE - len)
+        return -1;
+    uint64_t end = addr + len;
+    if (overlaps_brk(m, addr, end))
+        return -1;
+    if (vma_split_at(m, addr) || vma_split_at(m, end))
+        return -1;
+    m->mapped -= vma_remove_range(m, addr, end);
+    drop_pages(m, addr >> PAGE_SHIFT, end >> PAGE_SHIFT);
+    vma_changed(m);
+    return 0;
+}
+
+int sysmem_mprotect(struct sysmem *m, uint64_t addr, uint64_t len, int prot) {
+    if ((addr & (PAGE_SIZE - 1)) || !(len = page_len(len)) || addr > TASK_SIZE - len)
+        return -1;
+    uint64_t end = addr + len;
+    if (overlaps_brk(m, addr, end) || !range_mapped(m, addr, end))
+        return -1;
+    if (vma_split_at(m, addr) || vma_split_at(m, end))
+        return -1;
+    uint64_t removed = vma_remove_range(m, addr, end);
+    (void)removed;
+    if (!vma_new(m, addr, end, prot))
+        return -1;
+    vma_merge_at(m, addr);
+    vma_merge_at(m, end);
+    vma_changed(m);
+    if (prot != SYSMEM_PROT_RW)
+        tlb_clear_range(m, addr, end);
+    return 0;
+}
+
+int sysmem_madvise_dontneed(struct sysmem *m, uint64_t addr, uint64_t len) {
+    if (addr & (PAGE_SIZE - 1))
+        return -1;
+    if (len == 0)
+        return 0;
+    if (!(len = page_len(len)) || addr > TASK_SIZE - len)
+        return -1;
+    uint64_t end = addr + len;
+    /* Unmapped pages are never resident, so dropping the whole range is exact; the result
+     * still says whether all of it was mapped, as Linux's ENOMEM does. */
+    drop_pages(m, addr >> PAGE_SHIFT, end >> PAGE_SHIFT);
+    uint64_t pos = addr;
+    while (pos < end) {
+        if (pos >= m->brk_lo && pos < m->brk_hi) {
+            pos = m->brk_hi;
+            continue;
+        }
+        const struct vma *n = vma_containing(m->vmas, pos);
+        if (!n)
+            return -1;
+        pos = n->end;
+    }
+    return 0;
+}
+
+uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64_t new_len,
+                       int may_move) {
+    if (addr & (PAGE_SIZE - 1))
+        return SYSMEM_FAIL;
+    old_len = page_len(old_len);
+    new_len = page_len(new_len);
+    if (!old_len || !new_len || addr > TASK_SIZE - old_len)
+        return SYSMEM_FAIL;
+    const struct vma *n = vma_containing(m->vmas, addr);
+    if (!n || n->end < addr + old_len)
+        return SYSMEM_FAIL;
+    int prot = n->prot;
+    if (new_len <= old_len) {
+        if (new_len < old_len && sysmem_munmap(m, addr + new_len, old_len - new_len))
+            return SYSMEM_FAIL;
+        return addr;
+    }
+    uint64_t grow = new_len - old_len;
+    if (m->cfg.mmap_limit && (grow > m->cfg.mmap_limit || m->mapped > m->cfg.mmap_limit - grow))
+        return SYSMEM_FAIL;
+    uint64_t old_end = addr + old_len;
+    if (addr <= TASK_SIZE - new_len && range_free(m, old_end, addr + new_len)) {
+        if (!vma_new(m, old_end, addr + new_len, prot))
+            return SYSMEM_FAIL;
+        m->mapped += grow;
+        vma_merge_at(m, old_end);
+        vma_merge_at(m, addr + new_len);
+        vma_changed(m);
+        return addr;
+    }
+    if (!may_move)
+        return SYSMEM_FAIL;
+    uint64_t dst = place(m, new_len);
+    if (dst == SYSMEM_FAIL || !vma_new(m, dst, dst + new_len, prot))
+        return SYSMEM_FAIL;
+    m->mapped += new_len;
+    /* move residency and contents page by page (only resident pages have any) */
+    uint64_t spn = addr >> PAGE_SHIFT, epn = old_end >> PAGE_SHIFT;
+    uint64_t dpn = dst >> PAGE_SHIFT;
+    for (uint64_t pn = spn; pn < epn;) {
+        uint64_t leaf_end = min_u64(epn, (pn | (LEAF_PAGES - 1)) + 1);
+        for (; pn < leaf_end; pn++) {
+            const struct leaf *lf = leaf_get(m, pn);   /* a move may free it */
+            if (!lf) {
+                pn = leaf_end;
+                break;
+            }
+            unsigned i = (unsigned)(pn & (LEAF_PAGES - 1));
+            if ((lf->resident[i / 64] & ((uint64_t)1 << (i % 64))) &&
+                move_page(m, pn, dpn + (pn - spn)))
+                note_fault(m, pn << PAGE_SHIFT, "host out of memory in mremap");
+        }
+    }
+    tlb_clear_range(m, addr, old_end);
+    if (sysmem_munmap(m, addr, old_len))
+        return SYSMEM_FAIL;
+    vma_merge_at(m, dst);
+    vma_merge_at(m, dst + new_len);
+    vma_changed(m);
+    return dst;
+}
+
+uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr) {
+    if (addr & 7) {
+        note_fault(m, addr, "misaligned load");
+        return 0;
+    }
+    if (addr >= SPACE_END) {
+        note_fault(m, addr, "load outside the address space");
+        return 0;
+    }
+    int prot = prot_at(m, addr);
+    if (prot < 0 || !(prot & PROT_READ_BIT)) {
+        note_fault(m, addr, prot < 0 ? "load from unmapped memory" : "load from PROT_NONE memory");
+        return 0;
+    }
+    uint64_t *blk = block_find(m, addr);
+    if (!blk)
+        return 0;
+    if (prot == SYSMEM_PROT_RW) {
+        struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
+        e->base = addr & ~(BLOCK_SIZE - 1);
+        e->words = blk;
+    }
+    return blk[(addr >> 3) & (BLOCK_WORDS - 1)];
+}
+
+void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value) {
+    if (addr & 7) {
+        note_fault(m, addr, "misaligned store");
+        return;
+    }
+    if (addr >= SPACE_END) {
+        note_fault(m, addr, "store outside the address space");
+        return;
+    }
+    int prot = prot_at(m, addr);
+    if (prot < 0 || !(prot & PROT_WRITE_BIT)) {
+        note_fault(m, addr, prot < 0 ? "store to unmapped memory" : "store to PROT_NONE memory");
+        return;
+    }
+    uint64_t *blk = block_make(m, addr);
+    if (!blk) {
+        note_fault(m, addr, "host out of memory");
+        return;
+    }
+    if (prot == SYSMEM_PROT_RW) {
+        struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
+        e->base = addr & ~(BLOCK_SIZE - 1);
+        e->words = blk;
+    }
+    blk[(addr >> 3) & (BLOCK_WORDS - 1)] = value;
+}
+
+void sysmem_touch(struct sysmem *m, uint64_t addr, uint64_t len) {
+    if (len == 0)
+        return;
+    uint64_t bad;
+    if (addr >= SPACE_END || len > SPACE_END - addr) {
+        note_fault(m, addr, "touch outside the address space");
+        return;
+    }
+    if (!range_allows(m, addr, addr + len, PROT_WRITE_BIT, &bad)) {
+        note_fault(m, bad, "touch of unmapped or read-only memory");
+        return;
+    }
+    if (mark_resident(m, addr >> PAGE_SHIFT, page_up(addr + len) >> PAGE_SHIFT))
+        note_fault(m, addr, "host out of memory");
+}
+
+void sysmem_copy(struct sysmem *m, uint64_t dst, uint64_t src, uint64_t len) {
+    if (len == 0)
+        return;
+    uint64_t bad;
+    if (src >= SPACE_END || len > SPACE_END - src || dst >= SPACE_END || len > SPACE_END - dst) {
+        note_fault(m, src >= SPACE_END || len > SPACE_END - src ? src : dst,
+                   "copy outside the address space");
+        return;
+    }
+    if (!range_allows(m, src, src + len, PROT_READ_BIT, &bad)) {
+        note_fault(m, bad, "copy from unmapped or PROT_NONE memory");
+        return;
+    }
+    if (!range_allows(m, dst, dst + len, PROT_WRITE_BIT, &bad)) {
+        note_fault(m, bad, "copy to unmapped or read-only memory");
+        return;
+    }
+    if (mark_resident(m, dst >> PAGE_SHIFT, page_up(dst + len) >> PAGE_SHIFT)) {
+        note_fault(m, dst, "host out of memory");
+        return;
+    }
+    /* segment by segment, each inside one source block and one destination block */
+    uint64_t done = 0;
+    while (done < len) {
+        uint64_t s = src + done, d = dst + done;
+        uint64_t n = len - done;
+        n = min_u64(n, BLOCK_SIZE - (s & (BLOCK_SIZE - 1)));
+        n = min_u64(n, BLOCK_SIZE - (d & (BLOCK_SIZE - 1)));
+        const uint64_t *sb = block_find(m, s);
+        uint64_t *db = block_find(m, d);
+        if (sb) {
+            if (!db && !(db = block_make(m, d))) {
+                note_fault(m, d, "host out of memory");
+                return;
+            }
+            memmove((char *)db + (d & (BLOCK_SIZE - 1)), (const char *)sb + (s & (BLOCK_SIZE - 1)),
+                    (size_t)n);
+        } else if (db) {
+            memset((char *)db + (d & (BLOCK_SIZE - 1)), 0, (size_t)n);
+        }
+        done += n;
+    }
+}
+
+uint64_t sysmem_resident_pages(const struct sysmem *m, uint64_t lo, uint64_t hi) {
+    if (hi <= lo || lo >= SPACE_END)
+        return 0;
+    hi = min_u64(hi, SPACE_END);
+    return count_resident(m, lo >> PAGE_SHIFT, page_up(hi) >> PAGE_SHIFT);
+}
+
+uint64_t sysmem_resident_total(const struct sysmem *m) { return m->resident_total; }
+uint64_t sysmem_resident_brk(const struct sysmem *m) { return m->resident_brk; }
+uint64_t sysmem_mapped_bytes(const struct sysmem *m) { return m->mapped; }
+uint64_t sysmem_host_bytes(const struct sysmem *m) { return m->host_bytes; }
+
+uint64_t sysmem_fault_count(const struct sysmem *m) { return m->faults; }
+uint64_t sysmem_first_fault(const struct sysmem *m) { return m->first_fault; }
+const char *sysmem_first_fault_reason(const struct sysmem *m) { return m->first_fault_reason; }
+
+int sysmem_mapping_at(const struct sysmem *m, uint64_t addr, uint64_t *start, uint64_t *end,
+                      int *prot) {
+    const struct vma *n = vma_containing(m->vmas, addr);
+    if (!n)
+        return 0;
+    if (start)
+        *start = n->start;
+    if (end)
+        *end = n->end;
+    if (prot)
+        *prot = n->prot;
+    return 1;
+}
+
+uint64_t sysmem_mapping_count(const struct sysmem *m) { return m->vma_count; }
+
+static int vma_walk(const struct vma *t, int (*fn)(void *, uint64_t, uint64_t, int), void *ctx) {
+    if (!t)
+        return 0;
+    int r = vma_walk(t->left, fn, ctx);
+    if (r)
+        return r;
+    if ((r = fn(ctx, t->start, t->end, t->prot)))
+        return r;
+    return vma_walk(t->right, fn, ctx);
+}
+
+int sysmem_mappings(const struct sysmem *m,
+                    int (*fn)(void *ctx, uint64_t start, uint64_t end, int prot), void *ctx) {
+    return vma_walk(m->vmas, fn, ctx);
+}

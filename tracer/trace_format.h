@@ -9,6 +9,10 @@
  * the reader merges the threads' blocks back into that one global order, in which the free of
  * a pointer always precedes any later allocation that returns the same address.
  *
+ * Sequence numbers come from one counter per process and are dense (no number is skipped): the
+ * reader delivers seq N as soon as it has read the block holding it, so it only looks ahead as
+ * far as the writer let a thread's buffer lag behind (see FORMAT.md, "Merging").
+ *
  * Nothing in the encoder allocates from the C heap: callers hand it their own (mmap'd) buffers,
  * and zlib runs with the allocation functions the caller supplies. The reader may use malloc.
  */
@@ -104,14 +108,27 @@ struct trace_header {
     char exe[4096];
     char *argv;                  /* arguments joined by '\n' */
     char *malloc_env;            /* GLIBC_TUNABLES=... and MALLOC_*=... joined by '\n' */
+    /* ---- additions ---- */
+    uint64_t first_seq;          /* seq of the trace's first event (0 for a fresh process; a fork
+                                    child: the first number its counter hands out) */
 };
 
 /* ---- Encoding (used by the tracer; allocation-free) ---- */
 
-/* Per-thread delta state: reset at the start of every block. */
+/* Per-thread delta state: reset at the start of every block (memset to 0, or
+ * trace_encode_state_reset). Treat the fields as private to the encoder. */
+#define TRACE_RECENT_PTRS 7
 struct trace_encode_state {
     uint64_t last_seq, last_time_ns, last_ptr;
+    /* ---- additions ---- */
+    uint64_t recent[TRACE_RECENT_PTRS]; /* live pointers most recently returned, newest first */
+    uint32_t recent_count;
+    uint32_t last_stack;
 };
+static inline void trace_encode_state_reset(struct trace_encode_state *st)
+{
+    *st = (struct trace_encode_state){0};
+}
 
 /* Upper bound of the bytes one event takes once encoded (stacks are encoded separately). */
 #define TRACE_EVENT_MAX_BYTES 256
@@ -119,14 +136,31 @@ struct trace_encode_state {
 /* Encodes `ev` into `out` (at least TRACE_EVENT_MAX_BYTES), returns the bytes written. */
 size_t trace_encode_event(uint8_t *out, const struct trace_event *ev, struct trace_encode_state *st);
 
-/* Encodes the definition of stack `id` (frames: return addresses, innermost first). */
+/* Encodes the definition of stack `id` (frames: return addresses, innermost first).
+ * Returns the bytes written, 0 if cap is too small (TRACE_STACK_MAX_BYTES always suffices);
+ * a depth above TRACE_MAX_STACK_DEPTH is cut to it. A stack must be defined in the same block
+ * before its first use, or in an earlier block of the file; defining it again (e.g. once per
+ * thread) is allowed if the frames are the same. */
 size_t trace_encode_stack(uint8_t *out, size_t cap, uint32_t id, const uint64_t *frames, unsigned depth);
+#define TRACE_STACK_MAX_BYTES (16 + 9 * TRACE_MAX_STACK_DEPTH)
 
-/* Encodes a module record. */
+/* Encodes a module record (returns 0 if cap is too small; TRACE_MODULE_MAX_BYTES suffices). */
 size_t trace_encode_module(uint8_t *out, size_t cap, const struct trace_module *m);
+#define TRACE_MODULE_MAX_BYTES 600
 
-/* Encodes the file header into out; returns bytes, or 0 if cap is too small. */
+/* Encodes the file header into out; returns bytes, or 0 if cap is too small.
+ * trace_header_bound(h) is enough (it grows with argv and malloc_env). */
 size_t trace_encode_header(uint8_t *out, size_t cap, const struct trace_header *h);
+size_t trace_header_bound(const struct trace_header *h);
+
+/* Encodes the end marker written at a clean close: `blocks` = number of blocks in the file,
+ * `next_seq` = one past the last seq handed out (0 = not known). Returns
+ * TRACE_END_BYTES, or 0 if cap is too small. */
+size_t trace_encode_end(uint8_t *out, size_t cap, uint64_t blocks, uint64_t next_seq);
+#define TRACE_END_BYTES 28
+
+/* A block's uncompressed records may not exceed this (the reader rejects larger blocks). */
+#define TRACE_BLOCK_MAX_RAW (16u << 20)
 
 /* Allocation functions zlib uses while sealing a block (never the traced heap). */
 struct trace_zalloc {
@@ -137,7 +171,9 @@ struct trace_zalloc {
 
 /* Compresses `raw` (the concatenated encoded records of one thread) into a complete block with
  * its framing (length, CRC, thread, first seq) in `out`. Returns bytes written, 0 on error.
- * `out_cap` should be at least trace_block_bound(raw_len). */
+ * `out_cap` should be at least trace_block_bound(raw_len). first_seq/last_seq are the seqs of
+ * the block's first and last event (the reader checks them; 0, 0 for a block without events).
+ * Compresses at zlib level 1; zlib's memory comes from `za` only (NULL is an error). */
 size_t trace_block_seal(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
                         uint32_t thread, uint64_t first_seq, uint64_t last_seq,
                         const struct trace_zalloc *za);
@@ -153,7 +189,10 @@ const struct trace_header *trace_reader_header(const struct trace_reader *r);
 
 /* Next event in global order: 1 = an event, 0 = end of the readable trace, -1 = error.
  * At 0 or -1, trace_reader_status tells whether the file ended cleanly or where and why
- * reading stopped (a truncated or damaged block: offset and reason). */
+ * reading stopped (a truncated or damaged block: offset and reason). 0 also ends a file that is
+ * merely cut short (no end marker, or a last block the file ends inside of); -1 means damaged
+ * bytes (CRC, framing or encoding errors, I/O errors). Either way every event of every whole good
+ * block before the stopping point has been delivered first. */
 int trace_reader_next(struct trace_reader *r, struct trace_event *ev);
 
 /* Frames of a stack seen so far (stacks are defined in the stream before their first use).
@@ -169,10 +208,51 @@ struct trace_reader_status {
     uint64_t stop_offset;   /* offset of the first byte not read */
     char reason[256];       /* why reading stopped, when not clean */
     uint64_t blocks, events;
+    /* ---- additions ---- */
+    int damaged;            /* stopped at a damaged block (trace_reader_next returned -1),
+                               as opposed to a file that is merely cut short */
+    uint64_t seq_gaps;      /* places where the merged stream skipped sequence numbers */
+    uint64_t file_bytes;    /* bytes of the file read so far */
 };
 void trace_reader_status(const struct trace_reader *r, struct trace_reader_status *st);
 
 void trace_reader_close(struct trace_reader *r);
+
+/* ---- additions (reading) ---- */
+
+/* The module whose [load_address, load_address + size) holds addr, or NULL. */
+const struct trace_module *trace_reader_module_at(const struct trace_reader *r, uint64_t addr);
+
+/* How many bytes of decoded blocks the merge may hold while it looks for the next seq
+ * (default TRACE_READER_LOOKAHEAD). When the window is full and the next seq has not been
+ * found, the reader delivers the smallest seq it has and counts a gap. */
+#define TRACE_READER_LOOKAHEAD (64u << 20)
+void trace_reader_set_lookahead(struct trace_reader *r, size_t bytes);
+
+/* ---- A simple trace file writer for tools and tests (may allocate; not for the recorder) ----
+ * Buffers each thread's records, seals a thread's block when it reaches the block size, and
+ * seals every thread's block every `flush_every` events, as the recorder does. */
+struct trace_file_writer;
+/* Creates `path` (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600; force: first remove an existing regular
+ * file, never a symlink) and writes the header. NULL and a message naming the file on error. */
+struct trace_file_writer *trace_file_writer_open(const char *path, int force,
+                                                 const struct trace_header *h,
+                                                 char *err, size_t errlen);
+void trace_file_writer_set_block_size(struct trace_file_writer *w, size_t raw_bytes,
+                                      uint64_t flush_every);
+/* ev->thread picks the thread's stream. 0 on success, -1 on error (see _close). */
+int trace_file_writer_event(struct trace_file_writer *w, const struct trace_event *ev);
+int trace_file_writer_stack(struct trace_file_writer *w, uint32_t thread, uint32_t id,
+                            const uint64_t *frames, unsigned depth);
+int trace_file_writer_module(struct trace_file_writer *w, uint32_t thread,
+                             const struct trace_module *m);
+/* Seals every thread's pending block. */
+int trace_file_writer_flush(struct trace_file_writer *w);
+/* Flushes, writes the end marker, closes. Returns 0, or -1 with the first error in err. */
+int trace_file_writer_close(struct trace_file_writer *w, char *err, size_t errlen);
+/* Closes without flushing or an end marker (what a killed process leaves). */
+void trace_file_writer_abandon(struct trace_file_writer *w);
+uint64_t trace_file_writer_bytes(const struct trace_file_writer *w);
 
 const char *trace_event_kind_name(unsigned kind);
 

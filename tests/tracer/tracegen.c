@@ -1,0 +1,526 @@
+/* tracegen.c: builds event streams for the tracer tests (see tracegen.h). The random streams
+ * cover every kind and every encoding path; the realistic one is what the bytes-per-event
+ * figure is measured on. */
+#include "tracegen.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+uint64_t gen_rand(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static unsigned below(uint64_t *s, unsigned n)
+{
+    return (unsigned)(gen_rand(s) % n);
+}
+
+static int allocates(unsigned kind)
+{
+    switch (kind) {
+    case TRACE_EV_MALLOC: case TRACE_EV_CALLOC: case TRACE_EV_REALLOC: case TRACE_EV_REALLOCARRAY:
+    case TRACE_EV_MEMALIGN: case TRACE_EV_POSIX_MEMALIGN: case TRACE_EV_ALIGNED_ALLOC:
+    case TRACE_EV_VALLOC: case TRACE_EV_PVALLOC:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static struct gen_item *push(struct gen_stream *g, int type, uint32_t thread)
+{
+    if (g->count == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 1024;
+        g->items = realloc(g->items, g->cap * sizeof *g->items);
+        if (!g->items)
+            abort();
+    }
+    struct gen_item *it = &g->items[g->count++];
+    memset(it, 0, sizeof *it);
+    it->type = type;
+    it->thread = thread;
+    return it;
+}
+
+void gen_free(struct gen_stream *g)
+{
+    free(g->items);
+    memset(g, 0, sizeof *g);
+}
+
+/* ---- Random streams ---- */
+
+#define MAX_THREADS 16
+#define POOL_STACKS 40
+#define LIVE 64
+
+struct rthread {
+    int started, exited;
+    uint64_t live[LIVE];
+    unsigned nlive;
+    uint64_t last_ptr, last_time;
+    uint8_t defined[POOL_STACKS + 1];
+};
+
+static uint64_t odd_value(uint64_t *s)
+{
+    switch (below(s, 4)) {
+    case 0: return UINT64_MAX;
+    case 1: return 1ull << 63;
+    case 2: return gen_rand(s);
+    default: return below(s, 300);
+    }
+}
+
+static uint64_t new_ptr(uint64_t *s, struct rthread *t)
+{
+    unsigned r = below(s, 100);
+    if (r < 3)
+        return 0;
+    if (r < 5)
+        return odd_value(s);
+    if (r < 30 || !t->last_ptr)
+        return 0x555555550000ull + 16ull * below(s, 1 << 20);
+    return t->last_ptr + 16ull * below(s, 64) - 512;
+}
+
+static void use_stack(struct gen_stream *g, uint64_t *s, struct rthread *t, uint32_t thread,
+                      uint32_t id, const uint64_t (*frames)[24], const unsigned *depth)
+{
+    if (id == 0 || t->defined[id])
+        return;
+    struct gen_item *it = push(g, GEN_STACK, thread);
+    it->stack_id = id;
+    it->depth = depth[id];
+    memcpy(it->frames, frames[id], sizeof frames[id]);
+    t->defined[id] = 1;
+    (void)s;
+}
+
+void gen_random_stream(struct gen_stream *g, uint64_t seed, size_t events, unsigned threads)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    struct rthread th[MAX_THREADS];
+    uint64_t frames[POOL_STACKS + 1][24];
+    unsigned depth[POOL_STACKS + 1];
+    memset(th, 0, sizeof th);
+    memset(g, 0, sizeof *g);
+    if (threads < 1)
+        threads = 1;
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    for (unsigned i = 1; i <= POOL_STACKS; i++) {
+        depth[i] = below(&s, 25);
+        if (i == 7)
+            depth[i] = 0;
+        uint64_t base = 0x400000ull + 0x1000ull * below(&s, 256);
+        for (unsigned d = 0; d < 24; d++)
+            frames[i][d] = d == 5 && i == 3 ? UINT64_MAX : base + below(&s, 1 << 16);
+    }
+    g->stacks = POOL_STACKS;
+    th[0].started = 1;
+    for (unsigned m = 0; m < 3; m++) {
+        struct gen_item *it = push(g, GEN_MODULE, 0);
+        it->module.load_address = 0x400000ull + 0x10000000ull * m;
+        it->module.size = 0x100000 + m;
+        snprintf(it->module.path, sizeof it->module.path, "/usr/lib/module-%u.so", m);
+        it->module.build_id_len = (uint8_t)(m == 1 ? 0 : 20);
+        for (unsigned b = 0; b < it->module.build_id_len; b++)
+            it->module.build_id[b] = (uint8_t)gen_rand(&s);
+    }
+    uint64_t seq = 1000, now = 5000;
+    unsigned started = 1;
+    for (size_t n = 0; n < events; n++) {
+        struct trace_event ev;
+        memset(&ev, 0, sizeof ev);
+        uint32_t tid;
+        unsigned kind;
+        if (started < threads && below(&s, 20) == 0) {
+            tid = started++;
+            th[tid].started = 1;
+            kind = TRACE_EV_THREAD_START;
+        } else {
+            do
+                tid = below(&s, started);
+            while (th[tid].exited);
+            unsigned r = below(&s, 100);
+            if (r < 30) kind = TRACE_EV_MALLOC;
+            else if (r < 60) kind = TRACE_EV_FREE;
+            else kind = 1 + below(&s, TRACE_EV_KIND_COUNT - 1);
+            if (kind == TRACE_EV_THREAD_START)
+                kind = TRACE_EV_SAMPLE;
+            if (kind == TRACE_EV_THREAD_EXIT && (tid == 0 || n + 5 > events))
+                kind = TRACE_EV_MALLOC;
+        }
+        struct rthread *t = &th[tid];
+        ev.seq = seq++;
+        now += below(&s, 5000);
+        ev.time_ns = now;
+        if (below(&s, 50) == 0 && t->last_time > 100)
+            ev.time_ns = t->last_time - below(&s, 100);     /* backwards: generic form */
+        ev.thread = tid;
+        ev.kind = (uint8_t)kind;
+        ev.stack_id = below(&s, 10) == 0 ? 0 : 1 + below(&s, POOL_STACKS);
+        if (allocates(kind))
+            ev.chunk_flags = (uint8_t)below(&s, 8);
+        switch (kind) {
+        case TRACE_EV_MALLOC: case TRACE_EV_VALLOC: case TRACE_EV_PVALLOC:
+            ev.size = below(&s, 4) ? below(&s, 2000) : odd_value(&s);
+            ev.ptr = new_ptr(&s, t);
+            break;
+        case TRACE_EV_CALLOC:
+            ev.nmemb = below(&s, 100);
+            ev.size = below(&s, 100);
+            ev.ptr = new_ptr(&s, t);
+            break;
+        case TRACE_EV_REALLOC: case TRACE_EV_REALLOCARRAY:
+            ev.old_ptr = t->nlive && below(&s, 4) ? t->live[--t->nlive] : new_ptr(&s, t);
+            if (kind == TRACE_EV_REALLOCARRAY)
+                ev.nmemb = below(&s, 10);
+            ev.size = below(&s, 5000);
+            ev.ptr = below(&s, 3) ? ev.old_ptr : new_ptr(&s, t);
+            break;
+        case TRACE_EV_FREE:
+            if (t->nlive && below(&s, 5)) {
+                unsigned i = t->nlive - 1 - below(&s, t->nlive < 10 ? t->nlive : 10);
+                ev.ptr = t->live[i];
+                t->live[i] = t->live[--t->nlive];
+            } else {
+                ev.ptr = new_ptr(&s, t);
+            }
+            if (below(&s, 30) == 0)
+                ev.chunk_flags = 1;
+            break;
+        case TRACE_EV_MEMALIGN: case TRACE_EV_ALIGNED_ALLOC: case TRACE_EV_POSIX_MEMALIGN:
+            ev.alignment = 16ull << below(&s, 10);
+            ev.size = below(&s, 100000);
+            ev.ptr = new_ptr(&s, t);
+            if (kind == TRACE_EV_POSIX_MEMALIGN)
+                ev.result = ev.ptr ? 0 : 12;
+            break;
+        case TRACE_EV_MALLOPT:
+            ev.param = -8 + (int64_t)below(&s, 10);
+            ev.value = (int64_t)gen_rand(&s);
+            ev.result = below(&s, 2);
+            break;
+        case TRACE_EV_MALLOC_TRIM:
+            ev.size = below(&s, 1 << 20);
+            ev.result = below(&s, 2);
+            break;
+        case TRACE_EV_THREAD_START:
+            ev.os_tid = 1000 + below(&s, 100000);
+            ev.value = below(&s, started - 1);
+            ev.stack_id = 0;
+            break;
+        case TRACE_EV_THREAD_EXIT:
+            t->exited = 1;
+            break;
+        case TRACE_EV_FORK:
+            ev.value = 2000 + below(&s, 30000);
+            break;
+        case TRACE_EV_MODULE:
+            ev.value = below(&s, 3);
+            break;
+        case TRACE_EV_SAMPLE:
+            for (unsigned i = 0; i < 13; i++)
+                ((uint64_t *)&ev.sample)[i] = below(&s, 3) ? below(&s, 1 << 20) : odd_value(&s);
+            break;
+        }
+        if (allocates(kind) && ev.ptr == 0 && below(&s, 2))
+            ev.err = 12;                                /* ENOMEM: generic form */
+        if (below(&s, 40) == 0) {                        /* a field the kind does not use */
+            switch (below(&s, 5)) {
+            case 0: ev.os_tid = gen_rand(&s); break;
+            case 1: ev.alignment = odd_value(&s); break;
+            case 2: ev.err = -(int32_t)below(&s, 200); break;
+            case 3: ev.param = INT64_MIN; break;
+            default: ev.sample.keepcost = 7; break;
+            }
+        }
+        if (allocates(kind) && ev.ptr && t->nlive < LIVE)
+            t->live[t->nlive++] = ev.ptr;
+        if (ev.ptr)
+            t->last_ptr = ev.ptr;
+        t->last_time = ev.time_ns;
+        use_stack(g, &s, t, tid, ev.stack_id, (const uint64_t(*)[24])frames, depth);
+        struct gen_item *it = push(g, GEN_EVENT, tid);
+        it->ev = ev;
+        g->events++;
+    }
+}
+
+/* ---- A realistic stream ---- */
+
+#define SITES 300
+#define MODULES 4
+
+struct site {
+    uint32_t alloc_stack, free_stack;
+    unsigned size_kind;         /* 0 fixed, 1 few sizes, 2 ranged */
+    uint64_t size, size2;
+    unsigned lifetime;          /* 0 short, 1 medium, 2 long */
+    unsigned kind;              /* malloc, calloc or realloc-growing */
+};
+
+struct live_block {
+    void *p;
+    uint64_t ptr;
+    unsigned site, ttl;
+};
+
+void gen_realistic_stream(struct gen_stream *g, uint64_t seed, size_t events, unsigned threads)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
+    struct site *sites = calloc(SITES, sizeof *sites);
+    uint64_t mod_base[MODULES] = {0x555555554000ull, 0x7ffff7c00000ull, 0x7ffff7e00000ull, 0x7ffff7f80000ull};
+    memset(g, 0, sizeof *g);
+    if (threads < 1)
+        threads = 1;
+    for (unsigned m = 0; m < MODULES; m++) {
+        struct gen_item *it = push(g, GEN_MODULE, 0);
+        it->module.load_address = mod_base[m];
+        it->module.size = 0x180000;
+        snprintf(it->module.path, sizeof it->module.path, "/usr/lib/x86_64-linux-gnu/libexample%u.so.1", m);
+        it->module.build_id_len = 20;
+        for (unsigned b = 0; b < 20; b++)
+            it->module.build_id[b] = (uint8_t)gen_rand(&s);
+    }
+    /* A stack: a few frames in the program, then the same frames in libc and main. */
+    uint64_t stack_frames[2 * SITES + 1][24];
+    unsigned stack_depth[2 * SITES + 1];
+    uint64_t common[6];
+    for (unsigned i = 0; i < 6; i++)
+        common[i] = mod_base[i % 2 ? 1 : 0] + 0x1000 + below(&s, 0x20000);
+    for (unsigned i = 1; i <= 2 * SITES; i++) {
+        unsigned own = 3 + below(&s, 9);
+        stack_depth[i] = own + 6;
+        for (unsigned d = 0; d < own; d++)
+            stack_frames[i][d] = mod_base[below(&s, 3) ? 0 : 2] + 0x1000 + below(&s, 0x100000);
+        memcpy(&stack_frames[i][own], common, sizeof common);
+    }
+    g->stacks = 2 * SITES;
+    for (unsigned i = 0; i < SITES; i++) {
+        struct site *st = &sites[i];
+        st->alloc_stack = 1 + i;
+        st->free_stack = below(&s, 4) ? 1 + SITES + i : 1 + SITES + below(&s, 20);
+        st->size_kind = below(&s, 10) < 7 ? 0 : below(&s, 2) + 1;
+        static const uint64_t common_sizes[] = {8, 16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 4096};
+        st->size = below(&s, 3) ? common_sizes[below(&s, 13)] : 1 + below(&s, 2000);
+        st->size2 = st->size * (2 + below(&s, 6));
+        unsigned l = below(&s, 100);
+        st->lifetime = l < 70 ? 0 : l < 95 ? 1 : 2;
+        unsigned k = below(&s, 100);
+        st->kind = k < 88 ? TRACE_EV_MALLOC : k < 94 ? TRACE_EV_CALLOC : TRACE_EV_REALLOC;
+    }
+    uint8_t *defined = calloc((size_t)threads * (2 * SITES + 1), 1);
+    size_t cap = 1 << 16, nlive = 0;
+    struct live_block *live = calloc(cap, sizeof *live);
+    uint64_t *ttime = calloc(threads, sizeof *ttime);
+    uint64_t seq = 0, now = 0;
+    unsigned tick = 0;
+    while (g->events < events) {
+        uint32_t tid = threads == 1 ? 0 : below(&s, threads);
+        now += 150 + below(&s, 500) + (below(&s, 10) == 0 ? below(&s, 20000) : 0);
+        struct trace_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.seq = seq;
+        ev.time_ns = now;
+        ev.thread = tid;
+        tick++;
+        /* Free the newest block that is due (short lifetimes sit at the end), sometimes an
+         * older due one, else allocate. */
+        size_t due = nlive;
+        for (size_t i = nlive; i-- > 0 && nlive - i <= 16;)
+            if (live[i].ttl <= tick) {
+                due = i;
+                break;
+            }
+        if (due == nlive && nlive && below(&s, 4) == 0) {
+            size_t i = below(&s, (unsigned)nlive);
+            if (live[i].ttl <= tick || nlive > 3000)
+                due = i;
+        }
+        uint32_t stack;
+        if (due < nlive) {
+            struct live_block b = live[due];
+            memmove(&live[due], &live[due + 1], (nlive - due - 1) * sizeof *live);
+            nlive--;
+            free(b.p);
+            ev.kind = TRACE_EV_FREE;
+            ev.ptr = b.ptr;
+            stack = sites[b.site].free_stack;
+        } else {
+            /* Call sites are used with a skewed frequency. */
+            unsigned si = below(&s, 8) ? below(&s, 1 + below(&s, 40)) : below(&s, SITES);
+            struct site *st = &sites[si];
+            uint64_t size = st->size_kind == 0 ? st->size
+                          : st->size_kind == 1 ? (below(&s, 2) ? st->size : st->size2)
+                          : st->size + below(&s, (unsigned)st->size2);
+            void *p;
+            ev.kind = (uint8_t)st->kind;
+            if (st->kind == TRACE_EV_CALLOC) {
+                ev.nmemb = 1;
+                ev.size = size;
+                p = calloc(1, size);
+            } else if (st->kind == TRACE_EV_REALLOC && nlive && below(&s, 2)) {
+                struct live_block b = live[nlive - 1];
+                nlive--;
+                ev.old_ptr = b.ptr;
+                ev.size = size * 2;
+                p = realloc(b.p, size * 2);
+            } else {
+                ev.kind = TRACE_EV_MALLOC;
+                ev.size = size;
+                p = malloc(size);
+            }
+            ev.ptr = (uint64_t)(uintptr_t)p;
+            ev.chunk_flags = size >= 128 * 1024 ? TRACE_CHUNK_MMAPPED
+                           : below(&s, 10) ? TRACE_CHUNK_PREV_INUSE : 0;
+            stack = st->alloc_stack;
+            if (nlive == cap) {
+                cap *= 2;
+                live = realloc(live, cap * sizeof *live);
+            }
+            unsigned ttl = st->lifetime == 0 ? 1 + below(&s, 6)
+                         : st->lifetime == 1 ? 10 + below(&s, 2000) : UINT32_MAX;
+            live[nlive++] = (struct live_block){p, ev.ptr, si, ttl == UINT32_MAX ? ttl : tick + ttl};
+        }
+        ev.stack_id = stack;
+        uint8_t *def = &defined[(size_t)tid * (2 * SITES + 1) + stack];
+        if (!*def) {
+            struct gen_item *it = push(g, GEN_STACK, tid);
+            it->stack_id = stack;
+            it->depth = stack_depth[stack];
+            memcpy(it->frames, stack_frames[stack], sizeof stack_frames[stack]);
+            *def = 1;
+        }
+        ttime[tid] = now;
+        struct gen_item *it = push(g, GEN_EVENT, tid);
+        it->ev = ev;
+        g->events++;
+        seq++;
+    }
+    for (size_t i = 0; i < nlive; i++)
+        free(live[i].p);
+    free(live);
+    free(ttime);
+    free(defined);
+    free(sites);
+}
+
+/* ---- Writing and comparing ---- */
+
+uint64_t gen_write(const struct gen_stream *g, const char *path, size_t block_size, uint64_t flush_every)
+{
+    struct trace_header h;
+    char err[512];
+    memset(&h, 0, sizeof h);
+    h.pid = 4242;
+    h.ppid = 1;
+    h.start_time_ns = 1700000000123456789ull;
+    h.heap_start = 0x555555559000ull;
+    h.page_size = 4096;
+    h.cpu_count = 2;
+    h.stacks = 1;
+    h.stack_depth = 64;
+    snprintf(h.glibc_version, sizeof h.glibc_version, "2.36");
+    snprintf(h.exe, sizeof h.exe, "/usr/bin/example");
+    h.argv = (char *)"example\n--flag";
+    h.malloc_env = (char *)"MALLOC_ARENA_MAX=2";
+    h.first_seq = 0;
+    for (size_t i = 0; i < g->count; i++)
+        if (g->items[i].type == GEN_EVENT) {
+            h.first_seq = g->items[i].ev.seq;
+            break;
+        }
+    unlink(path);
+    struct trace_file_writer *w = trace_file_writer_open(path, 0, &h, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    trace_file_writer_set_block_size(w, block_size, flush_every);
+    for (size_t i = 0; i < g->count; i++) {
+        const struct gen_item *it = &g->items[i];
+        int rc = it->type == GEN_EVENT ? trace_file_writer_event(w, &it->ev)
+               : it->type == GEN_STACK ? trace_file_writer_stack(w, it->thread, it->stack_id, it->frames, it->depth)
+               : trace_file_writer_module(w, it->thread, &it->module);
+        if (rc < 0)
+            abort();
+    }
+    uint64_t bytes = 0;
+    if (trace_file_writer_close(w, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        bytes = (uint64_t)ftell(f);
+        fclose(f);
+    }
+    return bytes;
+}
+
+int gen_event_equal(const struct trace_event *a, const struct trace_event *b)
+{
+    return a->seq == b->seq && a->time_ns == b->time_ns && a->thread == b->thread &&
+           a->stack_id == b->stack_id && a->kind == b->kind && a->chunk_flags == b->chunk_flags &&
+           a->err == b->err && a->size == b->size && a->nmemb == b->nmemb &&
+           a->alignment == b->alignment && a->old_ptr == b->old_ptr && a->ptr == b->ptr &&
+           a->param == b->param && a->value == b->value && a->result == b->result &&
+           a->os_tid == b->os_tid && !memcmp(&a->sample, &b->sample, sizeof a->sample);
+}
+
+void gen_event_diff(const struct trace_event *w, const struct trace_event *g)
+{
+#define D(f) if (w->f != g->f) fprintf(stderr, "seq %llu: " #f " want %llu got %llu\n", \
+        (unsigned long long)w->seq, (unsigned long long)w->f, (unsigned long long)g->f)
+    D(seq); D(time_ns); D(thread); D(stack_id); D(kind); D(chunk_flags); D(err); D(size);
+    D(nmemb); D(alignment); D(old_ptr); D(ptr); D(param); D(value); D(result); D(os_tid);
+#undef D
+    if (memcmp(&w->sample, &g->sample, sizeof w->sample))
+        fprintf(stderr, "seq %llu: sample differs\n", (unsigned long long)w->seq);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    const struct trace_event *x = *(const struct trace_event *const *)a;
+    const struct trace_event *y = *(const struct trace_event *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+const struct trace_event **gen_sorted_events(const struct gen_stream *g)
+{
+    const struct trace_event **v = malloc((g->events + 1) * sizeof *v);
+    size_t n = 0;
+    for (size_t i = 0; i < g->count; i++)
+        if (g->items[i].type == GEN_EVENT)
+            v[n++] = &g->items[i].ev;
+    qsort(v, n, sizeof *v, by_seq);
+    return v;
+}
+
+static char tmpdir[256];
+
+const char *gen_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/fs-tracer-test-XXXXXX");
+        if (!mkdtemp(tmpdir))
+            abort();
+    }
+    return tmpdir;
+}
+
+void gen_tmppath(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", gen_tmpdir(), name);
+}

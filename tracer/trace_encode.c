@@ -1,0 +1,294 @@
+/* trace_encode.c: turns events, stacks, modules and the header into trace bytes, and seals a
+ * thread's records into a compressed, framed block.
+ *
+ * This file is linked into the LD_PRELOAD recorder, so it never allocates from the C heap and
+ * never touches stdio: every function writes into a buffer the caller owns, and zlib runs with
+ * the caller's allocation functions. It depends on nothing from the reader.
+ *
+ * An event is written in its kind's standard form when it can be (opcode, then the kind's fields
+ * as deltas against the thread's previous event), otherwise in the generic form, which names
+ * every nonzero field and so round-trips any struct trace_event exactly. See FORMAT.md.
+ */
+#include <zlib.h>
+#include "trace_wire.h"
+
+/* ---- Events ---- */
+
+static int kind_has_next_code(unsigned kind, unsigned *code)
+{
+    switch (kind) {
+    case TRACE_EV_MALLOC: *code = WIRE_CODE_MALLOC_NEXT; return 1;
+    case TRACE_EV_FREE: *code = WIRE_CODE_FREE_NEXT; return 1;
+    case TRACE_EV_CALLOC: *code = WIRE_CODE_CALLOC_NEXT; return 1;
+    case TRACE_EV_REALLOC: *code = WIRE_CODE_REALLOC_NEXT; return 1;
+    default: return 0;
+    }
+}
+
+/* The fields of ev that are nonzero (the thread only for the kinds that carry one). */
+static unsigned nonzero_fields(const struct trace_event *ev)
+{
+    static const struct trace_sample zero_sample;
+    unsigned m = 0;
+    if (ev->stack_id) m |= WF(WF_STACK);
+    if (wire_kind_names_thread(ev->kind)) m |= WF(WF_THREAD);
+    if (ev->size) m |= WF(WF_SIZE);
+    if (ev->nmemb) m |= WF(WF_NMEMB);
+    if (ev->alignment) m |= WF(WF_ALIGNMENT);
+    if (ev->param) m |= WF(WF_PARAM);
+    if (ev->value) m |= WF(WF_VALUE);
+    if (ev->os_tid) m |= WF(WF_OS_TID);
+    if (memcmp(&ev->sample, &zero_sample, sizeof zero_sample)) m |= WF(WF_SAMPLE);
+    if (ev->time_ns) m |= WF(WF_TIME);
+    if (ev->old_ptr) m |= WF(WF_OLD_PTR);
+    if (ev->ptr) m |= WF(WF_PTR);
+    if (ev->result) m |= WF(WF_RESULT);
+    if (ev->err) m |= WF(WF_ERR);
+    return m;
+}
+
+/* Writes the fields in `fields`, in wire order. `generic` selects the generic encodings for
+ * time (signed delta) and pointers (absolute). Pointer fields advance st->last_ptr. */
+static uint8_t *put_fields(uint8_t *p, const struct trace_event *ev, unsigned fields, int generic,
+                           struct trace_encode_state *st)
+{
+    if (fields & WF(WF_STACK))
+        p = wire_put_varint(p, generic ? ev->stack_id : wire_stack_code(ev->stack_id, st->last_stack));
+    if (fields & WF(WF_THREAD)) p = wire_put_varint(p, ev->thread);
+    if (fields & WF(WF_SIZE)) p = wire_put_varint(p, ev->size);
+    if (fields & WF(WF_NMEMB)) p = wire_put_varint(p, ev->nmemb);
+    if (fields & WF(WF_ALIGNMENT)) p = wire_put_varint(p, ev->alignment);
+    if (fields & WF(WF_PARAM)) p = wire_put_varint(p, wire_zigzag(ev->param));
+    if (fields & WF(WF_VALUE)) p = wire_put_varint(p, wire_zigzag(ev->value));
+    if (fields & WF(WF_OS_TID)) p = wire_put_varint(p, ev->os_tid);
+    if (fields & WF(WF_SAMPLE)) {
+        struct trace_sample s = ev->sample;
+        for (unsigned i = 0; i < WIRE_SAMPLE_FIELDS; i++)
+            p = wire_put_varint(p, *wire_sample_field(&s, i));
+    }
+    return p;
+}
+
+static uint8_t *put_tail_fields(uint8_t *p, const struct trace_event *ev, unsigned fields,
+                                int generic, struct trace_encode_state *st)
+{
+    if (fields & WF(WF_TIME)) {
+        uint64_t d = ev->time_ns - st->last_time_ns;
+        p = wire_put_varint(p, generic ? wire_zigzag((int64_t)d) : d);
+    }
+    if (fields & WF(WF_OLD_PTR)) {
+        p = wire_put_varint(p, generic ? ev->old_ptr : wire_ptr_code(ev->old_ptr, st->last_ptr));
+        if (ev->old_ptr)
+            st->last_ptr = ev->old_ptr;
+    }
+    if (fields & WF(WF_PTR)) {
+        p = wire_put_varint(p, generic ? ev->ptr : wire_ptr_code(ev->ptr, st->last_ptr));
+        if (ev->ptr)
+            st->last_ptr = ev->ptr;
+    }
+    if (fields & WF(WF_RESULT)) p = wire_put_varint(p, wire_zigzag(ev->result));
+    if (fields & WF(WF_ERR)) p = wire_put_varint(p, wire_zigzag(ev->err));
+    return p;
+}
+
+/* Worst case, generic form: opcode, kind, presence (2), seq, time and 9 other 64-bit fields,
+ * stack, thread and err (5 each), 13 sample fields = 1+1+2+9*11+5*3+9*13 = 235 bytes. */
+size_t trace_encode_event(uint8_t *out, const struct trace_event *ev, struct trace_encode_state *st)
+{
+    uint8_t *p = out;
+    unsigned kind = ev->kind;
+    unsigned std = (kind >= 1 && kind <= WIRE_CODE_MAX_KIND) ? wire_standard_fields(kind) : 0;
+    unsigned present = nonzero_fields(ev);
+    int standard = std != 0 && (present & ~std) == 0 && ev->time_ns >= st->last_time_ns &&
+                   wire_ptr_delta_fits(ev->old_ptr, st->last_ptr) &&
+                   wire_ptr_delta_fits(ev->ptr, ev->old_ptr ? ev->old_ptr : st->last_ptr);
+    if (standard && kind == TRACE_EV_FREE && ev->chunk_flags)
+        standard = 0;     /* a free's aux bits name the recent pointer, not chunk flags */
+    if (!standard) {
+        *p++ = (uint8_t)(WIRE_CODE_GENERIC | (ev->chunk_flags & 7) << 5);
+        *p++ = ev->kind;
+        p = wire_put_varint(p, present);
+        p = wire_put_varint(p, ev->seq - st->last_seq);
+        p = put_fields(p, ev, present, 1, st);
+        p = put_tail_fields(p, ev, present, 1, st);
+        wire_state_after_event(st, ev);
+        return (size_t)(p - out);
+    }
+
+    unsigned code = kind, aux = ev->chunk_flags & 7, fields = std;
+    unsigned next_code;
+    int next = ev->seq == st->last_seq + 1 && kind_has_next_code(kind, &next_code);
+    if (next)
+        code = next_code;
+    if (kind == TRACE_EV_FREE) {
+        int i = ev->ptr ? wire_recent_find(st, ev->ptr) : -1;
+        if (i >= 0) {
+            aux = (unsigned)i;
+            fields &= ~WF(WF_PTR);
+        } else {
+            aux = WIRE_FREE_EXPLICIT;
+        }
+    }
+    *p++ = (uint8_t)(code | aux << 5);
+    p = put_fields(p, ev, fields, 0, st);
+    if (!next)
+        p = wire_put_varint(p, ev->seq - st->last_seq);
+    p = put_tail_fields(p, ev, fields, 0, st);
+    if (kind == TRACE_EV_FREE && !(fields & WF(WF_PTR)))
+        st->last_ptr = ev->ptr;
+    wire_state_after_event(st, ev);
+    return (size_t)(p - out);
+}
+
+/* ---- Stacks and modules ---- */
+
+size_t trace_encode_stack(uint8_t *out, size_t cap, uint32_t id, const uint64_t *frames, unsigned depth)
+{
+    uint8_t tmp[TRACE_STACK_MAX_BYTES];
+    uint8_t *p = tmp;
+    if (depth > TRACE_MAX_STACK_DEPTH)
+        depth = TRACE_MAX_STACK_DEPTH;
+    *p++ = WIRE_CODE_STACK;
+    p = wire_put_varint(p, id);
+    p = wire_put_varint(p, depth);
+    uint64_t prev = 0;
+    for (unsigned i = 0; i < depth; i++) {
+        p = wire_put_varint(p, wire_zigzag((int64_t)(frames[i] - prev)));
+        prev = frames[i];
+    }
+    size_t n = (size_t)(p - tmp);
+    if (n > cap)
+        return 0;
+    memcpy(out, tmp, n);
+    return n;
+}
+
+size_t trace_encode_module(uint8_t *out, size_t cap, const struct trace_module *m)
+{
+    uint8_t tmp[TRACE_MODULE_MAX_BYTES];
+    uint8_t *p = tmp;
+    size_t path_len = strnlen(m->path, sizeof m->path - 1);
+    unsigned id_len = m->build_id_len > sizeof m->build_id ? sizeof m->build_id : m->build_id_len;
+    *p++ = WIRE_CODE_MODULE;
+    p = wire_put_varint(p, m->load_address);
+    p = wire_put_varint(p, m->size);
+    p = wire_put_varint(p, path_len);
+    memcpy(p, m->path, path_len);
+    p += path_len;
+    *p++ = (uint8_t)id_len;
+    memcpy(p, m->build_id, id_len);
+    p += id_len;
+    size_t n = (size_t)(p - tmp);
+    if (n > cap)
+        return 0;
+    memcpy(out, tmp, n);
+    return n;
+}
+
+/* ---- Header ---- */
+
+static size_t str_len(const char *s, size_t max)
+{
+    return s ? strnlen(s, max) : 0;
+}
+
+size_t trace_header_bound(const struct trace_header *h)
+{
+    return WIRE_HEADER_FIXED + 4 + 16 * WIRE_VARINT_MAX + sizeof h->glibc_version + sizeof h->exe +
+           str_len(h->argv, WIRE_HEADER_MAX_PAYLOAD) + str_len(h->malloc_env, WIRE_HEADER_MAX_PAYLOAD);
+}
+
+static uint8_t *put_string(uint8_t *p, const char *s, size_t len)
+{
+    p = wire_put_varint(p, len);
+    if (len)
+        memcpy(p, s, len);
+    return p + len;
+}
+
+size_t trace_encode_header(uint8_t *out, size_t cap, const struct trace_header *h)
+{
+    size_t glibc_len = str_len(h->glibc_version, sizeof h->glibc_version - 1);
+    size_t exe_len = str_len(h->exe, sizeof h->exe - 1);
+    size_t argv_len = str_len(h->argv, WIRE_HEADER_MAX_PAYLOAD);
+    size_t env_len = str_len(h->malloc_env, WIRE_HEADER_MAX_PAYLOAD);
+    size_t need = WIRE_HEADER_FIXED + 4 + 16 * WIRE_VARINT_MAX + glibc_len + exe_len + argv_len + env_len;
+    if (cap < need || argv_len + env_len + 8192 > WIRE_HEADER_MAX_PAYLOAD)
+        return 0;
+    memcpy(out, TRACE_MAGIC, WIRE_MAGIC_BYTES);
+    wire_put32(out + 8, TRACE_VERSION);
+    uint8_t *p = out + WIRE_HEADER_FIXED;
+    p = wire_put_varint(p, wire_zigzag(h->pid));
+    p = wire_put_varint(p, wire_zigzag(h->ppid));
+    p = wire_put_varint(p, h->start_time_ns);
+    p = wire_put_varint(p, h->heap_start);
+    p = wire_put_varint(p, h->page_size);
+    p = wire_put_varint(p, h->cpu_count);
+    p = wire_put_varint(p, h->is_static);
+    p = wire_put_varint(p, h->stacks);
+    p = wire_put_varint(p, h->stack_depth);
+    p = wire_put_varint(p, wire_zigzag(h->parent_pid));
+    p = wire_put_varint(p, h->fork_seq);
+    p = wire_put_varint(p, h->first_seq);
+    p = put_string(p, h->glibc_version, glibc_len);
+    p = put_string(p, h->exe, exe_len);
+    p = put_string(p, h->argv, argv_len);
+    p = put_string(p, h->malloc_env, env_len);
+    uint32_t payload = (uint32_t)(p - (out + WIRE_HEADER_FIXED));
+    wire_put32(out + 12, payload);
+    wire_put32(p, (uint32_t)crc32(0, out, (uInt)(p - out)));
+    return (size_t)(p - out) + 4;
+}
+
+size_t trace_encode_end(uint8_t *out, size_t cap, uint64_t blocks, uint64_t next_seq)
+{
+    if (cap < WIRE_END_FRAME)
+        return 0;
+    memcpy(out, WIRE_END_TAG, 4);
+    wire_put64(out + 4, blocks);
+    wire_put64(out + 12, next_seq);
+    wire_put32(out + 20, 0);
+    wire_put32(out + 24, (uint32_t)crc32(0, out, 24));
+    return WIRE_END_FRAME;
+}
+
+/* ---- Blocks ---- */
+
+size_t trace_block_bound(size_t raw_len)
+{
+    return WIRE_BLOCK_FRAME + compressBound((uLong)raw_len);
+}
+
+size_t trace_block_seal(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
+                        uint32_t thread, uint64_t first_seq, uint64_t last_seq,
+                        const struct trace_zalloc *za)
+{
+    if (!za || !za->alloc || !za->free || raw_len > TRACE_BLOCK_MAX_RAW || out_cap <= WIRE_BLOCK_FRAME)
+        return 0;
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    zs.zalloc = za->alloc;
+    zs.zfree = za->free;
+    zs.opaque = za->opaque;
+    if (deflateInit2(&zs, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return 0;
+    size_t room = out_cap - WIRE_BLOCK_FRAME;
+    zs.next_in = (Bytef *)(uintptr_t)raw;
+    zs.avail_in = (uInt)raw_len;
+    zs.next_out = out + WIRE_BLOCK_FRAME;
+    zs.avail_out = room > 0xffffffffu ? 0xffffffffu : (uInt)room;
+    int rc = deflate(&zs, Z_FINISH);
+    size_t payload = zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END)
+        return 0;
+    memcpy(out, WIRE_BLOCK_TAG, 4);
+    wire_put32(out + 4, (uint32_t)payload);
+    wire_put32(out + 8, (uint32_t)raw_len);
+    wire_put32(out + 12, thread);
+    wire_put64(out + 16, first_seq);
+    wire_put64(out + 24, last_seq);
+    wire_put32(out + 32, (uint32_t)crc32(0, out + WIRE_BLOCK_FRAME, (uInt)payload));
+    wire_put32(out + 36, (uint32_t)crc32(0, out, 36));
+    return WIRE_BLOCK_FRAME + payload;
+}

@@ -1,0 +1,1 @@
+/* flame.c: placeholder */

@@ -1,0 +1,1 @@
+/* heap_cli.c: placeholder */

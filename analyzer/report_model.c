@@ -1,0 +1,1 @@
+/* report_model.c: placeholder */

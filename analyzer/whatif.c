@@ -1,0 +1,62 @@
+/* whatif.c: one what-if replay. The run's trace goes through replay_run again with the run's own
+ * options plus the requested settings; optionally, at the last step, the model is given a
+ * malloc_trim(0) or the free of one chunk (the chunk a finding blames), and the heap RSS and
+ * system bytes after that are the answer. ptmalloc is deterministic, so the same trace with the
+ * same settings gives the same heap: a difference is the change's doing. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "whatif.h"
+
+struct whatif_ctx {
+    const struct whatif_request *rq;
+    struct whatif_result *res;
+};
+
+static int whatif_step(void *vctx, struct ptmalloc *pm, const struct replay_step *s)
+{
+    struct whatif_ctx *x = vctx;
+    uint64_t rss = stats_rss(&s->stats);
+    if (rss > x->res->peak_rss)
+        x->res->peak_rss = rss;
+    x->res->final_rss = rss;
+    x->res->final_system = s->stats.system_bytes + s->stats.mmapped_bytes;
+    x->res->final_live = s->live_bytes;
+    if (s->step == x->rq->final_step && (x->rq->trim_at_end || x->rq->free_at_end)) {
+        if (x->rq->free_at_end)
+            ptmalloc_free(pm, 0, x->rq->free_at_end + 16);
+        if (x->rq->trim_at_end)
+            ptmalloc_trim(pm, 0, 0);
+        struct ptmalloc_stats st;
+        ptmalloc_stats(pm, -1, &st);
+        x->res->final_rss = stats_rss(&st);
+        x->res->final_system = st.system_bytes + st.mmapped_bytes;
+        return 1;
+    }
+    return 0;
+}
+
+int whatif_run(const struct stored_options *so, const struct whatif_request *rq,
+               struct whatif_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    if (!so->ro.trace_path) {
+        snprintf(err, errlen, "the run has no trace to replay");
+        return -1;
+    }
+    struct replay_options ro = so->ro;
+    for (unsigned i = 0; i < rq->set_count && ro.set_count < REPLAY_MAX_OVERRIDES; i++)
+        ro.set[ro.set_count++] = rq->set[i];
+    ro.until_step = 0;
+    ro.progress = 0;
+    ro.verify = REPLAY_VERIFY_OFF;
+    struct whatif_ctx x = {rq, res};
+    struct replay_summary sum;
+    memset(&sum, 0, sizeof sum);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = replay_run(&ro, whatif_step, &x, &sum, NULL, err, errlen);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* whatif.h: replaying a stored run again with a change, to prove what a fix would do
+ * (internal to the analyzer). */
+#ifndef FRAGSCOPE_WHATIF_H
+#define FRAGSCOPE_WHATIF_H
+
+#include "analyzer_int.h"
+
+#define WHATIF_MAX_SET 8
+
+struct whatif_request {
+    const char *set[WHATIF_MAX_SET];   /* settings added after the run's own ("tcache_count=0") */
+    unsigned set_count;
+    uint64_t final_step;               /* the run's last step */
+    int trim_at_end;                   /* malloc_trim(0) after the last step */
+    uint64_t free_at_end;              /* free this model chunk (address) after the last step */
+};
+
+struct whatif_result {
+    uint64_t final_rss, final_system, peak_rss, final_live;
+    double seconds;
+};
+
+int whatif_run(const struct stored_options *so, const struct whatif_request *rq,
+               struct whatif_result *res, char *err, size_t errlen);
+
+#endif

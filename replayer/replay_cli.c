@@ -112,7 +112,7 @@ int cmd_replay(int argc, char **argv)
 
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_SET:
             if (!strchr(optarg, '=')) {
@@ -219,6 +219,21 @@ int cmd_replay(int argc, char **argv)
         fprintf(stderr, "replay: --native runs the real allocator: it does not combine with %s\n",
                 db ? "--db" : "--verify");
         return 2;
+    }
+    {
+        /* Settings errors are usage errors: check them before touching the trace. */
+        struct ptmalloc_settings scratch;
+        char e[256];
+        ptmalloc_settings_default(&scratch);
+        if (o.tunables && ptmalloc_settings_tunables(&scratch, o.tunables, e, sizeof e) < 0) {
+            fprintf(stderr, "replay: --tunables '%s': %s\n", o.tunables, e);
+            return 2;
+        }
+        for (unsigned i = 0; i < o.set_count; i++)
+            if (ptmalloc_settings_set(&scratch, o.set[i], e, sizeof e) < 0) {
+                fprintf(stderr, "replay: --set '%s': %s\n", o.set[i], e);
+                return 2;
+            }
     }
     if (db && !replay_db_hook) {
         fprintf(stderr, "replay: --db: the analyzer's store is not available in this build\n");

@@ -18,6 +18,7 @@
  * difference is reported.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "verify.h"
@@ -255,6 +256,20 @@ void verify_sample(struct verify *v, struct ptmalloc *pm, const struct trace_eve
 
 /* ---- the bins summary for a divergence ---- */
 
+static void appendf(char *buf, size_t len, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t len, size_t *n, const char *fmt, ...)
+{
+    if (*n + 1 >= len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *n, len - *n, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *n = *n + (size_t)w < len ? *n + (size_t)w : len - 1;
+}
+
 struct bins_ctx {
     uint64_t nb;
     uint64_t count[PTM_CHUNK_OVERHEAD + 1], bytes[PTM_CHUNK_OVERHEAD + 1];
@@ -296,24 +311,23 @@ void verify_bins_summary(struct ptmalloc *pm, int arena, uint32_t thread, uint64
     ptmalloc_bins(pm, arena < 0 ? 0 : arena, thread, bins_cb, &b);
     struct ptmalloc_stats st;
     ptmalloc_stats(pm, arena < 0 ? 0 : arena, &st);
-    size_t n = 0;
     static const enum ptmalloc_chunk_state kinds[] = {PTM_CHUNK_TCACHE, PTM_CHUNK_FASTBIN,
                                                       PTM_CHUNK_UNSORTED, PTM_CHUNK_SMALL,
                                                       PTM_CHUNK_LARGE};
-    n += (size_t)snprintf(buf + n, len - n, "chunk size 0x%" PRIx64 ":", b.nb);
-    for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0] && n < len; i++) {
+    size_t n = 0;
+    appendf(buf, len, &n, "chunk size 0x%" PRIx64 ":", b.nb);
+    for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         enum ptmalloc_chunk_state k = kinds[i];
-        n += (size_t)snprintf(buf + n, len - n, " %s %" PRIu64 " (%" PRIu64 " of this size",
-                              ptmalloc_chunk_state_name(k), b.count[k], b.fit_count[k]);
-        if (n < len && b.fit_count[k])
-            n += (size_t)snprintf(buf + n, len - n, ", first 0x%" PRIx64, b.first_fit[k]);
-        if (n < len)
-            n += (size_t)snprintf(buf + n, len - n, ");");
+        if (!b.count[k])
+            continue;
+        appendf(buf, len, &n, " %s %" PRIu64, ptmalloc_chunk_state_name(k), b.count[k]);
+        if (b.fit_count[k])
+            appendf(buf, len, &n, " (%" PRIu64 " of this size, first 0x%" PRIx64 ")",
+                    b.fit_count[k], b.first_fit[k]);
+        appendf(buf, len, &n, ";");
     }
-    for (uint64_t i = 0; i < b.count[PTM_CHUNK_UNSORTED] && i < 4 && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, "%s0x%" PRIx64 "/0x%" PRIx64,
-                              i ? ", " : " unsorted head: ", b.unsorted_first[i],
-                              b.unsorted_size[i]);
-    if (n < len)
-        snprintf(buf + n, len - n, " top 0x%" PRIx64 " bytes", st.top_bytes);
+    for (uint64_t i = 0; i < b.count[PTM_CHUNK_UNSORTED] && i < 4; i++)
+        appendf(buf, len, &n, "%s0x%" PRIx64 "/0x%" PRIx64, i ? ", " : " unsorted head: ",
+                b.unsorted_first[i], b.unsorted_size[i]);
+    appendf(buf, len, &n, " top 0x%" PRIx64 " bytes", st.top_bytes);
 }

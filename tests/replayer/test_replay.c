@@ -1,0 +1,267 @@
+/* test_replay.c: the replay loop on synthetic traces.
+ *
+ * Traces written with the tracer's file writer: frees of pointers the trace never allocated,
+ * double frees and reallocs of unknown pointers must be counted (by call site) and skipped, the
+ * replay must reach the end; --until must stop at its step; a trace cut short must replay what
+ * is readable and say so; a missing file is a clear error. The live-byte figures are checked
+ * against the request sizes written into the trace.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "replay.h"
+#include "trace_fixture.h"
+
+#define HEAP 0x555555559000ull
+#define P(n) (HEAP + 0x2a0 + (uint64_t)(n) * 0x40)
+
+struct steps_seen {
+    uint64_t n;
+    uint64_t live[64];
+    int skipped[64];
+    uint64_t replayed[64];
+};
+
+static int record_step(void *ctx, struct ptmalloc *pm, const struct replay_step *s)
+{
+    (void)pm;
+    struct steps_seen *seen = ctx;
+    assert_int_equal(s->step, seen->n + 1);
+    if (s->step < 64) {
+        seen->live[s->step] = s->live_bytes;
+        seen->skipped[s->step] = s->skipped;
+        seen->replayed[s->step] = s->replayed_ptr;
+    }
+    seen->n++;
+    return 0;
+}
+
+/* The trace of test_unknown_and_double_frees: 13 events. */
+static void write_bad_frees(struct fixture_trace *t)
+{
+    static const uint64_t frames7[] = {0x401234, 0x401500};
+    static const uint64_t frames9[] = {0x7f0000002000};
+    struct trace_module mod;
+    memset(&mod, 0, sizeof mod);
+    mod.load_address = 0x400000;
+    mod.size = 0x10000;
+    snprintf(mod.path, sizeof mod.path, "/usr/bin/synthetic");
+    assert_int_equal(trace_file_writer_module(t->w, 0, &mod), 0);
+    assert_int_equal(trace_file_writer_stack(t->w, 0, 7, frames7, 2), 0);
+    assert_int_equal(trace_file_writer_stack(t->w, 0, 9, frames9, 1), 0);
+
+    fixture_malloc(t, 0, 24, P(1));                                  /* 1 */
+    fixture_malloc(t, 0, 40, P(2));                                  /* 2 */
+    fixture_free(t, 0, P(1), 0);                                     /* 3 */
+    fixture_free(t, 0, P(1), 0);                                     /* 4: double free */
+    fixture_free(t, 0, 0x7f00deadbe00ull, 7);                        /* 5: unknown */
+    fixture_free(t, 0, 0x7f00deadbe00ull, 7);                        /* 6: unknown */
+    fixture_free(t, 0, 0x7f00deadbf00ull, 9);                        /* 7: unknown */
+    fixture_event(t, (struct trace_event){.kind = TRACE_EV_REALLOC, .old_ptr = 0x7f00deadc000ull,
+                                          .size = 100, .ptr = P(3),
+                                          .chunk_flags = TRACE_CHUNK_PREV_INUSE}); /* 8 */
+    fixture_free(t, 0, 0, 0);                                        /* 9: free(NULL) */
+    fixture_event(t, (struct trace_event){.kind = TRACE_EV_CALLOC, .nmemb = 3, .size = 8,
+                                          .ptr = P(4), .chunk_flags = TRACE_CHUNK_PREV_INUSE}); /* 10 */
+    fixture_free(t, 0, P(2), 0);                                     /* 11 */
+    fixture_free(t, 0, P(3), 0);                                     /* 12 */
+    fixture_free(t, 0, P(4), 0);                                     /* 13 */
+}
+
+static void test_unknown_and_double_frees(void **state)
+{
+    (void)state;
+    struct fixture_trace t;
+    assert_int_equal(fixture_open(&t, "bad-frees.fstrace", HEAP, "", 2), 0);
+    write_bad_frees(&t);
+    assert_int_equal(fixture_close(&t), 0);
+
+    struct replay_options o;
+    replay_options_default(&o);
+    o.trace_path = t.path;
+    struct replay_summary s;
+    struct steps_seen seen;
+    memset(&seen, 0, sizeof seen);
+    char err[512];
+    char *rep = NULL;
+    size_t replen = 0;
+    FILE *report = open_memstream(&rep, &replen);
+    assert_int_equal(replay_run(&o, record_step, &seen, &s, report, err, sizeof err), 0);
+    fclose(report);
+
+    assert_int_equal(seen.n, 13);
+    assert_int_equal(s.steps, 13);
+    assert_true(s.completed);
+    assert_int_equal(s.unknown_frees, 3);
+    assert_int_equal(s.double_frees, 1);
+    assert_int_equal(s.unknown_reallocs, 1);
+    assert_int_equal(s.corrupt_calls, 0);
+    assert_int_equal(s.events_by_kind[TRACE_EV_MALLOC], 2);
+    assert_int_equal(s.events_by_kind[TRACE_EV_FREE], 9);
+    assert_int_equal(s.events_by_kind[TRACE_EV_REALLOC], 1);
+    assert_int_equal(s.events_by_kind[TRACE_EV_CALLOC], 1);
+    /* Live bytes follow the request sizes. */
+    assert_int_equal(seen.live[2], 64);
+    assert_int_equal(seen.live[3], 40);
+    assert_int_equal(seen.live[8], 140);
+    assert_int_equal(seen.live[10], 164);
+    assert_int_equal(seen.live[13], 0);
+    assert_int_equal(s.peak_live_bytes, 164);
+    assert_int_equal(s.peak_live_step, 10);
+    assert_int_equal(s.final_live_bytes, 0);
+    for (int i = 4; i <= 7; i++)
+        assert_true(seen.skipped[i]);
+    assert_false(seen.skipped[3]);
+    assert_false(seen.skipped[8]);
+    assert_true(seen.replayed[8] != 0);   /* the unknown realloc was replayed as a malloc */
+    /* Call sites, most frequent first, resolved through the module record. */
+    assert_int_equal(s.unknown_free_site_count, 2);
+    assert_int_equal(s.unknown_free_sites[0].stack_id, 7);
+    assert_int_equal(s.unknown_free_sites[0].count, 2);
+    assert_non_null(strstr(s.unknown_free_sites[0].where, "synthetic+0x1234"));
+    assert_int_equal(s.unknown_free_sites[1].stack_id, 9);
+    assert_int_equal(s.unknown_free_sites[1].count, 1);
+    /* The double free is reported with its step and the step of the first free. */
+    assert_non_null(rep);
+    assert_non_null(strstr(rep, "step 4"));
+    assert_non_null(strstr(rep, "double free"));
+    assert_non_null(strstr(rep, "freed at step 3"));
+    free(rep);
+
+    /* The printed summary carries the counts. */
+    char *sum = NULL;
+    size_t sumlen = 0;
+    FILE *f = open_memstream(&sum, &sumlen);
+    replay_print_summary(f, &o, &s);
+    fclose(f);
+    assert_non_null(strstr(sum, "3 frees of unknown pointers, 1 double frees"));
+    assert_non_null(strstr(sum, "status         complete"));
+    free(sum);
+}
+
+static void test_until(void **state)
+{
+    (void)state;
+    struct fixture_trace t;
+    assert_int_equal(fixture_open(&t, "until.fstrace", HEAP, "", 2), 0);
+    write_bad_frees(&t);
+    assert_int_equal(fixture_close(&t), 0);
+
+    struct replay_options o;
+    replay_options_default(&o);
+    o.trace_path = t.path;
+    o.until_step = 5;
+    struct replay_summary s;
+    struct steps_seen seen;
+    memset(&seen, 0, sizeof seen);
+    char err[512];
+    assert_int_equal(replay_run(&o, record_step, &seen, &s, NULL, err, sizeof err), 0);
+    assert_int_equal(seen.n, 5);
+    assert_int_equal(s.steps, 5);
+    assert_int_equal(s.until_step, 5);
+    assert_false(s.completed);
+    assert_int_equal(s.unknown_frees, 1);
+    assert_int_equal(s.double_frees, 1);
+    assert_int_equal(s.final_live_bytes, 40);
+}
+
+/* A trace whose writer died (no end marker, last block missing) replays what is readable. */
+static void test_cut_short(void **state)
+{
+    (void)state;
+    struct fixture_trace t;
+    assert_int_equal(fixture_open(&t, "cut.fstrace", HEAP, "", 2), 0);
+    for (int i = 0; i < 100; i++) {
+        fixture_malloc(&t, 0, 16 + (uint64_t)i, P(i));
+        if (i == 49)
+            assert_int_equal(trace_file_writer_flush(t.w), 0);
+    }
+    trace_file_writer_abandon(t.w);
+
+    struct replay_options o;
+    replay_options_default(&o);
+    o.trace_path = t.path;
+    struct replay_summary s;
+    char err[512];
+    assert_int_equal(replay_run(&o, NULL, NULL, &s, NULL, err, sizeof err), 0);
+    assert_false(s.completed);
+    assert_false(s.reader.clean_end);
+    assert_int_equal(s.steps, 50);
+    char *sum = NULL;
+    size_t sumlen = 0;
+    FILE *f = open_memstream(&sum, &sumlen);
+    replay_print_summary(f, &o, &s);
+    fclose(f);
+    assert_non_null(strstr(sum, "INCOMPLETE: the trace ends early"));
+    free(sum);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    struct replay_options o;
+    replay_options_default(&o);
+    o.trace_path = "/nonexistent/dir/x.fstrace";
+    struct replay_summary s;
+    char err[512] = "";
+    assert_int_equal(replay_run(&o, NULL, NULL, &s, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/dir/x.fstrace"));
+}
+
+static void test_bad_override(void **state)
+{
+    (void)state;
+    struct fixture_trace t;
+    assert_int_equal(fixture_open(&t, "set.fstrace", HEAP, "", 2), 0);
+    fixture_malloc(&t, 0, 10, P(0));
+    assert_int_equal(fixture_close(&t), 0);
+    struct replay_options o;
+    replay_options_default(&o);
+    o.trace_path = t.path;
+    o.set[o.set_count++] = "no_such_setting=3";
+    struct replay_summary s;
+    char err[512] = "";
+    assert_int_equal(replay_run(&o, NULL, NULL, &s, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no_such_setting"));
+}
+
+/* Steps stop when the callback asks. */
+static int stop_at_3(void *ctx, struct ptmalloc *pm, const struct replay_step *s)
+{
+    (void)ctx;
+    (void)pm;
+    return s->step == 3;
+}
+
+static void test_callback_stops(void **state)
+{
+    (void)state;
+    struct fixture_trace t;
+    assert_int_equal(fixture_open(&t, "stop.fstrace", HEAP, "", 2), 0);
+    for (int i = 0; i < 10; i++)
+        fixture_malloc(&t, 0, 32, P(i));
+    assert_int_equal(fixture_close(&t), 0);
+    struct replay_options o;
+    replay_options_default(&o);
+    o.trace_path = t.path;
+    struct replay_summary s;
+    char err[512];
+    assert_int_equal(replay_run(&o, stop_at_3, NULL, &s, NULL, err, sizeof err), 0);
+    assert_int_equal(s.steps, 3);
+    assert_false(s.completed);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unknown_and_double_frees),
+        cmocka_unit_test(test_until),
+        cmocka_unit_test(test_cut_short),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_bad_override),
+        cmocka_unit_test(test_callback_stops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

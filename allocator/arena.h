@@ -1,0 +1,84 @@
+/* arena.h: one arena's malloc_state, kept host-side, and the list primitives over it.
+ *
+ * glibc's struct malloc_state holds the fastbin heads, top, last_remainder, 127 bin headers
+ * (each a fake chunk whose fd/bk overlay the bins[] array), the binmap and the counters. The
+ * main arena's lives in libc's .data, so the model keeps it host-side at a fake address outside
+ * the simulated space. A non-main arena's lives at heap + 48 in simulated memory: the model
+ * writes it there when the arena is created (which makes the page resident, as glibc does) and
+ * keeps the authoritative copy host-side afterwards.
+ *
+ * Chunk links (fd, bk, fd_nextsize, bk_nextsize) are read and written by field address: an
+ * address inside this arena's bins[] array goes to the host copy, anything else to simulated
+ * memory. That reproduces glibc's pointer arithmetic on bin headers exactly, including reads of
+ * a bin header's "fd_nextsize" (the next bin's fd) in unlink_chunk.
+ */
+#ifndef FRAGSCOPE_ARENA_H
+#define FRAGSCOPE_ARENA_H
+
+#include <stdint.h>
+#include "chunk.h"
+#include "chunkmap.h"
+
+#define NBIN_WORDS (NBINS * 2 - 2)
+
+struct pm_arena {
+    uint64_t binfield0;               /* address of bins[0] (base + 112) */
+    uint64_t bins[NBIN_WORDS];
+    uint64_t fastbins[NFASTBINS];
+    uint64_t top;
+    uint64_t last_remainder;
+    uint64_t base;                    /* address of the malloc_state */
+    uint32_t binmap[BINMAPSIZE];
+    int noncontiguous;
+    int have_fastchunks;
+    uint32_t index;                   /* 0 = main, then in creation order */
+    struct pm_arena *next;            /* glibc's arena ring: main, newest, ..., oldest */
+    struct pm_arena *next_free;
+    uint64_t attached_threads;
+    uint64_t system_mem, max_system_mem;
+    /* Per-state chunk counters (chunkmap states), kept as chunks change state. */
+    uint64_t st_count[CS_NSTATES];
+    uint64_t st_bytes[CS_NSTATES];
+};
+
+static inline uint64_t bin_at(const struct pm_arena *av, unsigned i)
+{
+    return av->binfield0 - 16 + (uint64_t)(i - 1) * 16;
+}
+static inline uint64_t unsorted_bin(const struct pm_arena *av) { return av->binfield0 - 16; }
+static inline int top_is_initial(const struct pm_arena *av) { return av->top == unsorted_bin(av); }
+
+/* Link field access, routed to the host bins[] copy for this arena's bin headers. */
+static inline uint64_t lnk_ld(struct sysmem *m, const struct pm_arena *av, uint64_t field)
+{
+    uint64_t off = field - av->binfield0;
+    if (off < NBIN_WORDS * 8)
+        return av->bins[off >> 3];
+    return sysmem_load(m, field);
+}
+static inline void lnk_st(struct sysmem *m, struct pm_arena *av, uint64_t field, uint64_t v)
+{
+    uint64_t off = field - av->binfield0;
+    if (off < NBIN_WORDS * 8)
+        av->bins[off >> 3] = v;
+    else
+        sysmem_store(m, field, v);
+}
+#define FD(m, av, p) lnk_ld(m, av, (p) + 16)
+#define BK(m, av, p) lnk_ld(m, av, (p) + 24)
+#define FD_NS(m, av, p) lnk_ld(m, av, (p) + 32)
+#define BK_NS(m, av, p) lnk_ld(m, av, (p) + 40)
+#define SET_FD(m, av, p, v) lnk_st(m, av, (p) + 16, v)
+#define SET_BK(m, av, p, v) lnk_st(m, av, (p) + 24, v)
+#define SET_FD_NS(m, av, p, v) lnk_st(m, av, (p) + 32, v)
+#define SET_BK_NS(m, av, p, v) lnk_st(m, av, (p) + 40, v)
+
+/* Top chunk size (0 for the initial dummy top). */
+static inline uint64_t top_size(struct sysmem *m, const struct pm_arena *av)
+{
+    return top_is_initial(av) ? 0 : chunk_size(m, av->top);
+}
+
+static inline void mark_bin(struct pm_arena *av, unsigned i) { av->binmap[i >> 5] |= 1u << (i & 31); }
+
+#endif

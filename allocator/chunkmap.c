@@ -1,0 +1,97 @@
+/* chunkmap.c: the host-side chunk table (see chunkmap.h).
+ *
+ * Capacity is a power of two kept at most half full; deletion shifts the following cluster back
+ * so no tombstones accumulate over long replays.
+ */
+#include "chunkmap.h"
+
+#include <stdlib.h>
+
+static int cm_alloc(struct chunkmap *m, int bits)
+{
+    m->tab = calloc((size_t)1 << bits, sizeof(struct cm_entry));
+    if (!m->tab)
+        return -1;
+    m->mask = ((uint64_t)1 << bits) - 1;
+    m->shift = 64 - bits;
+    m->count = 0;
+    return 0;
+}
+
+int cm_init(struct chunkmap *m)
+{
+    return cm_alloc(m, 12);
+}
+
+void cm_free(struct chunkmap *m)
+{
+    free(m->tab);
+    m->tab = 0;
+}
+
+static void cm_insert_new(struct chunkmap *m, uint64_t key, uint64_t val)
+{
+    uint64_t i = cm_slot(m, key);
+    while (m->tab[i].key != 0)
+        i = (i + 1) & m->mask;
+    m->tab[i].key = key;
+    m->tab[i].val = val;
+    m->count++;
+}
+
+static int cm_grow(struct chunkmap *m)
+{
+    struct chunkmap n;
+    int bits = 64 - m->shift + 1;
+    if (cm_alloc(&n, bits) != 0)
+        return -1;
+    for (uint64_t i = 0; i <= m->mask; i++)
+        if (m->tab[i].key)
+            cm_insert_new(&n, m->tab[i].key, m->tab[i].val);
+    free(m->tab);
+    *m = n;
+    return 0;
+}
+
+int cm_put(struct chunkmap *m, uint64_t key, uint64_t val)
+{
+    struct cm_entry *e = cm_find(m, key);
+    if (e) {
+        e->val = val;
+        return 0;
+    }
+    if ((m->count + 1) * 2 > m->mask + 1 && cm_grow(m) != 0)
+        return -1;
+    cm_insert_new(m, key, val);
+    return 0;
+}
+
+void cm_del(struct chunkmap *m, uint64_t key)
+{
+    uint64_t i = cm_slot(m, key);
+    for (;;) {
+        if (m->tab[i].key == 0)
+            return;
+        if (m->tab[i].key == key)
+            break;
+        i = (i + 1) & m->mask;
+    }
+    /* Backward-shift: move later members of the cluster into the hole when their home slot
+     * does not lie strictly between the hole and their position. */
+    uint64_t hole = i;
+    uint64_t j = i;
+    for (;;) {
+        j = (j + 1) & m->mask;
+        if (m->tab[j].key == 0)
+            break;
+        uint64_t home = cm_slot(m, m->tab[j].key);
+        int between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (between)
+            continue;
+        m->tab[hole] = m->tab[j];
+        hole = j;
+    }
+    m->tab[hole].key = 0;
+    m->tab[hole].val = 0;
+    m->count--;
+}

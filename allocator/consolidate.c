@@ -1,0 +1,55 @@
+/* consolidate.c: malloc_consolidate, which empties every fastbin of an arena.
+ *
+ * Fastbins 0..9 are taken in turn, each from its head; every chunk is merged with free
+ * neighbours (backward, then forward unless the next chunk is top) and the result goes to the
+ * head of the unsorted list, or into top. Runs from large requests, the top-too-small path of
+ * _int_malloc, big frees, malloc_trim and every mallopt call.
+ */
+#include "model.h"
+
+void malloc_consolidate(struct ptmalloc *pm, struct pm_arena *av)
+{
+    struct sysmem *m = pm->mem;
+    int any = 0;
+    av->have_fastchunks = 0;
+    for (int i = 0; i < NFASTBINS; i++) {
+        uint64_t p = av->fastbins[i];
+        av->fastbins[i] = 0;
+        while (p) {
+            any = 1;
+            uint64_t nextp = protect_ptr(p + 16, mem_ld(m, p + 16));
+            uint64_t size = chunk_size(m, p);
+            uint64_t nextchunk = p + size;
+            uint64_t nextsize = chunk_size(m, nextchunk);
+
+            if (!prev_inuse(m, p)) {
+                uint64_t prevsize = chunk_prev_size(m, p);
+                size += prevsize;
+                chunk_forget(pm, p);
+                p -= prevsize;
+                unlink_chunk(pm, av, p);
+            }
+            if (nextchunk != av->top) {
+                int nextinuse = inuse_bit_at(m, nextchunk, nextsize);
+                if (!nextinuse) {
+                    size += nextsize;
+                    unlink_chunk(pm, av, nextchunk);
+                    chunk_forget(pm, nextchunk);
+                } else {
+                    clear_inuse_bit_at(m, nextchunk, 0);
+                }
+                unsorted_push_front(pm, av, p, size);
+                set_head(m, p, size | PREV_INUSE);
+                set_foot(m, p, size);
+            } else {
+                size += nextsize;
+                set_head(m, p, size | PREV_INUSE);
+                av->top = p;
+                chunk_forget(pm, p);
+            }
+            p = nextp;
+        }
+    }
+    if (any)
+        pm_event(pm, PTM_EV_CONSOLIDATE, av->index, 0, 0);
+}

@@ -1,0 +1,126 @@
+/* free.c: _int_free, munmap_chunk and the public free of a validated chunk.
+ *
+ * A freed heap chunk goes, in this order, to the calling thread's tcache (when its bin has
+ * room), to a fastbin (size <= max_fast; stays "in use" to its neighbours), or is coalesced with
+ * free neighbours and put at the head of the unsorted list or merged into top. A coalesced size
+ * of 64 KiB or more consolidates the fastbins and then trims: systrim in the main arena when top
+ * reaches trim_threshold, heap_trim always in other arenas. mmapped chunks are unmapped, after
+ * the dynamic mmap threshold rule.
+ *
+ * Callers have validated the pointer against the chunk table (ptmalloc.c), so glibc's abort
+ * checks cannot fire here.
+ */
+#include "model.h"
+
+static void free_perturb(struct ptmalloc *pm, uint64_t mem, uint64_t n)
+{
+    if (pm->perturb)
+        pm_touch(pm, mem, n);
+}
+
+void munmap_chunk(struct ptmalloc *pm, uint64_t p)
+{
+    struct sysmem *m = pm->mem;
+    uint64_t size = chunk_size(m, p);
+    uint64_t prev = chunk_prev_size(m, p);
+    uint64_t block = p - prev;
+    uint64_t total = prev + size;
+    struct cm_entry *e = cm_find(&pm->map, p);
+    uint32_t arena = e ? cm_arena(e->val) : 0;
+    chunk_forget(pm, p);
+    pm->n_mmaps--;
+    pm->mmapped_mem -= total;
+    pm_munmap(pm, arena, block, total);
+}
+
+void int_free(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
+{
+    struct sysmem *m = pm->mem;
+    uint64_t size = chunk_size(m, p);
+    struct pm_thread *t = pm->cur;
+
+    if (t && t->tcache) {
+        uint64_t tc_idx = csize2tidx(size);
+        if (tc_idx < pm->tcache_bins && t->counts[tc_idx] < pm->tcache_count) {
+            tcache_put(pm, t, p, size, av->index, tc_idx);
+            return;
+        }
+    }
+
+    if (size <= pm->max_fast) {
+        free_perturb(pm, p + 16, size - 16);
+        av->have_fastchunks = 1;
+        unsigned idx = fastbin_index(size);
+        uint64_t old = av->fastbins[idx];
+        mem_st(m, p + 16, protect_ptr(p + 16, old));
+        av->fastbins[idx] = p;
+        chunk_note(pm, p, size, av->index, CS_FAST);
+        return;
+    }
+
+    if (chunk_head(m, p) & IS_MMAPPED) {
+        munmap_chunk(pm, p);
+        return;
+    }
+
+    uint64_t nextchunk = p + size;
+    uint64_t nextsize = chunk_size(m, nextchunk);
+    free_perturb(pm, p + 16, size - 16);
+
+    if (!prev_inuse(m, p)) {
+        uint64_t prevsize = chunk_prev_size(m, p);
+        size += prevsize;
+        chunk_forget(pm, p);
+        p -= prevsize;
+        unlink_chunk(pm, av, p);
+    }
+
+    if (nextchunk != av->top) {
+        int nextinuse = inuse_bit_at(m, nextchunk, nextsize);
+        if (!nextinuse) {
+            unlink_chunk(pm, av, nextchunk);
+            chunk_forget(pm, nextchunk);
+            size += nextsize;
+        } else {
+            clear_inuse_bit_at(m, nextchunk, 0);
+        }
+        unsorted_push_front(pm, av, p, size);
+        set_head(m, p, size | PREV_INUSE);
+        set_foot(m, p, size);
+    } else {
+        size += nextsize;
+        set_head(m, p, size | PREV_INUSE);
+        av->top = p;
+        chunk_forget(pm, p);
+    }
+
+    if (size >= FASTBIN_CONSOLIDATION_THRESHOLD) {
+        if (av->have_fastchunks)
+            malloc_consolidate(pm, av);
+        if (is_main(av)) {
+            if (top_size(m, av) >= pm->trim_threshold)
+                systrim(pm, pm->top_pad, av);
+        } else {
+            heap_trim(pm, av, heap_for_ptr(pm, av->top), pm->top_pad);
+        }
+    }
+}
+
+void libc_free_chunk(struct ptmalloc *pm, uint64_t p)
+{
+    struct sysmem *m = pm->mem;
+    uint64_t head = chunk_head(m, p);
+    if (head & IS_MMAPPED) {
+        if (!pm->no_dyn_threshold && head > pm->mmap_threshold && head <= DEFAULT_MMAP_THRESHOLD_MAX) {
+            pm->mmap_threshold = head & ~(uint64_t)SIZE_BITS;
+            pm->trim_threshold = 2 * pm->mmap_threshold;
+            pm_event(pm, PTM_EV_THRESHOLD_RAISED, 0, p, pm->mmap_threshold);
+        }
+        munmap_chunk(pm, p);
+        return;
+    }
+    maybe_init_tcache(pm, pm->cur);
+    struct cm_entry *e = cm_find(&pm->map, p);
+    struct pm_arena *av = (head & NON_MAIN_ARENA) && e ? pm->arenas[cm_arena(e->val)] : main_arena(pm);
+    int_free(pm, av, p);
+}

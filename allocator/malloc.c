@@ -1,0 +1,266 @@
+/* malloc.c: _int_malloc, the heart of placement, following glibc 2.36 step by step.
+ *
+ * Order of attempts for a normalized request nb: the fastbin (then the rest of that fastbin
+ * moves into the tcache), the small bin (oldest chunk, then stash into the tcache), for a large
+ * request a malloc_consolidate when fastbin chunks exist, the unsorted scan (last-remainder
+ * split, exact fits cached in the tcache, everything else filed into bins, at most 10000
+ * chunks), best fit in the request's large bin, the binmap search of larger bins, the top chunk,
+ * and finally consolidate-and-retry or sysmalloc. The returned chunk is recorded as
+ * CS_INTERNAL in the chunk table; the public entry points relabel it.
+ */
+#include "model.h"
+
+void alloc_perturb(struct ptmalloc *pm, uint64_t mem, uint64_t n)
+{
+    if (pm->perturb)
+        pm_touch(pm, mem, n);
+}
+
+static uint64_t nonmain_bit(const struct pm_arena *av) { return is_main(av) ? 0 : NON_MAIN_ARENA; }
+
+/* Splits victim (of `size`, already unlinked) at nb; the remainder goes to the unsorted head. */
+static void split_to_unsorted(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim,
+                              uint64_t size, uint64_t nb, int advertise)
+{
+    struct sysmem *m = pm->mem;
+    uint64_t remainder_size = size - nb;
+    uint64_t remainder = victim + nb;
+    uint64_t bck = unsorted_bin(av);
+    uint64_t fwd = FD(m, av, bck);
+    SET_BK(m, av, remainder, bck);
+    SET_FD(m, av, remainder, fwd);
+    SET_FD(m, av, bck, remainder);
+    SET_BK(m, av, fwd, remainder);
+    if (advertise)
+        av->last_remainder = remainder;
+    if (!in_smallbin_range(remainder_size)) {
+        SET_FD_NS(m, av, remainder, 0);
+        SET_BK_NS(m, av, remainder, 0);
+    }
+    set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
+    set_head(m, remainder, remainder_size | PREV_INUSE);
+    set_foot(m, remainder, remainder_size);
+    chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+    chunk_note(pm, remainder, remainder_size, av->index, CS_UNSORTED);
+}
+
+/* Hands out an unlinked bin chunk whole, or split with the remainder to the unsorted list. */
+static uint64_t take_binned(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim,
+                            uint64_t size, uint64_t nb, uint64_t bytes, int advertise)
+{
+    struct sysmem *m = pm->mem;
+    if (size - nb < MINSIZE) {
+        set_inuse_bit_at(m, victim, size);
+        if (!is_main(av))
+            set_non_main(m, victim);
+        chunk_note(pm, victim, size, av->index, CS_INTERNAL);
+    } else {
+        split_to_unsorted(pm, av, victim, size, nb, advertise);
+    }
+    alloc_perturb(pm, victim + 16, bytes);
+    return victim + 16;
+}
+
+uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
+{
+    struct sysmem *m = pm->mem;
+    uint64_t nb = request2size(bytes);
+    if (nb == 0)
+        return 0;
+    if (!av) {
+        uint64_t p = sysmalloc(pm, nb, 0);
+        if (p)
+            alloc_perturb(pm, p, bytes);
+        return p;
+    }
+    struct pm_thread *t = pm->cur;
+    int have_tc = t && t->tcache;
+    uint64_t tc_idx = csize2tidx(nb);
+    unsigned idx;
+
+    if (nb <= pm->max_fast) {
+        idx = fastbin_index(nb);
+        uint64_t victim = av->fastbins[idx];
+        if (victim) {
+            av->fastbins[idx] = protect_ptr(victim + 16, mem_ld(m, victim + 16));
+            chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+            if (have_tc && tc_idx < pm->tcache_bins) {
+                uint64_t tc_victim;
+                while (t->counts[tc_idx] < pm->tcache_count && (tc_victim = av->fastbins[idx]) != 0) {
+                    av->fastbins[idx] = protect_ptr(tc_victim + 16, mem_ld(m, tc_victim + 16));
+                    tcache_put(pm, t, tc_victim, nb, av->index, tc_idx);
+                }
+            }
+            alloc_perturb(pm, victim + 16, bytes);
+            return victim + 16;
+        }
+    }
+
+    if (in_smallbin_range(nb)) {
+        idx = smallbin_index(nb);
+        uint64_t bin = bin_at(av, idx);
+        uint64_t victim = BK(m, av, bin);
+        if (victim != bin) {
+            uint64_t bck = BK(m, av, victim);
+            set_inuse_bit_at(m, victim, nb);
+            SET_BK(m, av, bin, bck);
+            SET_FD(m, av, bck, bin);
+            if (!is_main(av))
+                set_non_main(m, victim);
+            chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+            if (have_tc && tc_idx < pm->tcache_bins) {
+                uint64_t tc_victim;
+                while (t->counts[tc_idx] < pm->tcache_count && (tc_victim = BK(m, av, bin)) != bin) {
+                    bck = BK(m, av, tc_victim);
+                    set_inuse_bit_at(m, tc_victim, nb);
+                    if (!is_main(av))
+                        set_non_main(m, tc_victim);
+                    SET_BK(m, av, bin, bck);
+                    SET_FD(m, av, bck, bin);
+                    tcache_put(pm, t, tc_victim, nb, av->index, tc_idx);
+                }
+            }
+            alloc_perturb(pm, victim + 16, bytes);
+            return victim + 16;
+        }
+    } else {
+        idx = largebin_index(nb);
+        if (av->have_fastchunks)
+            malloc_consolidate(pm, av);
+    }
+
+    uint64_t tcache_nb = 0;
+    if (have_tc && tc_idx < pm->tcache_bins)
+        tcache_nb = nb;
+    int return_cached = 0;
+    uint64_t tcache_unsorted_count = 0;
+    uint64_t unsorted = unsorted_bin(av);
+
+    for (;;) {
+        int iters = 0;
+        uint64_t victim;
+        while ((victim = BK(m, av, unsorted)) != unsorted) {
+            uint64_t bck = BK(m, av, victim);
+            uint64_t size = chunk_size(m, victim);
+
+            if (in_smallbin_range(nb) && bck == unsorted && victim == av->last_remainder &&
+                size > nb + MINSIZE) {
+                uint64_t remainder_size = size - nb;
+                uint64_t remainder = victim + nb;
+                SET_BK(m, av, unsorted, remainder);
+                SET_FD(m, av, unsorted, remainder);
+                av->last_remainder = remainder;
+                SET_BK(m, av, remainder, unsorted);
+                SET_FD(m, av, remainder, unsorted);
+                if (!in_smallbin_range(remainder_size)) {
+                    SET_FD_NS(m, av, remainder, 0);
+                    SET_BK_NS(m, av, remainder, 0);
+                }
+                set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
+                set_head(m, remainder, remainder_size | PREV_INUSE);
+                set_foot(m, remainder, remainder_size);
+                chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+                chunk_note(pm, remainder, remainder_size, av->index, CS_UNSORTED);
+                alloc_perturb(pm, victim + 16, bytes);
+                return victim + 16;
+            }
+
+            SET_BK(m, av, unsorted, bck);
+            SET_FD(m, av, bck, unsorted);
+
+            if (size == nb) {
+                set_inuse_bit_at(m, victim, size);
+                if (!is_main(av))
+                    set_non_main(m, victim);
+                if (tcache_nb && t->counts[tc_idx] < pm->tcache_count) {
+                    tcache_put(pm, t, victim, size, av->index, tc_idx);
+                    return_cached = 1;
+                    continue;
+                }
+                chunk_note(pm, victim, size, av->index, CS_INTERNAL);
+                alloc_perturb(pm, victim + 16, bytes);
+                return victim + 16;
+            }
+
+            bin_file(pm, av, victim, size);
+
+            ++tcache_unsorted_count;
+            if (return_cached && pm->tcache_unsorted_limit > 0 &&
+                tcache_unsorted_count > pm->tcache_unsorted_limit)
+                return tcache_get(pm, t, tc_idx);
+
+            if (++iters >= MAX_ITERS)
+                break;
+        }
+
+        if (return_cached)
+            return tcache_get(pm, t, tc_idx);
+
+        if (!in_smallbin_range(nb)) {
+            uint64_t bin = bin_at(av, idx);
+            victim = FD(m, av, bin);
+            if (victim != bin && chunk_head(m, victim) >= nb) {
+                uint64_t size;
+                victim = BK_NS(m, av, victim);
+                while ((size = chunk_size(m, victim)) < nb)
+                    victim = BK_NS(m, av, victim);
+                if (victim != BK(m, av, bin) && chunk_head(m, victim) == chunk_head(m, FD(m, av, victim)))
+                    victim = FD(m, av, victim);
+                unlink_chunk(pm, av, victim);
+                return take_binned(pm, av, victim, size, nb, bytes, 0);
+            }
+        }
+
+        ++idx;
+        uint64_t bin = bin_at(av, idx);
+        unsigned block = idx >> 5;
+        uint32_t map = av->binmap[block];
+        uint32_t bit = 1u << (idx & 31);
+        for (;;) {
+            if (bit > map || bit == 0) {
+                do {
+                    if (++block >= BINMAPSIZE)
+                        goto use_top;
+                } while ((map = av->binmap[block]) == 0);
+                bin = bin_at(av, block << 5);
+                bit = 1;
+            }
+            while ((bit & map) == 0) {
+                bin += 16;
+                bit <<= 1;
+            }
+            victim = BK(m, av, bin);
+            if (victim == bin) {
+                av->binmap[block] = map &= ~bit;
+                bin += 16;
+                bit <<= 1;
+            } else {
+                uint64_t size = chunk_size(m, victim);
+                unlink_chunk(pm, av, victim);
+                return take_binned(pm, av, victim, size, nb, bytes, in_smallbin_range(nb));
+            }
+        }
+
+    use_top:
+        victim = av->top;
+        uint64_t size = top_size(m, av);
+        if (size >= nb + MINSIZE) {
+            uint64_t remainder_size = size - nb;
+            uint64_t remainder = victim + nb;
+            av->top = remainder;
+            set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
+            set_head(m, remainder, remainder_size | PREV_INUSE);
+            chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+            alloc_perturb(pm, victim + 16, bytes);
+            return victim + 16;
+        } else if (av->have_fastchunks) {
+            malloc_consolidate(pm, av);
+            idx = in_smallbin_range(nb) ? smallbin_index(nb) : largebin_index(nb);
+        } else {
+            uint64_t p = sysmalloc(pm, nb, av);
+            if (p)
+                alloc_perturb(pm, p, bytes);
+            return p;
+        }
+    }
+}

@@ -1,0 +1,182 @@
+/* model.h: the model object (struct ptmalloc) and the internal interfaces between allocator files.
+ *
+ * struct ptmalloc holds what glibc keeps in globals: the parameters (mp_), the arenas and their
+ * ring, the arena free list, per-thread state (arena, tcache), the mmapped-chunk counters, plus
+ * the model's own bookkeeping: the chunk table (chunkmap.h), the main arena's memory segments
+ * (for walks) and the event hook. Internal functions mirror glibc's (_int_malloc, _int_free,
+ * sysmalloc, ...) and keep glibc's names where a reader would look for them.
+ */
+#ifndef FRAGSCOPE_MODEL_H
+#define FRAGSCOPE_MODEL_H
+
+#include <stdint.h>
+#include "ptmalloc.h"
+#include "arena.h"
+#include "chunkmap.h"
+
+struct pm_thread {
+    uint8_t started;
+    uint8_t shutting_down;
+    struct pm_arena *arena;           /* glibc's thread_arena */
+    uint64_t tcache;                  /* user address of the tcache_perthread_struct; 0 = none */
+    uint16_t counts[TCACHE_MAX_BINS]; /* host copy of tcache->counts / entries */
+    uint64_t entries[TCACHE_MAX_BINS];
+};
+
+struct pm_seg {
+    uint64_t start, end;              /* a piece of main-arena memory (break area or mmap fallback) */
+};
+
+struct ptmalloc {
+    struct sysmem *mem;
+    struct chunkmap map;
+
+    /* Parameters (glibc's mp_, global_max_fast, perturb_byte). */
+    uint64_t max_fast;
+    uint64_t mxfast_given;
+    uint64_t trim_threshold, top_pad, mmap_threshold;
+    int32_t n_mmaps_max;
+    int no_dyn_threshold;
+    uint64_t arena_test, arena_max;
+    uint64_t tcache_bins, tcache_max_bytes, tcache_count, tcache_unsorted_limit;
+    int32_t perturb;
+    int32_t hugetlb;
+    uint64_t thp_pagesize;            /* hugetlb=1 on a madvise-mode THP system: 2 MiB */
+    uint64_t hp_pagesize;             /* hugetlb>=2: huge pages requested (never available here) */
+    int always_fail_morecore;
+    uint32_t cpu_count;
+
+    /* Global state. */
+    uint64_t n_mmaps, max_n_mmaps, mmapped_mem, max_mmapped_mem;
+    uint64_t sbrk_base;
+    uint64_t tcache_key;
+    struct pm_arena **arenas;         /* by index; arenas[0] is the main arena */
+    uint32_t arena_count, arena_cap;
+    uint64_t narenas;                 /* glibc's narenas */
+    uint64_t narenas_limit;
+    struct pm_arena *free_list;
+    struct pm_arena *next_to_use;
+    uint64_t aligned_heap_area;
+
+    struct pm_seg *segs;              /* main arena segments in creation order */
+    uint32_t nsegs, segs_cap;
+
+    struct pm_thread **threads;         /* by thread index, allocated on first use */
+    uint32_t nthreads;
+    int multi_threaded;
+    struct pm_thread *cur;            /* the thread making the current call */
+
+    void (*hook)(void *ctx, const struct ptmalloc_event *ev);
+    void *hook_ctx;
+};
+
+static inline struct pm_arena *main_arena(struct ptmalloc *pm) { return pm->arenas[0]; }
+static inline int is_main(const struct pm_arena *av) { return av->index == 0; }
+
+/* Chunk table updates with the per-arena counters. */
+static inline void stat_sub(struct ptmalloc *pm, uint64_t v)
+{
+    struct pm_arena *a = pm->arenas[cm_arena(v)];
+    enum chunk_state s = cm_state(v);
+    a->st_count[s]--;
+    a->st_bytes[s] -= cm_size(v);
+}
+static inline void chunk_note(struct ptmalloc *pm, uint64_t p, uint64_t size, uint32_t arena,
+                              enum chunk_state st)
+{
+    struct cm_entry *e = cm_find(&pm->map, p);
+    uint64_t v = cm_pack(st, arena, size);
+    if (e) {
+        stat_sub(pm, e->val);
+        e->val = v;
+    } else {
+        cm_put(&pm->map, p, v);
+    }
+    pm->arenas[arena]->st_count[st]++;
+    pm->arenas[arena]->st_bytes[st] += size;
+}
+static inline void chunk_forget(struct ptmalloc *pm, uint64_t p)
+{
+    struct cm_entry *e = cm_find(&pm->map, p);
+    if (e) {
+        stat_sub(pm, e->val);
+        cm_del(&pm->map, p);
+    }
+}
+
+/* events.c-like helper (ptmalloc.c) */
+void pm_event(struct ptmalloc *pm, enum ptmalloc_event_kind kind, uint32_t arena, uint64_t addr,
+              uint64_t len);
+void pm_touch(struct ptmalloc *pm, uint64_t addr, uint64_t len);
+
+/* sysmem with events (sysmalloc.c) */
+uint64_t pm_sbrk(struct ptmalloc *pm, int64_t incr);
+uint64_t pm_mmap(struct ptmalloc *pm, uint32_t arena, uint64_t hint, uint64_t len, int prot);
+int pm_munmap(struct ptmalloc *pm, uint32_t arena, uint64_t addr, uint64_t len);
+void pm_seg_extend(struct ptmalloc *pm, uint64_t old_end, uint64_t new_end);
+void pm_seg_add(struct ptmalloc *pm, uint64_t start, uint64_t end);
+
+/* bins.c */
+void unlink_chunk(struct ptmalloc *pm, struct pm_arena *av, uint64_t p);
+void unsorted_push_front(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, uint64_t size);
+void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_t size);
+void arena_init_state(struct ptmalloc *pm, struct pm_arena *av);
+
+/* tcache.c */
+void tcache_put(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t size,
+                uint32_t arena, uint64_t tc_idx);
+uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx);
+void tcache_init(struct ptmalloc *pm, struct pm_thread *t);
+void tcache_thread_shutdown(struct ptmalloc *pm, struct pm_thread *t);
+static inline void maybe_init_tcache(struct ptmalloc *pm, struct pm_thread *t)
+{
+    if (t->tcache == 0)
+        tcache_init(pm, t);
+}
+
+/* malloc.c */
+uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes);
+void alloc_perturb(struct ptmalloc *pm, uint64_t mem, uint64_t n);
+
+/* free.c */
+void int_free(struct ptmalloc *pm, struct pm_arena *av, uint64_t p);
+void munmap_chunk(struct ptmalloc *pm, uint64_t p);
+/* The public free of a chunk already validated (used by thread exit too). */
+void libc_free_chunk(struct ptmalloc *pm, uint64_t p);
+
+/* consolidate.c */
+void malloc_consolidate(struct ptmalloc *pm, struct pm_arena *av);
+
+/* sysmalloc.c */
+uint64_t sysmalloc(struct ptmalloc *pm, uint64_t nb, struct pm_arena *av);
+
+/* trim.c */
+int systrim(struct ptmalloc *pm, uint64_t pad, struct pm_arena *av);
+int mtrim(struct ptmalloc *pm, struct pm_arena *av, uint64_t pad);
+
+/* arena.c */
+uint64_t new_heap(struct ptmalloc *pm, uint32_t arena, uint64_t size, uint64_t top_pad);
+int grow_heap(struct ptmalloc *pm, struct pm_arena *av, uint64_t h, int64_t diff);
+int heap_trim(struct ptmalloc *pm, struct pm_arena *av, uint64_t heap, uint64_t pad);
+uint64_t heap_max_size(const struct ptmalloc *pm);
+static inline uint64_t heap_for_ptr(const struct ptmalloc *pm, uint64_t p)
+{
+    return p & ~(heap_max_size(pm) - 1);
+}
+struct pm_arena *arena_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t size);
+struct pm_arena *arena_get_retry(struct ptmalloc *pm, struct pm_thread *t, struct pm_arena *av,
+                                 uint64_t bytes);
+struct pm_arena *arena_new(struct ptmalloc *pm, struct pm_thread *t, uint64_t size);
+void arena_thread_exit(struct ptmalloc *pm, struct pm_thread *t);
+void arena_pin(struct ptmalloc *pm, struct pm_thread *t, struct pm_arena *a);
+
+/* realloc.c, memalign.c */
+uint64_t int_realloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t oldp, uint64_t oldsize,
+                     uint64_t nb);
+uint64_t int_memalign(struct ptmalloc *pm, struct pm_arena *av, uint64_t alignment, uint64_t bytes);
+uint64_t mremap_chunk(struct ptmalloc *pm, uint64_t p, uint64_t new_size);
+
+/* arena.c: the main arena object */
+struct pm_arena *arena_create_main(struct ptmalloc *pm);
+
+#endif

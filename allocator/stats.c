@@ -1,0 +1,142 @@
+/* stats.c: mallinfo2 and the model's running statistics.
+ *
+ * mallinfo2 is glibc's int_mallinfo summed over the arena ring: top and fastbin and bin chunks
+ * are free, everything else in system_mem is "in use" (the tcache included). The model does not
+ * walk the lists for it: the chunk table keeps per-arena counts and bytes for every state, so
+ * both mallinfo2 and ptmalloc_stats cost O(arenas) (plus a walk of the unsorted list for the
+ * largest free chunk, and the residency queries).
+ */
+#include "model.h"
+
+#include <string.h>
+
+void ptmalloc_mallinfo2(struct ptmalloc *pm, struct ptmalloc_mallinfo2 *mi)
+{
+    struct sysmem *m = pm->mem;
+    memset(mi, 0, sizeof *mi);
+    struct pm_arena *a = main_arena(pm);
+    do {
+        uint64_t fast = a->st_bytes[CS_FAST];
+        uint64_t binned = a->st_bytes[CS_UNSORTED] + a->st_bytes[CS_SMALL] + a->st_bytes[CS_LARGE];
+        uint64_t avail = top_size(m, a) + fast + binned;
+        mi->smblks += a->st_count[CS_FAST];
+        mi->ordblks += 1 + a->st_count[CS_UNSORTED] + a->st_count[CS_SMALL] + a->st_count[CS_LARGE];
+        mi->fordblks += avail;
+        mi->uordblks += a->system_mem - avail;
+        mi->arena += a->system_mem;
+        mi->fsmblks += fast;
+        if (is_main(a)) {
+            mi->hblks = pm->n_mmaps;
+            mi->hblkhd = pm->mmapped_mem;
+            mi->usmblks = 0;
+            mi->keepcost = top_size(m, a);
+        }
+        a = a->next;
+    } while (a != main_arena(pm));
+}
+
+static uint64_t largest_free_in(struct ptmalloc *pm, struct pm_arena *a)
+{
+    struct sysmem *m = pm->mem;
+    uint64_t best = top_size(m, a);
+    for (int i = NFASTBINS - 1; i >= 0; i--)
+        if (a->fastbins[i]) {
+            uint64_t s = chunk_size(m, a->fastbins[i]);
+            if (s > best)
+                best = s;
+            break;
+        }
+    for (unsigned i = NBINS - 1; i >= 2; i--) {
+        uint64_t bin = bin_at(a, i);
+        uint64_t first = FD(m, a, bin);
+        if (first != bin) {
+            uint64_t s = chunk_size(m, first);
+            if (s > best)
+                best = s;
+            break;
+        }
+    }
+    uint64_t ub = unsorted_bin(a);
+    for (uint64_t p = FD(m, a, ub); p != ub; p = FD(m, a, p)) {
+        uint64_t s = chunk_size(m, p);
+        if (s > best)
+            best = s;
+    }
+    return best;
+}
+
+/* Resident bytes of an arena's own memory (break area or heaps). */
+static uint64_t arena_resident(struct ptmalloc *pm, struct pm_arena *a)
+{
+    struct sysmem *m = pm->mem;
+    if (is_main(a)) {
+        uint64_t pages = sysmem_resident_brk(m);
+        uint64_t bs = sysmem_brk_start(m), be = sysmem_brk_current(m);
+        for (uint32_t i = 0; i < pm->nsegs; i++) {
+            struct pm_seg *s = &pm->segs[i];
+            if (s->end <= bs || s->start >= be)   /* an mmap fallback segment */
+                pages += sysmem_resident_pages(m, ALIGN_DOWN(s->start, PAGESIZE), ALIGN_UP(s->end, PAGESIZE));
+        }
+        return pages * PAGESIZE;
+    }
+    uint64_t pages = 0;
+    uint64_t first = heap_for_ptr(pm, a->base);
+    uint64_t h = heap_for_ptr(pm, a->top);
+    for (int guard = 0; h && guard < 1 << 20; guard++) {
+        pages += sysmem_resident_pages(m, h, h + mem_ld(m, h + HI_MPROTECT));
+        if (h == first)
+            break;
+        h = mem_ld(m, h + HI_PREV);
+    }
+    return pages * PAGESIZE;
+}
+
+void ptmalloc_stats(struct ptmalloc *pm, int arena, struct ptmalloc_stats *st)
+{
+    struct sysmem *m = pm->mem;
+    memset(st, 0, sizeof *st);
+    uint64_t heap_resident_all = 0;
+    for (uint32_t i = 0; i < pm->arena_count; i++) {
+        struct pm_arena *a = pm->arenas[i];
+        uint64_t res = arena_resident(pm, a);
+        heap_resident_all += res;
+        if (arena >= 0 && (uint32_t)arena != i)
+            continue;
+        st->system_bytes += a->system_mem;
+        st->in_use_bytes += a->st_bytes[CS_USER] + a->st_bytes[CS_INTERNAL];
+        st->in_use_count += a->st_count[CS_USER] + a->st_count[CS_INTERNAL];
+        st->top_bytes += top_size(m, a);
+        st->tcache_count += a->st_count[CS_TCACHE];
+        st->tcache_bytes += a->st_bytes[CS_TCACHE];
+        st->fastbin_count += a->st_count[CS_FAST];
+        st->fastbin_bytes += a->st_bytes[CS_FAST];
+        st->unsorted_count += a->st_count[CS_UNSORTED];
+        st->unsorted_bytes += a->st_bytes[CS_UNSORTED];
+        st->small_count += a->st_count[CS_SMALL];
+        st->small_bytes += a->st_bytes[CS_SMALL];
+        st->large_count += a->st_count[CS_LARGE];
+        st->large_bytes += a->st_bytes[CS_LARGE];
+        uint64_t lf = largest_free_in(pm, a);
+        if (lf > st->largest_free)
+            st->largest_free = lf;
+        st->resident_bytes += res;
+        st->arena_count++;
+    }
+    /* tcache chunks can be larger than anything in the arena's bins */
+    for (uint32_t i = 0; i < pm->nthreads; i++) {
+        struct pm_thread *t = pm->threads[i];
+        if (!t || !t->started || !t->tcache)
+            continue;
+        for (int b = TCACHE_MAX_BINS - 1; b >= 0; b--)
+            if (t->counts[b]) {
+                uint64_t s = chunk_size(m, t->entries[b] - 16);
+                if (s > st->largest_free)
+                    st->largest_free = s;
+                break;
+            }
+    }
+    st->mmapped_count = pm->n_mmaps;
+    st->mmapped_bytes = pm->mmapped_mem;
+    uint64_t total = sysmem_resident_total(m) * PAGESIZE;
+    st->mmapped_resident_bytes = total > heap_resident_all ? total - heap_resident_all : 0;
+}

@@ -1,1 +1,0 @@
-int fragscope_allocator_placeholder;

@@ -1,0 +1,87 @@
+/* tcache.c: the per-thread cache (tcache_perthread_struct), its lazy creation and thread exit.
+ *
+ * The struct is a 640-byte chunk allocated through _int_malloc on a thread's first
+ * malloc/free/realloc/calloc (even with tcache_count 0) and zeroed, which the model writes into
+ * simulated memory. Its counts and entry heads are then kept host-side in struct pm_thread (the
+ * struct's page is resident for as long as it exists, so skipping the stores changes nothing).
+ * Entries themselves live in the freed chunks: next (safe-linked) at chunk+16 and the key at
+ * chunk+24, written in simulated memory exactly as glibc writes them.
+ */
+#include "model.h"
+
+void tcache_put(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t size,
+                uint32_t arena, uint64_t tc_idx)
+{
+    uint64_t e = chunk + 16;
+    mem_st(pm->mem, e + 8, pm->tcache_key);
+    mem_st(pm->mem, e, protect_ptr(e, t->entries[tc_idx]));
+    t->entries[tc_idx] = e;
+    t->counts[tc_idx]++;
+    chunk_note(pm, chunk, size, arena, CS_TCACHE);
+}
+
+/* Pops the head of a tcache bin; the chunk becomes CS_INTERNAL (the caller relabels it). */
+uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx)
+{
+    uint64_t e = t->entries[tc_idx];
+    t->entries[tc_idx] = protect_ptr(e, mem_ld(pm->mem, e));
+    t->counts[tc_idx]--;
+    mem_st(pm->mem, e + 8, 0);
+    struct cm_entry *ce = cm_find(&pm->map, e - 16);
+    if (ce) {
+        uint64_t v = ce->val;
+        struct pm_arena *a = pm->arenas[cm_arena(v)];
+        a->st_count[CS_TCACHE]--;
+        a->st_bytes[CS_TCACHE] -= cm_size(v);
+        a->st_count[CS_INTERNAL]++;
+        a->st_bytes[CS_INTERNAL] += cm_size(v);
+        ce->val = (v & ~(uint64_t)15) | CS_INTERNAL;
+    }
+    return e;
+}
+
+void tcache_init(struct ptmalloc *pm, struct pm_thread *t)
+{
+    if (t->shutting_down)
+        return;
+    struct pm_arena *av = arena_get(pm, t, TCACHE_STRUCT_SIZE);
+    uint64_t victim = av ? int_malloc(pm, av, TCACHE_STRUCT_SIZE) : 0;
+    if (!victim && av) {
+        av = arena_get_retry(pm, t, av, TCACHE_STRUCT_SIZE);
+        victim = av ? int_malloc(pm, av, TCACHE_STRUCT_SIZE) : 0;
+    }
+    if (!victim)
+        return;
+    t->tcache = victim;
+    for (unsigned i = 0; i < TCACHE_STRUCT_SIZE; i += 8)
+        mem_st(pm->mem, victim + i, 0);
+    for (int i = 0; i < TCACHE_MAX_BINS; i++) {
+        t->counts[i] = 0;
+        t->entries[i] = 0;
+    }
+}
+
+/* glibc's tcache_thread_shutdown: every entry, bin 0 to 63 from the head, then the struct
+ * itself, through the public free (which no longer sees a tcache). */
+void tcache_thread_shutdown(struct ptmalloc *pm, struct pm_thread *t)
+{
+    uint64_t tc = t->tcache;
+    t->shutting_down = 1;
+    if (!tc)
+        return;
+    t->tcache = 0;
+    for (int i = 0; i < TCACHE_MAX_BINS; i++) {
+        while (t->entries[i]) {
+            uint64_t e = t->entries[i];
+            t->entries[i] = protect_ptr(e, mem_ld(pm->mem, e));
+            t->counts[i]--;
+            struct cm_entry *ce = cm_find(&pm->map, e - 16);
+            if (ce) {
+                uint64_t v = ce->val;
+                chunk_note(pm, e - 16, cm_size(v), cm_arena(v), CS_INTERNAL);
+            }
+            libc_free_chunk(pm, e - 16);
+        }
+    }
+    libc_free_chunk(pm, tc - 16);
+}

@@ -39,8 +39,9 @@
  * of the returned pointer p (size word at p-8, prev_size at p-16):
  *   - NULL                           -> NATIVE_ADDR_NULL
  *   - IS_MMAPPED (bit 1)             -> NATIVE_ADDR_MMAP, region = mapping ordinal (0, 1, ... in
- *     the order mmapped chunks were returned; a realloc that stays in the same mapping keeps the
- *     ordinal), offset = p - mapping start (mapping start = p - 16 - prev_size)
+ *     the order mmapped chunks were returned; the realloc of an mmapped chunk that stays mmapped
+ *     keeps the ordinal, whether mremap moved it or not: that depends on what the kernel placed
+ *     above the mapping), offset = p - mapping start (mapping start = p - 16 - prev_size)
  *   - NON_MAIN_ARENA (bit 2)         -> NATIVE_ADDR_HEAP, region = arena ordinal (1, 2, ... in the
  *     order arenas were first seen; 0 is the main arena), heap = the heap's depth in its arena's
  *     chain (0 = the arena's first heap), offset = p & (64 MiB - 1)
@@ -144,8 +145,11 @@ struct native_result {                  /* 144 bytes */
     int32_t err;                        /* errno when the call failed, else 0 */
     uint32_t done;                      /* 1 once the op has been performed */
     uint64_t brk_offset;                /* sbrk(0) - heap start after the op */
-    uint64_t heap_rss;                  /* bytes resident in [heap start, break), or NOT_SAMPLED */
-    uint64_t smaps_rss;                 /* bytes, [heap] Rss of /proc/self/smaps, or NOT_SAMPLED */
+    uint64_t heap_rss;                  /* bytes mincore says resident in [heap start, break),
+                                           or NOT_SAMPLED. Counts pages only ever read (mapped to
+                                           the shared zero page), which RSS does not */
+    uint64_t smaps_rss;                 /* bytes, [heap] Rss of /proc/self/smaps (the kernel's RSS:
+                                           pages written), or NOT_SAMPLED */
     struct native_mallinfo2 mi;
 };
 
@@ -252,11 +256,11 @@ static inline uint32_t native_norm_arena(struct native_norm *n, uint64_t ar)
     return n->arena_count;
 }
 
-/* Normalises pointer p returned by an allocation. `old` is the block a realloc consumed (its
- * raw pointer old_raw and normalised address), or NULL: an mmapped result in the same mapping
- * as an mmapped `old` keeps its ordinal. */
+/* Normalises pointer p returned by an allocation. `old` is the normalised address of the block
+ * a realloc consumed, or NULL: an mmapped result of the realloc of an mmapped `old` keeps its
+ * ordinal. */
 static inline struct native_addr native_norm_addr(struct native_norm *n, uint64_t p,
-                                                  uint64_t old_raw, const struct native_addr *old)
+                                                  const struct native_addr *old)
 {
     struct native_addr a = {0, 0, 0, 0, 0};
     if (p == 0)
@@ -266,8 +270,8 @@ static inline struct native_addr native_norm_addr(struct native_norm *n, uint64_
         uint64_t base = p - 16 - n->load(n->ctx, p - 16);
         a.kind = NATIVE_ADDR_MMAP;
         a.offset = p - base;
-        if (old && old->kind == NATIVE_ADDR_MMAP && old_raw - old->offset == base)
-            a.region = old->region;
+        if (old && old->kind == NATIVE_ADDR_MMAP)
+            a.region = old->region;         /* mremap'd, moved or not */
         else
             a.region = n->next_mapping++;
     } else if (size_word & 4) {

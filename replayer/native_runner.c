@@ -194,13 +194,13 @@ static void note_heap_start(void)
     }
 }
 
-static struct native_addr normalise(uint64_t p, uint64_t old_raw, const struct native_addr *old)
+static struct native_addr normalise(uint64_t p, const struct native_addr *old)
 {
     if (g_flags & NATIVE_F_RAW_ADDRS) {
         struct native_addr a = {p ? NATIVE_ADDR_RAW : NATIVE_ADDR_NULL, 0, 0, 0, p};
         return a;
     }
-    return native_norm_addr(&g_norm, p, old_raw, old);
+    return native_norm_addr(&g_norm, p, old);
 }
 
 /* ---- internal-call log ---- */
@@ -218,12 +218,11 @@ static uint16_t calling_thread(void)
 }
 
 /* The block that raw pointer p is: an internal record or an op (latest allocation first). */
-static uint32_t find_block(uint64_t p, uint64_t *old_raw, struct native_addr *old)
+static uint32_t find_block(uint64_t p, struct native_addr *old)
 {
     for (uint64_t i = g_int_count; i-- > 0;) {
         struct native_internal *r = internal_at(i);
         if (r->kind != NATIVE_OP_FREE && r->raw == p) {
-            *old_raw = r->raw;
             *old = r->addr;
             return NATIVE_REF_INTERNAL | (uint32_t)i;
         }
@@ -232,7 +231,6 @@ static uint32_t find_block(uint64_t p, uint64_t *old_raw, struct native_addr *ol
         uint64_t top = g_cur_op == NATIVE_AT_START ? 0 : (uint64_t)g_cur_op + 1;
         for (uint64_t i = top; i-- > 0;) {
             if (native_op_allocates(g_ops[i].kind) && g_res[i].done && g_res[i].raw == p) {
-                *old_raw = g_res[i].raw;
                 *old = g_res[i].addr;
                 return (uint32_t)i;
             }
@@ -260,15 +258,14 @@ static void log_internal(unsigned kind, uint64_t a, uint64_t b, void *in, void *
         r.a = a;
         r.b = b;
         r.ref = NATIVE_REF_NULL;
-        uint64_t old_raw = 0;
         struct native_addr old = {0, 0, 0, 0, 0};
         if (kind == NATIVE_OP_FREE || kind == NATIVE_OP_REALLOC) {
             if (in)
-                r.ref = find_block((uint64_t)(uintptr_t)in, &old_raw, &old);
+                r.ref = find_block((uint64_t)(uintptr_t)in, &old);
         }
         r.raw = (uint64_t)(uintptr_t)out;
         if (kind != NATIVE_OP_FREE)
-            r.addr = normalise(r.raw, old_raw, kind == NATIVE_OP_REALLOC && in ? &old : NULL);
+            r.addr = normalise(r.raw, kind == NATIVE_OP_REALLOC && in ? &old : NULL);
         *internal_at(g_int_count) = r;
         g_int_count++;
         if (g_out)
@@ -578,8 +575,7 @@ static void run_op(uint32_t i)
     if (native_op_allocates(op->kind)) {
         int moved_from = (op->kind == NATIVE_OP_REALLOC || op->kind == NATIVE_OP_REALLOCARRAY)
                          && op->ref != NATIVE_REF_NULL;
-        r->addr = normalise(r->raw, moved_from ? g_res[op->ref].raw : 0,
-                            moved_from ? &g_res[op->ref].addr : NULL);
+        r->addr = normalise(r->raw, moved_from ? &g_res[op->ref].addr : NULL);
     }
     r->ret = ret;
     r->err = err;

@@ -3,13 +3,14 @@
  *   diff_harness --seed N [--ops M] [--count K] [--threads] [--writes]
  *                [--tunables T] [--env NAME=VALUE]... [--variant V]
  *                [--alternating [--pairs P] [--write-blocks] [--mxfast0]]
- *                [--no-shrink] [--repro FILE] [--print]
+ *                [--no-shrink] [--repro FILE] [--print] [--keep-going]
  *
  * Generates the sequence of each seed (the seed also picks a settings variant unless --tunables,
  * --env or --variant say otherwise), runs it on glibc and on the model, and stops at the first
  * seed where they differ: prints the difference, shrinks the sequence, prints the reproducer as
- * C-like lines and, with --repro, writes it to FILE (created, never overwritten). Exit status:
- * 0 all agree, 1 a difference, 2 usage or run error.
+ * C-like lines and, with --repro, writes it to FILE (created, never overwritten). With
+ * --keep-going it runs every seed instead, prints one line per failing seed and the pass rate.
+ * Exit status: 0 all agree, 1 a difference, 2 usage or run error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +49,7 @@ static void usage(FILE *f)
             "  --max-shrink-runs R trial runs allowed while shrinking (default 3000)\n"
             "  --repro FILE        also write the reproducer to FILE\n"
             "  --print             print each sequence before running it\n"
+            "  --keep-going        run every seed; one line per failure, then the pass rate\n"
             "  -h, --help          this text\n",
             seqgen_variant_count() - 1);
 }
@@ -89,13 +91,15 @@ int main(int argc, char **argv)
         {"max-shrink-runs", required_argument, NULL, 'R'},
         {"repro", required_argument, NULL, 'r'},
         {"print", no_argument, NULL, 'p'},
+        {"keep-going", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t seed = 1, count = 1;
     unsigned ops = 200, pairs = 4000, max_runs = 3000;
     int threads = 0, writes = 0, alternating = 0, write_blocks = 0, mxfast0 = 0;
-    int shrink = 1, print = 0, variant = -1, fixed = 0;
+    int shrink = 1, print = 0, variant = -1, fixed = 0, keep_going = 0;
+    uint64_t failed = 0;
     const char *repro = NULL;
     struct seq_settings fixed_set;
     memset(&fixed_set, 0, sizeof fixed_set);
@@ -133,6 +137,7 @@ int main(int argc, char **argv)
         case 'R': max_runs = (unsigned)strtoul(optarg, &end, 0); break;
         case 'r': repro = optarg; break;
         case 'p': print = 1; break;
+        case 'k': keep_going = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -185,6 +190,12 @@ int main(int argc, char **argv)
             seq_free(&s);
             return 2;
         }
+        if (rc == 1 && keep_going) {
+            failed++;
+            printf("FAIL %s: %s\n", title, r.what);
+            fflush(stdout);
+            continue;
+        }
         if (rc == 1) {
             printf("FAIL %s (sequence of %" PRIu64 " ops)\n  %s\n", title, s.n, r.what);
             if (shrink) {
@@ -202,8 +213,13 @@ int main(int argc, char **argv)
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("OK: %" PRIu64 " sequence%s agree (%.2f s)\n", count, count == 1 ? "" : "s",
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     seq_free(&s);
+    if (failed) {
+        printf("%" PRIu64 "/%" PRIu64 " sequences agree (%.1f%%), %.2f s\n", count - failed,
+               count, 100.0 * (double)(count - failed) / (double)count, secs);
+        return 1;
+    }
+    printf("OK: %" PRIu64 " sequence%s agree (%.2f s)\n", count, count == 1 ? "" : "s", secs);
     return 0;
 }

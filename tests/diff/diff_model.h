@@ -7,8 +7,9 @@
  * each op. After every op it requires the same normalised address, return value and errno, the
  * same mallinfo2, the same break offset, the same arena for the calling thread (as a consistent
  * mapping between the child's arenas and ptmalloc_thread_arena), and, where the op was sampled,
- * the same heap RSS (model: resident pages of [heap start, break) in the sysmem; child: mincore
- * over the same range, and the [heap] Rss line of /proc/self/smaps).
+ * the same heap RSS (model: resident pages of [heap start, break) in the sysmem, i.e. pages
+ * written; child: the [heap] Rss line of /proc/self/smaps. mincore over the same range is
+ * reported too but not compared: it also counts pages only ever read, mapped to the zero page).
  */
 #ifndef FRAGSCOPE_DIFF_MODEL_H
 #define FRAGSCOPE_DIFF_MODEL_H
@@ -21,7 +22,7 @@ struct diff_result {
     char what[1536];        /* what differed, native vs model */
 };
 
-/* Compare RSS too (only where ops are sampled): 0 off, 1 mincore, 2 mincore and smaps. */
+/* Compare heap RSS where ops are sampled (1, the default) or not (0). */
 extern int diff_compare_rss;
 
 /* Returns 0 when model and glibc agree at every step, 1 on the first difference (described

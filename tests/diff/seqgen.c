@@ -102,6 +102,7 @@ struct gen {
     uint16_t alive_list[GEN_THREADS];
     unsigned nalive;                    /* threads other than main */
     uint16_t next_thread;
+    int low_threshold;                  /* an mmap threshold below 64 KiB was set */
 };
 
 static const uint64_t boundary_sizes[] = {
@@ -140,14 +141,20 @@ static uint64_t gen_size(struct gen *g)
     return size;
 }
 
-static uint64_t gen_alignment(struct gen *g)
+/* Alignments up to a page; 8 and 16 KiB only when the caller can keep the request small.
+ * (Where an mmapped chunk is aligned inside its mapping depends on the mapping's address, which
+ * the kernel picks at random: the model cannot follow that, so such requests stay in the heap:
+ * size + alignment well below every mmap threshold the sequences use, 64 KiB.) */
+static uint64_t gen_alignment(struct gen *g, int big_ok)
 {
     uint64_t r = rng_below(&g->r, 20);
     if (r == 0)
         return 24 + 8 * rng_below(&g->r, 8);              /* not a power of two */
     if (r == 1)
         return 4;                                          /* too small for posix_memalign */
-    return 1ull << rng_below(&g->r, 17);                   /* 1 .. 64 KiB */
+    if (r < 5 && big_ok)
+        return 8192ull << rng_below(&g->r, 2);
+    return 1ull << rng_below(&g->r, 13);                   /* 1 .. 4 KiB */
 }
 
 static uint16_t gen_thread(struct gen *g)
@@ -195,6 +202,8 @@ static void gen_mallopt(struct gen *g, uint16_t t)
         break;
     case 4: case 5:
         param = -3, value = sizes[rng_below(&g->r, 6)] + (int64_t)rng_below(&g->r, 2) * 8;
+        if (value < 65536)
+            g->low_threshold = 1;                          /* no more page-plus alignments */
         break;
     case 6:
         param = -4, value = counts[rng_below(&g->r, 4)];
@@ -318,10 +327,14 @@ static void gen_step(struct gen *g, const struct seqgen_opts *o)
                                          NATIVE_OP_VALLOC, NATIVE_OP_PVALLOC};
         unsigned kind = kinds[rng_below(&g->r, 6)];
         uint64_t size = gen_size(g);
-        if (kind == NATIVE_OP_VALLOC || kind == NATIVE_OP_PVALLOC)
+        if (kind == NATIVE_OP_VALLOC || kind == NATIVE_OP_PVALLOC) {
             k = seq_add(s, kind, t, NATIVE_REF_NULL, size, 0, 0);
-        else
-            k = seq_add(s, kind, t, NATIVE_REF_NULL, gen_alignment(g), size, 0);
+        } else {
+            uint64_t align = gen_alignment(g, !g->low_threshold);
+            if (align > 4096 && size > 16384)
+                size = 1 + rng_below(&g->r, 16384);
+            k = seq_add(s, kind, t, NATIVE_REF_NULL, align, size, 0);
+        }
         live_add(g, k);
     } else if (r < 82) {
         if (g->nlive)

@@ -1,0 +1,194 @@
+/* recorder.h: the inside of libfragscope-trace.so, shared by its files (not a public contract).
+ *
+ * The recorder is one LD_PRELOAD library. Program threads append fixed-layout "raw records"
+ * to per-thread chunks of mmap'd memory (thread_buffer.c); a flusher task (flush.c), a clone of
+ * the process that shares its memory but not its thread group, turns the records into trace
+ * events (trace_encode.c), seals them into zlib blocks and writes them. Because the flusher
+ * keeps the program's memory mapped after the program dies, a crash or a SIGKILL still leaves
+ * every committed record on disk.
+ *
+ * Nothing here allocates from the C heap being measured: memory comes from mmap, calls that
+ * reach malloc from inside the recorder (dlsym, libunwind, pthread internals) are served from
+ * an mmap'd pool (mmap_pool.c), and the flusher uses raw system calls only.
+ */
+#ifndef FRAGSCOPE_RECORDER_H
+#define FRAGSCOPE_RECORDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "trace_format.h"
+
+#define REC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define REC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define REC_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- Configuration (FRAGSCOPE_* environment variables, read once) ---- */
+struct rec_config {
+    int stacks;               /* FRAGSCOPE_STACKS (default 1) */
+    unsigned stack_depth;     /* FRAGSCOPE_STACK_DEPTH (default 32, max TRACE_MAX_STACK_DEPTH) */
+    unsigned sample_ms;       /* FRAGSCOPE_SAMPLE_MS (default 100, 0 = no samples) */
+    unsigned flush_ms;        /* FRAGSCOPE_FLUSH_MS (default 200) */
+    unsigned flush_events;    /* FRAGSCOPE_FLUSH_EVENTS: records per chunk (default 8192) */
+    unsigned buffer_mb;       /* FRAGSCOPE_BUFFER_MB: chunk memory before writers wait (16) */
+    int precise_clock;        /* FRAGSCOPE_CLOCK=precise: CLOCK_MONOTONIC instead of _COARSE */
+    int force;                /* FRAGSCOPE_FORCE=1: replace an existing regular file */
+    int quiet;                /* FRAGSCOPE_QUIET=1: no messages on stderr */
+};
+
+/* ---- Raw records: what program threads write (8-byte words) ----
+ * word 0: kind (8) | chunk_flags (8) | nwords (8) | err (8) | stack id (32)
+ * word 1: seq, word 2: time (ns since start), then the kind's arguments (REC_A_* below). */
+#define REC_HDR(kind, flags, nwords, err, stack)                                              \
+    ((uint64_t)(kind) | (uint64_t)(flags) << 8 | (uint64_t)(nwords) << 16 |                   \
+     (uint64_t)(uint8_t)(err) << 24 | (uint64_t)(stack) << 32)
+#define REC_MAX_WORDS 16      /* sample: 3 + 13 */
+
+struct rec_chunk {
+    struct rec_chunk *next;       /* written by the owner before `closed` */
+    uint32_t thread;              /* thread index of every record in this chunk */
+    volatile uint32_t closed;     /* the owner moved on: `committed` is final */
+    volatile uint64_t committed;  /* words of whole records */
+    uint64_t cap;                 /* words */
+    uint64_t words[];
+};
+
+/* One program thread. Found from the thread pointer (%fs:0x10) through a hash table, so the
+ * recorder needs no TLS of its own (a TLS module would change the size of the DTV that
+ * pthread_create callocs). */
+struct rec_thread {
+    /* written by the owner */
+    uint64_t *wp, *wend;
+    struct rec_chunk *cur;
+    uint32_t index;
+    int depth;                    /* >0: inside the recorder; malloc goes to the pool */
+    pid_t os_tid;
+    int exited;                   /* THREAD_EXIT recorded */
+    int exit_round;
+    int parent;                   /* parent thread index, -1 unknown */
+    uintptr_t tcb;
+    /* read by the flusher */
+    struct rec_chunk *drain;      /* oldest chunk not yet consumed */
+    uint64_t drain_pos;
+    volatile int hold;            /* fork in progress: the flusher leaves this thread alone */
+    volatile int ready;           /* set once the state is initialised */
+    void *stack_cache;            /* stacks.c: recent call sites of this thread */
+    uint64_t *fork_rec;           /* the FORK record awaiting the child's pid */
+    int in_fork;                  /* inside our fork() wrapper */
+};
+
+/* ---- Global state (defined in preload.c) ---- */
+struct recorder {
+    volatile int state;           /* REC_OFF, REC_INITIALIZING, REC_ON, REC_DISABLED */
+    pid_t init_tid;               /* the thread running init (its calls go to the pool) */
+    pid_t pid;
+    struct rec_config cfg;
+    uint64_t time_base_ns;        /* monotonic clock at start */
+    uint64_t heap_start;
+    int fd;                       /* the trace file */
+    char path[4096];              /* this process's trace file */
+    char root_path[4096];         /* FRAGSCOPE_OUT: children derive their names from it */
+    uintptr_t self_lo, self_hi;   /* our own text, skipped in stacks */
+    uint64_t next_sample_ns;
+    volatile int sampling;
+    int key_ok;
+    unsigned key;                 /* pthread key whose destructor sees thread exits */
+    uint64_t fork_seq;
+    int is_root;                  /* writes root_path itself (not root_path.<pid>) */
+    uint64_t time_clock;          /* clockid for event times */
+};
+
+extern struct recorder rec REC_HIDDEN;
+/* The global order: the next sequence number, alone in its cache line. */
+extern volatile uint64_t rec_seq_line[8] REC_HIDDEN;
+#define rec_seq (rec_seq_line[0])
+
+enum { REC_OFF = 0, REC_INITIALIZING, REC_ON, REC_DISABLED };
+
+/* ---- time ---- */
+uint64_t rec_now_ns(void) REC_HIDDEN;
+
+/* ---- mmap_pool.c ---- */
+void *pool_alloc(size_t size, size_t align) REC_HIDDEN;
+void pool_free(void *p) REC_HIDDEN;
+void *pool_realloc(void *p, size_t size) REC_HIDDEN;
+size_t pool_usable(const void *p) REC_HIDDEN;
+int pool_owns(const void *p) REC_HIDDEN;
+void pool_atfork_prepare(void) REC_HIDDEN;
+void pool_atfork_release(void) REC_HIDDEN;
+void *rec_map(size_t bytes) REC_HIDDEN;          /* zeroed anonymous memory, NULL on failure */
+void rec_unmap(void *p, size_t bytes) REC_HIDDEN;
+
+/* ---- thread_buffer.c ---- */
+struct rec_thread *thread_lookup(void) REC_HIDDEN;   /* NULL if this thread is new */
+struct rec_thread *thread_register(int parent) REC_HIDDEN;
+uint32_t thread_count(void) REC_HIDDEN;             /* states allocated so far */
+struct rec_thread *thread_at(uint32_t i) REC_HIDDEN;
+int thread_new_chunk(struct rec_thread *t) REC_HIDDEN;   /* 0 ok, -1 no memory */
+void thread_chunk_recycle(struct rec_chunk *c) REC_HIDDEN;
+void threads_reset_after_fork(struct rec_thread *self) REC_HIDDEN;
+void threads_atfork_prepare(void) REC_HIDDEN;
+void threads_atfork_release(void) REC_HIDDEN;
+uint32_t thread_next_index(void) REC_HIDDEN;
+
+static inline uintptr_t rec_tcb(void)
+{
+    uintptr_t p;
+    __asm__("mov %%fs:0x10, %0" : "=r"(p));
+    return p;
+}
+
+/* Reserves room for a record of n words; returns where to write it. */
+static inline uint64_t *rec_reserve(struct rec_thread *t, unsigned n)
+{
+    if (REC_UNLIKELY(t->wp + n > t->wend)) {
+        if (thread_new_chunk(t) != 0)
+            return 0;
+    }
+    return t->wp;
+}
+
+/* Publishes the record written at t->wp (n words) to the flusher. */
+static inline void rec_commit(struct rec_thread *t, unsigned n)
+{
+    t->wp += n;
+    __atomic_store_n(&t->cur->committed, (uint64_t)(t->wp - t->cur->words), __ATOMIC_RELEASE);
+}
+
+static inline uint64_t rec_next_seq(void)
+{
+    return __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ---- stacks.c ---- */
+void stacks_init(void) REC_HIDDEN;
+/* The stack of the hooked call whose return address is ra and whose caller's stack pointer
+ * (the hook's CFA) is cfa. 0 when stacks are off or unwinding failed. */
+uint32_t stack_capture(struct rec_thread *t, uintptr_t ra, uintptr_t cfa) REC_HIDDEN;
+void stack_cache_forget(struct rec_thread *t) REC_HIDDEN;
+/* Frames of stack id; returns depth (0 unknown). */
+unsigned stack_frames(uint32_t id, const uint64_t **frames) REC_HIDDEN;
+uint32_t stack_count(void) REC_HIDDEN;
+void stacks_atfork_prepare(void) REC_HIDDEN;
+void stacks_atfork_release(void) REC_HIDDEN;
+
+/* ---- modules.c ---- */
+void modules_scan(void) REC_HIDDEN;
+uint32_t module_count(void) REC_HIDDEN;
+const struct trace_module *module_at(uint32_t i) REC_HIDDEN;
+
+/* ---- flush.c ---- */
+int output_open(pid_t parent_pid, uint64_t fork_seq, uint64_t first_seq, int root) REC_HIDDEN;
+int flusher_start(void) REC_HIDDEN;
+void flusher_wake(void) REC_HIDDEN;
+void flush_sync(unsigned timeout_ms) REC_HIDDEN;      /* everything committed so far is written */
+void flush_final(void) REC_HIDDEN;                    /* stop the flusher, write all, end marker */
+void flush_resume_after_failed_exec(void) REC_HIDDEN;
+void flush_after_fork_child(void) REC_HIDDEN;         /* forget the parent's flusher and file */
+void flush_wait_for_room(void) REC_HIDDEN;            /* a writer is out of chunk memory */
+void flush_note_exiting(void) REC_HIDDEN;
+
+/* ---- preload.c ---- */
+void rec_message(const char *a, const char *b, const char *c) REC_HIDDEN;
+
+#endif

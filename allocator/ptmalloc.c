@@ -363,11 +363,10 @@ struct ptmalloc_result ptmalloc_calloc(struct ptmalloc *pm, uint32_t thread, uin
     if (av) {
         oldtop = av->top;
         oldtopsize = top_size(m, av);
-        if (is_main(av)) {
-            uint64_t fresh = pm->sbrk_base + av->max_system_mem - oldtop;
-            if (oldtopsize < fresh)
-                oldtopsize = fresh;
-        } else {
+        /* malloc.c also widens the main arena's figure to sbrk_base + max_system_mem, but
+         * Debian's 2.36 binary has no such code (checked in its disassembly): only the top
+         * size counts there, so memory re-grown after a trim is cleared as fresh. */
+        if (!is_main(av)) {
             uint64_t heap = heap_for_ptr(pm, oldtop);
             uint64_t lim = heap + mem_ld(m, heap + HI_MPROTECT) - oldtop;
             if (oldtopsize < lim)

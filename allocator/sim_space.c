@@ -421,7 +421,7 @@ static int range_mapped(const struct sysmem *m, uint64_t lo, uint64_t hi) {
 
 /* ---- the page table ---- */
 
-static struct leaf *leaf_get(const struct sysmem *m, uint64_t pn) {
+static inline struct leaf *leaf_get(const struct sysmem *m, uint64_t pn) {
     const struct mid *md = m->top[pn >> (LEAF_BITS + MID_BITS)];
     return md ? md->leaf[(pn >> LEAF_BITS) & (MID_ENTRIES - 1)] : NULL;
 }
@@ -603,7 +603,7 @@ static uint64_t count_resident(const struct sysmem *m, uint64_t pn_lo, uint64_t 
 }
 
 /* The host block holding addr, or NULL if never written. */
-static uint64_t *block_find(const struct sysmem *m, uint64_t addr) {
+static inline uint64_t *block_find(const struct sysmem *m, uint64_t addr) {
     uint64_t pn = addr >> PAGE_SHIFT;
     const struct leaf *lf = leaf_get(m, pn);
     if (!lf || !lf->pages)
@@ -965,7 +965,21 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
     return dst;
 }
 
-uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr) {
+/* The common miss: an aligned address in the break area or in the read/write mapping the last
+ * check found. Anything else takes the general path below, which also records faults. */
+static inline int quick_rw(const struct sysmem *m, uint64_t addr) {
+    return !(addr & 7) && ((addr >= m->brk_lo && addr < m->brk_hi) ||
+                           (addr >= m->acc_lo && addr < m->acc_hi &&
+                            m->acc_prot == SYSMEM_PROT_RW));
+}
+
+static inline void tlb_fill(struct sysmem *m, uint64_t addr, uint64_t *blk) {
+    struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
+    e->base = addr & ~(BLOCK_SIZE - 1);
+    e->words = blk;
+}
+
+static __attribute__((noinline)) uint64_t load_general(struct sysmem *m, uint64_t addr) {
     if (addr & 7) {
         note_fault(m, addr, "misaligned load");
         return 0;
@@ -982,15 +996,23 @@ uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr) {
     uint64_t *blk = block_find(m, addr);
     if (!blk)
         return 0;
-    if (prot == SYSMEM_PROT_RW) {
-        struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
-        e->base = addr & ~(BLOCK_SIZE - 1);
-        e->words = blk;
-    }
+    if (prot == SYSMEM_PROT_RW)
+        tlb_fill(m, addr, blk);
     return blk[(addr >> 3) & (BLOCK_WORDS - 1)];
 }
 
-void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value) {
+uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr) {
+    if (__builtin_expect(!quick_rw(m, addr), 0))
+        return load_general(m, addr);
+    uint64_t *blk = block_find(m, addr);
+    if (!blk)
+        return 0;
+    tlb_fill(m, addr, blk);
+    return blk[(addr >> 3) & (BLOCK_WORDS - 1)];
+}
+
+static __attribute__((noinline)) void store_general(struct sysmem *m, uint64_t addr,
+                                                    uint64_t value) {
     if (addr & 7) {
         note_fault(m, addr, "misaligned store");
         return;
@@ -1009,11 +1031,18 @@ void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value) {
         note_fault(m, addr, "host out of memory");
         return;
     }
-    if (prot == SYSMEM_PROT_RW) {
-        struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
-        e->base = addr & ~(BLOCK_SIZE - 1);
-        e->words = blk;
+    if (prot == SYSMEM_PROT_RW)
+        tlb_fill(m, addr, blk);
+    blk[(addr >> 3) & (BLOCK_WORDS - 1)] = value;
+}
+
+void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value) {
+    uint64_t *blk;
+    if (__builtin_expect(!quick_rw(m, addr) || !(blk = block_find(m, addr)), 0)) {
+        store_general(m, addr, value);
+        return;
     }
+    tlb_fill(m, addr, blk);
     blk[(addr >> 3) & (BLOCK_WORDS - 1)] = value;
 }
 

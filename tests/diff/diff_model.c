@@ -22,6 +22,8 @@
 #include "sysmem.h"
 
 int diff_compare_rss = 1;
+const char *diff_model_only_tunables;
+int diff_model_skip_writes;
 
 void diff_format_addr(char *buf, size_t len, const struct native_addr *a)
 {
@@ -94,6 +96,9 @@ static int model_settings(const struct seq *s, struct ptmalloc_settings *ps, cha
 {
     ptmalloc_settings_default(ps);
     if (s->set.tunables[0] && ptmalloc_settings_tunables(ps, s->set.tunables, err, errlen) != 0)
+        return -1;
+    if (diff_model_only_tunables &&
+        ptmalloc_settings_tunables(ps, diff_model_only_tunables, err, errlen) != 0)
         return -1;
     for (unsigned i = 0; i < s->set.env_count; i++) {
         char name[64];
@@ -296,7 +301,8 @@ static int model_op(struct model_run *m, uint64_t i)
             uint64_t len = o->b;
             if (len == NATIVE_WRITE_ALL)
                 len = native_op_request_size(&m->s->ops[o->ref]) - o->a;
-            ptmalloc_touch(m->pm, old_ptr + o->a, len);
+            if (!diff_model_skip_writes)
+                ptmalloc_touch(m->pm, old_ptr + o->a, len);
             ret = (int64_t)len;
         } else {
             ret = -1;
@@ -327,7 +333,17 @@ static int model_op(struct model_run *m, uint64_t i)
         if (o->kind != NATIVE_OP_POSIX_MEMALIGN && merr != nr->err)
             return differ(m, i, "op %" PRIu64 " %s: errno native %d, model %d", i, line, nr->err,
                           merr);
-        if (compare_arena(m, i, o->thread, &nr->addr, line))
+        /* calloc and the memalign family never take from the tcache (which may hold chunks of
+         * other arenas freed by this thread), and realloc stays in the old chunk's arena: only
+         * their results show the calling thread's own arena. Except a request too large for a
+         * 64 MiB heap: when it cannot be mmapped either, glibc retries in the main arena. */
+        int shows_arena = o->kind == NATIVE_OP_CALLOC || o->kind == NATIVE_OP_VALLOC ||
+                          o->kind == NATIVE_OP_PVALLOC ||
+                          ((o->kind == NATIVE_OP_MEMALIGN || o->kind == NATIVE_OP_ALIGNED_ALLOC ||
+                            o->kind == NATIVE_OP_POSIX_MEMALIGN) && o->a > 16);
+        if (native_op_request_size(o) >= (32ull << 20))
+            shows_arena = 0;
+        if (shows_arena && compare_arena(m, i, o->thread, &nr->addr, line))
             return 1;
     }
     if (ret != nr->ret)

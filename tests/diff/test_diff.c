@@ -6,6 +6,7 @@
  *   test_diff alternating     the 4000-alternating-block case: default, tcache_count=0 and
  *                             M_MXFAST=0, blocks written (RSS vs mincore and smaps) or not
  *   test_diff smoke           a little of each (also run under ASan+UBSan)
+ *   test_diff selftest        the harness sees injected differences and shrinks them
  * Every seed runs; the failing ones are listed with their difference, the first is shrunk and
  * printed as a reproducer (rerun it with diff_harness --seed N ...). Ranges above 10000 are the
  * long suites: they run only with FRAGSCOPE_DIFF_LONG=1 (otherwise skipped, exit 77).
@@ -156,6 +157,63 @@ static void test_smoke(void **state)
     assert_int_equal(g_failed, 0);
 }
 
+/* The harness must see differences: settings given to the model only, writes the model does
+ * not get, and the shrinker must cut a failing random sequence down while it still fails. */
+static void test_selftest(void **state)
+{
+    (void)state;
+    struct seq s;
+    seq_init(&s);
+    struct diff_result r;
+    char err[512];
+    /* malloc(24); free; malloc(24): same address either way, but with the tcache off in the
+     * model only, the freed chunk shows in a fastbin: mallinfo2 differs after the free. */
+    uint32_t p = seq_add(&s, NATIVE_OP_MALLOC, 0, NATIVE_REF_NULL, 24, 0, 0);
+    seq_add(&s, NATIVE_OP_FREE, 0, p, 0, 0, 0);
+    seq_add(&s, NATIVE_OP_MALLOC, 0, NATIVE_REF_NULL, 24, 0, 0);
+    assert_int_equal(diff_run(&s, &r, err, sizeof err), 0);
+    diff_model_only_tunables = "glibc.malloc.tcache_count=0";
+    assert_int_equal(diff_run(&s, &r, err, sizeof err), 1);
+    assert_int_equal(r.op, 1);
+    assert_non_null(strstr(r.what, "mallinfo2"));
+    assert_non_null(strstr(r.what, "smblks native 0 model 1"));
+    /* a different threshold in the model only: an address differs */
+    seq_clear(&s);
+    seq_add(&s, NATIVE_OP_MALLOC, 0, NATIVE_REF_NULL, 1, 0, 0);
+    seq_add(&s, NATIVE_OP_MALLOC, 0, NATIVE_REF_NULL, 200000, 0, 0);
+    diff_model_only_tunables = "glibc.malloc.mmap_threshold=300000";
+    assert_int_equal(diff_run(&s, &r, err, sizeof err), 1);
+    assert_int_equal(r.op, 1);
+    assert_non_null(strstr(r.what, "address native mmap#0+0x10, model main+0x2c0"));
+    diff_model_only_tunables = NULL;
+    /* writes the model does not get: heap RSS differs at the sample */
+    seq_clear(&s);
+    p = seq_add(&s, NATIVE_OP_MALLOC, 0, NATIVE_REF_NULL, 100000, 0, 0);
+    seq_add(&s, NATIVE_OP_WRITE, 0, p, 0, NATIVE_WRITE_ALL, 1);
+    seq_add(&s, NATIVE_OP_SAMPLE, 0, NATIVE_REF_NULL, 0, 0, 0);
+    assert_int_equal(diff_run(&s, &r, err, sizeof err), 0);
+    diff_model_skip_writes = 1;
+    assert_int_equal(diff_run(&s, &r, err, sizeof err), 1);
+    diff_model_skip_writes = 0;
+    assert_int_equal(r.op, 2);
+    assert_non_null(strstr(r.what, "heap RSS"));
+    /* the shrinker: a random sequence failing under model-only mxfast=0 shrinks to a few ops
+     * that still fail */
+    diff_model_only_tunables = "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0";
+    memset(&s.set, 0, sizeof s.set);
+    struct seqgen_opts o = {7, 150, 0, 0};
+    seqgen_random(&s, &o);
+    uint64_t before = s.n;
+    assert_int_equal(diff_run(&s, &r, err, sizeof err), 1);
+    shrink_seq(&s, &r, 300);
+    assert_true(s.n < before);
+    assert_true(s.n <= 6);
+    assert_int_equal(diff_run(&s, &r, err, sizeof err), 1);
+    diff_model_only_tunables = NULL;
+    seq_print(stderr, &s, r.op, "shrunk self-test reproducer");
+    seq_free(&s);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "smoke";
@@ -176,8 +234,10 @@ int main(int argc, char **argv)
         t = (struct CMUnitTest)cmocka_unit_test(test_alternating);
     else if (strcmp(mode, "smoke") == 0)
         t = (struct CMUnitTest)cmocka_unit_test(test_smoke);
+    else if (strcmp(mode, "selftest") == 0)
+        t = (struct CMUnitTest)cmocka_unit_test(test_selftest);
     else {
-        fprintf(stderr, "usage: test_diff random|threaded A B | alternating | smoke\n");
+        fprintf(stderr, "usage: test_diff random|threaded A B | alternating | smoke | selftest\n");
         return 2;
     }
     const struct CMUnitTest tests[] = {t};

@@ -7,7 +7,9 @@
  *   top-down search, "the highest free gap below mmap_base that fits", is one descent. Adjacent
  *   VMAs with the same protection are kept merged, as Linux keeps anonymous mappings merged;
  *   munmap and mprotect split them. The break area [page_down(brk_start), page_up(brk)) is kept
- *   outside the tree and treated as an obstacle for placement.
+ *   outside the tree and treated as an obstacle for placement; the break itself may not grow to
+ *   within a page of a mapping (Linux's guard page). Without a hint, recent kernels place a
+ *   mapping whose length is a multiple of 2 MiB on a 2 MiB boundary (cfg.thp_align).
  *
  * - Pages. A three-level radix table (13 + 13 + 9 bits of the 35-bit page number). A leaf covers
  *   512 pages (2 MiB) and holds their residency bitmap; only when the allocator stores into a page
@@ -48,6 +50,8 @@
 #define TASK_SIZE (SPACE_END - PAGE_SIZE)
 #define MMAP_MIN_ADDR ((uint64_t)65536)
 #define SPACE_PAGES (SPACE_END >> PAGE_SHIFT)
+
+#define THP_SIZE ((uint64_t)2 << 20)
 
 #define PROT_READ_BIT 1
 #define PROT_WRITE_BIT 2
@@ -702,6 +706,7 @@ void sysmem_config_default(struct sysmem_config *cfg) {
     cfg->mmap_base = 0x7ffff7fff000ull;
     cfg->brk_limit = 0;
     cfg->mmap_limit = 0;
+    cfg->thp_align = 1;
 }
 
 struct sysmem *sysmem_new(const struct sysmem_config *cfg) {
@@ -810,13 +815,25 @@ static uint64_t page_len(uint64_t len) {
     return page_up(len);
 }
 
-static uint64_t place(const struct sysmem *m, uint64_t len) {
+static uint64_t place_plain(const struct sysmem *m, uint64_t len) {
     uint64_t base = m->cfg.mmap_base;
     uint64_t above = max_u64(MMAP_MIN_ADDR, m->brk_hi);
     uint64_t a = find_gap_topdown(m, above, base, len);
     if (a != SYSMEM_FAIL)
         return a;
     return find_gap_topdown(m, MMAP_MIN_ADDR, min_u64(m->brk_lo, base), len);
+}
+
+/* Placement without a usable hint. With thp_align, a length that is a multiple of 2 MiB is
+ * searched for with 2 MiB of slack and then aligned down to 2 MiB inside it (the kernel's
+ * THP alignment of anonymous mappings); when even that fails, the plain search decides. */
+static uint64_t place(const struct sysmem *m, uint64_t len) {
+    if (m->cfg.thp_align && (len & (THP_SIZE - 1)) == 0 && len <= TASK_SIZE - THP_SIZE) {
+        uint64_t r = place_plain(m, len + THP_SIZE);
+        if (r != SYSMEM_FAIL)
+            return (r + THP_SIZE) & ~(THP_SIZE - 1);
+    }
+    return place_plain(m, len);
 }
 
 uint64_t sysmem_mmap(struct sysmem *m, uint64_t hint, uint64_t len, int prot) {
@@ -832,7 +849,7 @@ uint64_t sysmem_mmap(struct sysmem *m, uint64_t hint, uint64_t len, int prot) {
             addr = h;
     }
     if (addr == SYSMEM_FAIL)
-        addr = place(m, len);
+        addr = hint ? place_plain(m, len) : place(m, len);
     if (addr == SYSMEM_FAIL)
         return SYSMEM_FAIL;
     if (!vma_new(m, addr, addr + len, prot))

@@ -33,9 +33,13 @@ struct sysmem_config {
     uint64_t brk_limit;        /* sbrk beyond this fails (RLIMIT_DATA model); an address: the
                                   break may not pass it (use brk_start + rlimit); 0 = no limit */
     uint64_t mmap_limit;       /* total mapped bytes beyond this fail; 0 = no limit */
+    uint32_t thp_align;        /* 1: recent kernels (6.7 on; this machine's 6.18): a mapping
+                                  placed without a hint (mmap hint 0, mremap move) whose length
+                                  is a multiple of 2 MiB is put 2 MiB-aligned, from a top-down
+                                  search for length + 2 MiB. 0: older kernels (Debian 12's 6.1) */
 };
 
-/* Default layout: brk_start 0x555555559000, mmap_base 0x7ffff7fff000, no limits. */
+/* Default layout: brk_start 0x555555559000, mmap_base 0x7ffff7fff000, no limits, thp_align 1. */
 void sysmem_config_default(struct sysmem_config *cfg);
 
 /* Post: a fresh space with no mappings and the break at cfg->brk_start. NULL on host OOM. */
@@ -52,8 +56,9 @@ uint64_t sysmem_brk_start(const struct sysmem *m);
 /* Pre: len > 0 (rounded up to pages). hint 0 = anywhere.
  * Post: the kernel's rule: the hint (rounded up to a page, as the kernel does; glibc's hints are
  * aligned anyway; at least 64 KiB, mmap_min_addr) if [hint, hint+len) is free, else the
- * highest free gap below mmap_base that fits (top-down, reusing holes). New pages are zero and
- * not resident. Returns SYSMEM_FAIL when nothing fits. */
+ * highest free gap below mmap_base that fits (top-down, reusing holes; see thp_align for
+ * hintless 2 MiB multiples). New pages are zero and not resident. Returns SYSMEM_FAIL when
+ * nothing fits. */
 uint64_t sysmem_mmap(struct sysmem *m, uint64_t hint, uint64_t len, int prot);
 
 /* Pre: addr page-aligned, the range does not overlap the break area.

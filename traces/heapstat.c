@@ -3,8 +3,11 @@
  * /proc/self/smaps is read through a static buffer, one line at a time: a mapping's header line
  * starts with a lowercase hex address, its fields ("Rss:   132 kB") with an uppercase letter.
  * The [heap] mapping is the main arena; glibc's other arenas live in heaps it maps aligned to
- * HEAP_MAX_SIZE (64 MiB on x86_64), so an anonymous read-write mapping starting on a 64 MiB
- * boundary is counted as one. Thread stacks start with a guard page and never match. */
+ * HEAP_MAX_SIZE (64 MiB on x86_64) and reserve whole: an arena heap is an anonymous read-write
+ * mapping starting on a 64 MiB boundary that is either 64 MiB long or followed by the PROT_NONE
+ * rest of its reservation, ending exactly 64 MiB after its start. (Other large anonymous
+ * mappings, such as a recorder's buffers, can start on such a boundary by chance; they are not
+ * followed by that reservation. Thread stacks start with a guard page and never match.) */
 #include "heapstat.h"
 
 #include <errno.h>
@@ -39,21 +42,26 @@ void heapstat_write(int fd, const char *s)
     }
 }
 
-/* The kind of mapping the current smaps section describes. */
-enum mapping_kind { MAP_OTHER, MAP_HEAP, MAP_ARENA_HEAP };
+/* One line of smaps that starts a mapping: "lo-hi perms offset dev inode [path]". */
+struct mapping {
+    uint64_t start, end;
+    int anonymous;             /* inode 0 and no path */
+    int heap;                  /* the [heap] mapping */
+    char perms[5];
+};
 
-static enum mapping_kind classify_mapping(const char *line, uint64_t *start)
+static int parse_mapping(const char *line, struct mapping *m)
 {
     char *end;
-    unsigned long long lo = strtoull(line, &end, 16);
-    *start = lo;
+    memset(m, 0, sizeof *m);
+    m->start = strtoull(line, &end, 16);
     if (*end != '-')
-        return MAP_OTHER;
-    /* "lo-hi perms offset dev inode [path]" */
-    const char *p = end + 1;
-    int field = 0;
-    const char *perms = NULL, *path = NULL;
+        return 0;
+    m->end = strtoull(end + 1, &end, 16);
+    const char *p = end;
+    int field = 1;
     unsigned long long inode = 0;
+    const char *path = NULL;
     while (*p) {
         while (*p == ' ')
             p++;
@@ -61,7 +69,7 @@ static enum mapping_kind classify_mapping(const char *line, uint64_t *start)
             break;
         field++;
         if (field == 2)
-            perms = p;
+            memcpy(m->perms, p, 4);
         if (field == 5)
             inode = strtoull(p, NULL, 10);
         if (field == 6) {
@@ -71,11 +79,16 @@ static enum mapping_kind classify_mapping(const char *line, uint64_t *start)
         while (*p && *p != ' ')
             p++;
     }
-    if (path && !strncmp(path, "[heap]", 6))
-        return MAP_HEAP;
-    if (!path && inode == 0 && perms && !strncmp(perms, "rw-p", 4) && lo % ARENA_HEAP_ALIGN == 0)
-        return MAP_ARENA_HEAP;
-    return MAP_OTHER;
+    m->heap = path && !strncmp(path, "[heap]", 6);
+    m->anonymous = !path && inode == 0;
+    return 1;
+}
+
+/* Could this mapping be the read-write part of a non-main arena heap? */
+static int arena_heap_candidate(const struct mapping *m)
+{
+    return m->anonymous && !strcmp(m->perms, "rw-p") && m->start % ARENA_HEAP_ALIGN == 0 &&
+           m->end - m->start <= ARENA_HEAP_ALIGN;
 }
 
 /* Reads smaps: the [heap] start and Rss, and the arena heaps' count and Rss. */
@@ -84,7 +97,9 @@ static void read_smaps(struct heapstat *hs, uint64_t *heap_start)
     static char buf[65536];
     static char line[4096];
     size_t line_len = 0;
-    enum mapping_kind kind = MAP_OTHER;
+    struct mapping cur = {0}, candidate = {0};
+    int have_cur = 0, have_candidate = 0;
+    uint64_t cur_rss = 0, candidate_rss = 0;
     int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
@@ -102,21 +117,46 @@ static void read_smaps(struct heapstat *hs, uint64_t *heap_start)
             }
             line[line_len] = '\0';
             line_len = 0;
-            if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
-                uint64_t start;
-                kind = classify_mapping(line, &start);
-                if (kind == MAP_HEAP)
-                    *heap_start = start;
-                else if (kind == MAP_ARENA_HEAP)
-                    hs->nonmain_heaps++;
-            } else if (!strncmp(line, "Rss:", 4) && kind != MAP_OTHER) {
-                uint64_t kb = strtoull(line + 4, NULL, 10);
-                if (kind == MAP_HEAP)
-                    hs->heap_rss += kb * 1024;
-                else
-                    hs->nonmain_rss += kb * 1024;
+            int is_header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
+            if (!is_header) {
+                if (have_cur && !strncmp(line, "Rss:", 4))
+                    cur_rss = strtoull(line + 4, NULL, 10) * 1024;
+                continue;
             }
+            /* The previous mapping is complete: account for it. */
+            if (have_cur) {
+                if (cur.heap) {
+                    *heap_start = cur.start;
+                    hs->heap_rss += cur_rss;
+                }
+                if (arena_heap_candidate(&cur)) {
+                    candidate = cur;
+                    candidate_rss = cur_rss;
+                    have_candidate = 1;
+                    if (cur.end - cur.start == ARENA_HEAP_ALIGN) {
+                        hs->nonmain_heaps++;
+                        hs->nonmain_rss += cur_rss;
+                        have_candidate = 0;
+                    }
+                }
+            }
+            have_cur = parse_mapping(line, &cur);
+            cur_rss = 0;
+            /* A candidate followed by the PROT_NONE rest of its 64 MiB is an arena heap. */
+            if (have_candidate && have_cur && !(cur.heap) && cur.start == candidate.end) {
+                if (cur.anonymous && !strcmp(cur.perms, "---p") &&
+                    cur.end == candidate.start + ARENA_HEAP_ALIGN) {
+                    hs->nonmain_heaps++;
+                    hs->nonmain_rss += candidate_rss;
+                }
+            }
+            if (have_candidate && (!have_cur || cur.start != candidate.start))
+                have_candidate = 0;
         }
+    }
+    if (have_cur && cur.heap) {
+        *heap_start = cur.start;
+        hs->heap_rss += cur_rss;
     }
     close(fd);
 }

@@ -150,9 +150,9 @@ static void test_smoke(void **state)
 {
     (void)state;
     double t0 = now();
-    run_random(1, 40, 0);
-    run_random(1, 10, 6);
-    run_alternating(300);
+    run_random(1, 200, 0);
+    run_random(1, 40, 6);
+    run_alternating(1000);
     report("smoke", t0);
     assert_int_equal(g_failed, 0);
 }

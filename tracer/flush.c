@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
@@ -329,6 +330,16 @@ static __attribute__((noreturn)) void flusher_exit(void)
         rsys1(SYS_exit, 0);
 }
 
+/* Is the program still running in the memory we share? getppid() changes when it has died;
+ * kcmp tells an exec (the same pid, a new address space). */
+static int program_gone(void)
+{
+    if (rsys0(SYS_getppid) != rec.pid)
+        return 1;
+    long r = rsys6(SYS_kcmp, rsys0(SYS_getpid), rec.pid, 0 /* KCMP_VM */, 0, 0, 0);
+    return r > 0 || r == -ESRCH;
+}
+
 static int flusher_main(void *arg)
 {
     (void)arg;
@@ -336,8 +347,9 @@ static int flusher_main(void *arg)
         uint32_t w = __atomic_load_n(&wake_word, __ATOMIC_ACQUIRE);
         if (stop_req)
             flusher_exit();
-        if (rsys0(SYS_getppid) != rec.pid) {
-            /* The program is gone (exit, signal, SIGKILL, or exec by a raw system call). */
+        if (program_gone()) {
+            /* The program is gone (exit, signal, SIGKILL) or has become another program
+             * (exec): what it committed is all there will be. */
             lock_flush();
             if (!final_done) {
                 flush_round(1);
@@ -684,6 +696,9 @@ int output_open(pid_t parent_pid, uint64_t fork_seq, uint64_t first_seq, int roo
         rsys1(SYS_close, fd);
         fd = (int)hi;
     }
+    /* Held (through the flusher's copy of the descriptor) until the file is complete:
+     * `fragscope record` waits for it before reporting. */
+    rsys2(SYS_flock, fd, LOCK_EX | LOCK_NB);
     struct stat st;
     rsys2(SYS_fstat, fd, &st);
     out_dev = st.st_dev;

@@ -54,7 +54,6 @@ extern int __libc_mallopt(int, int);
 /* Resolved with dlsym(RTLD_NEXT) during start-up (its own allocations go to the pool). */
 static int (*real_posix_memalign)(void **, size_t, size_t);
 static void *(*real_aligned_alloc)(size_t, size_t);
-static void *(*real_reallocarray)(void *, size_t, size_t);
 static int (*real_malloc_trim)(size_t);
 static size_t (*real_malloc_usable_size)(void *);
 static struct mallinfo2 (*real_mallinfo2)(void);
@@ -321,7 +320,9 @@ static void *reallocarray_impl(void *old, size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return real_reallocarray ? real_reallocarray(old, nmemb, size) : __libc_realloc(old, n);
+    /* glibc's reallocarray is exactly this, but its realloc call goes through the PLT, back
+     * into our hook. */
+    return __libc_realloc(old, n);
 }
 
 EXPORT void *reallocarray(void *old, size_t nmemb, size_t size)
@@ -990,7 +991,6 @@ static void resolve_real(void)
 {
     RESOLVE(real_posix_memalign, "posix_memalign");
     RESOLVE(real_aligned_alloc, "aligned_alloc");
-    RESOLVE(real_reallocarray, "reallocarray");
     RESOLVE(real_malloc_trim, "malloc_trim");
     RESOLVE(real_malloc_usable_size, "malloc_usable_size");
     RESOLVE(real_mallinfo2, "mallinfo2");

@@ -29,3 +29,5 @@ target_include_directories(fragscope-trace PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(fragscope-trace PRIVATE PkgConfig::ZLIB PkgConfig::LIBUNWIND ${CMAKE_DL_LIBS})
 target_link_options(fragscope-trace PRIVATE -Wl,-z,nodelete -Wl,--no-undefined)
 set_target_properties(fragscope-trace PROPERTIES C_VISIBILITY_PRESET hidden)
+# `fragscope record` looks for the library next to the fragscope binary.
+set_target_properties(fragscope-trace PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})

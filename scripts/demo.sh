@@ -46,10 +46,9 @@ skipped() {
 run() {
   local what=$1
   shift
-  if "$@"; then
-    return 0
-  fi
+  "$@"
   local rc=$?
+  [ $rc -eq 0 ] && return 0
   echo "demo: $what failed (exit status $rc): $*" >&2
   failed=1
   return $rc
@@ -119,6 +118,8 @@ fi
 header "HTML report: fragscope report $db --format html -o $html"
 if ! available report; then
   skipped report
+elif ! "$fs" report --help 2>&1 | grep -q html; then
+  echo "skipped: fragscope report --format html is not available yet"
 elif [ $have_db -eq 0 ]; then
   echo "skipped: no database was written"
 else

@@ -72,19 +72,19 @@ static uint8_t *put_fields(uint8_t *p, const struct trace_event *ev, unsigned fi
 static uint8_t *put_tail_fields(uint8_t *p, const struct trace_event *ev, unsigned fields,
                                 int generic, struct trace_encode_state *st)
 {
-    if (fields & WF(WF_TIME)) {
-        uint64_t d = ev->time_ns - st->last_time_ns;
-        p = wire_put_varint(p, generic ? wire_zigzag((int64_t)d) : d);
-    }
     if (fields & WF(WF_OLD_PTR)) {
-        p = wire_put_varint(p, generic ? ev->old_ptr : wire_ptr_code(ev->old_ptr, st->last_ptr));
+        p = wire_put_varint(p, generic ? ev->old_ptr : wire_ptr_code(st, ev->old_ptr, st->last_ptr));
         if (ev->old_ptr)
             st->last_ptr = ev->old_ptr;
     }
     if (fields & WF(WF_PTR)) {
-        p = wire_put_varint(p, generic ? ev->ptr : wire_ptr_code(ev->ptr, st->last_ptr));
+        p = wire_put_varint(p, generic ? ev->ptr : wire_ptr_code(st, ev->ptr, st->last_ptr));
         if (ev->ptr)
             st->last_ptr = ev->ptr;
+    }
+    if (fields & WF(WF_TIME)) {
+        uint64_t d = ev->time_ns - st->last_time_ns;
+        p = wire_put_varint(p, generic ? wire_zigzag((int64_t)d) : d);
     }
     if (fields & WF(WF_RESULT)) p = wire_put_varint(p, wire_zigzag(ev->result));
     if (fields & WF(WF_ERR)) p = wire_put_varint(p, wire_zigzag(ev->err));
@@ -100,8 +100,8 @@ size_t trace_encode_event(uint8_t *out, const struct trace_event *ev, struct tra
     unsigned std = (kind >= 1 && kind <= WIRE_CODE_MAX_KIND) ? wire_standard_fields(kind) : 0;
     unsigned present = nonzero_fields(ev);
     int standard = std != 0 && (present & ~std) == 0 && ev->time_ns >= st->last_time_ns &&
-                   wire_ptr_delta_fits(ev->old_ptr, st->last_ptr) &&
-                   wire_ptr_delta_fits(ev->ptr, ev->old_ptr ? ev->old_ptr : st->last_ptr);
+                   wire_ptr_fits(ev->old_ptr, st->last_ptr) &&
+                   wire_ptr_fits(ev->ptr, ev->old_ptr ? ev->old_ptr : st->last_ptr);
     if (standard && kind == TRACE_EV_FREE && ev->chunk_flags)
         standard = 0;     /* a free's aux bits name the recent pointer, not chunk flags */
     if (!standard) {

@@ -118,11 +118,13 @@ struct trace_header {
 /* Per-thread delta state: reset at the start of every block (memset to 0, or
  * trace_encode_state_reset). Treat the fields as private to the encoder. */
 #define TRACE_RECENT_PTRS 7
+#define TRACE_FREED_PTRS 8
 struct trace_encode_state {
     uint64_t last_seq, last_time_ns, last_ptr;
     /* ---- additions ---- */
     uint64_t recent[TRACE_RECENT_PTRS]; /* live pointers most recently returned, newest first */
-    uint32_t recent_count;
+    uint64_t freed[TRACE_FREED_PTRS];   /* pointers most recently freed, newest first */
+    uint32_t recent_count, freed_count;
     uint32_t last_stack;
 };
 static inline void trace_encode_state_reset(struct trace_encode_state *st)

@@ -250,23 +250,29 @@ static int decode_tail(const uint8_t **pp, const uint8_t *end, struct trace_even
 {
     const uint8_t *p = *pp;
     uint64_t v;
-    if (fields & WF(WF_TIME)) {
-        GET(v);
-        ev->time_ns = st->last_time_ns + (generic ? (uint64_t)wire_unzigzag(v) : v);
-    } else {
-        ev->time_ns = generic ? 0 : st->last_time_ns;
-    }
     if (fields & WF(WF_OLD_PTR)) {
         GET(v);
-        ev->old_ptr = generic ? v : wire_ptr_from_code(v, st->last_ptr);
+        if (generic)
+            ev->old_ptr = v;
+        else if (!wire_ptr_from_code(st, v, st->last_ptr, &ev->old_ptr))
+            goto bad_ptr;
         if (ev->old_ptr)
             st->last_ptr = ev->old_ptr;
     }
     if (fields & WF(WF_PTR)) {
         GET(v);
-        ev->ptr = generic ? v : wire_ptr_from_code(v, st->last_ptr);
+        if (generic)
+            ev->ptr = v;
+        else if (!wire_ptr_from_code(st, v, st->last_ptr, &ev->ptr))
+            goto bad_ptr;
         if (ev->ptr)
             st->last_ptr = ev->ptr;
+    }
+    if (fields & WF(WF_TIME)) {
+        GET(v);
+        ev->time_ns = st->last_time_ns + (generic ? (uint64_t)wire_unzigzag(v) : v);
+    } else {
+        ev->time_ns = generic ? 0 : st->last_time_ns;
     }
     if (fields & WF(WF_RESULT)) { GET(v); ev->result = wire_unzigzag(v); }
     if (fields & WF(WF_ERR)) {
@@ -282,6 +288,9 @@ static int decode_tail(const uint8_t **pp, const uint8_t *end, struct trace_even
     return 1;
 truncated:
     *why = "an event runs past the end of its block";
+    return 0;
+bad_ptr:
+    *why = "an event names a recently freed pointer that does not exist";
     return 0;
 }
 

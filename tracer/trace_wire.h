@@ -42,7 +42,7 @@
 /* ---- Event fields, in the order they are written ---- */
 enum wire_field {
     WF_STACK, WF_THREAD, WF_SIZE, WF_NMEMB, WF_ALIGNMENT, WF_PARAM, WF_VALUE, WF_OS_TID,
-    WF_SAMPLE, WF_TIME, WF_OLD_PTR, WF_PTR, WF_RESULT, WF_ERR, WF_COUNT
+    WF_SAMPLE, WF_OLD_PTR, WF_PTR, WF_TIME, WF_RESULT, WF_ERR, WF_COUNT
 };
 #define WF(f) (1u << (f))
 
@@ -186,58 +186,99 @@ static inline int64_t wire_unzigzag(uint64_t u)
     return (int64_t)((u >> 1) ^ (0 - (u & 1)));
 }
 
-/* ---- Pointers in the standard form: 0 = NULL, else zigzag(delta from last_ptr) + 1 ---- */
-static inline int wire_ptr_delta_fits(uint64_t ptr, uint64_t last)
-{
-    return ptr == 0 || wire_zigzag((int64_t)(ptr - last)) != UINT64_MAX;
-}
-static inline uint64_t wire_ptr_code(uint64_t ptr, uint64_t last)
-{
-    return ptr ? wire_zigzag((int64_t)(ptr - last)) + 1 : 0;
-}
-static inline uint64_t wire_ptr_from_code(uint64_t code, uint64_t last)
-{
-    return code ? last + (uint64_t)wire_unzigzag(code - 1) : 0;
-}
+/* ---- Pointers in the standard form ----
+ * 0 = NULL; 1..TRACE_FREED_PTRS = the pointer at that position (minus one) of the recently freed
+ * list (an allocation reusing a chunk just freed); above that, zigzag(delta from last_ptr) plus
+ * TRACE_FREED_PTRS + 1. */
+#define WIRE_PTR_DELTA_BASE (TRACE_FREED_PTRS + 1)
 
-/* ---- The recent-pointer list: live pointers most recently returned, newest first ---- */
-static inline int wire_recent_find(const struct trace_encode_state *st, uint64_t ptr)
+static inline int wire_freed_find(const struct trace_encode_state *st, uint64_t ptr)
 {
-    unsigned n = st->recent_count < TRACE_RECENT_PTRS ? st->recent_count : TRACE_RECENT_PTRS;
+    unsigned n = st->freed_count < TRACE_FREED_PTRS ? st->freed_count : TRACE_FREED_PTRS;
     for (unsigned i = 0; i < n; i++)
-        if (st->recent[i] == ptr)
+        if (st->freed[i] == ptr)
             return (int)i;
     return -1;
 }
-static inline void wire_recent_remove_at(struct trace_encode_state *st, unsigned i)
+static inline int wire_ptr_fits(uint64_t ptr, uint64_t last)
 {
-    unsigned n = st->recent_count < TRACE_RECENT_PTRS ? st->recent_count : TRACE_RECENT_PTRS;
-    if (i >= n)
-        return;
-    memmove(&st->recent[i], &st->recent[i + 1], (n - i - 1) * sizeof st->recent[0]);
-    st->recent_count = n - 1;
+    return ptr == 0 || wire_zigzag((int64_t)(ptr - last)) <= UINT64_MAX - WIRE_PTR_DELTA_BASE;
 }
-static inline void wire_recent_push(struct trace_encode_state *st, uint64_t ptr)
+static inline uint64_t wire_ptr_code(const struct trace_encode_state *st, uint64_t ptr, uint64_t last)
 {
-    unsigned n = st->recent_count < TRACE_RECENT_PTRS ? st->recent_count : TRACE_RECENT_PTRS;
-    if (n == TRACE_RECENT_PTRS)
-        n--;
-    memmove(&st->recent[1], &st->recent[0], n * sizeof st->recent[0]);
-    st->recent[0] = ptr;
-    st->recent_count = n + 1;
+    if (!ptr)
+        return 0;
+    int i = wire_freed_find(st, ptr);
+    if (i >= 0)
+        return (uint64_t)i + 1;
+    return wire_zigzag((int64_t)(ptr - last)) + WIRE_PTR_DELTA_BASE;
+}
+/* Returns 0 when the code names a freed-list position that does not exist. */
+static inline int wire_ptr_from_code(const struct trace_encode_state *st, uint64_t code, uint64_t last,
+                                     uint64_t *ptr)
+{
+    if (code == 0) {
+        *ptr = 0;
+    } else if (code < WIRE_PTR_DELTA_BASE) {
+        if (code - 1 >= st->freed_count || code - 1 >= TRACE_FREED_PTRS)
+            return 0;
+        *ptr = st->freed[code - 1];
+    } else {
+        *ptr = last + (uint64_t)wire_unzigzag(code - WIRE_PTR_DELTA_BASE);
+    }
+    return 1;
 }
 
-/* After an event (either form): what it did to the live pointers, and its stack and seq. */
+/* ---- Pointer lists: recent live allocations (for frees) and recent frees (for allocations) ---- */
+static inline int wire_list_find(const uint64_t *list, uint32_t count, unsigned cap, uint64_t ptr)
+{
+    unsigned n = count < cap ? count : cap;
+    for (unsigned i = 0; i < n; i++)
+        if (list[i] == ptr)
+            return (int)i;
+    return -1;
+}
+static inline void wire_list_remove(uint64_t *list, uint32_t *count, unsigned cap, uint64_t ptr)
+{
+    int i = wire_list_find(list, *count, cap, ptr);
+    unsigned n = *count < cap ? *count : cap;
+    if (i < 0)
+        return;
+    memmove(&list[i], &list[i + 1], (n - (unsigned)i - 1) * sizeof list[0]);
+    *count = n - 1;
+}
+static inline void wire_list_push(uint64_t *list, uint32_t *count, unsigned cap, uint64_t ptr)
+{
+    unsigned n = *count < cap ? *count : cap;
+    if (n == cap)
+        n--;
+    memmove(&list[1], &list[0], n * sizeof list[0]);
+    list[0] = ptr;
+    *count = n + 1;
+}
+static inline int wire_recent_find(const struct trace_encode_state *st, uint64_t ptr)
+{
+    return wire_list_find(st->recent, st->recent_count, TRACE_RECENT_PTRS, ptr);
+}
+
+/* After an event (either form): what it did to the live and freed pointers, its stack, seq and
+ * time. (last_ptr is advanced while the pointer fields are written or read.) */
 static inline void wire_state_after_event(struct trace_encode_state *st, const struct trace_event *ev)
 {
-    int i;
-    if (ev->kind == TRACE_EV_FREE && ev->ptr && (i = wire_recent_find(st, ev->ptr)) >= 0)
-        wire_recent_remove_at(st, (unsigned)i);
-    if ((ev->kind == TRACE_EV_REALLOC || ev->kind == TRACE_EV_REALLOCARRAY) && ev->old_ptr &&
-        ev->ptr && (i = wire_recent_find(st, ev->old_ptr)) >= 0)
-        wire_recent_remove_at(st, (unsigned)i);
-    if (wire_kind_allocates(ev->kind) && ev->ptr)
-        wire_recent_push(st, ev->ptr);
+    uint64_t gone = 0;
+    if (ev->kind == TRACE_EV_FREE)
+        gone = ev->ptr;
+    else if ((ev->kind == TRACE_EV_REALLOC || ev->kind == TRACE_EV_REALLOCARRAY) && ev->ptr &&
+             ev->old_ptr != ev->ptr)
+        gone = ev->old_ptr;
+    if (gone) {
+        wire_list_remove(st->recent, &st->recent_count, TRACE_RECENT_PTRS, gone);
+        wire_list_push(st->freed, &st->freed_count, TRACE_FREED_PTRS, gone);
+    }
+    if (wire_kind_allocates(ev->kind) && ev->ptr) {
+        wire_list_remove(st->freed, &st->freed_count, TRACE_FREED_PTRS, ev->ptr);
+        wire_list_push(st->recent, &st->recent_count, TRACE_RECENT_PTRS, ev->ptr);
+    }
     st->last_stack = ev->stack_id;
     st->last_seq = ev->seq;
     st->last_time_ns = ev->time_ns;

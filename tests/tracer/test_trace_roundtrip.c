@@ -77,12 +77,12 @@ static void check_file(const struct gen_stream *g, const char *path, uint64_t *b
             continue;
         const struct trace_module *got = trace_reader_module(r, m++);
         assert_non_null(got);
-        assert_true(got->load_address == it->module.load_address);
-        assert_true(got->size == it->module.size);
-        assert_string_equal(got->path, it->module.path);
-        assert_int_equal(got->build_id_len, it->module.build_id_len);
-        assert_memory_equal(got->build_id, it->module.build_id, it->module.build_id_len);
-        assert_ptr_equal(trace_reader_module_at(r, it->module.load_address + 5), got);
+        assert_true(got->load_address == it->module->load_address);
+        assert_true(got->size == it->module->size);
+        assert_string_equal(got->path, it->module->path);
+        assert_int_equal(got->build_id_len, it->module->build_id_len);
+        assert_memory_equal(got->build_id, it->module->build_id, it->module->build_id_len);
+        assert_ptr_equal(trace_reader_module_at(r, it->module->load_address + 5), got);
     }
     assert_int_equal(trace_reader_module_count(r), m);
     if (blocks)
@@ -325,7 +325,11 @@ static void realistic_stream_bytes_per_event(void **state)
     (void)state;
     char path[512];
     gen_tmppath(path, sizeof path, "size.trace");
-    const size_t events = 300000;
+#ifdef __SANITIZE_ADDRESS__
+    const size_t events = 50000;
+#else
+    const size_t events = 200000;
+#endif
     for (unsigned threads = 1; threads <= 4; threads += 3) {
         struct gen_stream g;
         gen_realistic_stream(&g, 99, events, threads);
@@ -334,7 +338,11 @@ static void realistic_stream_bytes_per_event(void **state)
         printf("realistic malloc/free stream, %u thread(s), %zu events, %u stacks: %llu bytes, "
                "%.3f bytes/event\n", threads, events, g.stacks, (unsigned long long)bytes, bpe);
         check_file(&g, path, NULL);
-        assert_true(bpe <= 8.0);     /* tightened to the 2.5 target once the encoding is tuned */
+#ifndef __SANITIZE_ADDRESS__
+        /* A regression guard, not the target (see FORMAT.md, "Size"). Under ASan the pointers
+         * come from ASan's allocator and compress differently. */
+        assert_true(bpe <= (threads == 1 ? 5.0 : 7.0));
+#endif
         gen_free(&g);
     }
     unlink(path);

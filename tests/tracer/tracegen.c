@@ -51,6 +51,10 @@ static struct gen_item *push(struct gen_stream *g, int type, uint32_t thread)
 
 void gen_free(struct gen_stream *g)
 {
+    for (size_t i = 0; i < g->count; i++) {
+        free(g->items[i].frames);
+        free(g->items[i].module);
+    }
     free(g->items);
     memset(g, 0, sizeof *g);
 }
@@ -99,7 +103,9 @@ static void use_stack(struct gen_stream *g, uint64_t *s, struct rthread *t, uint
     struct gen_item *it = push(g, GEN_STACK, thread);
     it->stack_id = id;
     it->depth = depth[id];
-    memcpy(it->frames, frames[id], sizeof frames[id]);
+    it->frames = malloc(TRACE_MAX_STACK_DEPTH * sizeof *it->frames);
+    for (unsigned d = 0; d < TRACE_MAX_STACK_DEPTH; d++)
+        it->frames[d] = frames[id][d % 24] + d / 24;
     t->defined[id] = 1;
     (void)s;
 }
@@ -120,6 +126,8 @@ void gen_random_stream(struct gen_stream *g, uint64_t seed, size_t events, unsig
         depth[i] = below(&s, 25);
         if (i == 7)
             depth[i] = 0;
+        if (i == 9)
+            depth[i] = TRACE_MAX_STACK_DEPTH;
         uint64_t base = 0x400000ull + 0x1000ull * below(&s, 256);
         for (unsigned d = 0; d < 24; d++)
             frames[i][d] = d == 5 && i == 3 ? UINT64_MAX : base + below(&s, 1 << 16);
@@ -128,12 +136,13 @@ void gen_random_stream(struct gen_stream *g, uint64_t seed, size_t events, unsig
     th[0].started = 1;
     for (unsigned m = 0; m < 3; m++) {
         struct gen_item *it = push(g, GEN_MODULE, 0);
-        it->module.load_address = 0x400000ull + 0x10000000ull * m;
-        it->module.size = 0x100000 + m;
-        snprintf(it->module.path, sizeof it->module.path, "/usr/lib/module-%u.so", m);
-        it->module.build_id_len = (uint8_t)(m == 1 ? 0 : 20);
-        for (unsigned b = 0; b < it->module.build_id_len; b++)
-            it->module.build_id[b] = (uint8_t)gen_rand(&s);
+        it->module = calloc(1, sizeof *it->module);
+        it->module->load_address = 0x400000ull + 0x10000000ull * m;
+        it->module->size = 0x100000 + m;
+        snprintf(it->module->path, sizeof it->module->path, "/usr/lib/module-%u.so", m);
+        it->module->build_id_len = (uint8_t)(m == 1 ? 0 : 20);
+        for (unsigned b = 0; b < it->module->build_id_len; b++)
+            it->module->build_id[b] = (uint8_t)gen_rand(&s);
     }
     uint64_t seq = 1000, now = 5000;
     unsigned started = 1;
@@ -256,44 +265,71 @@ void gen_random_stream(struct gen_stream *g, uint64_t seed, size_t events, unsig
     }
 }
 
-/* ---- A realistic stream ---- */
+/* ---- A realistic stream ----
+ * A program is a set of routines, each a fixed script of calls (allocate at a call site, free
+ * something the routine allocated, free an old long-lived object, grow with realloc), each call
+ * preceded by the work the script does there. The program runs routines chosen with a skewed
+ * frequency, often several times in a row, as loops do. Pointers come from this process's real
+ * malloc; times are the script's work plus the recorder's cost with a 10 ns clock step (as
+ * measured on a TSC clocksource: 80-130 ns per call with a stack) and now and then a pause. */
 
 #define SITES 300
+#define ROUTINES 60
+#define MAX_OPS 40
 #define MODULES 4
 
-struct site {
-    uint32_t alloc_stack, free_stack;
-    unsigned size_kind;         /* 0 fixed, 1 few sizes, 2 ranged */
-    uint64_t size, size2;
-    unsigned lifetime;          /* 0 short, 1 medium, 2 long */
-    unsigned kind;              /* malloc, calloc or realloc-growing */
+enum { OP_ALLOC, OP_FREE, OP_FREE_OLD, OP_REALLOC };
+
+struct script_op {
+    unsigned type, site, ref;   /* ref: index of the routine's allocation to free/realloc */
+    uint64_t work_ns;
 };
 
-struct live_block {
+struct routine {
+    struct script_op ops[MAX_OPS];
+    unsigned nops;
+};
+
+struct site {
+    unsigned size_kind;         /* 0 fixed, 1 two sizes, 2 ranged */
+    uint64_t size, size2;
+    unsigned kind;              /* malloc or calloc */
+};
+
+struct held {
     void *p;
     uint64_t ptr;
-    unsigned site, ttl;
+    unsigned site;
+};
+
+struct program {                /* one thread's state */
+    unsigned routine, op, repeat;
+    struct held mine[MAX_OPS];
+    uint8_t mine_live[MAX_OPS];
+    unsigned nmine;
 };
 
 void gen_realistic_stream(struct gen_stream *g, uint64_t seed, size_t events, unsigned threads)
 {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
     struct site *sites = calloc(SITES, sizeof *sites);
+    struct routine *routines = calloc(ROUTINES, sizeof *routines);
     uint64_t mod_base[MODULES] = {0x555555554000ull, 0x7ffff7c00000ull, 0x7ffff7e00000ull, 0x7ffff7f80000ull};
     memset(g, 0, sizeof *g);
     if (threads < 1)
         threads = 1;
     for (unsigned m = 0; m < MODULES; m++) {
         struct gen_item *it = push(g, GEN_MODULE, 0);
-        it->module.load_address = mod_base[m];
-        it->module.size = 0x180000;
-        snprintf(it->module.path, sizeof it->module.path, "/usr/lib/x86_64-linux-gnu/libexample%u.so.1", m);
-        it->module.build_id_len = 20;
+        it->module = calloc(1, sizeof *it->module);
+        it->module->load_address = mod_base[m];
+        it->module->size = 0x180000;
+        snprintf(it->module->path, sizeof it->module->path, "/usr/lib/x86_64-linux-gnu/libexample%u.so.1", m);
+        it->module->build_id_len = 20;
         for (unsigned b = 0; b < 20; b++)
-            it->module.build_id[b] = (uint8_t)gen_rand(&s);
+            it->module->build_id[b] = (uint8_t)gen_rand(&s);
     }
-    /* A stack: a few frames in the program, then the same frames in libc and main. */
-    uint64_t stack_frames[2 * SITES + 1][24];
+    /* Stacks 1..SITES allocate, SITES+1..2*SITES free: own frames, then a shared tail. */
+    static uint64_t stack_frames[2 * SITES + 1][24];
     unsigned stack_depth[2 * SITES + 1];
     uint64_t common[6];
     for (unsigned i = 0; i < 6; i++)
@@ -306,60 +342,116 @@ void gen_realistic_stream(struct gen_stream *g, uint64_t seed, size_t events, un
         memcpy(&stack_frames[i][own], common, sizeof common);
     }
     g->stacks = 2 * SITES;
+    static const uint64_t common_sizes[] = {8, 16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 4096};
     for (unsigned i = 0; i < SITES; i++) {
         struct site *st = &sites[i];
-        st->alloc_stack = 1 + i;
-        st->free_stack = below(&s, 4) ? 1 + SITES + i : 1 + SITES + below(&s, 20);
         st->size_kind = below(&s, 10) < 7 ? 0 : below(&s, 2) + 1;
-        static const uint64_t common_sizes[] = {8, 16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 4096};
         st->size = below(&s, 3) ? common_sizes[below(&s, 13)] : 1 + below(&s, 2000);
         st->size2 = st->size * (2 + below(&s, 6));
-        unsigned l = below(&s, 100);
-        st->lifetime = l < 70 ? 0 : l < 95 ? 1 : 2;
-        unsigned k = below(&s, 100);
-        st->kind = k < 88 ? TRACE_EV_MALLOC : k < 94 ? TRACE_EV_CALLOC : TRACE_EV_REALLOC;
+        st->kind = below(&s, 100) < 94 ? TRACE_EV_MALLOC : TRACE_EV_CALLOC;
     }
+    for (unsigned r = 0; r < ROUTINES; r++) {
+        struct routine *rt = &routines[r];
+        unsigned nalloc = 0;
+        unsigned target = 4 + below(&s, MAX_OPS - 4);
+        unsigned open[MAX_OPS], nopen = 0;
+        while (rt->nops < target) {
+            struct script_op *op = &rt->ops[rt->nops];
+            unsigned x = below(&s, 100);
+            op->work_ns = (uint64_t)(30 << below(&s, 7)) + below(&s, 30);
+            if (nopen && x < 40) {           /* free one of ours, mostly the newest */
+                unsigned k = below(&s, 4) ? nopen - 1 : below(&s, nopen);
+                op->type = OP_FREE;
+                op->ref = open[k];
+                op->site = SITES + below(&s, SITES);
+                open[k] = open[--nopen];
+            } else if (nopen && x < 45) {
+                op->type = OP_REALLOC;
+                op->ref = open[nopen - 1];
+                op->site = below(&s, SITES);
+            } else if (x < 50) {
+                op->type = OP_FREE_OLD;
+                op->site = SITES + below(&s, SITES);
+            } else {
+                op->type = OP_ALLOC;
+                op->site = below(&s, 8) ? below(&s, 1 + below(&s, 60)) : below(&s, SITES);
+                op->ref = nalloc++;
+                open[nopen++] = op->ref;
+            }
+            rt->nops++;
+        }
+    }
+    struct program *prog = calloc(threads, sizeof *prog);
+    for (unsigned t = 0; t < threads; t++)
+        prog[t].routine = UINT32_MAX;
     uint8_t *defined = calloc((size_t)threads * (2 * SITES + 1), 1);
-    size_t cap = 1 << 16, nlive = 0;
-    struct live_block *live = calloc(cap, sizeof *live);
-    uint64_t *ttime = calloc(threads, sizeof *ttime);
+    size_t oldcap = 1 << 14, nold = 0;
+    struct held *old = calloc(oldcap, sizeof *old);
     uint64_t seq = 0, now = 0;
-    unsigned tick = 0;
     while (g->events < events) {
         uint32_t tid = threads == 1 ? 0 : below(&s, threads);
-        now += 150 + below(&s, 500) + (below(&s, 10) == 0 ? below(&s, 20000) : 0);
+        struct program *pg = &prog[tid];
+        if (pg->routine == UINT32_MAX || pg->op == routines[pg->routine].nops) {
+            /* Whatever the routine kept now lives on. */
+            for (unsigned i = 0; pg->routine != UINT32_MAX && i < pg->nmine; i++)
+                if (pg->mine_live[i]) {
+                    if (nold == oldcap) {
+                        oldcap *= 2;
+                        old = realloc(old, oldcap * sizeof *old);
+                    }
+                    old[nold++] = pg->mine[i];
+                }
+            if (pg->repeat == 0) {
+                unsigned r = below(&s, 4) ? below(&s, 1 + below(&s, 12)) : below(&s, ROUTINES);
+                pg->routine = r;
+                pg->repeat = below(&s, 3) ? 1 + below(&s, 20) : 1;
+            }
+            pg->repeat--;
+            pg->op = 0;
+            pg->nmine = 0;
+            memset(pg->mine_live, 0, sizeof pg->mine_live);
+        }
+        const struct script_op *op = &routines[pg->routine].ops[pg->op++];
         struct trace_event ev;
         memset(&ev, 0, sizeof ev);
         ev.seq = seq;
-        ev.time_ns = now;
         ev.thread = tid;
-        tick++;
-        /* Free the newest block that is due (short lifetimes sit at the end), sometimes an
-         * older due one, else allocate. */
-        size_t due = nlive;
-        for (size_t i = nlive; i-- > 0 && nlive - i <= 16;)
-            if (live[i].ttl <= tick) {
-                due = i;
-                break;
-            }
-        if (due == nlive && nlive && below(&s, 4) == 0) {
-            size_t i = below(&s, (unsigned)nlive);
-            if (live[i].ttl <= tick || nlive > 3000)
-                due = i;
-        }
-        uint32_t stack;
-        if (due < nlive) {
-            struct live_block b = live[due];
-            memmove(&live[due], &live[due + 1], (nlive - due - 1) * sizeof *live);
-            nlive--;
-            free(b.p);
+        uint32_t stack = 1 + op->site;
+        if (op->type == OP_FREE_OLD) {
+            if (nold == 0)
+                continue;
+            /* Old objects die mostly in the order they were made (caches, queues). */
+            size_t k = below(&s, 3) ? below(&s, nold < 8 ? (unsigned)nold : 8) : below(&s, (unsigned)nold);
+            struct held h = old[k];
+            memmove(&old[k], &old[k + 1], (nold - k - 1) * sizeof *old);
+            nold--;
+            free(h.p);
             ev.kind = TRACE_EV_FREE;
-            ev.ptr = b.ptr;
-            stack = sites[b.site].free_stack;
+            ev.ptr = h.ptr;
+        } else if (op->type == OP_FREE) {
+            struct held *h = &pg->mine[op->ref];
+            if (op->ref >= pg->nmine || !pg->mine_live[op->ref])
+                continue;
+            free(h->p);
+            pg->mine_live[op->ref] = 0;
+            ev.kind = TRACE_EV_FREE;
+            ev.ptr = h->ptr;
+        } else if (op->type == OP_REALLOC) {
+            struct held *h = &pg->mine[op->ref];
+            if (op->ref >= pg->nmine || !pg->mine_live[op->ref])
+                continue;
+            struct site *st = &sites[h->site];
+            uint64_t size = st->size2 + below(&s, 64);
+            void *p = realloc(h->p, size);
+            ev.kind = TRACE_EV_REALLOC;
+            ev.old_ptr = h->ptr;
+            ev.size = size;
+            ev.ptr = (uint64_t)(uintptr_t)p;
+            ev.chunk_flags = TRACE_CHUNK_PREV_INUSE;
+            h->p = p;
+            h->ptr = ev.ptr;
         } else {
-            /* Call sites are used with a skewed frequency. */
-            unsigned si = below(&s, 8) ? below(&s, 1 + below(&s, 40)) : below(&s, SITES);
-            struct site *st = &sites[si];
+            struct site *st = &sites[op->site];
             uint64_t size = st->size_kind == 0 ? st->size
                           : st->size_kind == 1 ? (below(&s, 2) ? st->size : st->size2)
                           : st->size + below(&s, (unsigned)st->size2);
@@ -369,49 +461,46 @@ void gen_realistic_stream(struct gen_stream *g, uint64_t seed, size_t events, un
                 ev.nmemb = 1;
                 ev.size = size;
                 p = calloc(1, size);
-            } else if (st->kind == TRACE_EV_REALLOC && nlive && below(&s, 2)) {
-                struct live_block b = live[nlive - 1];
-                nlive--;
-                ev.old_ptr = b.ptr;
-                ev.size = size * 2;
-                p = realloc(b.p, size * 2);
             } else {
-                ev.kind = TRACE_EV_MALLOC;
                 ev.size = size;
                 p = malloc(size);
             }
             ev.ptr = (uint64_t)(uintptr_t)p;
             ev.chunk_flags = size >= 128 * 1024 ? TRACE_CHUNK_MMAPPED
                            : below(&s, 10) ? TRACE_CHUNK_PREV_INUSE : 0;
-            stack = st->alloc_stack;
-            if (nlive == cap) {
-                cap *= 2;
-                live = realloc(live, cap * sizeof *live);
-            }
-            unsigned ttl = st->lifetime == 0 ? 1 + below(&s, 6)
-                         : st->lifetime == 1 ? 10 + below(&s, 2000) : UINT32_MAX;
-            live[nlive++] = (struct live_block){p, ev.ptr, si, ttl == UINT32_MAX ? ttl : tick + ttl};
+            pg->mine[op->ref] = (struct held){p, ev.ptr, op->site};
+            pg->mine_live[op->ref] = 1;
+            if (op->ref + 1 > pg->nmine)
+                pg->nmine = op->ref + 1;
         }
+        now += op->work_ns + 80 + 10 * below(&s, 6) + below(&s, 2) +
+               (below(&s, 20) == 0 ? (uint64_t)1000 << below(&s, 8) : 0);
+        ev.time_ns = now;
         ev.stack_id = stack;
         uint8_t *def = &defined[(size_t)tid * (2 * SITES + 1) + stack];
         if (!*def) {
             struct gen_item *it = push(g, GEN_STACK, tid);
             it->stack_id = stack;
             it->depth = stack_depth[stack];
+            it->frames = malloc(sizeof stack_frames[stack]);
             memcpy(it->frames, stack_frames[stack], sizeof stack_frames[stack]);
             *def = 1;
         }
-        ttime[tid] = now;
         struct gen_item *it = push(g, GEN_EVENT, tid);
         it->ev = ev;
         g->events++;
         seq++;
     }
-    for (size_t i = 0; i < nlive; i++)
-        free(live[i].p);
-    free(live);
-    free(ttime);
+    for (unsigned t = 0; t < threads; t++)
+        for (unsigned i = 0; i < prog[t].nmine; i++)
+            if (prog[t].mine_live[i])
+                free(prog[t].mine[i].p);
+    for (size_t i = 0; i < nold; i++)
+        free(old[i].p);
+    free(old);
+    free(prog);
     free(defined);
+    free(routines);
     free(sites);
 }
 
@@ -451,7 +540,7 @@ uint64_t gen_write(const struct gen_stream *g, const char *path, size_t block_si
         const struct gen_item *it = &g->items[i];
         int rc = it->type == GEN_EVENT ? trace_file_writer_event(w, &it->ev)
                : it->type == GEN_STACK ? trace_file_writer_stack(w, it->thread, it->stack_id, it->frames, it->depth)
-               : trace_file_writer_module(w, it->thread, &it->module);
+               : trace_file_writer_module(w, it->thread, it->module);
         if (rc < 0)
             abort();
     }

@@ -14,8 +14,8 @@ struct gen_item {
     struct trace_event ev;
     uint32_t stack_id;
     unsigned depth;
-    uint64_t frames[TRACE_MAX_STACK_DEPTH];
-    struct trace_module module;
+    uint64_t *frames;           /* GEN_STACK: malloc'd, freed by gen_free */
+    struct trace_module *module; /* GEN_MODULE: malloc'd, freed by gen_free */
 };
 enum { GEN_EVENT = 1, GEN_STACK, GEN_MODULE };
 

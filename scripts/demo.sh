@@ -67,7 +67,7 @@ header "recording: fragscope record -o $trace -- trace-4000-blocks"
 echo "(malloc(52722) + malloc(1), 4000 times; free all in reverse; malloc(2000) + free)"
 have_trace=0
 if available record; then
-  # The program prints the real glibc heap after each phase (brk_offset, heap_rss, mallinfo2).
+  echo "(the program prints the real glibc heap after each phase: brk_offset, heap_rss, mallinfo2)"
   run "record" "$fs" record -o "$trace" -- "$prog" && have_trace=1
 else
   skipped record

@@ -2,15 +2,20 @@
  *
  * The RSS peak is only known at the end, so instead of walking the heap at every new peak during
  * ingest (costly while a heap grows), the run is replayed once more (ptmalloc is deterministic)
- * to its last step, following chunk origins; at the RSS-peak step and at the last step the heap
- * is walked into snapshots 1 ("rss_peak") and 2 ("end"). At the last step the model is also asked
- * what trimming would give back (first the top alone, then malloc_trim(0)). Then the call sites
- * are symbolised and the findings computed, each fix verified by its own what-if replay.
+ * to the RSS-peak step, following chunk origins, and the heap is walked into snapshot 1
+ * ("rss_peak"), and to the step where the most heap RSS was not live (snapshot 3,
+ * "retention_peak", when that is not the end: e.g. right after a program frees everything). The end snapshot (2) is normally taken by ingest through the replay's end hook;
+ * if it is missing, the same replay goes on to the last step. What malloc_trim(0) would give
+ * back is measured by a what-if replay that trims after the last step (the model is never
+ * changed during the ingest replay). Then the call sites are symbolised and the findings
+ * computed, each fix verified by its own what-if replay.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "analyzer_int.h"
 #include "db_util.h"
+#include "whatif.h"
 
 struct top_find {
     uint64_t address, size;
@@ -29,35 +34,26 @@ static int find_top(void *ctx, const struct ptmalloc_chunk *c)
     return 0;
 }
 
-int analysis_end_state_measure(struct ptmalloc *pm, struct end_state *es)
+uint64_t analysis_top_trim_gain(struct ptmalloc *pm)
 {
-    memset(es, 0, sizeof *es);
-    struct sysmem *mem = ptmalloc_sysmem(pm);
     struct top_find t = {0};
     ptmalloc_walk(pm, 0, find_top, &t);
-    if (t.found && t.size > 33) {
-        /* systrim with pad 0 releases whole pages at the end of top, keeping MINSIZE + 1. */
-        uint64_t extra = (t.size - 33) & ~(uint64_t)(SYSMEM_PAGE - 1);
-        uint64_t end = t.address + t.size;
-        es->top_trim_gain = snapshot_resident(mem, end - extra, extra);
-    }
-    struct ptmalloc_stats before, after;
-    ptmalloc_stats(pm, -1, &before);
-    ptmalloc_trim(pm, 0, 0);
-    ptmalloc_stats(pm, -1, &after);
-    es->trim_gain = stats_rss(&before) > stats_rss(&after) ? stats_rss(&before) - stats_rss(&after)
-                                                           : 0;
-    es->known = 1;
-    return 0;
+    if (!t.found || t.size <= 33)
+        return 0;
+    /* systrim with pad 0 releases whole pages at the end of top, keeping MINSIZE + 1. */
+    uint64_t extra = (t.size - 33) & ~(uint64_t)(SYSMEM_PAGE - 1);
+    return snapshot_resident(ptmalloc_sysmem(pm), t.address + t.size - extra, extra);
 }
 
 struct analysis_ctx {
     sqlite3 *db;
     int64_t run;
     struct origins org;
-    uint64_t peak_step, final_step;
-    int want_peak, want_end;
-    struct end_state end;
+    uint64_t peak_step, final_step, retention_step;
+    int want_peak, want_end, want_retention;
+    uint64_t stop_step;
+    int top_trim_known;
+    uint64_t top_trim_gain;
     int failed;
     char err[512];
 };
@@ -78,17 +74,24 @@ static int analysis_step(void *vctx, struct ptmalloc *pm, const struct replay_st
         }
         x->want_peak = 0;
     }
-    if (s->step == x->final_step) {
-        if (x->want_end &&
-            snapshot_write(x->db, x->run, 2, s->step, "end", pm, &x->org, x->err, sizeof x->err)) {
+    if (x->want_retention && s->step == x->retention_step) {
+        if (snapshot_write(x->db, x->run, 3, s->step, "retention_peak", pm, &x->org, x->err,
+                           sizeof x->err)) {
+            x->failed = 1;
+            return 1;
+        }
+        x->want_retention = 0;
+    }
+    if (x->want_end && s->step == x->final_step) {
+        if (snapshot_write(x->db, x->run, 2, s->step, "end", pm, &x->org, x->err, sizeof x->err)) {
             x->failed = 1;
             return 1;
         }
         x->want_end = 0;
-        analysis_end_state_measure(pm, &x->end);
-        return 1;
+        x->top_trim_gain = analysis_top_trim_gain(pm);
+        x->top_trim_known = 1;
     }
-    return 0;
+    return s->step >= x->stop_step;
 }
 
 static int has_snapshot(sqlite3 *db, int64_t run, int snap)
@@ -118,15 +121,24 @@ int analyzer_analyze_run(sqlite3 *db, int64_t run, const struct analyzer_ingest_
                                     (long long)run);
     x.want_peak = x.peak_step && !has_snapshot(db, run, 1);
     x.want_end = !has_snapshot(db, run, 2);
-    int have_trim = db_int(db, 0, "SELECT count(*) FROM measures WHERE run = %lld AND name = "
-                                  "'trim_gain'", (long long)run) > 0;
-    if (x.final_step && (x.want_peak || x.want_end || !have_trim)) {
+    struct run_point rp;
+    if (run_point_load(db, run, "retention_peak", &rp) == 0 && rp.step != x.final_step &&
+        !has_snapshot(db, run, 3)) {
+        x.retention_step = rp.step;
+        x.want_retention = 1;
+    }
+    x.stop_step = x.want_end ? x.final_step : 0;
+    if (x.want_peak && x.peak_step > x.stop_step)
+        x.stop_step = x.peak_step;
+    if (x.want_retention && x.retention_step > x.stop_step)
+        x.stop_step = x.retention_step;
+    if (x.final_step && x.stop_step) {
         if (origins_init(&x.org)) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
         struct replay_options ro = so.ro;
-        ro.until_step = x.final_step;
+        ro.until_step = x.stop_step;
         struct replay_summary sum;
         memset(&sum, 0, sizeof sum);
         if (io && !io->quiet)
@@ -143,13 +155,11 @@ int analyzer_analyze_run(sqlite3 *db, int64_t run, const struct analyzer_ingest_
             snprintf(err, errlen, "analysis replay: %s", x.failed ? x.err : e2);
             return -1;
         }
-        if (x.end.known) {
+        if (x.top_trim_known) {
             char *sql = sqlite3_mprintf(
-                "INSERT OR REPLACE INTO measures VALUES(%lld, 'trim_gain', %llu, %llu);"
                 "INSERT OR REPLACE INTO measures VALUES(%lld, 'top_trim_gain', %llu, %llu);",
-                (long long)run, (unsigned long long)x.end.trim_gain,
-                (unsigned long long)x.final_step, (long long)run,
-                (unsigned long long)x.end.top_trim_gain, (unsigned long long)x.final_step);
+                (long long)run, (unsigned long long)x.top_trim_gain,
+                (unsigned long long)x.final_step);
             rc = db_exec(db, sql, e2, sizeof e2);
             sqlite3_free(sql);
         }
@@ -160,7 +170,33 @@ int analyzer_analyze_run(sqlite3 *db, int64_t run, const struct analyzer_ingest_
     }
     if (sites_resolve(db, run, so.ro.trace_path, e2, sizeof e2) && io && !io->quiet)
         fprintf(stderr, "analysis: call sites not symbolised: %s\n", e2);
-    if (findings_compute(db, run, &so, !(io && io->no_whatif), io ? io->quiet : 0, err, errlen))
+    struct whatif_cache *cache = NULL;
+    if (!(io && io->no_whatif)) {
+        cache = calloc(1, sizeof *cache);
+        if (cache) {
+            cache->so = &so;
+            cache->quiet = io ? io->quiet : 0;
+        }
+    }
+    if (cache) {
+        /* What malloc_trim(0) would give back at the end: the same run, trimmed after its last
+         * step. */
+        const struct whatif_result *t = whatif_cached(cache, "", 1, 0, x.final_step);
+        uint64_t final_rss = (uint64_t)db_int(db, 0, "SELECT final_rss FROM runs WHERE id = %lld",
+                                              (long long)run);
+        if (t) {
+            char *sql = sqlite3_mprintf(
+                "INSERT OR REPLACE INTO measures VALUES(%lld, 'trim_gain', %llu, %llu)",
+                (long long)run,
+                (unsigned long long)(final_rss > t->final_rss ? final_rss - t->final_rss : 0),
+                (unsigned long long)x.final_step);
+            db_exec(db, sql, e2, sizeof e2);
+            sqlite3_free(sql);
+        }
+    }
+    int frc = findings_compute(db, run, cache, err, errlen);
+    free(cache);
+    if (frc)
         return -1;
     char *sql = sqlite3_mprintf("UPDATE runs SET analyzed = 1 WHERE id = %lld", (long long)run);
     int rc = db_exec(db, sql, e2, sizeof e2);

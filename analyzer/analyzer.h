@@ -118,9 +118,11 @@ struct analyzer_hist_bucket {
 
 struct analyzer_whatif {
     char setting[96];           /* "tcache_count=0", "malloc_trim(0) at the end", ... */
-    uint64_t before, after;     /* final heap RSS */
-    uint64_t system_before, system_after; /* heap bytes obtained from the system */
-    int helps;                  /* after is materially smaller */
+    uint64_t step;              /* measured after this step (the finding's) */
+    uint64_t before, after;     /* heap RSS there, as run and with the change */
+    uint64_t system_before, system_after; /* heap bytes obtained from the system, at the end */
+    uint64_t peak_before, peak_after;     /* peak heap RSS */
+    int helps;                  /* after (or the peak) is materially smaller */
 };
 
 #define ANALYZER_MAX_WHATIF 6
@@ -145,7 +147,7 @@ struct analyzer_run_info {
     char tool_version[32];
     char started[32], ended[32];
     int completed;
-    uint64_t events, steps_stored, every, arenas, threads;
+    uint64_t events, steps_stored, every, arenas, threads, final_step;
     double seconds;
 };
 

@@ -42,18 +42,16 @@ int snapshot_write(sqlite3 *db, int64_t run, int snap, uint64_t step, const char
 /* Resident bytes of [address, address + size) in the model's address space. */
 uint64_t snapshot_resident(struct sysmem *mem, uint64_t address, uint64_t size);
 
-/* Analysis at the end of ingest: the re-replay for snapshots and trim measurements. */
-struct end_state {
-    int known;
-    uint64_t trim_gain, top_trim_gain;
-};
-int analysis_end_state_measure(struct ptmalloc *pm, struct end_state *es);
+/* What trimming the main arena's top (systrim, pad 0) would give back now; reads the model
+ * without changing it. */
+uint64_t analysis_top_trim_gain(struct ptmalloc *pm);
 
 /* Symbolised call sites for the stacks the snapshots and findings refer to. */
 int sites_resolve(sqlite3 *db, int64_t run, const char *trace_path, char *err, size_t errlen);
 
-/* Findings with their what-if replays. */
-int findings_compute(sqlite3 *db, int64_t run, const struct stored_options *so, int whatif,
-                     int quiet, char *err, size_t errlen);
+/* Findings with their what-if replays (cache NULL: none). */
+struct whatif_cache;
+int findings_compute(sqlite3 *db, int64_t run, struct whatif_cache *cache, char *err,
+                     size_t errlen);
 
 #endif

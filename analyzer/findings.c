@@ -1,5 +1,849 @@
-/* findings.c: placeholder */
-#include "analyzer_int.h"
-int findings_compute(sqlite3 *db, int64_t run, const struct stored_options *so, int whatif,
-                     int quiet, char *err, size_t errlen)
-{ (void)db; (void)run; (void)so; (void)whatif; (void)quiet; (void)err; (void)errlen; return 0; }
+/* findings.c: why the heap holds what it holds, each reason as cause -> evidence -> fix, with
+ * every suggested fix replayed (whatif.c) and the number it changes stored beside it.
+ *
+ * The detectors read a chunk snapshot (every chunk, its state, resident bytes and origin), the
+ * run's counters and its sparse events: first the end (snapshot 2), then the step where the most
+ * heap RSS was not live (snapshot 3), which adds only kinds the end did not show. Each what-if
+ * replay is measured at the step of its snapshot:
+ *   - the region below each arena's top: walking down from top, the free chunks that would join
+ *     top if nothing pinned them. Its highest chunk is a tcache or fastbin chunk (they stay
+ *     marked in use, so nothing coalesces through them): top pinned by cached chunks. Below that
+ *     region, the first live chunk pins the free run under it: top pinned by a live chunk;
+ *   - fastbin chunks next to free chunks: coalescing blocked;
+ *   - free chunks elsewhere with whole resident pages: only malloc_trim returns them;
+ *   - several arenas whose free memory dwarfs their live data (MALLOC_ARENA_MAX), and the
+ *     same after threads exited;
+ *   - the dynamic mmap threshold raised by a freed mmapped chunk, after which large requests
+ *     land in the heap;
+ *   - free leftovers next to blocks from memalign-family calls.
+ * A fix counts as helping when the replay with it lowers the final (or, for the threshold, the
+ * peak) heap RSS by at least 64 KiB and 5%.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "db_util.h"
+#include "whatif.h"
+
+enum fstate { F_IN_USE, F_INTERNAL, F_TCACHE, F_FASTBIN, F_UNSORTED, F_SMALL, F_LARGE, F_TOP,
+              F_MMAPPED, F_OTHER };
+
+struct fchunk {
+    uint64_t address, size, resident, alloc_step;
+    int64_t request;            /* -1 = none */
+    uint32_t stack;
+    int arena;
+    enum fstate state;
+};
+
+struct fctx {
+    sqlite3 *db;
+    int64_t run;
+    struct whatif_cache *cache;  /* NULL: no what-if replays */
+    struct fchunk *c;
+    size_t n;
+    /* The snapshot analysed: its number, step, and heap RSS / system bytes there. */
+    int snap;
+    uint64_t final_step, final_rss, final_system;
+    uint64_t peak_rss, heap_start, run_final_step;
+    const char *found[16];      /* kinds already reported (a later snapshot adds only new ones) */
+    unsigned found_n;
+    int next_id;
+    char err[512];
+};
+
+static enum fstate parse_state(const char *s)
+{
+    static const char *names[] = {"in_use", "internal", "tcache", "fastbin", "unsorted", "small",
+                                  "large", "top", "mmapped"};
+    for (int i = 0; i < 9; i++)
+        if (!strcmp(s, names[i]))
+            return (enum fstate)i;
+    return F_OTHER;
+}
+
+static int is_free(enum fstate s)
+{
+    return s == F_TCACHE || s == F_FASTBIN || s == F_UNSORTED || s == F_SMALL || s == F_LARGE;
+}
+
+static int is_binned(enum fstate s)
+{
+    return s == F_UNSORTED || s == F_SMALL || s == F_LARGE;
+}
+
+static int load_chunks(struct fctx *x)
+{
+    sqlite3_stmt *st = db_prepare(x->db, x->err, sizeof x->err,
+                                  "SELECT address, size, resident, alloc_step, request, stack, "
+                                  "arena, state FROM chunks WHERE run = %lld AND snap = %d "
+                                  "ORDER BY arena, address",
+                                  (long long)x->run, x->snap);
+    if (!st)
+        return -1;
+    size_t cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (x->n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            struct fchunk *nc = realloc(x->c, cap * sizeof *nc);
+            if (!nc) {
+                sqlite3_finalize(st);
+                snprintf(x->err, sizeof x->err, "out of memory");
+                return -1;
+            }
+            x->c = nc;
+        }
+        struct fchunk *c = &x->c[x->n++];
+        c->address = (uint64_t)sqlite3_column_int64(st, 0);
+        c->size = (uint64_t)sqlite3_column_int64(st, 1);
+        c->resident = (uint64_t)sqlite3_column_int64(st, 2);
+        c->alloc_step = (uint64_t)sqlite3_column_int64(st, 3);
+        c->request = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
+        c->stack = (uint32_t)sqlite3_column_int64(st, 5);
+        c->arena = sqlite3_column_int(st, 6);
+        c->state = parse_state((const char *)sqlite3_column_text(st, 7));
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static void site_text(struct fctx *x, uint32_t stack, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    if (!stack)
+        return;
+    char e[128];
+    sqlite3_stmt *st = db_prepare(x->db, e, sizeof e,
+                                  "SELECT function, location FROM sites WHERE run = %lld AND "
+                                  "stack = %u",
+                                  (long long)x->run, stack);
+    if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+        const char *fn = (const char *)sqlite3_column_text(st, 0);
+        const char *loc = (const char *)sqlite3_column_text(st, 1);
+        snprintf(buf, cap, "%s%s%s%s (stack %u)", fn, loc && *loc ? " at " : "",
+                 loc ? loc : "", "", stack);
+    } else {
+        snprintf(buf, cap, "stack %u", stack);
+    }
+    sqlite3_finalize(st);
+}
+
+static const char *B(char *buf, uint64_t v)
+{
+    return analyzer_bytes(buf, 32, v, 0);
+}
+
+static int lower(uint64_t before, uint64_t after)
+{
+    if (after >= before)
+        return 0;
+    uint64_t d = before - after;
+    return d >= 65536 && d * 20 >= before;
+}
+
+struct finding_row {
+    const char *kind;
+    char cause[256], evidence[1024], fix[256], site[256];
+    uint64_t bytes, step, chunk_address, chunk_size, alloc_step;
+    int arena;
+    unsigned nw;
+    struct analyzer_whatif w[ANALYZER_MAX_WHATIF];
+};
+
+/* Replays one candidate and adds it to the finding; returns whether it helps. */
+static int try_fix(struct fctx *x, struct finding_row *f, const char *label, const char *settings,
+                   int trim, uint64_t free_chunk, int peak_matters)
+{
+    if (!x->cache || f->nw == ANALYZER_MAX_WHATIF)
+        return 0;
+    const struct whatif_result *r = whatif_cached(x->cache, settings, trim, free_chunk, x->final_step);
+    if (!r)
+        return 0;
+    struct analyzer_whatif *w = &f->w[f->nw++];
+    snprintf(w->setting, sizeof w->setting, "%s", label);
+    w->before = x->final_rss;
+    w->after = r->final_rss;
+    w->system_before = x->final_system;
+    w->system_after = r->final_system;
+    w->peak_before = x->peak_rss;
+    w->step = x->final_step;
+    w->peak_after = r->peak_rss;
+    w->helps = lower(w->before, w->after) || (peak_matters && lower(w->peak_before, w->peak_after));
+    return w->helps;
+}
+
+static int already_found(const struct fctx *x, const char *kind)
+{
+    for (unsigned i = 0; i < x->found_n; i++)
+        if (!strcmp(x->found[i], kind))
+            return 1;
+    return 0;
+}
+
+static int store_finding(struct fctx *x, const struct finding_row *f)
+{
+    if (already_found(x, f->kind))
+        return 0;
+    if (x->found_n < sizeof x->found / sizeof *x->found)
+        x->found[x->found_n++] = f->kind;
+    int id = ++x->next_id;
+    char *sql = sqlite3_mprintf(
+        "INSERT INTO findings VALUES(%lld, %d, %Q, %Q, %Q, %Q, %llu, %llu, %d, %llu, %llu, %llu, "
+        "%Q)",
+        (long long)x->run, id, f->kind, f->cause, f->evidence, f->fix,
+        (unsigned long long)f->bytes, (unsigned long long)f->step, f->arena,
+        (unsigned long long)f->chunk_address, (unsigned long long)f->chunk_size,
+        (unsigned long long)f->alloc_step, f->site);
+    int rc = db_exec(x->db, sql, x->err, sizeof x->err);
+    sqlite3_free(sql);
+    for (unsigned i = 0; !rc && i < f->nw; i++) {
+        const struct analyzer_whatif *w = &f->w[i];
+        sql = sqlite3_mprintf("INSERT INTO whatifs VALUES(%lld, %d, %u, %Q, %llu, %llu, %llu, "
+                              "%llu, %llu, %llu, %llu, %d)",
+                              (long long)x->run, id, i + 1, w->setting, (unsigned long long)w->step,
+                              (unsigned long long)w->before, (unsigned long long)w->after,
+                              (unsigned long long)w->system_before,
+                              (unsigned long long)w->system_after,
+                              (unsigned long long)w->peak_before,
+                              (unsigned long long)w->peak_after, w->helps);
+        rc = db_exec(x->db, sql, x->err, sizeof x->err);
+        sqlite3_free(sql);
+    }
+    return rc;
+}
+
+/* How a setting is applied to a real program. */
+static const char *how_to_set(const char *setting, char *buf, size_t cap)
+{
+    char name[64];
+    const char *eq = strchr(setting, '=');
+    if (!eq) {
+        snprintf(buf, cap, "%s", setting);
+        return buf;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)(eq - setting), setting);
+    const char *v = eq + 1;
+    if (!strcmp(name, "arena_max"))
+        snprintf(buf, cap, "MALLOC_ARENA_MAX=%s (or mallopt(M_ARENA_MAX, %s))", v, v);
+    else if (!strcmp(name, "mmap_threshold"))
+        snprintf(buf, cap, "mallopt(M_MMAP_THRESHOLD, %s) (or MALLOC_MMAP_THRESHOLD_=%s)", v, v);
+    else if (!strcmp(name, "mxfast"))
+        snprintf(buf, cap, "mallopt(M_MXFAST, %s) (or GLIBC_TUNABLES=glibc.malloc.mxfast=%s)", v,
+                 v);
+    else
+        snprintf(buf, cap, "GLIBC_TUNABLES=glibc.malloc.%s", setting);
+    return buf;
+}
+
+/* Picks the fix text from the verified candidates: the helping one with the lowest result. */
+static void choose_fix(struct finding_row *f, const char *fallback)
+{
+    int best = -1;
+    for (unsigned i = 0; i < f->nw; i++)
+        if (f->w[i].helps && (best < 0 || f->w[i].after < f->w[best].after))
+            best = (int)i;
+    if (best < 0) {
+        snprintf(f->fix, sizeof f->fix, "%s", fallback);
+        return;
+    }
+    /* Prefer a single setting over a combination when it does nearly as well. */
+    for (unsigned i = 0; i < f->nw; i++)
+        if (f->w[i].helps && !strchr(f->w[i].setting, ' ') && strchr(f->w[best].setting, ' ') &&
+            f->w[i].after <= f->w[best].after + f->w[best].before / 50)
+            best = (int)i;
+    char how[200];
+    const char *s = f->w[best].setting;
+    if (strstr(s, "malloc_trim"))
+        snprintf(f->fix, sizeof f->fix, "call malloc_trim(0) after the frees (%s)", fallback);
+    else if (strstr(s, "freed"))
+        snprintf(f->fix, sizeof f->fix, "%s", fallback);
+    else if (strchr(s, ' ')) {
+        char a[96], b[96];
+        sscanf(s, "%95s %95s", a, b);
+        char h2[200];
+        snprintf(f->fix, sizeof f->fix, "set %s and %s: %s, %s", a, b, how_to_set(a, how, 200),
+                 how_to_set(b, h2, 200));
+    } else
+        snprintf(f->fix, sizeof f->fix, "set %s: %s", s, how_to_set(s, how, sizeof how));
+}
+
+/* ---- detectors ---- */
+
+struct region {
+    size_t lo, hi;              /* chunk indices [lo, hi) below top */
+    size_t top;                 /* index of the top chunk */
+    uint64_t bytes, resident;
+    uint64_t tcache_n, tcache_b, fast_n, fast_b, binned_n;
+};
+
+/* The chunks of arena a: [*first, *end). */
+static void arena_range(const struct fctx *x, int arena, size_t *first, size_t *end)
+{
+    size_t i = 0;
+    while (i < x->n && x->c[i].arena != arena)
+        i++;
+    *first = i;
+    while (i < x->n && x->c[i].arena == arena)
+        i++;
+    *end = i;
+}
+
+static int top_region(const struct fctx *x, size_t first, size_t end, struct region *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t t = end;
+    for (size_t i = first; i < end; i++)
+        if (x->c[i].state == F_TOP)
+            t = i;
+    if (t == end)
+        return -1;
+    r->top = t;
+    size_t i = t;
+    while (i > first && is_free(x->c[i - 1].state) &&
+           x->c[i - 1].address + x->c[i - 1].size == x->c[i].address) {
+        i--;
+        const struct fchunk *c = &x->c[i];
+        r->bytes += c->size;
+        r->resident += c->resident;
+        if (c->state == F_TCACHE) {
+            r->tcache_n++;
+            r->tcache_b += c->size;
+        } else if (c->state == F_FASTBIN) {
+            r->fast_n++;
+            r->fast_b += c->size;
+        } else {
+            r->binned_n++;
+        }
+    }
+    r->lo = i;
+    r->hi = t;
+    return 0;
+}
+
+static int significant(const struct fctx *x, uint64_t resident)
+{
+    return resident >= 65536 && resident * 100 >= x->final_rss;
+}
+
+static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
+{
+    struct region r;
+    if (top_region(x, first, end, &r) || r.lo == r.hi)
+        return 0;
+    char b1[32], b2[32], b3[32];
+    const struct fchunk *pin = &x->c[r.hi - 1];
+    const struct fchunk *top = &x->c[r.top];
+    if (significant(x, r.resident) && (pin->state == F_TCACHE || pin->state == F_FASTBIN)) {
+        struct finding_row f;
+        memset(&f, 0, sizeof f);
+        int tc = pin->state == F_TCACHE;
+        f.kind = tc ? "top-pinned-by-tcache" : "top-pinned-by-fastbin";
+        snprintf(f.cause, sizeof f.cause,
+                 "the top of arena %d is pinned by %s chunks: %s of free memory below it cannot "
+                 "be trimmed",
+                 arena, tc ? "tcache" : "fastbin", B(b1, r.bytes));
+        site_text(x, pin->stack, f.site, sizeof f.site);
+        char cached[128];
+        if (r.tcache_n && r.fast_n)
+            snprintf(cached, sizeof cached, "%" PRIu64 " tcache chunks (%s) and %" PRIu64
+                     " fastbin chunks (%s)", r.tcache_n, B(b1, r.tcache_b), r.fast_n,
+                     B(b2, r.fast_b));
+        else
+            snprintf(cached, sizeof cached, "%" PRIu64 " %s chunks (%s)",
+                     r.tcache_n ? r.tcache_n : r.fast_n, r.tcache_n ? "tcache" : "fastbin",
+                     B(b1, r.tcache_n ? r.tcache_b : r.fast_b));
+        snprintf(f.evidence, sizeof f.evidence,
+                 "at step %" PRIu64 ", %s stay marked in use between %" PRIu64
+                 " free chunks and the top (0x%" PRIx64 ", %s); %s of the %s below top is "
+                 "resident; the chunk right below top is 0x%" PRIx64 " (%" PRIu64
+                 " bytes, %s), allocated at step %" PRIu64,
+                 x->final_step, cached, r.binned_n, top->address, B(b3, top->size),
+                 analyzer_bytes((char[32]){0}, 32, r.resident, 0),
+                 analyzer_bytes((char[32]){0}, 32, r.bytes, 0), pin->address,
+                 pin->size, tc ? "tcache" : "fastbin", pin->alloc_step);
+        f.bytes = r.resident;
+        f.step = x->final_step;
+        f.arena = arena;
+        f.chunk_address = pin->address;
+        f.chunk_size = pin->size;
+        f.alloc_step = pin->alloc_step;
+        if (r.tcache_n)
+            try_fix(x, &f, "tcache_count=0", "tcache_count=0", 0, 0, 0);
+        if (r.fast_n || r.tcache_n)
+            try_fix(x, &f, "mxfast=0", "mxfast=0", 0, 0, 0);
+        if (r.tcache_n)
+            try_fix(x, &f, "tcache_count=0 mxfast=0", "tcache_count=0 mxfast=0", 0, 0, 0);
+        try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
+        choose_fix(&f, "free the cached chunks' owners earlier, or return memory with "
+                       "malloc_trim(0)");
+        if (store_finding(x, &f))
+            return -1;
+    }
+    /* Below the cached region: the first live chunk and the free run it holds down. */
+    size_t i = r.lo;
+    if (i > first && x->c[i - 1].state == F_IN_USE) {
+        const struct fchunk *live = &x->c[i - 1];
+        uint64_t held = 0, res = 0, n = 0;
+        size_t j = i - 1;
+        while (j > first && is_free(x->c[j - 1].state)) {
+            j--;
+            held += x->c[j].size;
+            res += x->c[j].resident;
+            n++;
+        }
+        if (significant(x, res)) {
+            struct finding_row f;
+            memset(&f, 0, sizeof f);
+            f.kind = "top-pinned-by-live-chunk";
+            site_text(x, live->stack, f.site, sizeof f.site);
+            snprintf(f.cause, sizeof f.cause,
+                     "a long-lived block pins the top of arena %d: %s of free memory under it "
+                     "cannot be trimmed",
+                     arena, B(b1, held));
+            snprintf(f.evidence, sizeof f.evidence,
+                     "at step %" PRIu64 ", the live chunk 0x%" PRIx64 " (%" PRIu64
+                     " bytes, %" PRId64 " requested), allocated at step %" PRIu64
+                     ", sits above %" PRIu64 " free chunks (%s, %s resident)%s",
+                     x->final_step, live->address, live->size, live->request,
+                     live->alloc_step, n, B(b2, held), B(b3, res),
+                     r.lo == r.hi ? " and right below the top" : ", below the cached chunks");
+            f.bytes = res;
+            f.step = x->final_step;
+            f.arena = arena;
+            f.chunk_address = live->address;
+            f.chunk_size = live->size;
+            f.alloc_step = live->alloc_step;
+            if (r.lo == r.hi)
+                try_fix(x, &f, "the block freed at the end", "", 0, live->address, 0);
+            try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
+            char fix[256];
+            snprintf(fix, sizeof fix,
+                     "allocate the long-lived block (step %" PRIu64 ") before the short-lived "
+                     "ones or from its own pool, so it does not end up at the top of the heap; "
+                     "or call malloc_trim(0)",
+                     live->alloc_step);
+            choose_fix(&f, fix);
+            if (store_finding(x, &f))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int find_fastbin_blocking(struct fctx *x)
+{
+    uint64_t n = 0, bytes = 0, neighbour_free = 0, neighbours = 0;
+    uint64_t first_addr = 0, first_size = 0, first_step = 0;
+    uint32_t first_stack = 0;
+    int arena = 0;
+    size_t counted = (size_t)-1;          /* the last neighbour counted (each counts once) */
+    /* The most common neighbour size, for the evidence (a small open hash of sizes). */
+    struct {
+        uint64_t size, count;
+    } sizes[64];
+    memset(sizes, 0, sizeof sizes);
+    for (size_t i = 0; i < x->n; i++) {
+        const struct fchunk *c = &x->c[i];
+        if (c->state != F_FASTBIN)
+            continue;
+        size_t nb[2] = {(size_t)-1, (size_t)-1};
+        if (i > 0 && x->c[i - 1].arena == c->arena && is_binned(x->c[i - 1].state))
+            nb[0] = i - 1;
+        if (i + 1 < x->n && x->c[i + 1].arena == c->arena && is_binned(x->c[i + 1].state))
+            nb[1] = i + 1;
+        if (nb[0] == (size_t)-1 && nb[1] == (size_t)-1)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            size_t j = nb[k];
+            if (j == (size_t)-1 || j == counted)
+                continue;
+            counted = j;
+            neighbours++;
+            neighbour_free += x->c[j].size;
+            unsigned h = (unsigned)((x->c[j].size >> 4) % 64);
+            for (unsigned p = 0; p < 64; p++, h = (h + 1) % 64)
+                if (!sizes[h].count || sizes[h].size == x->c[j].size) {
+                    sizes[h].size = x->c[j].size;
+                    sizes[h].count++;
+                    break;
+                }
+        }
+        if (!n) {
+            first_addr = c->address;
+            first_size = c->size;
+            first_step = c->alloc_step;
+            first_stack = c->stack;
+            arena = c->arena;
+        }
+        n++;
+        bytes += c->size;
+    }
+    if (!n || !significant(x, neighbour_free))
+        return 0;
+    unsigned common = 0;
+    for (unsigned h = 1; h < 64; h++)
+        if (sizes[h].count > sizes[common].count)
+            common = h;
+    char b1[32], b2[32];
+    struct finding_row f;
+    memset(&f, 0, sizeof f);
+    f.kind = "fastbin-blocks-coalescing";
+    snprintf(f.cause, sizeof f.cause,
+             "fastbin chunks keep free memory in pieces: %" PRIu64 " of them sit between free "
+             "chunks, which cannot coalesce until a large request or free consolidates them",
+             n);
+    snprintf(f.evidence, sizeof f.evidence,
+             "at step %" PRIu64 ", %" PRIu64 " fastbin chunks (%s) separate %" PRIu64
+             " free chunks (%s; %" PRIu64 " of them of %" PRIu64 " bytes); the first is 0x%" PRIx64
+             " (%" PRIu64 " bytes) in arena %d, allocated at step %" PRIu64,
+             x->final_step, n, B(b1, bytes), neighbours, B(b2, neighbour_free),
+             sizes[common].count, sizes[common].size, first_addr, first_size, arena, first_step);
+    site_text(x, first_stack, f.site, sizeof f.site);
+    f.bytes = neighbour_free;
+    f.step = x->final_step;
+    f.arena = arena;
+    f.chunk_address = first_addr;
+    f.chunk_size = first_size;
+    f.alloc_step = first_step;
+    try_fix(x, &f, "mxfast=0", "mxfast=0", 0, 0, 0);
+    try_fix(x, &f, "tcache_count=0", "tcache_count=0", 0, 0, 0);
+    try_fix(x, &f, "tcache_count=0 mxfast=0", "tcache_count=0 mxfast=0", 0, 0, 0);
+    choose_fix(&f, "no setting lowers the heap RSS here (verified by replay): the pieces are "
+                   "reused by later requests of their size");
+    return store_finding(x, &f);
+}
+
+static int find_trim_only(struct fctx *x)
+{
+    /* Binned free chunks not in any top region, with whole resident pages inside. */
+    uint64_t n = 0, bytes = 0, res = 0;
+    const struct fchunk *largest = NULL;
+    int arena = -1;
+    size_t a0 = 0;
+    while (a0 < x->n) {
+        int a = x->c[a0].arena;
+        size_t first, end;
+        arena_range(x, a, &first, &end);
+        struct region r;
+        size_t lo = top_region(x, first, end, &r) == 0 ? r.lo : end;
+        for (size_t i = first; i < lo; i++) {
+            const struct fchunk *c = &x->c[i];
+            if (!is_binned(c->state) || c->resident < 4096)
+                continue;
+            n++;
+            bytes += c->size;
+            res += c->resident;
+            if (!largest || c->size > largest->size) {
+                largest = c;
+                arena = a;
+            }
+        }
+        a0 = end;
+    }
+    if (!largest || !significant(x, res) || res < 262144)
+        return 0;
+    char b1[32], b2[32];
+    struct finding_row f;
+    memset(&f, 0, sizeof f);
+    f.kind = "free-below-top-needs-trim";
+    snprintf(f.cause, sizeof f.cause,
+             "free memory below live blocks stays resident: only malloc_trim returns it "
+             "(%s in %" PRIu64 " free chunks)",
+             B(b1, res), n);
+    snprintf(f.evidence, sizeof f.evidence,
+             "at step %" PRIu64 ", %" PRIu64 " free chunks in the bins (%s, %s resident) lie "
+             "below live chunks, out of reach of the top trim; the largest is 0x%" PRIx64
+             " (%" PRIu64 " bytes) in arena %d",
+             x->final_step, n, B(b1, bytes), B(b2, res), largest->address,
+             largest->size, arena);
+    f.bytes = res;
+    f.step = x->final_step;
+    f.arena = arena;
+    f.chunk_address = largest->address;
+    f.chunk_size = largest->size;
+    f.alloc_step = largest->alloc_step;
+    site_text(x, largest->stack, f.site, sizeof f.site);
+    try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
+    choose_fix(&f, "call malloc_trim(0) after the phase that frees them");
+    return store_finding(x, &f);
+}
+
+static int find_arenas(struct fctx *x)
+{
+    int arenas = (int)db_int(x->db, 1, "SELECT arenas FROM runs WHERE id = %lld",
+                             (long long)x->run);
+    if (arenas < 2)
+        return 0;
+    uint64_t exits = (uint64_t)db_int(x->db, 0, "SELECT value FROM measures WHERE run = %lld AND "
+                                                "name = 'thread_exits'",
+                                      (long long)x->run);
+    /* Free (resident, not live) memory in the non-main arenas, and the live data there. */
+    uint64_t free_res = 0, live = 0;
+    int worst = -1;
+    uint64_t worst_free = 0, worst_live = 0;
+    size_t a0 = 0;
+    while (a0 < x->n) {
+        int a = x->c[a0].arena;
+        size_t first, end;
+        arena_range(x, a, &first, &end);
+        uint64_t fr = 0, lv = 0;
+        for (size_t i = first; i < end; i++) {
+            const struct fchunk *c = &x->c[i];
+            if (c->state == F_IN_USE)
+                lv += c->request > 0 ? (uint64_t)c->request : c->size;
+            else if (is_free(c->state) || c->state == F_TOP)
+                fr += c->resident;
+        }
+        if (a != 0) {
+            free_res += fr;
+            live += lv;
+            if (worst < 0 || fr > worst_free) {
+                worst = a;
+                worst_free = fr;
+                worst_live = lv;
+            }
+        }
+        a0 = end;
+    }
+    if (!significant(x, free_res) || free_res < 262144 || free_res < 2 * live)
+        return 0;
+    char b1[32], b2[32], b3[32], b4[32];
+    struct finding_row f;
+    memset(&f, 0, sizeof f);
+    if (exits) {
+        f.kind = "exited-threads-memory";
+        snprintf(f.cause, sizeof f.cause,
+                 "arenas of threads that exited keep %s of free memory that other threads do "
+                 "not reuse",
+                 B(b1, free_res));
+    } else {
+        f.kind = "too-many-arenas";
+        snprintf(f.cause, sizeof f.cause,
+                 "too many arenas for the live data: %d arenas keep %s free for %s live "
+                 "(MALLOC_ARENA_MAX)",
+                 arenas, B(b1, free_res), B(b2, live));
+    }
+    int64_t last_exit = db_int(x->db, 0, "SELECT max(step) FROM sys_events WHERE run = %lld AND "
+                                         "what = 'thread_exit'",
+                               (long long)x->run);
+    snprintf(f.evidence, sizeof f.evidence,
+             "at step %" PRIu64 ", %d arenas; the %d non-main arenas hold %s of resident free "
+             "chunks and top for %s of live blocks; arena %d alone %s free for %s live%s",
+             x->final_step, arenas, arenas - 1, B(b1, free_res), B(b2, live), worst,
+             B(b3, worst_free), B(b4, worst_live),
+             exits ? "; threads exited (the last at step " : "");
+    if (exits) {
+        size_t l = strlen(f.evidence);
+        snprintf(f.evidence + l, sizeof f.evidence - l, "%" PRId64 ", %" PRIu64 " exits)",
+                 last_exit, exits);
+    }
+    f.bytes = free_res;
+    f.step = x->final_step;
+    f.arena = worst;
+    try_fix(x, &f, "arena_max=1", "arena_max=1", 0, 0, 1);
+    if (arenas > 2)
+        try_fix(x, &f, "arena_max=2", "arena_max=2", 0, 0, 1);
+    try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
+    choose_fix(&f, "limit the arenas (MALLOC_ARENA_MAX) or call malloc_trim(0)");
+    return store_finding(x, &f);
+}
+
+static int find_threshold_ratchet(struct fctx *x)
+{
+    char e[128];
+    sqlite3_stmt *st = db_prepare(x->db, e, sizeof e,
+                                  "SELECT step, value FROM sys_events WHERE run = %lld AND what = "
+                                  "'mmap_threshold' ORDER BY step LIMIT 1",
+                                  (long long)x->run);
+    if (!st)
+        return 0;
+    uint64_t step = 0, thr = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        step = (uint64_t)sqlite3_column_int64(st, 0);
+        thr = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (!step)
+        return 0;
+    uint64_t raises = (uint64_t)db_int(x->db, 0, "SELECT count(*) FROM sys_events WHERE run = "
+                                                 "%lld AND what = 'mmap_threshold'",
+                                       (long long)x->run);
+    uint64_t max_thr = (uint64_t)db_int(x->db, (int64_t)thr,
+                                        "SELECT max(value) FROM sys_events WHERE run = %lld AND "
+                                        "what = 'mmap_threshold'",
+                                        (long long)x->run);
+    /* Large requests after the first raise that no longer get their own mapping. */
+    int64_t base = x->run << 40;
+    uint64_t n = (uint64_t)db_int(x->db, 0,
+                                  "SELECT count(*) FROM steps WHERE run_step > %lld AND "
+                                  "run_step <= %lld AND size >= 131072 AND size < %llu AND "
+                                  "call IN (1, 2, 3, 4)",
+                                  (long long)(base + (int64_t)step),
+                                  (long long)(base + (int64_t)x->run_final_step),
+                                  (unsigned long long)max_thr);
+    uint64_t bytes = (uint64_t)db_int(x->db, 0,
+                                      "SELECT sum(size) FROM steps WHERE run_step > %lld AND "
+                                      "run_step <= %lld AND size >= 131072 AND size < %llu AND "
+                                      "call IN (1, 2, 3, 4)",
+                                      (long long)(base + (int64_t)step),
+                                      (long long)(base + (int64_t)x->run_final_step),
+                                      (unsigned long long)max_thr);
+    if (!n)
+        return 0;
+    char b1[32], b2[32];
+    struct finding_row f;
+    memset(&f, 0, sizeof f);
+    f.kind = "mmap-threshold-ratchet";
+    snprintf(f.cause, sizeof f.cause,
+             "the dynamic mmap threshold rose to %s after a large block was freed, so later "
+             "large blocks land in the heap instead of their own mappings",
+             B(b1, max_thr));
+    snprintf(f.evidence, sizeof f.evidence,
+             "at step %" PRIu64 " freeing a mmapped chunk raised the threshold to %" PRIu64
+             " bytes (%" PRIu64 " raise%s, up to %" PRIu64 "); afterwards %" PRIu64
+             " requests between 128 KiB and the threshold (%s) were served from the heap",
+             step, thr, raises, raises == 1 ? "" : "s", max_thr, n, B(b2, bytes));
+    f.bytes = bytes;
+    f.step = step;
+    f.arena = 0;
+    try_fix(x, &f, "mmap_threshold=131072", "mmap_threshold=131072", 0, 0, 1);
+    choose_fix(&f, "fix the threshold with mallopt(M_MMAP_THRESHOLD, 131072), which turns the "
+                   "dynamic adjustment off");
+    return store_finding(x, &f);
+}
+
+static int find_aligned_leftovers(struct fctx *x)
+{
+    uint64_t aligned = (uint64_t)db_int(x->db, 0, "SELECT value FROM measures WHERE run = %lld "
+                                                  "AND name = 'aligned_calls'",
+                                        (long long)x->run);
+    if (!aligned)
+        return 0;
+    int64_t base = x->run << 40;
+    uint64_t n = 0, bytes = 0, res = 0;
+    const struct fchunk *example = NULL;
+    for (size_t i = 0; i + 1 < x->n; i++) {
+        const struct fchunk *c = &x->c[i], *next = &x->c[i + 1];
+        if (!is_free(c->state) || next->state != F_IN_USE || next->arena != c->arena ||
+            !next->alloc_step)
+            continue;
+        int64_t call = db_int(x->db, 0, "SELECT call FROM steps WHERE run_step = %lld",
+                              (long long)(base + (int64_t)next->alloc_step));
+        if (call < TRACE_EV_MEMALIGN || call > TRACE_EV_PVALLOC || call == TRACE_EV_FREE)
+            continue;
+        n++;
+        bytes += c->size;
+        res += c->resident;
+        if (!example || c->size > example->size)
+            example = c;
+    }
+    if (!n || bytes < 65536)
+        return 0;
+    const struct fchunk *blk = example + 1;
+    char b1[32], b2[32];
+    struct finding_row f;
+    memset(&f, 0, sizeof f);
+    f.kind = "aligned-leftovers";
+    snprintf(f.cause, sizeof f.cause,
+             "aligned allocations leave free leftovers in front of their blocks: %s in %" PRIu64
+             " pieces",
+             B(b1, bytes), n);
+    snprintf(f.evidence, sizeof f.evidence,
+             "at step %" PRIu64 ", %" PRIu64 " free chunks (%s, %s resident) sit right before "
+             "blocks from memalign-family calls (%" PRIu64 " such calls); e.g. 0x%" PRIx64
+             " (%" PRIu64 " bytes) before the block 0x%" PRIx64 " allocated at step %" PRIu64,
+             x->final_step, n, B(b1, bytes), B(b2, res), aligned,
+             example->address, example->size, blk->address,
+             blk->alloc_step);
+    site_text(x, blk->stack, f.site, sizeof f.site);
+    f.bytes = bytes;
+    f.step = x->final_step;
+    f.arena = example->arena;
+    f.chunk_address = blk->address;
+    f.chunk_size = blk->size;
+    f.alloc_step = blk->alloc_step;
+    try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
+    choose_fix(&f, "allocate aligned blocks together in one larger aligned block, or round "
+                   "their sizes so the gaps are reused");
+    return store_finding(x, &f);
+}
+
+static int run_detectors(struct fctx *x)
+{
+    int rc = 0;
+    size_t a0 = 0;
+    while (!rc && a0 < x->n) {
+        size_t first, end;
+        arena_range(x, x->c[a0].arena, &first, &end);
+        rc = find_top_pins(x, x->c[a0].arena, first, end);
+        a0 = end;
+    }
+    if (!rc)
+        rc = find_fastbin_blocking(x);
+    if (!rc)
+        rc = find_trim_only(x);
+    if (!rc)
+        rc = find_arenas(x);
+    if (!rc && !already_found(x, "mmap-threshold-ratchet"))
+        rc = find_threshold_ratchet(x);
+    if (!rc)
+        rc = find_aligned_leftovers(x);
+    return rc;
+}
+
+int findings_compute(sqlite3 *db, int64_t run, struct whatif_cache *cache, char *err,
+                     size_t errlen)
+{
+    struct fctx x;
+    memset(&x, 0, sizeof x);
+    x.db = db;
+    x.run = run;
+    x.cache = cache;
+    char e2[256];
+    char *sql = sqlite3_mprintf("DELETE FROM findings WHERE run = %lld; DELETE FROM whatifs WHERE "
+                                "run = %lld",
+                                (long long)run, (long long)run);
+    int rc = db_exec(db, sql, e2, sizeof e2);
+    sqlite3_free(sql);
+    if (rc) {
+        snprintf(err, errlen, "%s", e2);
+        return -1;
+    }
+    x.run_final_step = (uint64_t)db_int(db, 0, "SELECT final_step FROM runs WHERE id = %lld",
+                                        (long long)run);
+    x.peak_rss = (uint64_t)db_int(db, 0, "SELECT peak_rss FROM runs WHERE id = %lld",
+                                  (long long)run);
+    x.heap_start = (uint64_t)db_int(db, 0, "SELECT heap_start FROM runs WHERE id = %lld",
+                                    (long long)run);
+    rc = db_exec(db, "BEGIN", e2, sizeof e2);
+    /* The end first, then the step of the largest retention, for what the end does not show. */
+    static const struct { int snap; const char *label; } points[] = {{2, "end"},
+                                                                     {3, "retention_peak"}};
+    for (size_t p = 0; !rc && p < sizeof points / sizeof *points; p++) {
+        int64_t step = db_int(db, -1, "SELECT step FROM snapshots WHERE run = %lld AND snap = %d",
+                              (long long)run, points[p].snap);
+        struct run_point pt;
+        if (step < 0 || run_point_load(db, run, points[p].label, &pt) || pt.step != (uint64_t)step)
+            continue;
+        x.snap = points[p].snap;
+        x.final_step = pt.step;
+        x.final_rss = stats_rss(&pt.stats);
+        x.final_system = pt.stats.system_bytes + pt.stats.mmapped_bytes;
+        x.n = 0;
+        if (load_chunks(&x)) {
+            rc = -1;
+            break;
+        }
+        rc = run_detectors(&x);
+    }
+    if (rc) {
+        snprintf(err, errlen, "findings: %s", x.err);
+        db_exec(db, "ROLLBACK", e2, sizeof e2);
+    } else if (db_exec(db, "COMMIT", e2, sizeof e2)) {
+        snprintf(err, errlen, "findings: %s", e2);
+        rc = -1;
+    }
+    free(x.c);
+    return rc;
+}

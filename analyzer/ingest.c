@@ -51,6 +51,7 @@ struct analyzer_ingest {
     int have_prev;
     uint64_t heap_start;
     struct run_point live_peak, rss_peak, sys_peak, last;
+    struct run_point retention_peak;     /* the first step of the most heap RSS not live */
     uint64_t max_thread, thread_exits, threshold_raises, threads_seen;
     struct arena_last *arenas;
     size_t arena_cap;
@@ -60,7 +61,7 @@ struct analyzer_ingest {
     char errmsg[512];
     double t0;
     int end_state_taken;
-    struct end_state end;
+    uint64_t top_trim_gain;
 };
 
 void analyzer_ingest_options_default(struct analyzer_ingest_options *io)
@@ -285,6 +286,12 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
         take_point(&ing->sys_peak, s);
         new_peak = 1;
     }
+    if (!ing->retention_peak.valid ||
+        (rss > s->live_bytes ? rss - s->live_bytes : 0) >
+            (stats_rss(&ing->retention_peak.stats) > ing->retention_peak.live
+                 ? stats_rss(&ing->retention_peak.stats) - ing->retention_peak.live
+                 : 0))
+        take_point(&ing->retention_peak, s);
     take_point(&ing->last, s);
     if (ev && ev->thread + 1 > ing->threads_seen)
         ing->threads_seen = ev->thread + 1;
@@ -422,7 +429,7 @@ int analyzer_ingest_end_state(struct analyzer_ingest *ing, struct ptmalloc *pm)
         return -1;
     }
     ing->end_state_taken = 1;
-    analysis_end_state_measure(pm, &ing->end);
+    ing->top_trim_gain = analysis_top_trim_gain(pm);
     return 0;
 }
 
@@ -555,6 +562,9 @@ int analyzer_ingest_finish(struct analyzer_ingest *ing, const struct replay_summ
             rc = run_point_store(ing->db, ing->run, "system_peak", sp, e2, sizeof e2);
         if (!rc)
             rc = run_point_store(ing->db, ing->run, "end", &ing->last, e2, sizeof e2);
+        if (!rc)
+            rc = run_point_store(ing->db, ing->run, "retention_peak", &ing->retention_peak, e2,
+                                 sizeof e2);
         if (!rc) {
             sql = sqlite3_mprintf(
                 "INSERT OR REPLACE INTO measures VALUES(%lld, 'aligned_calls', %llu, NULL);"
@@ -566,13 +576,11 @@ int analyzer_ingest_finish(struct analyzer_ingest *ing, const struct replay_summ
             rc = db_exec(ing->db, sql, e2, sizeof e2);
             sqlite3_free(sql);
         }
-        if (!rc && ing->end_state_taken && ing->end.known) {
+        if (!rc && ing->end_state_taken) {
             sql = sqlite3_mprintf(
-                "INSERT OR REPLACE INTO measures VALUES(%lld, 'trim_gain', %llu, %llu);"
                 "INSERT OR REPLACE INTO measures VALUES(%lld, 'top_trim_gain', %llu, %llu);",
-                (long long)ing->run, (unsigned long long)ing->end.trim_gain,
-                (unsigned long long)ing->last.step, (long long)ing->run,
-                (unsigned long long)ing->end.top_trim_gain, (unsigned long long)ing->last.step);
+                (long long)ing->run, (unsigned long long)ing->top_trim_gain,
+                (unsigned long long)ing->last.step);
             rc = db_exec(ing->db, sql, e2, sizeof e2);
             sqlite3_free(sql);
         }

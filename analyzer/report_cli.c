@@ -1,1 +1,196 @@
-/* report_cli.c: placeholder */
+/* report_cli.c: `fragscope report DB [--run N] [--format text|json] [--bytes]`, and the
+ * analyzer's side of `fragscope replay --db FILE`.
+ *
+ * The report loads the model of one run (report_model.c) and renders it. A run stored without
+ * its analysis (an older database, --no-analysis, or a run whose analysis failed) is analysed
+ * first when its trace is still readable, so the findings are there.
+ *
+ * `replay --db` reaches the store through replay_db_hook (replay.h): this file always links
+ * into fragscope (it defines cmd_report), and its constructor sets the hook. The hook reads the
+ * store's own options from the replay's arguments: --every N, --snapshot-at STEP (repeatable),
+ * --no-analysis and --no-whatif.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "../cli.h"
+#include "analyzer_int.h"
+#include "db_util.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fragscope report DB [options]\n"
+            "\n"
+            "Explains where a replayed run's heap RSS is and why: a ledger that adds up to heap\n"
+            "RSS, fragmentation measures, free chunks by size, and findings (cause, evidence,\n"
+            "fix), each fix proven by a what-if replay.\n"
+            "\n"
+            "  --run N              the run to report (default: the newest)\n"
+            "  --format text|json   output format (default text)\n"
+            "  --bytes              exact byte counts instead of KiB / MiB\n"
+            "  --reanalyze          recompute snapshots, call sites and findings first\n"
+            "  --no-whatif          with --reanalyze: skip the what-if replays\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "Colour only on a terminal, and never when NO_COLOR is set.\n");
+}
+
+static int parse_run(const char *s, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v <= 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    enum { OPT_RUN = 256, OPT_FORMAT, OPT_BYTES, OPT_REANALYZE, OPT_NO_WHATIF };
+    static const struct option opts[] = {
+        {"run", required_argument, 0, OPT_RUN},
+        {"format", required_argument, 0, OPT_FORMAT},
+        {"bytes", no_argument, 0, OPT_BYTES},
+        {"reanalyze", no_argument, 0, OPT_REANALYZE},
+        {"no-whatif", no_argument, 0, OPT_NO_WHATIF},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int64_t run = -1;
+    int json = 0, reanalyze = 0, no_whatif = 0;
+    struct analyzer_render_options ro = {0, 0};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_RUN:
+            if (parse_run(optarg, &run)) {
+                fprintf(stderr, "report: --run '%s': expected a run number >= 1\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_FORMAT:
+            if (!strcmp(optarg, "json"))
+                json = 1;
+            else if (!strcmp(optarg, "text"))
+                json = 0;
+            else {
+                fprintf(stderr, "report: --format '%s': expected text or json\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_BYTES:
+            ro.exact_bytes = 1;
+            break;
+        case OPT_REANALYZE:
+            reanalyze = 1;
+            break;
+        case OPT_NO_WHATIF:
+            no_whatif = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "report: option '%s' needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "report: unknown option '%s'\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "report: expected one database\nusage: fragscope report DB [options]\n");
+        return 2;
+    }
+    const char *path = argv[optind];
+    char err[1024];
+    sqlite3 *db = analyzer_db_open(path, 0, err, sizeof err);
+    if (!db) {
+        fprintf(stderr, "report: %s\n", err);
+        return 1;
+    }
+    if (run < 0)
+        run = analyzer_db_last_run(db);
+    if (run < 0) {
+        fprintf(stderr, "report: %s: the database holds no run\n", path);
+        analyzer_db_close(db);
+        return 1;
+    }
+    int analyzed = (int)db_int(db, 0, "SELECT analyzed FROM runs WHERE id = %lld", (long long)run);
+    int has_trace = (int)db_int(db, 0, "SELECT trace IS NOT NULL AND final_step > 0 FROM runs "
+                                       "WHERE id = %lld", (long long)run);
+    if ((reanalyze || !analyzed) && has_trace) {
+        struct analyzer_ingest_options io;
+        analyzer_ingest_options_default(&io);
+        io.no_whatif = no_whatif;
+        if (reanalyze) {
+            char *sql = sqlite3_mprintf("DELETE FROM snapshots WHERE run = %lld AND snap IN (1, 3);"
+                                        "DELETE FROM chunks WHERE run = %lld AND snap IN (1, 3);",
+                                        (long long)run, (long long)run);
+            db_exec(db, sql, err, sizeof err);
+            sqlite3_free(sql);
+        }
+        if (analyzer_analyze_run(db, run, &io, err, sizeof err))
+            fprintf(stderr, "report: warning: run %lld not analysed: %s\n", (long long)run, err);
+    }
+    struct analyzer_report r;
+    if (analyzer_report_load(db, run, &r, err, sizeof err)) {
+        fprintf(stderr, "report: %s: %s\n", path, err);
+        analyzer_db_close(db);
+        return 1;
+    }
+    ro.color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    if (json)
+        analyzer_report_json(stdout, &r);
+    else
+        analyzer_report_text(stdout, &r, &ro);
+    analyzer_report_free(&r);
+    analyzer_db_close(db);
+    return 0;
+}
+
+/* ---- replay --db ---- */
+
+static int db_hook(const char *db_path, const struct replay_options *o, int argc, char **argv,
+                   struct replay_summary *out, char *err, size_t errlen)
+{
+    struct analyzer_ingest_options io;
+    analyzer_ingest_options_default(&io);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "--"))
+            break;
+        if (!strncmp(a, "--every", 7) || !strncmp(a, "--snapshot-at", 13)) {
+            const char *eq = strchr(a, '=');
+            v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            char *end;
+            unsigned long long n = v ? strtoull(v, &end, 10) : 0;
+            if (!v || !*v || *end || n == 0) {
+                snprintf(err, errlen, "%.*s: '%s' is not a number >= 1",
+                         eq ? (int)(eq - a) : (int)strlen(a), a, v ? v : "");
+                return -1;
+            }
+            if (a[2] == 'e')
+                io.every = n;
+            else if (io.snapshot_at_count < ANALYZER_MAX_SNAPSHOT_AT)
+                io.snapshot_at[io.snapshot_at_count++] = n;
+        } else if (!strcmp(a, "--no-analysis")) {
+            io.no_analysis = 1;
+        } else if (!strcmp(a, "--no-whatif")) {
+            io.no_whatif = 1;
+        }
+    }
+    io.quiet = !isatty(STDERR_FILENO);
+    return analyzer_replay_to_db(o, db_path, &io, out, err, errlen);
+}
+
+__attribute__((constructor)) static void install_db_hook(void)
+{
+    replay_db_hook = db_hook;
+}

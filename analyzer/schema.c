@@ -99,8 +99,9 @@ static const char schema_sql[] =
     ") WITHOUT ROWID;\n"
     "CREATE TABLE IF NOT EXISTS whatifs(\n"
     "  run INTEGER NOT NULL, finding INTEGER NOT NULL, id INTEGER NOT NULL,\n"
-    "  setting TEXT NOT NULL, rss_before INTEGER, rss_after INTEGER,\n"
-    "  system_before INTEGER, system_after INTEGER, helps INTEGER NOT NULL,\n"
+    "  setting TEXT NOT NULL, step INTEGER NOT NULL, rss_before INTEGER, rss_after INTEGER,\n"
+    "  system_before INTEGER, system_after INTEGER, peak_before INTEGER, peak_after INTEGER,\n"
+    "  helps INTEGER NOT NULL,\n"
     "  PRIMARY KEY(run, finding, id)\n"
     ") WITHOUT ROWID;\n";
 

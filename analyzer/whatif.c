@@ -1,8 +1,9 @@
 /* whatif.c: one what-if replay. The run's trace goes through replay_run again with the run's own
- * options plus the requested settings; optionally, at the last step, the model is given a
- * malloc_trim(0) or the free of one chunk (the chunk a finding blames), and the heap RSS and
- * system bytes after that are the answer. ptmalloc is deterministic, so the same trace with the
+ * options plus the requested settings, up to the step a finding is about (usually the last);
+ * optionally the model is then given a malloc_trim(0) or the free of one chunk (the chunk a
+ * finding blames), and the heap RSS and system bytes after that are the answer. ptmalloc is deterministic, so the same trace with the
  * same settings gives the same heap: a difference is the change's doing. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -22,7 +23,7 @@ static int whatif_step(void *vctx, struct ptmalloc *pm, const struct replay_step
     x->res->final_rss = rss;
     x->res->final_system = s->stats.system_bytes + s->stats.mmapped_bytes;
     x->res->final_live = s->live_bytes;
-    if (s->step == x->rq->final_step && (x->rq->trim_at_end || x->rq->free_at_end)) {
+    if (s->step == x->rq->final_step) {
         if (x->rq->free_at_end)
             ptmalloc_free(pm, 0, x->rq->free_at_end + 16);
         if (x->rq->trim_at_end)
@@ -47,7 +48,7 @@ int whatif_run(const struct stored_options *so, const struct whatif_request *rq,
     struct replay_options ro = so->ro;
     for (unsigned i = 0; i < rq->set_count && ro.set_count < REPLAY_MAX_OVERRIDES; i++)
         ro.set[ro.set_count++] = rq->set[i];
-    ro.until_step = 0;
+    ro.until_step = rq->final_step;
     ro.progress = 0;
     ro.verify = REPLAY_VERIFY_OFF;
     struct whatif_ctx x = {rq, res};
@@ -59,4 +60,38 @@ int whatif_run(const struct stored_options *so, const struct whatif_request *rq,
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     return rc;
+}
+
+const struct whatif_result *whatif_cached(struct whatif_cache *c, const char *settings, int trim,
+                                          uint64_t free_chunk, uint64_t at)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s|%d|%" PRIu64 "|%" PRIu64, settings, trim, free_chunk, at);
+    for (unsigned i = 0; i < c->n; i++)
+        if (!strcmp(c->e[i].key, key))
+            return c->e[i].ok ? &c->e[i].res : NULL;
+    if (c->n == WHATIF_CACHE_SIZE)
+        return NULL;
+    unsigned k = c->n++;
+    snprintf(c->e[k].key, sizeof c->e[k].key, "%s", key);
+    struct whatif_request rq;
+    memset(&rq, 0, sizeof rq);
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s", settings);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, " ", &save); t && rq.set_count < WHATIF_MAX_SET;
+         t = strtok_r(NULL, " ", &save))
+        rq.set[rq.set_count++] = t;
+    rq.final_step = at;
+    rq.trim_at_end = trim;
+    rq.free_at_end = free_chunk;
+    if (!c->quiet)
+        fprintf(stderr, "analysis: what-if replay: %s%s%s\n", settings[0] ? settings : "as run",
+                trim ? ", malloc_trim(0) at the end" : "",
+                free_chunk ? ", blamed chunk freed at the end" : "");
+    char e[512];
+    c->e[k].ok = whatif_run(c->so, &rq, &c->e[k].res, e, sizeof e) == 0;
+    if (!c->e[k].ok && !c->quiet)
+        fprintf(stderr, "analysis: what-if replay failed: %s\n", e);
+    return c->e[k].ok ? &c->e[k].res : NULL;
 }

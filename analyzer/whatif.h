@@ -10,7 +10,7 @@
 struct whatif_request {
     const char *set[WHATIF_MAX_SET];   /* settings added after the run's own ("tcache_count=0") */
     unsigned set_count;
-    uint64_t final_step;               /* the run's last step */
+    uint64_t final_step;               /* measure after this step (and stop there) */
     int trim_at_end;                   /* malloc_trim(0) after the last step */
     uint64_t free_at_end;              /* free this model chunk (address) after the last step */
 };
@@ -22,5 +22,22 @@ struct whatif_result {
 
 int whatif_run(const struct stored_options *so, const struct whatif_request *rq,
                struct whatif_result *res, char *err, size_t errlen);
+
+/* The what-if replays of one analysis, each run once: keyed by (settings, trim, freed chunk). */
+#define WHATIF_CACHE_SIZE 24
+struct whatif_cache {
+    const struct stored_options *so;
+    int quiet;
+    unsigned n;
+    struct {
+        char key[160];
+        int ok;
+        struct whatif_result res;
+    } e[WHATIF_CACHE_SIZE];
+};
+/* settings: space-separated NAME=VALUE (may be ""); measured after step `at`. NULL when the
+ * replay failed. */
+const struct whatif_result *whatif_cached(struct whatif_cache *c, const char *settings, int trim,
+                                          uint64_t free_chunk, uint64_t at);
 
 #endif

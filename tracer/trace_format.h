@@ -222,6 +222,9 @@ void trace_reader_close(struct trace_reader *r);
 
 /* ---- additions (reading) ---- */
 
+/* Distinct stacks defined so far. */
+size_t trace_reader_stack_count(const struct trace_reader *r);
+
 /* The module whose [load_address, load_address + size) holds addr, or NULL. */
 const struct trace_module *trace_reader_module_at(const struct trace_reader *r, uint64_t addr);
 

@@ -920,6 +920,11 @@ unsigned trace_reader_stack(struct trace_reader *r, uint32_t stack_id, const uin
     return s->depth;
 }
 
+size_t trace_reader_stack_count(const struct trace_reader *r)
+{
+    return r->stack_count;
+}
+
 size_t trace_reader_module_count(const struct trace_reader *r)
 {
     return r->module_count;

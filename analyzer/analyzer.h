@@ -130,7 +130,7 @@ struct analyzer_finding {
     char kind[32];              /* stable id: top-pinned-by-tcache, arena-max, ... */
     char cause[256];
     char evidence[1024];
-    char fix[256];
+    char fix[512];
     uint64_t bytes;             /* the memory the finding is about */
     uint64_t step;              /* the step it is seen at */
     int arena;

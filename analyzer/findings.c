@@ -144,7 +144,7 @@ static int lower(uint64_t before, uint64_t after)
 
 struct finding_row {
     const char *kind;
-    char cause[256], evidence[1024], fix[256], site[256];
+    char cause[256], evidence[1024], fix[512], site[256];
     uint64_t bytes, step, chunk_address, chunk_size, alloc_step;
     int arena;
     unsigned nw;
@@ -236,36 +236,71 @@ static const char *how_to_set(const char *setting, char *buf, size_t cap)
     return buf;
 }
 
-/* Picks the fix text from the verified candidates: the helping one with the lowest result. */
+static int any_helps(const struct finding_row *f)
+{
+    for (unsigned i = 0; i < f->nw; i++)
+        if (f->w[i].helps)
+            return 1;
+    return 0;
+}
+
+static int is_setting(const char *label)
+{
+    return !strstr(label, "malloc_trim") && !strstr(label, "freed");
+}
+
+/* The fix text, from the verified candidates: a setting that helps comes first (the one with the
+ * lowest result, a single setting rather than a combination when it does nearly as well); a
+ * malloc_trim(0) that helps is offered beside it or alone; otherwise the code change in
+ * `fallback`. */
 static void choose_fix(struct finding_row *f, const char *fallback)
 {
-    int best = -1;
-    for (unsigned i = 0; i < f->nw; i++)
-        if (f->w[i].helps && (best < 0 || f->w[i].after < f->w[best].after))
+    int best = -1, trim = -1;
+    for (unsigned i = 0; i < f->nw; i++) {
+        if (!f->w[i].helps)
+            continue;
+        if (!is_setting(f->w[i].setting)) {
+            if (strstr(f->w[i].setting, "malloc_trim"))
+                trim = (int)i;
+            continue;
+        }
+        if (best < 0 || f->w[i].after < f->w[best].after)
             best = (int)i;
-    if (best < 0) {
-        snprintf(f->fix, sizeof f->fix, "%s", fallback);
-        return;
     }
-    /* Prefer a single setting over a combination when it does nearly as well. */
-    for (unsigned i = 0; i < f->nw; i++)
-        if (f->w[i].helps && !strchr(f->w[i].setting, ' ') && strchr(f->w[best].setting, ' ') &&
+    for (unsigned i = 0; best >= 0 && i < f->nw; i++)
+        if (f->w[i].helps && is_setting(f->w[i].setting) && !strchr(f->w[i].setting, ' ') &&
+            strchr(f->w[best].setting, ' ') &&
             f->w[i].after <= f->w[best].after + f->w[best].before / 50)
             best = (int)i;
-    char how[200];
+    char how[160], h2[160], trim_text[160] = "";
+    if (trim >= 0) {
+        char b1[32], b2[32];
+        snprintf(trim_text, sizeof trim_text, "call malloc_trim(0) after the frees (%s -> %s)",
+                 B(b1, f->w[trim].before), B(b2, f->w[trim].after));
+    }
+    if (best < 0) {
+        if (trim >= 0 && fallback[0])
+            snprintf(f->fix, sizeof f->fix, "%s; or %s", trim_text, fallback);
+        else if (trim >= 0)
+            snprintf(f->fix, sizeof f->fix, "%s", trim_text);
+        else
+            snprintf(f->fix, sizeof f->fix, "%s", fallback);
+        return;
+    }
     const char *s = f->w[best].setting;
-    if (strstr(s, "malloc_trim"))
-        snprintf(f->fix, sizeof f->fix, "call malloc_trim(0) after the frees (%s)", fallback);
-    else if (strstr(s, "freed"))
-        snprintf(f->fix, sizeof f->fix, "%s", fallback);
-    else if (strchr(s, ' ')) {
+    char set_text[340];
+    if (strchr(s, ' ')) {
         char a[96], b[96];
         sscanf(s, "%95s %95s", a, b);
-        char h2[200];
-        snprintf(f->fix, sizeof f->fix, "set %s and %s: %s, %s", a, b, how_to_set(a, how, 200),
-                 how_to_set(b, h2, 200));
-    } else
-        snprintf(f->fix, sizeof f->fix, "set %s: %s", s, how_to_set(s, how, sizeof how));
+        snprintf(set_text, sizeof set_text, "set %.40s and %.40s: %.120s, %.120s", a, b,
+                 how_to_set(a, how, sizeof how), how_to_set(b, h2, sizeof h2));
+    } else {
+        snprintf(set_text, sizeof set_text, "set %.60s: %.159s", s, how_to_set(s, how, sizeof how));
+    }
+    if (trim >= 0)
+        snprintf(f->fix, sizeof f->fix, "%s; or %s", set_text, trim_text);
+    else
+        snprintf(f->fix, sizeof f->fix, "%s", set_text);
 }
 
 /* ---- detectors ---- */
@@ -511,6 +546,8 @@ static int find_fastbin_blocking(struct fctx *x)
     try_fix(x, &f, "tcache_count=0 mxfast=0", "tcache_count=0 mxfast=0", 0, 0, 0);
     choose_fix(&f, "no setting lowers the heap RSS here (verified by replay): the pieces are "
                    "reused by later requests of their size");
+    if (x->cache && !any_helps(&f))
+        return 0;               /* the pieces cost nothing that a fix would give back */
     return store_finding(x, &f);
 }
 
@@ -565,7 +602,11 @@ static int find_trim_only(struct fctx *x)
     f.alloc_step = largest->alloc_step;
     site_text(x, largest->stack, f.site, sizeof f.site);
     try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
-    choose_fix(&f, "call malloc_trim(0) after the phase that frees them");
+    choose_fix(&f, "");
+    if (x->cache && !any_helps(&f))
+        return 0;
+    if (!x->cache)
+        snprintf(f.fix, sizeof f.fix, "call malloc_trim(0) after the phase that frees them");
     return store_finding(x, &f);
 }
 
@@ -575,9 +616,29 @@ static int find_arenas(struct fctx *x)
                              (long long)x->run);
     if (arenas < 2)
         return 0;
-    uint64_t exits = (uint64_t)db_int(x->db, 0, "SELECT value FROM measures WHERE run = %lld AND "
-                                                "name = 'thread_exits'",
-                                      (long long)x->run);
+    /* Threads that exited before this step, and whether the heap grew after the first exit
+     * (their arenas' memory was not reused: the hoarding case) or not (too many arenas). */
+    uint64_t exits = (uint64_t)db_int(x->db, 0, "SELECT count(*) FROM sys_events WHERE run = "
+                                                "%lld AND what = 'thread_exit' AND step <= %llu",
+                                      (long long)x->run, (unsigned long long)x->final_step);
+    int64_t first_exit = db_int(x->db, 0, "SELECT min(step) FROM sys_events WHERE run = %lld "
+                                          "AND what = 'thread_exit'",
+                                (long long)x->run);
+    int grew_after_exit = 0;
+    if (exits) {
+        int64_t base = x->run << 40;
+        int64_t sys_at_exit = db_int(x->db, 0,
+                                     "SELECT system FROM steps WHERE run_step <= %lld AND "
+                                     "run_step >= %lld AND system IS NOT NULL ORDER BY run_step "
+                                     "DESC LIMIT 1",
+                                     (long long)(base + first_exit), (long long)base);
+        int64_t sys_max_after = db_int(x->db, 0,
+                                       "SELECT max(system) FROM steps WHERE run_step > %lld AND "
+                                       "run_step <= %lld",
+                                       (long long)(base + first_exit),
+                                       (long long)(base + (int64_t)x->final_step));
+        grew_after_exit = sys_max_after > sys_at_exit + 65536;
+    }
     /* Free (resident, not live) memory in the non-main arenas, and the live data there. */
     uint64_t free_res = 0, live = 0;
     int worst = -1;
@@ -611,7 +672,7 @@ static int find_arenas(struct fctx *x)
     char b1[32], b2[32], b3[32], b4[32];
     struct finding_row f;
     memset(&f, 0, sizeof f);
-    if (exits) {
+    if (exits && grew_after_exit) {
         f.kind = "exited-threads-memory";
         snprintf(f.cause, sizeof f.cause,
                  "arenas of threads that exited keep %s of free memory that other threads do "
@@ -625,18 +686,20 @@ static int find_arenas(struct fctx *x)
                  arenas, B(b1, free_res), B(b2, live));
     }
     int64_t last_exit = db_int(x->db, 0, "SELECT max(step) FROM sys_events WHERE run = %lld AND "
-                                         "what = 'thread_exit'",
-                               (long long)x->run);
+                                         "what = 'thread_exit' AND step <= %llu",
+                               (long long)x->run, (unsigned long long)x->final_step);
     snprintf(f.evidence, sizeof f.evidence,
              "at step %" PRIu64 ", %d arenas; the %d non-main arenas hold %s of resident free "
              "chunks and top for %s of live blocks; arena %d alone %s free for %s live%s",
              x->final_step, arenas, arenas - 1, B(b1, free_res), B(b2, live), worst,
              B(b3, worst_free), B(b4, worst_live),
-             exits ? "; threads exited (the last at step " : "");
+             exits ? "; threads had exited (the last at step " : "");
     if (exits) {
         size_t l = strlen(f.evidence);
-        snprintf(f.evidence + l, sizeof f.evidence - l, "%" PRId64 ", %" PRIu64 " exits)",
-                 last_exit, exits);
+        snprintf(f.evidence + l, sizeof f.evidence - l,
+                 "%" PRId64 ", %" PRIu64 " exits)%s", last_exit, exits,
+                 grew_after_exit ? " and the heap grew afterwards instead of reusing their memory"
+                                 : "");
     }
     f.bytes = free_res;
     f.step = x->final_step;
@@ -646,6 +709,8 @@ static int find_arenas(struct fctx *x)
         try_fix(x, &f, "arena_max=2", "arena_max=2", 0, 0, 1);
     try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
     choose_fix(&f, "limit the arenas (MALLOC_ARENA_MAX) or call malloc_trim(0)");
+    if (x->cache && !any_helps(&f))
+        return 0;               /* verified: neither fewer arenas nor a trim would change it */
     return store_finding(x, &f);
 }
 
@@ -713,6 +778,25 @@ static int find_threshold_ratchet(struct fctx *x)
     return store_finding(x, &f);
 }
 
+/* The call (enum trace_event_kind) of the allocation made at `step`, or 0. */
+static int call_at(struct fctx *x, uint64_t step)
+{
+    if (!step)
+        return 0;
+    return (int)db_int(x->db, 0, "SELECT call FROM steps WHERE run_step = %lld",
+                       (long long)((x->run << 40) + (int64_t)step));
+}
+
+static int is_aligned_call(int call)
+{
+    return call == TRACE_EV_MEMALIGN || call == TRACE_EV_POSIX_MEMALIGN ||
+           call == TRACE_EV_ALIGNED_ALLOC || call == TRACE_EV_VALLOC || call == TRACE_EV_PVALLOC;
+}
+
+/* Holes where aligned blocks were (the free chunk starts where an aligned call's chunk did),
+ * held apart by live chunks: glibc carves an aligned block out of a larger chunk and frees the
+ * leading and trailing pieces, later small requests land in those pieces, and once the aligned
+ * blocks are freed the small blocks keep the holes from merging. */
 static int find_aligned_leftovers(struct fctx *x)
 {
     uint64_t aligned = (uint64_t)db_int(x->db, 0, "SELECT value FROM measures WHERE run = %lld "
@@ -720,53 +804,99 @@ static int find_aligned_leftovers(struct fctx *x)
                                         (long long)x->run);
     if (!aligned)
         return 0;
-    int64_t base = x->run << 40;
-    uint64_t n = 0, bytes = 0, res = 0;
-    const struct fchunk *example = NULL;
-    for (size_t i = 0; i + 1 < x->n; i++) {
-        const struct fchunk *c = &x->c[i], *next = &x->c[i + 1];
-        if (!is_free(c->state) || next->state != F_IN_USE || next->arena != c->arena ||
-            !next->alloc_step)
-            continue;
-        int64_t call = db_int(x->db, 0, "SELECT call FROM steps WHERE run_step = %lld",
-                              (long long)(base + (int64_t)next->alloc_step));
-        if (call < TRACE_EV_MEMALIGN || call > TRACE_EV_PVALLOC || call == TRACE_EV_FREE)
-            continue;
-        n++;
-        bytes += c->size;
-        res += c->resident;
-        if (!example || c->size > example->size)
-            example = c;
+    /* Free chunks in the bins (outside the regions below the tops) with resident pages: the
+     * holes; those that start where an aligned block was tell who made them. */
+    uint64_t holes = 0, bytes = 0, res = 0, pins = 0, pin_bytes = 0, lookups = 0;
+    uint64_t at_aligned = 0, aligned_bytes = 0;
+    const struct fchunk *largest = NULL, *pin_example = NULL;
+    uint32_t sites[2] = {0, 0};
+    size_t last_pin = (size_t)-1;
+    size_t a0 = 0;
+    while (a0 < x->n) {
+        size_t first, end;
+        arena_range(x, x->c[a0].arena, &first, &end);
+        struct region r;
+        size_t lo = top_region(x, first, end, &r) == 0 ? r.lo : end;
+        for (size_t i = first; i < lo; i++) {
+            const struct fchunk *c = &x->c[i];
+            if (!is_binned(c->state) || c->resident < 4096)
+                continue;
+            holes++;
+            bytes += c->size;
+            res += c->resident;
+            if (!largest || c->size > largest->size)
+                largest = c;
+            if (lookups++ < 20000 && is_aligned_call(call_at(x, c->alloc_step))) {
+                at_aligned++;
+                aligned_bytes += c->size;
+                if (c->stack && c->stack != sites[0] && c->stack != sites[1]) {
+                    if (!sites[0])
+                        sites[0] = c->stack;
+                    else if (!sites[1])
+                        sites[1] = c->stack;
+                }
+            }
+            /* The live chunks on either side hold the hole. */
+            for (int k = -1; k <= 1; k += 2) {
+                if (k < 0 && i == first)
+                    continue;
+                size_t j = i + (size_t)k;
+                if (j >= end || j == last_pin || x->c[j].state != F_IN_USE)
+                    continue;
+                last_pin = j;
+                pins++;
+                pin_bytes += x->c[j].request > 0 ? (uint64_t)x->c[j].request : x->c[j].size;
+                if (!pin_example)
+                    pin_example = &x->c[j];
+            }
+        }
+        a0 = end;
     }
-    if (!n || bytes < 65536)
+    /* Aligned blocks made the holes when they account for a good part of them. */
+    if (!at_aligned || aligned_bytes * 4 < bytes)
         return 0;
-    const struct fchunk *blk = example + 1;
-    char b1[32], b2[32];
+    if (!largest || !significant(x, res))
+        return 0;
+    char b1[32], b2[32], s1[256] = "", s2[256] = "";
     struct finding_row f;
     memset(&f, 0, sizeof f);
     f.kind = "aligned-leftovers";
     snprintf(f.cause, sizeof f.cause,
-             "aligned allocations leave free leftovers in front of their blocks: %s in %" PRIu64
-             " pieces",
-             B(b1, bytes), n);
+             "holes left by freed aligned blocks stay resident: %s, held apart by %" PRIu64
+             " live blocks (%s) that landed in the aligned allocations' leftovers",
+             B(b1, res), pins, B(b2, pin_bytes));
+    site_text(x, sites[0], s1, sizeof s1);
+    site_text(x, sites[1], s2, sizeof s2);
     snprintf(f.evidence, sizeof f.evidence,
-             "at step %" PRIu64 ", %" PRIu64 " free chunks (%s, %s resident) sit right before "
-             "blocks from memalign-family calls (%" PRIu64 " such calls); e.g. 0x%" PRIx64
-             " (%" PRIu64 " bytes) before the block 0x%" PRIx64 " allocated at step %" PRIu64,
-             x->final_step, n, B(b1, bytes), B(b2, res), aligned,
-             example->address, example->size, blk->address,
-             blk->alloc_step);
-    site_text(x, blk->stack, f.site, sizeof f.site);
-    f.bytes = bytes;
+             "at step %" PRIu64 ", %" PRIu64 " free chunks (%s, %s resident) lie between live "
+             "chunks; %" PRIu64 " of them start where memalign-family blocks were (%" PRIu64
+             " such calls; allocated at %s%s%s); the largest is 0x%" PRIx64 " (%" PRIu64
+             " bytes) in arena %d; %" PRIu64 " live chunks border them, e.g. 0x%" PRIx64
+             " (%" PRIu64 " bytes, allocated at step %" PRIu64 ")",
+             x->final_step, holes, B(b1, bytes), B(b2, res), at_aligned, aligned,
+             s1[0] ? s1 : "?",
+             s2[0] ? " and " : "", s2, largest->address, largest->size, largest->arena, pins,
+             pin_example ? pin_example->address : 0, pin_example ? pin_example->size : 0,
+             pin_example ? pin_example->alloc_step : 0);
+    if (pin_example)
+        site_text(x, pin_example->stack, f.site, sizeof f.site);
+    f.bytes = res;
     f.step = x->final_step;
-    f.arena = example->arena;
-    f.chunk_address = blk->address;
-    f.chunk_size = blk->size;
-    f.alloc_step = blk->alloc_step;
+    f.arena = largest->arena;
+    f.chunk_address = pin_example ? pin_example->address : largest->address;
+    f.chunk_size = pin_example ? pin_example->size : largest->size;
+    f.alloc_step = pin_example ? pin_example->alloc_step : largest->alloc_step;
+    try_fix(x, &f, "tcache_count=0", "tcache_count=0", 0, 0, 0);
+    try_fix(x, &f, "mxfast=0", "mxfast=0", 0, 0, 0);
     try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
-    choose_fix(&f, "allocate aligned blocks together in one larger aligned block, or round "
-                   "their sizes so the gaps are reused");
-    return store_finding(x, &f);
+    choose_fix(&f, "allocate the long-lived small blocks apart from the aligned ones (before "
+                   "them, or from their own pool), or allocate the aligned blocks together in "
+                   "one larger aligned block");
+    int rc = store_finding(x, &f);
+    /* The holes are the free memory that only malloc_trim would return: said here already. */
+    if (!rc && x->found_n < sizeof x->found / sizeof *x->found)
+        x->found[x->found_n++] = "free-below-top-needs-trim";
+    return rc;
 }
 
 static int run_detectors(struct fctx *x)
@@ -781,14 +911,14 @@ static int run_detectors(struct fctx *x)
     }
     if (!rc)
         rc = find_fastbin_blocking(x);
-    if (!rc)
-        rc = find_trim_only(x);
-    if (!rc)
-        rc = find_arenas(x);
     if (!rc && !already_found(x, "mmap-threshold-ratchet"))
         rc = find_threshold_ratchet(x);
     if (!rc)
         rc = find_aligned_leftovers(x);
+    if (!rc)
+        rc = find_trim_only(x);
+    if (!rc)
+        rc = find_arenas(x);
     return rc;
 }
 

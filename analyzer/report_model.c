@@ -301,6 +301,41 @@ static void load_findings(sqlite3 *db, int64_t run, struct analyzer_report *r)
     sqlite3_finalize(st);
 }
 
+/* How much a finding's best verified fix gives back; a setting outranks a code change
+ * (malloc_trim, freeing a block) that the program would have to make. */
+static void finding_rank(const struct analyzer_finding *f, int *setting, uint64_t *saves)
+{
+    *setting = 0;
+    *saves = 0;
+    for (unsigned i = 0; i < f->whatif_count; i++) {
+        const struct analyzer_whatif *w = &f->whatif[i];
+        if (!w->helps)
+            continue;
+        int is_setting = !strstr(w->setting, "malloc_trim") && !strstr(w->setting, "freed");
+        uint64_t d = w->before > w->after ? w->before - w->after : 0;
+        uint64_t dp = w->peak_before > w->peak_after ? w->peak_before - w->peak_after : 0;
+        if (dp > d)
+            d = dp;
+        if (is_setting > *setting || (is_setting == *setting && d > *saves)) {
+            *setting = is_setting;
+            *saves = d;
+        }
+    }
+}
+
+static int finding_order(const void *a, const void *b)
+{
+    int sa, sb;
+    uint64_t da, db;
+    finding_rank(a, &sa, &da);
+    finding_rank(b, &sb, &db);
+    if (sa != sb)
+        return sb - sa;
+    if (da != db)
+        return da < db ? 1 : -1;
+    return 0;
+}
+
 int analyzer_report_load(sqlite3 *db, int64_t run, struct analyzer_report *r, char *err,
                          size_t errlen)
 {
@@ -320,6 +355,16 @@ int analyzer_report_load(sqlite3 *db, int64_t run, struct analyzer_report *r, ch
     load_measures(db, run, &r->measures);
     load_histogram(db, run, r);
     load_findings(db, run, r);
+    /* Most useful first: stable for equal ranks (insertion keeps the detectors' order). */
+    for (size_t i = 1; i < r->finding_count; i++) {
+        struct analyzer_finding tmp = r->findings[i];
+        size_t j = i;
+        while (j > 0 && finding_order(&r->findings[j - 1], &tmp) > 0) {
+            r->findings[j] = r->findings[j - 1];
+            j--;
+        }
+        r->findings[j] = tmp;
+    }
     return 0;
 }
 

@@ -55,6 +55,10 @@ static void usage(FILE *f)
         "                       (normalised), and mallinfo2 / residency samples; strict: exit\n"
         "                       status 3 on any divergence\n"
         "  --db FILE            store per-step statistics for `fragscope report`\n"
+        "  --every N            with --db: store one step in N (peaks always)\n"
+        "  --snapshot-at STEP   with --db: also store every chunk at STEP (repeatable)\n"
+        "  --no-analysis        with --db: store the steps only (report analyses later)\n"
+        "  --no-whatif          with --db: findings without what-if replays\n"
         "  --native             run the trace on the real allocator in a child process instead\n"
         "                       (wall time, peak RSS, final mallinfo2)\n"
         "  --preload LIB        with --native: LD_PRELOAD this allocator into the child\n"
@@ -82,7 +86,7 @@ bad:
 }
 
 enum { OPT_SET = 256, OPT_TUNABLES, OPT_CPUS, OPT_NO_MALLOPT, OPT_TOUCH, OPT_ARENAS, OPT_UNTIL,
-       OPT_VERIFY, OPT_DB, OPT_NATIVE, OPT_PRELOAD, OPT_NO_PROGRESS };
+       OPT_VERIFY, OPT_DB, OPT_NATIVE, OPT_PRELOAD, OPT_NO_PROGRESS, OPT_DB_OPTION };
 
 int cmd_replay(int argc, char **argv)
 {
@@ -96,6 +100,11 @@ int cmd_replay(int argc, char **argv)
         {"until", required_argument, 0, OPT_UNTIL},
         {"verify", optional_argument, 0, OPT_VERIFY},
         {"db", required_argument, 0, OPT_DB},
+        /* The store's own options: the analyzer's hook reads them from argv. */
+        {"every", required_argument, 0, OPT_DB_OPTION},
+        {"snapshot-at", required_argument, 0, OPT_DB_OPTION},
+        {"no-analysis", no_argument, 0, OPT_DB_OPTION},
+        {"no-whatif", no_argument, 0, OPT_DB_OPTION},
         {"native", no_argument, 0, OPT_NATIVE},
         {"preload", required_argument, 0, OPT_PRELOAD},
         {"no-progress", no_argument, 0, OPT_NO_PROGRESS},
@@ -106,6 +115,7 @@ int cmd_replay(int argc, char **argv)
     replay_options_default(&o);
     o.progress = 1;
     const char *db = NULL, *preload = NULL;
+    int db_options = 0;
     int native = 0;
     uint64_t v;
     int c;
@@ -178,6 +188,9 @@ int cmd_replay(int argc, char **argv)
         case OPT_DB:
             db = optarg;
             break;
+        case OPT_DB_OPTION:
+            db_options = 1;
+            break;
         case OPT_NATIVE:
             native = 1;
             break;
@@ -234,6 +247,10 @@ int cmd_replay(int argc, char **argv)
                 fprintf(stderr, "replay: --set '%s': %s\n", o.set[i], e);
                 return 2;
             }
+    }
+    if (db_options && !db) {
+        fprintf(stderr, "replay: --every, --snapshot-at, --no-analysis and --no-whatif need --db\n");
+        return 2;
     }
     if (db && !replay_db_hook) {
         fprintf(stderr, "replay: --db: the analyzer's store is not available in this build\n");

@@ -26,6 +26,10 @@
  * NATIVE_OP_SAMPLE op) the heap RSS by mincore over [heap start, break) and the [heap] Rss of
  * /proc/self/smaps.
  *
+ * Other allocators: the runner's malloc & co. forward to the next definition in the process,
+ * so with LD_PRELOAD=libjemalloc.so.2 (tcmalloc, mimalloc) the ops run on that allocator; the
+ * runner then records raw addresses (NATIVE_F_RAW_ADDRS) and mallinfo2 is glibc's (zeros).
+ *
  * Internal calls: every malloc-family call that the op executor did not make itself (the DTV
  * calloc of pthread_create, frees at thread exit or when a cached thread stack is reused, libc's
  * own buffers) is logged as a struct native_internal, in the order they happened, with the op
@@ -105,8 +109,9 @@ struct native_op {                      /* 32 bytes */
 /* Header flags. */
 #define NATIVE_F_RSS 0x01u             /* mincore heap RSS after every op */
 #define NATIVE_F_SMAPS 0x02u           /* smaps [heap] Rss after every op (slow) */
-#define NATIVE_F_RAW_ADDRS 0x04u       /* another allocator is preloaded: do not read glibc chunk
-                                          headers; addresses are NATIVE_ADDR_RAW */
+#define NATIVE_F_RAW_ADDRS 0x04u       /* do not read glibc chunk headers; addresses are
+                                          NATIVE_ADDR_RAW. The runner sets it by itself when
+                                          another allocator is preloaded */
 
 struct native_ops_header {              /* 48 bytes */
     char magic[8];                      /* NATIVE_OPS_MAGIC */
@@ -185,7 +190,9 @@ struct native_out_header {              /* 376 bytes */
     uint64_t result_offset, internal_offset;   /* byte offsets in the file */
     uint64_t heap_start;                /* raw sbrk(0) before the first allocation */
     uint64_t page_size;
-    uint64_t reserved[4];
+    uint64_t flags;                     /* NATIVE_F_* in effect (RAW_ADDRS is set by the runner
+                                           itself when malloc is not glibc's) */
+    uint64_t reserved[3];
     char error[256];
 };
 

@@ -75,6 +75,7 @@ static uint64_t g_page;
 
 static uint64_t g_heap_start;
 static int g_heap_start_set;
+static int g_foreign;                       /* malloc is not glibc's (LD_PRELOAD) */
 static struct native_norm g_norm;
 
 static volatile int g_in_op;                /* the executor is calling the allocator */
@@ -179,12 +180,24 @@ static void flag_raise(_Atomic uint32_t *w)
     futex_wake(w);
 }
 
+static void resolve_next(void);
+static int g_resolved;
+
+static void resolve_next_once(void)
+{
+    if (!g_resolved) {
+        g_resolved = 1;
+        resolve_next();
+    }
+}
+
 static uint64_t load_word(void *ctx, uint64_t addr)
 {
     (void)ctx;
     return *(const uint64_t *)(uintptr_t)addr;
 }
 
+/* The break before the first allocation; then (first call only) where malloc & co. live. */
 static void note_heap_start(void)
 {
     if (!g_heap_start_set) {
@@ -192,11 +205,12 @@ static void note_heap_start(void)
         g_heap_start_set = 1;
         native_norm_init(&g_norm, g_heap_start, load_word, NULL);
     }
+    resolve_next_once();
 }
 
 static struct native_addr normalise(uint64_t p, const struct native_addr *old)
 {
-    if (g_flags & NATIVE_F_RAW_ADDRS) {
+    if ((g_flags & NATIVE_F_RAW_ADDRS) || g_foreign) {
         struct native_addr a = {p ? NATIVE_ADDR_RAW : NATIVE_ADDR_NULL, 0, 0, 0, p};
         return a;
     }
@@ -276,6 +290,8 @@ static void log_internal(unsigned kind, uint64_t a, uint64_t b, void *in, void *
 }
 
 /* ---- the interposed allocator symbols ---- */
+
+static void resolve_next(void);
 
 void *malloc(size_t n)
 {
@@ -361,9 +377,15 @@ void *pvalloc(size_t n)
     return p;
 }
 
-/* With an allocator preloaded, forward to it rather than to glibc. */
+/* With an allocator preloaded, forward to it rather than to glibc. Done on the first call of
+ * any of the symbols (a preloaded library's constructors may allocate before main: libstdc++'s
+ * exception pool under jemalloc); a call made while resolving goes to glibc. */
 static void resolve_next(void)
 {
+    static int state;                       /* 0 not yet, 1 resolving, 2 done */
+    if (state)
+        return;
+    state = 1;
     void *s;
     if ((s = dlsym(RTLD_NEXT, "malloc")))
         next.malloc = (void *(*)(size_t))s;
@@ -381,6 +403,10 @@ static void resolve_next(void)
         next.valloc = (void *(*)(size_t))s;
     if ((s = dlsym(RTLD_NEXT, "pvalloc")))
         next.pvalloc = (void *(*)(size_t))s;
+    /* Another allocator: its pointers have no glibc chunk headers to read. */
+    if (next.malloc != (void *(*)(size_t))__libc_malloc)
+        g_foreign = 1;
+    state = 2;
 }
 
 /* ---- measurements ---- */
@@ -719,7 +745,8 @@ static void usage(int to_err)
 
 int main(int argc, char **argv)
 {
-    /* The break before anything can allocate. */
+    /* The break before anything can allocate; then where malloc & co. really live (a
+     * preloaded allocator's, else glibc's). */
     note_heap_start();
 
     static const struct option opts[] = {
@@ -822,7 +849,9 @@ int main(int argc, char **argv)
         g_out->status = NATIVE_STATUS_OVERFLOW;
 
     validate();
-    resolve_next();
+    if (g_foreign)
+        g_flags |= NATIVE_F_RAW_ADDRS;
+    g_out->flags = g_flags;
     /* The model has no transparent huge pages; keep the heap's residency page by page. */
     prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     g_main_thread = pthread_self();

@@ -335,13 +335,14 @@ static int model_op(struct model_run *m, uint64_t i)
                           merr);
         /* calloc and the memalign family never take from the tcache (which may hold chunks of
          * other arenas freed by this thread), and realloc stays in the old chunk's arena: only
-         * their results show the calling thread's own arena. Except a request too large for a
-         * 64 MiB heap: when it cannot be mmapped either, glibc retries in the main arena. */
+         * their results show the calling thread's own arena. Except when a large request
+         * failed in a thread's arena (its heaps full, no mmap allowed): glibc then retries in
+         * the main arena and the thread stays where it was. */
         int shows_arena = o->kind == NATIVE_OP_CALLOC || o->kind == NATIVE_OP_VALLOC ||
                           o->kind == NATIVE_OP_PVALLOC ||
                           ((o->kind == NATIVE_OP_MEMALIGN || o->kind == NATIVE_OP_ALIGNED_ALLOC ||
                             o->kind == NATIVE_OP_POSIX_MEMALIGN) && o->a > 16);
-        if (native_op_request_size(o) >= (32ull << 20))
+        if (native_op_request_size(o) >= (1ull << 20) && nr->addr.kind == NATIVE_ADDR_MAIN)
             shows_arena = 0;
         if (shows_arena && compare_arena(m, i, o->thread, &nr->addr, line))
             return 1;

@@ -326,6 +326,44 @@ static void test_generated_sequences_run(void **state)
     seq_free(&s);
 }
 
+/* With another allocator preloaded the ops run on it: raw addresses, glibc's heap untouched. */
+static void test_preload(void **state)
+{
+    (void)state;
+    const char *lib = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    if (access(lib, R_OK) != 0) {
+        print_message("skipped: %s not installed (scripts/install-deps.sh installs it)\n", lib);
+        skip();
+    }
+    struct seq s;
+    seq_init(&s);
+    char env[128];
+    snprintf(env, sizeof env, "LD_PRELOAD=%s", lib);
+    assert_int_equal(seq_setenv(&s.set, env), 0);
+    uint32_t a = seq_add(&s, NATIVE_OP_MALLOC, 0, NATIVE_REF_NULL, 100, 0, 0);
+    seq_add(&s, NATIVE_OP_THREAD_START, 1, NATIVE_REF_NULL, 0, 0, 0);
+    uint32_t b = seq_add(&s, NATIVE_OP_REALLOC, 1, a, 5000, 0, 0);
+    seq_add(&s, NATIVE_OP_USABLE_SIZE, 1, b, 0, 0, 0);
+    seq_add(&s, NATIVE_OP_FREE, 1, b, 0, 0, 0);
+    seq_add(&s, NATIVE_OP_THREAD_EXIT, 1, NATIVE_REF_NULL, 0, 0, 0);
+    struct native_run nr;
+    run_ok(&s, &nr);
+    assert_true(nr.hdr->flags & NATIVE_F_RAW_ADDRS);
+    assert_int_equal(nr.res[a].addr.kind, NATIVE_ADDR_RAW);
+    assert_int_equal(nr.res[a].addr.offset, nr.res[a].raw);
+    assert_int_equal(nr.res[b].addr.kind, NATIVE_ADDR_RAW);
+    assert_true(nr.res[3].ret >= 5000);
+    for (uint64_t i = 0; i < s.n; i++) {
+        assert_int_equal(nr.res[i].brk_offset, 0);          /* glibc's heap never used */
+        assert_int_equal(nr.res[i].mi.arena, 0);
+    }
+    for (uint64_t k = 0; k < nr.hdr->internal_count; k++)
+        assert_true(nr.internal[k].addr.kind == NATIVE_ADDR_RAW ||
+                    nr.internal[k].kind == NATIVE_OP_FREE);
+    native_run_release(&nr);
+    seq_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_rss),
         cmocka_unit_test(test_generated_sequences_run),
+        cmocka_unit_test(test_preload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

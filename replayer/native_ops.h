@@ -112,6 +112,8 @@ struct native_op {                      /* 32 bytes */
 #define NATIVE_F_RAW_ADDRS 0x04u       /* do not read glibc chunk headers; addresses are
                                           NATIVE_ADDR_RAW. The runner sets it by itself when
                                           another allocator is preloaded */
+#define NATIVE_F_NO_MALLINFO 0x08u     /* skip mallinfo2 after each op (it walks every bin: slow
+                                          for long traces with many free chunks); mi stays 0 */
 
 struct native_ops_header {              /* 48 bytes */
     char magic[8];                      /* NATIVE_OPS_MAGIC */

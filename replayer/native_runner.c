@@ -494,7 +494,10 @@ static uint64_t heap_rss_smaps(void)
 static void record_stats(uint32_t i, int sample)
 {
     struct native_result *r = &g_res[i];
-    struct mallinfo2 mi = mallinfo2();
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    if (!(g_flags & NATIVE_F_NO_MALLINFO))
+        mi = mallinfo2();
     r->mi.arena = mi.arena;
     r->mi.ordblks = mi.ordblks;
     r->mi.smblks = mi.smblks;

@@ -63,6 +63,24 @@ static void test_first_malloc(void **state)
     seq_free(&s);
 }
 
+/* NATIVE_F_NO_MALLINFO: no mallinfo2, everything else as usual. */
+static void test_no_mallinfo(void **state)
+{
+    (void)state;
+    struct seq s;
+    seq_init(&s);
+    s.set.flags = NATIVE_F_NO_MALLINFO;
+    seq_add(&s, NATIVE_OP_MALLOC, 0, NATIVE_REF_NULL, 1, 0, 0);
+    struct native_run nr;
+    run_ok(&s, &nr);
+    assert_int_equal(nr.res[0].addr.offset, 0x2a0);
+    assert_int_equal(nr.res[0].brk_offset, 135168);
+    assert_int_equal(nr.res[0].mi.arena, 0);
+    assert_int_equal(nr.res[0].mi.uordblks, 0);
+    native_run_release(&nr);
+    seq_free(&s);
+}
+
 /* mallinfo2 (taken after every op) must not allocate: samples before the first malloc leave
  * the break where it was and the heap empty, and the first malloc still lands at 0x2a0. */
 static void test_mallinfo2_does_not_allocate(void **state)
@@ -369,6 +387,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_malloc),
         cmocka_unit_test(test_mallinfo2_does_not_allocate),
+        cmocka_unit_test(test_no_mallinfo),
         cmocka_unit_test(test_mmapped_chunks),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_bad_input),

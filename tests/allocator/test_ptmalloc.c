@@ -1,0 +1,646 @@
+/* test_ptmalloc.c: properties of the ptmalloc model derived from glibc 2.36's malloc.c/arena.c.
+ *
+ * Every expected address or size here follows from the specification (request2size, the 0x290
+ * tcache struct, DEFAULT_TOP_PAD 128 KiB, LIFO tcache, fastbin-to-tcache refill, the 4000-block
+ * cases, trim rules, the malloc_state at heap + 0x30 of a 64 MiB-aligned heap, ...); the
+ * differential harness in tests/diff checks the same model against the real glibc.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ptmalloc.h"
+
+#define ALIGN_UP_TEST(x, a) (((x) + (a) - 1) / (a) * (a))
+
+static struct ptmalloc *model(void (*tweak)(struct ptmalloc_settings *))
+{
+    struct ptmalloc_settings s;
+    ptmalloc_settings_default(&s);
+    s.cpu_count = 2;
+    if (tweak)
+        tweak(&s);
+    struct ptmalloc *pm = ptmalloc_new(&s, NULL);
+    assert_non_null(pm);
+    return pm;
+}
+
+static uint64_t M(struct ptmalloc *pm, uint32_t t, uint64_t n)
+{
+    struct ptmalloc_result r = ptmalloc_malloc(pm, t, n);
+    assert_int_equal(r.status, PTM_OK);
+    assert_true(r.ptr != 0);
+    return r.ptr;
+}
+
+static void F(struct ptmalloc *pm, uint32_t t, uint64_t p)
+{
+    struct ptmalloc_result r = ptmalloc_free(pm, t, p);
+    assert_int_equal(r.status, PTM_OK);
+}
+
+static uint64_t brk_now(struct ptmalloc *pm) { return sysmem_brk_current(ptmalloc_sysmem(pm)); }
+
+struct evlog {
+    struct ptmalloc_event ev[256];
+    int n;
+};
+static void log_event(void *ctx, const struct ptmalloc_event *ev)
+{
+    struct evlog *l = ctx;
+    if (l->n < 256)
+        l->ev[l->n++] = *ev;
+}
+static int count_events(const struct evlog *l, enum ptmalloc_event_kind k)
+{
+    int c = 0;
+    for (int i = 0; i < l->n; i++)
+        c += l->ev[i].kind == k;
+    return c;
+}
+
+static void test_first_malloc(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct evlog log = {.n = 0};
+    ptmalloc_set_event_hook(pm, log_event, &log);
+    uint64_t h = ptmalloc_heap_start(pm);
+    assert_int_equal(M(pm, 0, 1), h + 0x2a0);
+    /* 656 (tcache struct) + top_pad + MINSIZE, page-rounded */
+    assert_int_equal(brk_now(pm) - h, 135168);
+    assert_int_equal(count_events(&log, PTM_EV_SBRK_GROW), 1);
+    assert_int_equal(log.ev[0].length, 135168);
+    /* the next chunk follows: 0x2a0 + 0x20 */
+    assert_int_equal(M(pm, 0, 24), h + 0x2c0);
+    assert_int_equal(M(pm, 0, 25), h + 0x2e0);   /* request2size(25) = 48 */
+    assert_int_equal(M(pm, 0, 0), h + 0x310);
+    ptmalloc_destroy(pm);
+}
+
+static void test_tcache_lifo(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    uint64_t a = M(pm, 0, 100), b = M(pm, 0, 100), c = M(pm, 0, 100);
+    F(pm, 0, a);
+    F(pm, 0, b);
+    F(pm, 0, c);
+    assert_int_equal(M(pm, 0, 100), c);
+    assert_int_equal(M(pm, 0, 100), b);
+    assert_int_equal(M(pm, 0, 100), a);
+    /* a different size of the same tcache bin (request2size(97..104) = 112) */
+    F(pm, 0, b);
+    assert_int_equal(M(pm, 0, 97), b);
+    ptmalloc_destroy(pm);
+}
+
+/* Ten chunks of 32 bytes freed: the first 7 fill the tcache, 3 go to the fastbin. malloc takes
+ * the tcache (LIFO) first; the 8th takes the fastbin head and moves the other two into the
+ * tcache (so they come back in fastbin order). */
+static void test_fastbin_refill(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    uint64_t p[10];
+    for (int i = 0; i < 10; i++)
+        p[i] = M(pm, 0, 20);
+    for (int i = 0; i < 10; i++)
+        F(pm, 0, p[i]);
+    struct ptmalloc_stats st;
+    ptmalloc_stats(pm, -1, &st);
+    assert_int_equal(st.tcache_count, 7);
+    assert_int_equal(st.fastbin_count, 3);
+    for (int i = 6; i >= 0; i--)
+        assert_int_equal(M(pm, 0, 20), p[i]);
+    /* fastbin list: p9 -> p8 -> p7 */
+    assert_int_equal(M(pm, 0, 20), p[9]);
+    ptmalloc_stats(pm, -1, &st);
+    assert_int_equal(st.fastbin_count, 0);
+    assert_int_equal(st.tcache_count, 2);
+    /* p8 was put first, then p7: the tcache head is p7 */
+    assert_int_equal(M(pm, 0, 20), p[7]);
+    assert_int_equal(M(pm, 0, 20), p[8]);
+    ptmalloc_destroy(pm);
+}
+
+static void no_tcache(struct ptmalloc_settings *s) { s->tcache_count = 0; }
+static void no_fastbins(struct ptmalloc_settings *s) { s->mxfast = 0; }
+
+/* malloc(52722), malloc(1) x 4000, free all in reverse, then malloc(2000) and free it. */
+static void four_thousand(struct ptmalloc *pm, uint64_t *brk_after_frees, struct ptmalloc_stats *after)
+{
+    uint64_t big = M(pm, 0, 52722);
+    static uint64_t p[4000];
+    for (int i = 0; i < 4000; i++)
+        p[i] = M(pm, 0, 1);
+    for (int i = 3999; i >= 0; i--)
+        F(pm, 0, p[i]);
+    F(pm, 0, big);
+    *brk_after_frees = brk_now(pm);
+    ptmalloc_stats(pm, -1, after);
+    uint64_t q = M(pm, 0, 2000);
+    F(pm, 0, q);
+}
+
+static void test_4000_defaults(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct evlog log = {.n = 0};
+    uint64_t brk1;
+    struct ptmalloc_stats st;
+    ptmalloc_set_event_hook(pm, log_event, &log);
+    four_thousand(pm, &brk1, &st);
+    assert_int_equal(st.fastbin_count, 3993);
+    assert_int_equal(st.fastbin_bytes, 3993 * 32);
+    assert_int_equal(st.tcache_count, 7);
+    struct ptmalloc_mallinfo2 mi;
+    ptmalloc_mallinfo2(pm, &mi);
+    assert_int_equal(mi.smblks, 0);                 /* consolidated by the large malloc */
+    assert_int_equal(brk_now(pm), brk1);            /* nothing trimmed */
+    assert_int_equal(count_events(&log, PTM_EV_TRIM), 0);
+    assert_int_equal(count_events(&log, PTM_EV_SBRK_SHRINK), 0);
+    ptmalloc_destroy(pm);
+}
+
+static void test_4000_no_tcache(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(no_tcache);
+    uint64_t h = ptmalloc_heap_start(pm);
+    uint64_t brk1;
+    struct ptmalloc_stats st;
+    four_thousand(pm, &brk1, &st);
+    assert_int_equal(st.fastbin_count, 4000);
+    assert_int_equal(st.tcache_count, 0);
+    /* everything merged into top and the break went back to top_pad above the tcache struct */
+    assert_true(brk1 - h > 180000);
+    assert_true(brk_now(pm) - h <= 0x290 + 131072 + 4096 + 32);
+    ptmalloc_stats(pm, -1, &st);
+    assert_int_equal(st.unsorted_count + st.small_count + st.large_count, 0);
+    ptmalloc_destroy(pm);
+}
+
+static void test_4000_no_fastbins(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(no_fastbins);
+    uint64_t brk1;
+    struct ptmalloc_stats st;
+    four_thousand(pm, &brk1, &st);
+    assert_int_equal(st.fastbin_count, 0);
+    assert_int_equal(st.tcache_count, 7);
+    /* the 3993 small chunks and the big one coalesced as they were freed */
+    assert_int_equal(st.unsorted_count, 1);
+    assert_int_equal(st.unsorted_bytes, 52736 + 3993 * 32);
+    assert_int_equal(brk_now(pm), brk1);            /* the tcache chunks pin the top: no trim */
+    ptmalloc_destroy(pm);
+}
+
+/* malloc_trim(0) releases the whole free pages inside a free chunk with MADV_DONTNEED and, with
+ * a top smaller than a page, leaves the break alone. */
+static void test_malloc_trim_madvise(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct sysmem *m = ptmalloc_sysmem(pm);
+    struct evlog log = {.n = 0};
+    uint64_t a = M(pm, 0, 64 * 1024);
+    M(pm, 0, 20);                                   /* guard: a never touches top */
+    struct ptmalloc_stats st;
+    ptmalloc_stats(pm, -1, &st);
+    uint64_t fill = st.top_bytes - 2048;            /* leave a top of 2048 bytes */
+    M(pm, 0, fill - 8);
+    ptmalloc_stats(pm, -1, &st);
+    assert_int_equal(st.top_bytes, 2048);
+    ptmalloc_touch(pm, a, 64 * 1024);
+    F(pm, 0, a);
+    uint64_t res_before = sysmem_resident_brk(m);
+    uint64_t brk_before = brk_now(pm);
+    ptmalloc_set_event_hook(pm, log_event, &log);
+    assert_int_equal(ptmalloc_trim(pm, 0, 0), 1);
+    assert_int_equal(brk_now(pm), brk_before);
+    assert_int_equal(count_events(&log, PTM_EV_MADVISE), 1);
+    /* chunk a is at 0x290: its pages 1..15 are whole and free; page 0 holds the header and the
+     * tcache struct, page 16 holds the next chunk */
+    assert_int_equal(log.ev[0].address, ptmalloc_heap_start(pm) + 0x1000);
+    assert_int_equal(log.ev[0].length, 15 * 4096);
+    assert_int_equal(res_before - sysmem_resident_brk(m), 15);
+    ptmalloc_destroy(pm);
+}
+
+static void test_systrim_on_free(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    uint64_t h = ptmalloc_heap_start(pm);
+    uint64_t a = M(pm, 0, 100000);
+    uint64_t b = M(pm, 0, 100000);
+    assert_true(brk_now(pm) - h > 200000);
+    F(pm, 0, b);
+    F(pm, 0, a);
+    /* top = everything after the tcache struct; trimmed down to top_pad (page-rounded) */
+    uint64_t top_end = brk_now(pm) - h;
+    assert_int_equal(top_end, ALIGN_UP_TEST(0x290 + 131072 + 33, 4096));
+    ptmalloc_destroy(pm);
+}
+
+static void test_mallinfo2(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct ptmalloc_mallinfo2 mi;
+    uint64_t p = M(pm, 0, 1);
+    ptmalloc_mallinfo2(pm, &mi);
+    assert_int_equal(mi.arena, 135168);
+    assert_int_equal(mi.ordblks, 1);
+    assert_int_equal(mi.uordblks, 0x290 + 0x20);
+    assert_int_equal(mi.fordblks, 135168 - 0x2b0);
+    assert_int_equal(mi.keepcost, 135168 - 0x2b0);
+    assert_int_equal(mi.hblks, 0);
+    F(pm, 0, p);                                    /* into the tcache: still "in use" */
+    ptmalloc_mallinfo2(pm, &mi);
+    assert_int_equal(mi.uordblks, 0x2b0);
+    uint64_t big = M(pm, 0, 200000);                /* above mmap_threshold */
+    ptmalloc_mallinfo2(pm, &mi);
+    assert_int_equal(mi.hblks, 1);
+    assert_int_equal(mi.hblkhd, 200704);            /* ALIGN_UP(200016 + 8, 4096) */
+    assert_int_equal(ptmalloc_usable_size(pm, big), 200704 - 16);
+    F(pm, 0, big);
+    /* the dynamic threshold moved up to the freed chunk's size */
+    struct ptmalloc_settings s;
+    ptmalloc_current_settings(pm, &s);
+    assert_int_equal(s.mmap_threshold, 200704);
+    assert_int_equal(s.trim_threshold, 2 * 200704);
+    ptmalloc_mallinfo2(pm, &mi);
+    assert_int_equal(mi.hblks, 0);
+    assert_int_equal(mi.hblkhd, 0);
+    /* a fastbin chunk (tcache full) counts in smblks/fsmblks */
+    uint64_t q[8];
+    for (int i = 0; i < 8; i++)
+        q[i] = M(pm, 0, 40);
+    for (int i = 0; i < 8; i++)
+        F(pm, 0, q[i]);
+    ptmalloc_mallinfo2(pm, &mi);
+    assert_int_equal(mi.smblks, 1);
+    assert_int_equal(mi.fsmblks, 48);
+    assert_int_equal(mi.uordblks + mi.fordblks, mi.arena);
+    ptmalloc_destroy(pm);
+}
+
+static void test_double_free_messages(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct ptmalloc_result r;
+    uint64_t a = M(pm, 0, 50);
+    F(pm, 0, a);
+    r = ptmalloc_free(pm, 0, a);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "free(): double free detected in tcache 2");
+    r = ptmalloc_free(pm, 0, a + 8);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "free(): invalid pointer");
+    r = ptmalloc_free(pm, 0, 0x1234560);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "free(): invalid pointer");
+    r = ptmalloc_realloc(pm, 0, a, 100);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "realloc(): invalid pointer");
+    /* the model is intact: a is handed out again */
+    assert_int_equal(M(pm, 0, 50), a);
+
+    uint64_t big = M(pm, 0, 2000);                 /* beyond the tcache */
+    M(pm, 0, 20);
+    F(pm, 0, big);
+    r = ptmalloc_free(pm, 0, big);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "double free or corruption (!prev)");
+    ptmalloc_destroy(pm);
+
+    pm = model(no_tcache);
+    a = M(pm, 0, 20);
+    F(pm, 0, a);
+    r = ptmalloc_free(pm, 0, a);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "double free or corruption (fasttop)");
+    struct ptmalloc_stats st;
+    ptmalloc_stats(pm, -1, &st);
+    assert_int_equal(st.fastbin_count, 1);
+    ptmalloc_destroy(pm);
+}
+
+/* calloc does not clear mmapped chunks, nor the part of a chunk that sysmalloc just added
+ * to top; memory carved from the existing top or from a bin is cleared (written). */
+static void test_calloc_clearing(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct sysmem *m = ptmalloc_sysmem(pm);
+    M(pm, 0, 1);
+    uint64_t before = sysmem_resident_total(m);
+    struct ptmalloc_result r = ptmalloc_calloc(pm, 0, 1, 200000);
+    assert_int_equal(r.status, PTM_OK);
+    assert_int_equal(r.ptr & 0xfff, 0x10);
+    assert_int_equal(sysmem_resident_total(m) - before, 1);       /* the header page */
+    before = sysmem_resident_brk(m);
+    r = ptmalloc_calloc(pm, 0, 1, 120000);                        /* from the existing top */
+    assert_true(sysmem_resident_brk(m) - before >= 29);
+    before = sysmem_resident_brk(m);
+    r = ptmalloc_calloc(pm, 0, 1, 100000);                        /* top extended: fresh */
+    assert_true(sysmem_resident_brk(m) - before <= 6);
+    uint64_t g = M(pm, 0, 12000);
+    M(pm, 0, 10);
+    F(pm, 0, g);                                                  /* unsorted */
+    before = sysmem_resident_brk(m);
+    r = ptmalloc_calloc(pm, 0, 1, 12000);
+    assert_int_equal(r.ptr, g);
+    assert_true(sysmem_resident_brk(m) - before >= 1);
+    r = ptmalloc_calloc(pm, 0, (uint64_t)1 << 32, (uint64_t)1 << 32);
+    assert_int_equal(r.status, PTM_ENOMEM);
+    assert_int_equal(r.ptr, 0);
+    ptmalloc_destroy(pm);
+}
+
+static void test_realloc_paths(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    uint64_t h = ptmalloc_heap_start(pm);
+    uint64_t a = M(pm, 0, 100);                     /* chunk 0x290 + ... = 0x2a0, size 112 */
+    assert_int_equal(a, h + 0x2a0);
+    /* grows into top in place */
+    struct ptmalloc_result r = ptmalloc_realloc(pm, 0, a, 5000);
+    assert_int_equal(r.ptr, a);
+    uint64_t b = M(pm, 0, 100);
+    /* shrink in place: the tail (>= MINSIZE) is freed */
+    r = ptmalloc_realloc(pm, 0, a, 100);
+    assert_int_equal(r.ptr, a);
+    /* moving: a's neighbour b is in use */
+    r = ptmalloc_realloc(pm, 0, b, 200000);
+    assert_int_equal(r.status, PTM_OK);
+    assert_true(r.ptr != b);
+    assert_int_equal(r.ptr & 0xfff, 0x10);          /* mmapped */
+    /* realloc(p, 0) frees */
+    r = ptmalloc_realloc(pm, 0, r.ptr, 0);
+    assert_int_equal(r.status, PTM_OK);
+    assert_int_equal(r.ptr, 0);
+    /* reallocarray overflow */
+    r = ptmalloc_reallocarray(pm, 0, a, UINT64_MAX / 2, 3);
+    assert_int_equal(r.status, PTM_ENOMEM);
+    assert_int_equal(ptmalloc_usable_size(pm, a), 104);
+    ptmalloc_destroy(pm);
+}
+
+static void test_memalign_family(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct ptmalloc_result r;
+    r = ptmalloc_memalign(pm, 0, 4096, 100);
+    assert_int_equal(r.status, PTM_OK);
+    assert_int_equal(r.ptr % 4096, 0);
+    r = ptmalloc_posix_memalign(pm, 0, 12, 100);
+    assert_int_equal(r.status, PTM_EINVAL);
+    r = ptmalloc_posix_memalign(pm, 0, 0, 100);
+    assert_int_equal(r.status, PTM_EINVAL);
+    r = ptmalloc_posix_memalign(pm, 0, 64, 100);
+    assert_int_equal(r.status, PTM_OK);
+    assert_int_equal(r.ptr % 64, 0);
+    r = ptmalloc_memalign(pm, 0, 48, 10);           /* rounded up to 64 */
+    assert_int_equal(r.ptr % 64, 0);
+    r = ptmalloc_memalign(pm, 0, (uint64_t)1 << 63 | 1, 10);
+    assert_int_equal(r.status, PTM_EINVAL);
+    r = ptmalloc_valloc(pm, 0, 10);
+    assert_int_equal(r.ptr % 4096, 0);
+    /* pvalloc(4096) asks for 4097 bytes (glibc masks with -(pagesize - 1)) */
+    r = ptmalloc_pvalloc(pm, 0, 4096);
+    assert_int_equal(r.ptr % 4096, 0);
+    assert_true(ptmalloc_usable_size(pm, r.ptr) >= 4097);
+    assert_true(ptmalloc_usable_size(pm, r.ptr) < 4097 + 48);
+    ptmalloc_destroy(pm);
+}
+
+static void test_mallopt(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct ptmalloc_settings s;
+    assert_int_equal(ptmalloc_mallopt(pm, 0, PTM_M_MXFAST, 161), 0);
+    assert_int_equal(ptmalloc_mallopt(pm, 0, PTM_M_MXFAST, -1), 0);
+    assert_int_equal(ptmalloc_mallopt(pm, 0, PTM_M_MXFAST, 0), 1);
+    assert_int_equal(ptmalloc_mallopt(pm, 0, PTM_M_ARENA_MAX, 0), 1);
+    ptmalloc_current_settings(pm, &s);
+    assert_int_equal(s.arena_max, 0);
+    assert_int_equal(s.no_dyn_threshold, 0);
+    assert_int_equal(ptmalloc_mallopt(pm, 0, PTM_M_TOP_PAD, 0), 1);
+    ptmalloc_current_settings(pm, &s);
+    assert_int_equal(s.top_pad, 0);
+    assert_int_equal(s.no_dyn_threshold, 1);
+    assert_int_equal(s.mxfast, 0);
+    /* with top_pad 0 the first sbrk is just the tcache struct + the chunk + MINSIZE, rounded */
+    uint64_t h = ptmalloc_heap_start(pm);
+    M(pm, 0, 1);
+    assert_int_equal(brk_now(pm) - h, 4096);
+    /* fastbins off: the eighth 32-byte chunk is coalesced, not kept in a fastbin */
+    uint64_t q[9];
+    for (int i = 0; i < 9; i++)
+        q[i] = M(pm, 0, 20);
+    for (int i = 0; i < 8; i++)
+        F(pm, 0, q[i]);
+    struct ptmalloc_stats st;
+    ptmalloc_stats(pm, -1, &st);
+    assert_int_equal(st.fastbin_count, 0);
+    assert_int_equal(st.unsorted_count, 1);
+    ptmalloc_destroy(pm);
+}
+
+/* Thread 1's first malloc creates arena 1 on a 64 MiB-aligned heap: heap_info at the start,
+ * malloc_state at +0x30, top at +0x8d0, the tcache struct there and the block at +0xb70. */
+static void test_thread_arena(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    M(pm, 0, 10);
+    uint64_t p = M(pm, 1, 10);
+    uint64_t heap = p & ~((64ull << 20) - 1);
+    assert_int_equal(p - heap, 0xb70);
+    assert_int_equal(ptmalloc_thread_arena(pm, 1), 1);
+    assert_int_equal(ptmalloc_arena_count(pm), 2);
+    /* chunks carry NON_MAIN_ARENA; the heap_info's ar_ptr points at heap + 0x30 */
+    struct sysmem *m = ptmalloc_sysmem(pm);
+    assert_int_equal(sysmem_load(m, p - 8) & 7, 5);
+    assert_int_equal(sysmem_load(m, heap), heap + 0x30);
+    /* the heap: max(32 KiB, size + top_pad), page-rounded, read/write */
+    struct ptmalloc_stats st;
+    ptmalloc_stats(pm, 1, &st);
+    assert_int_equal(st.system_bytes, ALIGN_UP_TEST(640 + 48 + 2200 + 16 + 131072, 4096));
+    /* exit: the tcache goes back through free, the arena to the free list; thread 2 reuses it */
+    F(pm, 1, p);
+    ptmalloc_thread_exit(pm, 1);
+    assert_int_equal(ptmalloc_thread_arena(pm, 1), -1);
+    uint64_t q = M(pm, 2, 10);
+    assert_int_equal(ptmalloc_thread_arena(pm, 2), 1);
+    assert_int_equal(ptmalloc_arena_count(pm), 2);
+    /* tcache struct and p merged back into top: thread 2's tcache lands where thread 1's was */
+    assert_int_equal(q, heap + 0xb70);
+    /* a free from another thread goes into that thread's tcache */
+    F(pm, 0, q);
+    assert_int_equal(M(pm, 0, 10), q);
+    ptmalloc_destroy(pm);
+}
+
+static void arena_max_2(struct ptmalloc_settings *s) { s->arena_max = 2; }
+
+static void test_arena_limit_round_robin(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(arena_max_2);
+    M(pm, 0, 10);
+    M(pm, 1, 10);                                   /* new arena 1: limit reached */
+    assert_int_equal(ptmalloc_thread_arena(pm, 1), 1);
+    M(pm, 2, 10);                                   /* reused_arena: next_to_use = main */
+    assert_int_equal(ptmalloc_thread_arena(pm, 2), 0);
+    M(pm, 3, 10);                                   /* then main's next: the newest arena */
+    assert_int_equal(ptmalloc_thread_arena(pm, 3), 1);
+    assert_int_equal(ptmalloc_arena_count(pm), 2);
+    /* pinning creates arenas in order */
+    assert_int_equal(ptmalloc_thread_set_arena(pm, 4, 3), 0);
+    assert_int_equal(ptmalloc_thread_arena(pm, 4), 3);
+    assert_int_equal(ptmalloc_arena_count(pm), 4);
+    ptmalloc_destroy(pm);
+}
+
+struct walk_sum {
+    uint64_t bytes[9];
+    uint64_t count[9];
+    uint64_t last_addr;
+    int ordered;
+};
+static int walk_cb(void *ctx, const struct ptmalloc_chunk *c)
+{
+    struct walk_sum *w = ctx;
+    w->bytes[c->state] += c->size;
+    w->count[c->state]++;
+    if (c->state != PTM_CHUNK_MMAPPED && c->address < w->last_addr)
+        w->ordered = 0;
+    w->last_addr = c->address;
+    return 0;
+}
+
+/* The walk covers system memory exactly and agrees with the running statistics. */
+static void test_walk_matches_stats(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    uint64_t live[400] = {0};
+    uint64_t x = 12345;
+    for (int i = 0; i < 4000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((x >> 33) % 400);
+        uint32_t t = (uint32_t)((x >> 20) % 3);
+        if (live[k]) {
+            F(pm, t, live[k]);
+            live[k] = 0;
+        } else {
+            uint64_t sz = (x >> 40) % 4 == 0 ? (x >> 45) % 20000 : (x >> 45) % 300;
+            live[k] = M(pm, t, sz);
+        }
+    }
+    for (int a = 0; a < (int)ptmalloc_arena_count(pm); a++) {
+        struct walk_sum w;
+        memset(&w, 0, sizeof w);
+        w.ordered = 1;
+        ptmalloc_walk(pm, a, walk_cb, &w);
+        struct ptmalloc_stats st;
+        ptmalloc_stats(pm, a, &st);
+        uint64_t heap = 0;
+        for (int s = 0; s < 9; s++)
+            if (s != PTM_CHUNK_MMAPPED)
+                heap += w.bytes[s];
+        assert_true(w.ordered);
+        assert_int_equal(heap, st.system_bytes);
+        assert_int_equal(w.bytes[PTM_CHUNK_IN_USE], st.in_use_bytes);
+        assert_int_equal(w.count[PTM_CHUNK_IN_USE], st.in_use_count);
+        assert_int_equal(w.bytes[PTM_CHUNK_TCACHE], st.tcache_bytes);
+        assert_int_equal(w.count[PTM_CHUNK_FASTBIN], st.fastbin_count);
+        assert_int_equal(w.bytes[PTM_CHUNK_UNSORTED], st.unsorted_bytes);
+        assert_int_equal(w.bytes[PTM_CHUNK_SMALL], st.small_bytes);
+        assert_int_equal(w.bytes[PTM_CHUNK_LARGE], st.large_bytes);
+        assert_int_equal(w.bytes[PTM_CHUNK_TOP], st.top_bytes);
+    }
+    struct ptmalloc_mallinfo2 mi;
+    ptmalloc_mallinfo2(pm, &mi);
+    assert_int_equal(mi.uordblks + mi.fordblks, mi.arena);
+    assert_int_equal(sysmem_fault_count(ptmalloc_sysmem(pm)), 0);
+    ptmalloc_destroy(pm);
+}
+
+struct bin_rec {
+    uint64_t addr[16];
+    int n;
+};
+static int bins_cb(void *ctx, enum ptmalloc_chunk_state kind, int bin, uint64_t address,
+                   uint64_t size)
+{
+    struct bin_rec *r = ctx;
+    (void)bin;
+    (void)size;
+    if (kind == PTM_CHUNK_LARGE && r->n < 16)
+        r->addr[r->n++] = address;
+    return 0;
+}
+
+/* Large bins are sorted by size, largest first; an equal size goes second. */
+static void test_largebin_order(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    /* 1120- and 1136-byte chunks share large bin 65 */
+    uint64_t a = M(pm, 0, 1100), g1 = M(pm, 0, 10);
+    uint64_t b = M(pm, 0, 1120), g2 = M(pm, 0, 10);
+    uint64_t c = M(pm, 0, 1100), g3 = M(pm, 0, 10);
+    (void)g1, (void)g2, (void)g3;
+    F(pm, 0, a);
+    F(pm, 0, b);
+    F(pm, 0, c);
+    M(pm, 0, 3000);                                 /* scans the unsorted list into bins */
+    struct bin_rec r = {.n = 0};
+    ptmalloc_bins(pm, 0, 0, bins_cb, &r);
+    assert_int_equal(r.n, 3);
+    /* unsorted is processed from the tail: a (1120) first, then b (1136), then c (1120) */
+    assert_int_equal(r.addr[0], b - 16);
+    assert_int_equal(r.addr[1], a - 16);
+    assert_int_equal(r.addr[2], c - 16);
+    ptmalloc_destroy(pm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_malloc),
+        cmocka_unit_test(test_tcache_lifo),
+        cmocka_unit_test(test_fastbin_refill),
+        cmocka_unit_test(test_4000_defaults),
+        cmocka_unit_test(test_4000_no_tcache),
+        cmocka_unit_test(test_4000_no_fastbins),
+        cmocka_unit_test(test_malloc_trim_madvise),
+        cmocka_unit_test(test_systrim_on_free),
+        cmocka_unit_test(test_mallinfo2),
+        cmocka_unit_test(test_double_free_messages),
+        cmocka_unit_test(test_calloc_clearing),
+        cmocka_unit_test(test_realloc_paths),
+        cmocka_unit_test(test_memalign_family),
+        cmocka_unit_test(test_mallopt),
+        cmocka_unit_test(test_thread_arena),
+        cmocka_unit_test(test_arena_limit_round_robin),
+        cmocka_unit_test(test_walk_matches_stats),
+        cmocka_unit_test(test_largebin_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -30,8 +30,10 @@
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 #include "recorder.h"
 #include "rec_syscall.h"
+#include "trace_wire.h"
 
 #define RAW_TARGET (1u << 20)
 #define RAW_CAP (RAW_TARGET + (256u << 10))
@@ -46,6 +48,8 @@ static volatile uint32_t req_gen, ack_gen;
 static volatile uint32_t stop_req, flusher_alive;
 static volatile uint32_t final_req, final_done, unfinal_req;
 static volatile uint32_t exiting_hint;
+static volatile uint32_t room_word, room_waiters;   /* writers waiting for chunk memory */
+#define MAX_THREADS_TRACKED 1024
 static volatile int flush_lock;
 static int flusher_pid;
 static dev_t out_dev;
@@ -60,7 +64,7 @@ static char *zarena;
 static size_t zused;
 static uint8_t *stack_emitted;
 static uint32_t modules_emitted;
-static uint64_t blocks_written;
+static uint64_t blocks_written, raw_bytes;
 static char *flusher_stack, *flusher_tls;
 
 /* ---- zlib memory: a bump arena reset after every block ---- */
@@ -135,17 +139,92 @@ static void block_begin(struct block *b, uint32_t thread)
     trace_encode_state_reset(&b->enc);
 }
 
+/* ---- how hard to compress ----
+ * Traces of real programs shrink 5-50x at zlib level 1, fast. High-entropy streams (random
+ * sizes and addresses) barely shrink, and then level 1 costs the flusher more than the program
+ * spends allocating. So: level 1 normally (trace_block_seal); Huffman-only for a thread whose
+ * last level-1 block shrank less than 1/4 (re-tried every 16 blocks); stored (deflate level 0)
+ * while full chunks wait to be drained, so that the program never waits on compression. Every
+ * mode is plain raw deflate: the reader does not know the difference. FRAGSCOPE_COMPRESS=
+ * level1 / huffman / none fixes the mode. */
+enum { SEAL_LEVEL1, SEAL_HUFFMAN, SEAL_STORED };
+static volatile uint32_t chunks_closed;   /* by writers */
+static uint32_t chunks_drained;           /* by the flusher */
+static uint8_t poor_ratio[MAX_THREADS_TRACKED];
+static uint8_t poor_retry[MAX_THREADS_TRACKED];
+static uint64_t seal_counts[3];
+
+void flush_note_chunk_closed(void)
+{
+    __atomic_add_fetch(&chunks_closed, 1, __ATOMIC_RELAXED);
+}
+
+static int seal_mode(uint32_t thread)
+{
+    if (rec.cfg.compress >= 0)
+        return rec.cfg.compress;
+    uint32_t backlog = __atomic_load_n(&chunks_closed, __ATOMIC_RELAXED) - chunks_drained;
+    if (backlog >= 2 || room_waiters)
+        return SEAL_STORED;
+    uint32_t k = thread % MAX_THREADS_TRACKED;
+    if (poor_ratio[k] && ++poor_retry[k] % 16)
+        return SEAL_HUFFMAN;
+    return SEAL_LEVEL1;
+}
+
+/* trace_block_seal with another deflate level/strategy (same framing: see trace_wire.h). */
+static size_t seal_with(int level, int strategy, const struct block *b, const struct trace_zalloc *za)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    zs.zalloc = za->alloc;
+    zs.zfree = za->free;
+    zs.opaque = za->opaque;
+    if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8, strategy) != Z_OK)
+        return 0;
+    zs.next_in = raw;
+    zs.avail_in = (uInt)b->len;
+    zs.next_out = sealed + WIRE_BLOCK_FRAME;
+    zs.avail_out = (uInt)(sealed_cap - WIRE_BLOCK_FRAME);
+    int rc = deflate(&zs, Z_FINISH);
+    size_t payload = zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END)
+        return 0;
+    uint64_t first = b->events ? b->first_seq : 0, last = b->events ? b->last_seq : 0;
+    memcpy(sealed, WIRE_BLOCK_TAG, 4);
+    wire_put32(sealed + 4, (uint32_t)payload);
+    wire_put32(sealed + 8, (uint32_t)b->len);
+    wire_put32(sealed + 12, b->thread);
+    wire_put64(sealed + 16, first);
+    wire_put64(sealed + 24, last);
+    wire_put32(sealed + 32, (uint32_t)crc32(0, sealed + WIRE_BLOCK_FRAME, (uInt)payload));
+    wire_put32(sealed + 36, (uint32_t)crc32(0, sealed, 36));
+    return WIRE_BLOCK_FRAME + payload;
+}
+
 static void block_seal(struct block *b)
 {
     if (b->len == 0)
         return;
     zused = 0;
     struct trace_zalloc za = {z_alloc, z_free, NULL};
-    size_t n = trace_block_seal(sealed, sealed_cap, raw, b->len, b->thread,
-                                b->events ? b->first_seq : 0, b->events ? b->last_seq : 0, &za);
+    int mode = seal_mode(b->thread);
+    size_t n;
+    if (mode == SEAL_LEVEL1) {
+        n = trace_block_seal(sealed, sealed_cap, raw, b->len, b->thread,
+                             b->events ? b->first_seq : 0, b->events ? b->last_seq : 0, &za);
+        if (b->len >= 4096)
+            poor_ratio[b->thread % MAX_THREADS_TRACKED] = n * 4 > b->len * 3;
+    } else {
+        n = seal_with(mode == SEAL_STORED ? 0 : 1,
+                      mode == SEAL_STORED ? Z_DEFAULT_STRATEGY : Z_HUFFMAN_ONLY, b, &za);
+    }
+    seal_counts[mode]++;
     if (n) {
         out_write(sealed, n);
         blocks_written++;
+        raw_bytes += b->len;
     }
     block_begin(b, b->thread);
 }
@@ -162,11 +241,11 @@ static void block_modules(struct block *b)
     }
 }
 
+/* Fills ev (all zero on entry) from a raw record; event_clear() zeroes it again. */
 static void record_to_event(const uint64_t *w, uint32_t thread, struct trace_event *ev)
 {
     uint64_t h = w[0];
     const uint64_t *a = w + 3;
-    memset(ev, 0, sizeof *ev);
     ev->kind = (uint8_t)h;
     ev->chunk_flags = (uint8_t)(h >> 8);
     ev->err = (int8_t)(h >> 24);
@@ -213,30 +292,47 @@ static void record_to_event(const uint64_t *w, uint32_t thread, struct trace_eve
     }
 }
 
+static void event_clear(struct trace_event *ev)
+{
+    if (ev->kind == TRACE_EV_SAMPLE) {
+        memset(ev, 0, sizeof *ev);
+        return;
+    }
+    ev->chunk_flags = 0;
+    ev->err = 0;
+    ev->stack_id = 0;
+    ev->size = ev->nmemb = ev->alignment = ev->old_ptr = ev->ptr = ev->os_tid = 0;
+    ev->param = ev->value = ev->result = 0;
+    ev->thread = 0;
+}
+
+static struct trace_event scratch_ev;    /* kept all-zero between events */
+
 static void block_event(struct block *b, const uint64_t *w)
 {
-    struct trace_event ev;
-    record_to_event(w, b->thread, &ev);
+    struct trace_event *ev = &scratch_ev;
+    record_to_event(w, b->thread, ev);
     if (b->len + TRACE_EVENT_MAX_BYTES + TRACE_STACK_MAX_BYTES > RAW_CAP)
         block_seal(b);
     if (b->len == 0)
         block_modules(b);
-    if (ev.stack_id && ev.stack_id < (1u << 20) &&
-        !(stack_emitted[ev.stack_id >> 3] & (1u << (ev.stack_id & 7)))) {
+    if (ev->stack_id && ev->stack_id < (1u << 20) &&
+        !(stack_emitted[ev->stack_id >> 3] & (1u << (ev->stack_id & 7)))) {
         const uint64_t *frames;
-        unsigned depth = stack_frames(ev.stack_id, &frames);
+        unsigned depth = stack_frames(ev->stack_id, &frames);
         if (depth) {
-            b->len += trace_encode_stack(raw + b->len, RAW_CAP - b->len, ev.stack_id, frames, depth);
-            stack_emitted[ev.stack_id >> 3] |= (uint8_t)(1u << (ev.stack_id & 7));
+            b->len += trace_encode_stack(raw + b->len, RAW_CAP - b->len, ev->stack_id, frames, depth);
+            stack_emitted[ev->stack_id >> 3] |= (uint8_t)(1u << (ev->stack_id & 7));
         } else {
-            ev.stack_id = 0;
+            ev->stack_id = 0;
         }
     }
-    b->len += trace_encode_event(raw + b->len, &ev, &b->enc);
+    b->len += trace_encode_event(raw + b->len, ev, &b->enc);
     if (!b->events)
-        b->first_seq = ev.seq;
-    b->last_seq = ev.seq;
+        b->first_seq = ev->seq;
+    b->last_seq = ev->seq;
     b->events++;
+    event_clear(ev);
     if (b->len >= RAW_TARGET)
         block_seal(b);
 }
@@ -270,6 +366,7 @@ static void drain_thread(struct rec_thread *t, struct block *b)
         t->drain = next;
         t->drain_pos = 0;
         thread_chunk_recycle(c);
+        chunks_drained++;
         c = next;
         pos = 0;
     }
@@ -322,8 +419,49 @@ static void unlock_flush(void)
 
 /* ---- the flusher task ---- */
 
+static void put_num(char *buf, size_t *at, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        buf[(*at)++] = tmp[--n];
+}
+
+/* FRAGSCOPE_STATS=1: one line on stderr when the flusher ends. */
+static void report_stats(void)
+{
+    if (!rec.cfg.stats)
+        return;
+    struct {
+        long utime_s, utime_us, stime_s, stime_us;
+        long rest[14];
+    } ru;
+    rsys2(SYS_getrusage, 0 /* RUSAGE_SELF */, &ru);
+    char buf[256];
+    size_t at = 0;
+    const char *parts[] = {"fragscope-trace: pid ", " events ", " blocks ", " raw_bytes ",
+                           " bytes ", " flusher_cpu_ms ", " level1 ", " huffman ", " stored ",
+                           "\n"};
+    uint64_t vals[] = {(uint64_t)rec.pid, rec_seq, blocks_written, raw_bytes, file_bytes,
+                       (uint64_t)(ru.utime_s + ru.stime_s) * 1000 +
+                           (uint64_t)(ru.utime_us + ru.stime_us) / 1000,
+                       seal_counts[0], seal_counts[1], seal_counts[2]};
+    for (int i = 0; i < 10; i++) {
+        for (const char *p = parts[i]; *p; p++)
+            buf[at++] = *p;
+        if (i < 9)
+            put_num(buf, &at, vals[i]);
+    }
+    rsys3(SYS_write, 2, buf, at);
+}
+
 static __attribute__((noreturn)) void flusher_exit(void)
 {
+    report_stats();
     __atomic_store_n(&flusher_alive, 0, __ATOMIC_RELEASE);
     rec_futex_wake(&flusher_alive);
     for (;;)
@@ -535,9 +673,18 @@ void flush_wait_for_room(void)
         unlock_flush();
         return;
     }
-    uint32_t a = ack_gen;
+    __atomic_add_fetch(&room_waiters, 1, __ATOMIC_SEQ_CST);
+    uint32_t w = __atomic_load_n(&room_word, __ATOMIC_SEQ_CST);
     flusher_wake();
-    rec_futex_wait(&ack_gen, a, 1);
+    rec_futex_wait(&room_word, w, 5);
+    __atomic_sub_fetch(&room_waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+void flush_note_recycled(void)
+{
+    __atomic_add_fetch(&room_word, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&room_waiters, __ATOMIC_SEQ_CST))
+        rec_futex_wake(&room_word);
 }
 
 /* ---- the output file ---- */
@@ -723,6 +870,8 @@ void flush_after_fork_child(void)
     flush_lock = 0;
     blocks_written = 0;
     modules_emitted = 0;
+    chunks_closed = chunks_drained = 0;
+    room_word = room_waiters = 0;
     if (stack_emitted)
         madvise(stack_emitted, STACK_BITMAP_BYTES, MADV_DONTNEED);
 }

@@ -17,7 +17,7 @@
 #include "recorder.h"
 #include "rec_syscall.h"
 
-#define POOL_RESERVE (1ull << 30)
+#define POOL_RESERVE REC_POOL_RESERVE
 #define POOL_MAGIC 0x46524147u
 #define POOL_CLASSES 26             /* 32 bytes .. 1 GiB */
 #define POOL_HDR 16
@@ -28,7 +28,10 @@ struct pool_hdr {
     uint64_t block;
 };
 
-static char *pool_base;
+/* Until the pool is mapped, a base in kernel space: no user pointer falls in its range. */
+char *rec_pool_base = (char *)(uintptr_t)(0 - REC_POOL_RESERVE);
+static int pool_mapped;
+#define pool_base rec_pool_base
 static uint64_t pool_used;
 static void *pool_free_list[POOL_CLASSES];
 static volatile int pool_lock;
@@ -66,12 +69,6 @@ static void pool_lock_give(struct pool_sigsave *s)
     rsys4(SYS_rt_sigprocmask, SIG_SETMASK, &s->old, 0, 8);
 }
 
-int pool_owns(const void *p)
-{
-    const char *c = (const char *)p;
-    return pool_base && c >= pool_base && c < pool_base + POOL_RESERVE;
-}
-
 static unsigned class_for(uint64_t need)
 {
     unsigned c = 0;
@@ -94,12 +91,14 @@ void *pool_alloc(size_t size, size_t align)
     if (c >= POOL_CLASSES)
         return NULL;
     pool_lock_take(&s);
-    if (!pool_base) {
-        pool_base = rec_map(POOL_RESERVE);
-        if (!pool_base) {
+    if (!pool_mapped) {
+        char *m = rec_map(POOL_RESERVE);
+        if (!m) {
             pool_lock_give(&s);
             return NULL;
         }
+        pool_base = m;
+        pool_mapped = 1;
     }
     char *b = pool_free_list[c];
     if (b) {

@@ -217,19 +217,21 @@ static inline void put_record(struct rec_thread *t, unsigned kind, uint8_t flags
                                     (uintptr_t)__builtin_dwarf_cfa())                         \
                     : 0)
 
-/* An allocation that returned p: seq now (after the real call), then stack and record. */
-#define RECORD_ALLOC(t, kind, p, ...)                                                         \
+/* An allocation that returned p: seq now (after the real call), then stack and record.
+ * err is errno when p is NULL (the caller computes it before anything else can touch errno);
+ * nothing here changes errno (stacks.c keeps it across libunwind). */
+#define RECORD_ALLOC(t, kind, p, err, ...)                                                    \
     do {                                                                                      \
-        int saved_errno_ = errno;                                                             \
         uint64_t seq_ = rec_next_seq();                                                       \
         uint64_t now_ = event_time();                                                         \
         uint32_t stack_ = STACK_HERE(t);                                                      \
         const uint64_t args_[] = {__VA_ARGS__};                                               \
-        put_record((t), (kind), chunk_flags(p), (p) ? 0 : saved_errno_, stack_, seq_, now_,   \
-                   args_, sizeof args_ / sizeof args_[0]);                                    \
+        put_record((t), (kind), chunk_flags(p), (err), stack_, seq_, now_, args_,             \
+                   sizeof args_ / sizeof args_[0]);                                           \
         hook_leave((t), now_);                                                                \
-        errno = saved_errno_;                                                                 \
     } while (0)
+
+#define ERR_IF_NULL(p) ((p) ? 0 : errno)
 
 /* ---- the malloc family ---- */
 
@@ -241,7 +243,7 @@ EXPORT void *malloc(size_t size)
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, 16);
     void *p = __libc_malloc(size);
-    RECORD_ALLOC(t, TRACE_EV_MALLOC, p, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, TRACE_EV_MALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -286,7 +288,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
         return q;
     }
     void *p = __libc_calloc(nmemb, size);
-    RECORD_ALLOC(t, TRACE_EV_CALLOC, p, nmemb, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, TRACE_EV_CALLOC, p, ERR_IF_NULL(p), nmemb, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -305,11 +307,8 @@ EXPORT void *realloc(void *old, size_t size)
         return pool_alloc(size, 16);
     }
     void *p = __libc_realloc(old, size);
-    int e = errno;
-    if (!p && old && size == 0)
-        e = 0;                /* realloc(p, 0) freed p */
-    errno = e;
-    RECORD_ALLOC(t, TRACE_EV_REALLOC, p, (uint64_t)(uintptr_t)old, size, (uint64_t)(uintptr_t)p);
+    int e = p || (old && size == 0) ? 0 : errno;     /* realloc(p, 0) freed p: no error */
+    RECORD_ALLOC(t, TRACE_EV_REALLOC, p, e, (uint64_t)(uintptr_t)old, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -345,9 +344,8 @@ EXPORT void *reallocarray(void *old, size_t nmemb, size_t size)
         return old ? __libc_realloc(old, n) : pool_alloc(n, 16);
     }
     void *p = reallocarray_impl(old, nmemb, size);
-    if (!p && old && (nmemb == 0 || size == 0))
-        errno = 0;
-    RECORD_ALLOC(t, TRACE_EV_REALLOCARRAY, p, (uint64_t)(uintptr_t)old, nmemb, size,
+    int e = p || (old && (nmemb == 0 || size == 0)) ? 0 : errno;
+    RECORD_ALLOC(t, TRACE_EV_REALLOCARRAY, p, e, (uint64_t)(uintptr_t)old, nmemb, size,
                  (uint64_t)(uintptr_t)p);
     return p;
 }
@@ -360,7 +358,7 @@ EXPORT void *memalign(size_t alignment, size_t size)
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, alignment < 16 ? 16 : alignment);
     void *p = __libc_memalign(alignment, size);
-    RECORD_ALLOC(t, TRACE_EV_MEMALIGN, p, alignment, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, TRACE_EV_MEMALIGN, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -373,7 +371,7 @@ EXPORT void *aligned_alloc(size_t alignment, size_t size)
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, alignment < 16 ? 16 : alignment);
     void *p = real(alignment, size);
-    RECORD_ALLOC(t, TRACE_EV_ALIGNED_ALLOC, p, alignment, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, TRACE_EV_ALIGNED_ALLOC, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -408,11 +406,8 @@ EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
         *out = p;
     else
         p = NULL;
-    int saved = errno;
-    errno = rc;
-    RECORD_ALLOC(t, TRACE_EV_POSIX_MEMALIGN, p, alignment, size, (uint64_t)(uintptr_t)p,
+    RECORD_ALLOC(t, TRACE_EV_POSIX_MEMALIGN, p, rc, alignment, size, (uint64_t)(uintptr_t)p,
                  (uint64_t)(int64_t)rc);
-    errno = saved;
     return rc;
 }
 
@@ -424,7 +419,7 @@ EXPORT void *valloc(size_t size)
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, 4096);
     void *p = __libc_valloc(size);
-    RECORD_ALLOC(t, TRACE_EV_VALLOC, p, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, TRACE_EV_VALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -436,7 +431,7 @@ EXPORT void *pvalloc(size_t size)
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc((size + 4095) & ~(size_t)4095, 4096);
     void *p = __libc_pvalloc(size);
-    RECORD_ALLOC(t, TRACE_EV_PVALLOC, p, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, TRACE_EV_PVALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -978,12 +973,18 @@ static void read_config(void)
     c->stack_depth = env_uint("FRAGSCOPE_STACK_DEPTH", 32, 1, TRACE_MAX_STACK_DEPTH);
     c->sample_ms = env_uint("FRAGSCOPE_SAMPLE_MS", 100, 0, 3600000);
     c->flush_ms = env_uint("FRAGSCOPE_FLUSH_MS", 200, 1, 60000);
-    c->flush_events = env_uint("FRAGSCOPE_FLUSH_EVENTS", 8192, 64, 1u << 20);
+    c->flush_events = env_uint("FRAGSCOPE_FLUSH_EVENTS", 32768, 64, 1u << 20);
     c->buffer_mb = env_uint("FRAGSCOPE_BUFFER_MB", 16, 1, 4096);
     const char *clk = getenv("FRAGSCOPE_CLOCK");
     c->precise_clock = clk && !strcmp(clk, "precise");
     c->force = env_true("FRAGSCOPE_FORCE", 0);
     c->quiet = env_true("FRAGSCOPE_QUIET", 0);
+    c->stats = env_true("FRAGSCOPE_STATS", 0);
+    const char *z = getenv("FRAGSCOPE_COMPRESS");
+    c->compress = !z || !*z || !strcmp(z, "adaptive") ? -1
+                  : !strcmp(z, "huffman")             ? 1
+                  : !strcmp(z, "none")                ? 2
+                                                      : 0;
     rec.time_clock = c->precise_clock ? CLOCK_MONOTONIC : CLOCK_MONOTONIC_COARSE;
 }
 

@@ -29,11 +29,13 @@ struct rec_config {
     unsigned stack_depth;     /* FRAGSCOPE_STACK_DEPTH (default 32, max TRACE_MAX_STACK_DEPTH) */
     unsigned sample_ms;       /* FRAGSCOPE_SAMPLE_MS (default 100, 0 = no samples) */
     unsigned flush_ms;        /* FRAGSCOPE_FLUSH_MS (default 200) */
-    unsigned flush_events;    /* FRAGSCOPE_FLUSH_EVENTS: records per chunk (default 8192) */
+    unsigned flush_events;    /* FRAGSCOPE_FLUSH_EVENTS: records per chunk (default 32768) */
     unsigned buffer_mb;       /* FRAGSCOPE_BUFFER_MB: chunk memory before writers wait (16) */
     int precise_clock;        /* FRAGSCOPE_CLOCK=precise: CLOCK_MONOTONIC instead of _COARSE */
     int force;                /* FRAGSCOPE_FORCE=1: replace an existing regular file */
     int quiet;                /* FRAGSCOPE_QUIET=1: no messages on stderr */
+    int stats;                /* FRAGSCOPE_STATS=1: the flusher reports its work at the end */
+    int compress;             /* FRAGSCOPE_COMPRESS: -1 adaptive, 0 level1, 1 huffman, 2 none */
 };
 
 /* ---- Raw records: what program threads write (8-byte words) ----
@@ -113,14 +115,27 @@ void *pool_alloc(size_t size, size_t align) REC_HIDDEN;
 void pool_free(void *p) REC_HIDDEN;
 void *pool_realloc(void *p, size_t size) REC_HIDDEN;
 size_t pool_usable(const void *p) REC_HIDDEN;
-int pool_owns(const void *p) REC_HIDDEN;
+extern char *rec_pool_base REC_HIDDEN;
+#define REC_POOL_RESERVE (1ull << 30)
+static inline int pool_owns(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)rec_pool_base < REC_POOL_RESERVE;
+}
 void pool_atfork_prepare(void) REC_HIDDEN;
 void pool_atfork_release(void) REC_HIDDEN;
 void *rec_map(size_t bytes) REC_HIDDEN;          /* zeroed anonymous memory, NULL on failure */
 void rec_unmap(void *p, size_t bytes) REC_HIDDEN;
 
 /* ---- thread_buffer.c ---- */
-struct rec_thread *thread_lookup(void) REC_HIDDEN;   /* NULL if this thread is new */
+#define REC_THREAD_SLOT 128u           /* bytes per state, a cache-line multiple */
+#define REC_TCB_SLOTS (1u << 18)
+struct rec_tcb_slot {
+    volatile uintptr_t key;            /* the thread pointer */
+    volatile uint32_t state;           /* index + 1 into rec_states */
+    uint32_t pad;
+};
+extern struct rec_tcb_slot *rec_tcb_table REC_HIDDEN;
+extern char *rec_states REC_HIDDEN;
 struct rec_thread *thread_register(int parent) REC_HIDDEN;
 uint32_t thread_count(void) REC_HIDDEN;             /* states allocated so far */
 struct rec_thread *thread_at(uint32_t i) REC_HIDDEN;
@@ -136,6 +151,29 @@ static inline uintptr_t rec_tcb(void)
     uintptr_t p;
     __asm__("mov %%fs:0x10, %0" : "=r"(p));
     return p;
+}
+
+static inline uint32_t rec_tcb_hash(uintptr_t k)
+{
+    return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 40) & (REC_TCB_SLOTS - 1);
+}
+
+/* The calling thread's state, NULL if it has none yet. */
+static inline struct rec_thread *thread_lookup(void)
+{
+    struct rec_tcb_slot *tab = rec_tcb_table;
+    if (REC_UNLIKELY(!tab))
+        return 0;
+    uintptr_t k = rec_tcb();
+    for (uint32_t i = rec_tcb_hash(k);; i = (i + 1) & (REC_TCB_SLOTS - 1)) {
+        uintptr_t s = tab[i].key;
+        if (REC_LIKELY(s == k)) {
+            uint32_t st = tab[i].state;
+            return st ? (struct rec_thread *)(rec_states + (size_t)(st - 1) * REC_THREAD_SLOT) : 0;
+        }
+        if (s == 0)
+            return 0;
+    }
 }
 
 /* Reserves room for a record of n words; returns where to write it. */
@@ -155,8 +193,15 @@ static inline void rec_commit(struct rec_thread *t, unsigned n)
     __atomic_store_n(&t->cur->committed, (uint64_t)(t->wp - t->cur->words), __ATOMIC_RELEASE);
 }
 
+/* While glibc says the process has one thread (it clears the flag in pthread_create before the
+ * second thread exists, and never sets it again), no other thread can take a number, and a
+ * signal handler that interrupts a hook is served from the pool without one: a plain
+ * increment is enough. Otherwise one atomic add, which is also the full barrier. */
+extern char __libc_single_threaded;
 static inline uint64_t rec_next_seq(void)
 {
+    if (REC_LIKELY(__libc_single_threaded))
+        return rec_seq++;
     return __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -187,6 +232,8 @@ void flush_resume_after_failed_exec(void) REC_HIDDEN;
 void flush_after_fork_child(void) REC_HIDDEN;         /* forget the parent's flusher and file */
 void flush_wait_for_room(void) REC_HIDDEN;            /* a writer is out of chunk memory */
 void flush_note_exiting(void) REC_HIDDEN;
+void flush_note_recycled(void) REC_HIDDEN;           /* the flusher freed chunk memory */
+void flush_note_chunk_closed(void) REC_HIDDEN;       /* a writer filled a chunk */
 
 /* ---- preload.c ---- */
 void rec_message(const char *a, const char *b, const char *c) REC_HIDDEN;

@@ -14,6 +14,7 @@
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <errno.h>
 #include <string.h>
 #include "recorder.h"
 
@@ -204,9 +205,11 @@ uint32_t stack_capture(struct rec_thread *t, uintptr_t ra, uintptr_t cfa)
     unsigned depth = rec.cfg.stack_depth;
     uint64_t ips[TRACE_MAX_STACK_DEPTH], sps[TRACE_MAX_STACK_DEPTH];
     int cacheable;
+    int saved_errno = errno;
     t->depth++;
     unsigned n = unwind(ips, sps, depth, &cacheable);
     t->depth--;
+    errno = saved_errno;
     if (n == 0)
         return 0;
     uint32_t id = intern(ips, n);

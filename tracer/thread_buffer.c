@@ -17,19 +17,16 @@
 #include "rec_syscall.h"
 
 #define MAX_THREADS 65536u
-#define THREAD_SLOT 128u              /* bytes per state, a cache-line multiple */
-#define TCB_SLOTS (1u << 18)
-
-struct tcb_slot {
-    volatile uintptr_t key;
-    volatile uint32_t state;          /* index + 1 */
-    uint32_t pad;
-};
+#define THREAD_SLOT REC_THREAD_SLOT
+#define TCB_SLOTS REC_TCB_SLOTS
+#define states rec_states
+#define tcb_table rec_tcb_table
+#define tcb_hash rec_tcb_hash
 
 _Static_assert(sizeof(struct rec_thread) <= THREAD_SLOT, "rec_thread fits its slot");
 
-static char *states;                  /* MAX_THREADS * THREAD_SLOT */
-static struct tcb_slot *tcb_table;
+char *rec_states;                     /* MAX_THREADS * THREAD_SLOT */
+struct rec_tcb_slot *rec_tcb_table;
 static volatile uint32_t states_used;
 static volatile uint32_t next_index;  /* dense trace thread index */
 
@@ -43,13 +40,8 @@ static int tables_ready(void)
         return 1;
     /* Called during init (single thread) before any lookup. */
     states = rec_map((size_t)MAX_THREADS * THREAD_SLOT);
-    tcb_table = rec_map((size_t)TCB_SLOTS * sizeof(struct tcb_slot));
+    tcb_table = rec_map((size_t)TCB_SLOTS * sizeof(struct rec_tcb_slot));
     return states && tcb_table;
-}
-
-static inline uint32_t tcb_hash(uintptr_t k)
-{
-    return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 40) & (TCB_SLOTS - 1);
 }
 
 struct rec_thread *thread_at(uint32_t i)
@@ -65,22 +57,6 @@ uint32_t thread_count(void)
 uint32_t thread_next_index(void)
 {
     return __atomic_fetch_add(&next_index, 1, __ATOMIC_RELAXED);
-}
-
-struct rec_thread *thread_lookup(void)
-{
-    if (REC_UNLIKELY(!tcb_table))
-        return NULL;
-    uintptr_t k = rec_tcb();
-    for (uint32_t i = tcb_hash(k);; i = (i + 1) & (TCB_SLOTS - 1)) {
-        uintptr_t s = tcb_table[i].key;
-        if (s == k) {
-            uint32_t st = tcb_table[i].state;
-            return st ? thread_at(st - 1) : NULL;
-        }
-        if (s == 0)
-            return NULL;
-    }
 }
 
 /* ---- chunks ---- */
@@ -145,6 +121,7 @@ void thread_chunk_recycle(struct rec_chunk *c)
     c->next = free_chunks;
     free_chunks = c;
     chunk_lock_give();
+    flush_note_recycled();
 }
 
 int thread_new_chunk(struct rec_thread *t)
@@ -158,6 +135,7 @@ int thread_new_chunk(struct rec_thread *t)
     if (t->cur) {
         t->cur->next = c;
         __atomic_store_n(&t->cur->closed, 1, __ATOMIC_RELEASE);
+        flush_note_chunk_closed();
         flusher_wake();
     } else {
         t->drain = c;
@@ -267,7 +245,7 @@ void threads_reset_after_fork(struct rec_thread *self)
     free_chunks = NULL;
     chunk_bytes_total = 0;
     chunk_lock = 0;
-    madvise(tcb_table, (size_t)TCB_SLOTS * sizeof(struct tcb_slot), MADV_DONTNEED);
+    madvise(tcb_table, (size_t)TCB_SLOTS * sizeof(struct rec_tcb_slot), MADV_DONTNEED);
     next_index = 0;
     if (!self)
         return;

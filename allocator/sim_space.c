@@ -52,6 +52,7 @@
 #define SPACE_PAGES (SPACE_END >> PAGE_SHIFT)
 
 #define THP_SIZE ((uint64_t)2 << 20)
+#define RW_CACHE 4
 
 #define PROT_READ_BIT 1
 #define PROT_WRITE_BIT 2
@@ -66,9 +67,9 @@ struct page_rec {
 };
 
 struct leaf {
-    uint64_t resident[LEAF_PAGES / 64];
-    uint32_t nresident;
     struct page_rec **pages;        /* LEAF_PAGES entries, allocated on the first store */
+    uint32_t nresident;
+    uint64_t resident[LEAF_PAGES / 64];
 };
 
 struct mid {
@@ -98,9 +99,11 @@ struct sysmem {
     uint64_t host_bytes;
     uint64_t faults, first_fault;
     const char *first_fault_reason;
-    /* the last VMA an access check found (empty when acc_lo == acc_hi) */
-    uint64_t acc_lo, acc_hi;
-    int acc_prot;
+    /* read/write VMAs recent access checks found (empty when lo == hi), replaced in turn */
+    struct {
+        uint64_t lo, hi;
+    } rw[RW_CACHE];
+    unsigned rw_next;
 };
 
 /* ---- host memory ---- */
@@ -135,8 +138,22 @@ static void tlb_clear_all(struct sysmem *m) {
     }
 }
 
-/* Empties the entries for blocks in [lo, hi). */
+/* Empties the entries for blocks in [lo, hi): by the slots those blocks map to when the range
+ * is small, else by a scan of the whole cache. */
 static void tlb_clear_range(struct sysmem *m, uint64_t lo, uint64_t hi) {
+    if (hi <= lo)
+        return;
+    uint64_t first = lo >> SYSMEM_BLOCK_SHIFT, last = (hi - 1) >> SYSMEM_BLOCK_SHIFT;
+    if (last - first < SYSMEM_TLB_ENTRIES) {
+        for (uint64_t b = first; b <= last; b++) {
+            struct sysmem_tlb_entry *e = &m->tlb.e[b & (SYSMEM_TLB_ENTRIES - 1)];
+            if (e->base != SYSMEM_FAIL && e->base >= lo && e->base < hi) {
+                e->base = SYSMEM_FAIL;
+                e->words = NULL;
+            }
+        }
+        return;
+    }
     for (unsigned i = 0; i < SYSMEM_TLB_ENTRIES; i++) {
         struct sysmem_tlb_entry *e = &m->tlb.e[i];
         if (e->base != SYSMEM_FAIL && e->base >= lo && e->base < hi) {
@@ -342,7 +359,9 @@ static int range_free(const struct sysmem *m, uint64_t lo, uint64_t hi) {
     return !n || n->end <= lo;
 }
 
-static void vma_changed(struct sysmem *m) { m->acc_lo = m->acc_hi = 0; }
+static void vma_changed(struct sysmem *m) {
+    memset(m->rw, 0, sizeof m->rw);
+}
 
 static struct vma *vma_new(struct sysmem *m, uint64_t start, uint64_t end, int prot) {
     struct vma *n = host_zalloc(m, sizeof *n);
@@ -670,14 +689,17 @@ static int move_page(struct sysmem *m, uint64_t src, uint64_t dst) {
 static int prot_at(struct sysmem *m, uint64_t addr) {
     if (addr >= m->brk_lo && addr < m->brk_hi)
         return SYSMEM_PROT_RW;
-    if (addr >= m->acc_lo && addr < m->acc_hi)
-        return m->acc_prot;
+    for (unsigned i = 0; i < RW_CACHE; i++)
+        if (addr >= m->rw[i].lo && addr < m->rw[i].hi)
+            return SYSMEM_PROT_RW;
     const struct vma *n = vma_containing(m->vmas, addr);
     if (!n)
         return -1;
-    m->acc_lo = n->start;
-    m->acc_hi = n->end;
-    m->acc_prot = n->prot;
+    if (n->prot == SYSMEM_PROT_RW) {
+        unsigned i = m->rw_next++ % RW_CACHE;
+        m->rw[i].lo = n->start;
+        m->rw[i].hi = n->end;
+    }
     return n->prot;
 }
 
@@ -982,12 +1004,17 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
     return dst;
 }
 
-/* The common miss: an aligned address in the break area or in the read/write mapping the last
+/* The common miss: an aligned address in the break area or in a read/write mapping a recent
  * check found. Anything else takes the general path below, which also records faults. */
 static inline int quick_rw(const struct sysmem *m, uint64_t addr) {
-    return !(addr & 7) && ((addr >= m->brk_lo && addr < m->brk_hi) ||
-                           (addr >= m->acc_lo && addr < m->acc_hi &&
-                            m->acc_prot == SYSMEM_PROT_RW));
+    if (addr & 7)
+        return 0;
+    if (addr >= m->brk_lo && addr < m->brk_hi)
+        return 1;
+    for (unsigned i = 0; i < RW_CACHE; i++)
+        if (addr >= m->rw[i].lo && addr < m->rw[i].hi)
+            return 1;
+    return 0;
 }
 
 static inline void tlb_fill(struct sysmem *m, uint64_t addr, uint64_t *blk) {

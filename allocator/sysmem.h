@@ -48,7 +48,8 @@ void sysmem_free(struct sysmem *m);
 
 /* Pre: none. Post: on success returns the old break and moves it by incr (negative shrinks;
  * pages wholly above the new break lose residency and contents). On failure (limit, or a shrink
- * below brk_start, or growth into a mapping) returns SYSMEM_FAIL and nothing changes. */
+ * below brk_start, or growth into a mapping or into the page just below one: Linux keeps a free
+ * guard page there) returns SYSMEM_FAIL and nothing changes. */
 uint64_t sysmem_sbrk(struct sysmem *m, int64_t incr);
 uint64_t sysmem_brk_current(const struct sysmem *m);
 uint64_t sysmem_brk_start(const struct sysmem *m);
@@ -91,7 +92,9 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
  * cache only ever holds blocks that are read/write and have host storage, so a hit needs no
  * further check. Misaligned addresses never hit (their low bits stay in the compared tag). */
 #define SYSMEM_BLOCK_SHIFT 9u
-#define SYSMEM_TLB_ENTRIES 256u
+#define SYSMEM_TLB_ENTRIES 4096u
+/* the word-offset bits of an address inside a block (the low 3 bits stay in the tag) */
+#define SYSMEM_TLB_OFFSET_MASK ((((uint64_t)1 << SYSMEM_BLOCK_SHIFT) - 1) & ~(uint64_t)7)
 struct sysmem_tlb_entry {
     uint64_t base;             /* block address, or SYSMEM_FAIL when empty */
     uint64_t *words;           /* the block's 64 words */
@@ -108,14 +111,14 @@ static inline struct sysmem_tlb_entry *sysmem_tlb_slot(struct sysmem *m, uint64_
 }
 static inline uint64_t sysmem_load(struct sysmem *m, uint64_t addr) {
     const struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
-    if ((addr & ~(uint64_t)0x1f8) == e->base)
-        return e->words[(addr >> 3) & 63];
+    if ((addr & ~SYSMEM_TLB_OFFSET_MASK) == e->base)
+        return e->words[(addr & SYSMEM_TLB_OFFSET_MASK) >> 3];
     return sysmem_load_slow(m, addr);
 }
 static inline void sysmem_store(struct sysmem *m, uint64_t addr, uint64_t value) {
     struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
-    if ((addr & ~(uint64_t)0x1f8) == e->base)
-        e->words[(addr >> 3) & 63] = value;
+    if ((addr & ~SYSMEM_TLB_OFFSET_MASK) == e->base)
+        e->words[(addr & SYSMEM_TLB_OFFSET_MASK) >> 3] = value;
     else
         sysmem_store_slow(m, addr, value);
 }

@@ -364,12 +364,13 @@ static int significant(const struct fctx *x, uint64_t resident)
 static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
 {
     struct region r;
-    if (top_region(x, first, end, &r) || r.lo == r.hi)
+    if (top_region(x, first, end, &r))
         return 0;
     char b1[32], b2[32], b3[32];
-    const struct fchunk *pin = &x->c[r.hi - 1];
+    const struct fchunk *pin = r.lo < r.hi ? &x->c[r.hi - 1] : NULL;
     const struct fchunk *top = &x->c[r.top];
-    if (significant(x, r.resident) && (pin->state == F_TCACHE || pin->state == F_FASTBIN)) {
+    if (pin && significant(x, r.resident) &&
+        (pin->state == F_TCACHE || pin->state == F_FASTBIN)) {
         struct finding_row f;
         memset(&f, 0, sizeof f);
         int tc = pin->state == F_TCACHE;

@@ -21,6 +21,7 @@ struct heap_view {
     FILE *f;
     int exact, color;
     int arena;                 /* -1 = all */
+    unsigned max;              /* bin entries shown per list (0 = all) */
     uint64_t step;
     uint32_t threads;
     struct origins org;
@@ -92,7 +93,17 @@ struct bin_print {
     int only_tcache;            /* 1: only tcache entries, 0: only the arena's bins */
     int kind, bin;              /* the list being printed */
     unsigned in_list;
+    uint64_t shown, hidden;     /* entries of the current list printed / left out */
+    unsigned max;               /* entries printed per list (0 = all) */
 };
+
+static void bin_end(struct bin_print *p)
+{
+    if (p->hidden)
+        fprintf(p->v->f, " -> ... (%" PRIu64 " more, %" PRIu64 " in all)", p->hidden,
+                p->hidden + p->shown);
+    p->shown = p->hidden = 0;
+}
 
 static const char *kind_title(int kind)
 {
@@ -113,17 +124,24 @@ static int bin_entry(void *ctx, enum ptmalloc_chunk_state kind, int bin, uint64_
         return 0;
     char b[32];
     if ((int)kind != p->kind) {
-        fprintf(p->v->f, "%s  %s:", p->in_list ? "\n" : "", kind_title(kind));
+        bin_end(p);
+        fprintf(p->v->f, "\n  %s:", kind_title(kind));
         p->kind = (int)kind;
         p->bin = -1;
     }
     if (bin != p->bin) {
+        bin_end(p);
         fprintf(p->v->f, "\n    [%3d]", bin);
         p->bin = bin;
     }
+    p->in_list = 1;
+    if (p->max && p->shown >= p->max) {
+        p->hidden++;
+        return 0;
+    }
+    p->shown++;
     fprintf(p->v->f, " -> 0x%" PRIx64 " (%s)", address,
             analyzer_bytes(b, sizeof b, size, p->v->exact));
-    p->in_list = 1;
     return 0;
 }
 
@@ -139,14 +157,16 @@ static void show_model(struct heap_view *v, struct ptmalloc *pm)
         for (uint32_t t = 0; t < v->threads; t++) {
             if (ptmalloc_thread_arena(pm, t) != (int)a)
                 continue;
-            struct bin_print p = {v, 1, -1, -1, 0};
+            struct bin_print p = {v, 1, -1, -1, 0, 0, 0, v->max};
             fprintf(v->f, "thread %u", t);
             ptmalloc_bins(pm, (int)a, t, bin_entry, &p);
+            bin_end(&p);
             fprintf(v->f, "%s\n", p.in_list ? "" : ": tcache empty");
         }
-        struct bin_print p = {v, 0, -1, -1, 0};
+        struct bin_print p = {v, 0, -1, -1, 0, 0, 0, v->max};
         fprintf(v->f, "bins");
         ptmalloc_bins(pm, (int)a, 0, bin_entry, &p);
+        bin_end(&p);
         fprintf(v->f, "%s\n", p.in_list ? "" : ": all empty");
         struct ptmalloc_stats st;
         ptmalloc_stats(pm, (int)a, &st);
@@ -221,6 +241,7 @@ static void usage(FILE *f)
                "  --arena K       only arena K (0 = main)\n"
                "  --run N         the run (default: the newest)\n"
                "  --bytes         exact sizes instead of KiB / MiB\n"
+               "  --all           every entry of every bin (default: the first 8 of each)\n"
                "  -h, --help      this help\n"
                "\n"
                "Colour only on a terminal, and never when NO_COLOR is set.\n");
@@ -240,14 +261,15 @@ static int parse_num(const char *opt, const char *s, int64_t min, int64_t *out)
 
 int cmd_heap(int argc, char **argv)
 {
-    enum { OPT_STEP = 256, OPT_ARENA, OPT_RUN, OPT_BYTES };
+    enum { OPT_STEP = 256, OPT_ARENA, OPT_RUN, OPT_BYTES, OPT_ALL };
     static const struct option opts[] = {
         {"step", required_argument, 0, OPT_STEP}, {"arena", required_argument, 0, OPT_ARENA},
         {"run", required_argument, 0, OPT_RUN},   {"bytes", no_argument, 0, OPT_BYTES},
+        {"all", no_argument, 0, OPT_ALL},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     int64_t step = -1, arena = -1, run = -1;
-    int exact = 0, c;
+    int exact = 0, all = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -266,6 +288,9 @@ int cmd_heap(int argc, char **argv)
             break;
         case OPT_BYTES:
             exact = 1;
+            break;
+        case OPT_ALL:
+            all = 1;
             break;
         case 'h':
             usage(stdout);
@@ -310,6 +335,7 @@ int cmd_heap(int argc, char **argv)
     v.exact = exact;
     v.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
     v.arena = (int)arena;
+    v.max = all ? 0 : 8;
     v.step = (uint64_t)step;
     v.threads = (uint32_t)db_int(db, 1, "SELECT threads FROM runs WHERE id = %lld",
                                  (long long)run);

@@ -1,0 +1,338 @@
+/* test_e2e.c: the report on real programs, recorded at test time, against the real glibc.
+ *
+ * Each case records a small program with `fragscope record`, stores its replay with
+ * `fragscope replay --db`, loads the report and checks its cause (the finding ranked first) and
+ * its numbers: the heap RSS the report gives for the run, and for each verified fix, against
+ * what the same program measures on the real glibc when run with that setting (the programs
+ * print their own heap RSS, see traces/heapstat.h). Label nosan: the recorder is an LD_PRELOAD
+ * library and the programs measure the real heap.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "analyzer.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-e2e.XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+/* Runs a shell command; its stdout in out. Returns the exit status. */
+static int run(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = out ? fread(out, 1, cap - 1, p) : 0;
+    if (out)
+        out[n] = 0;
+    else {
+        char sink[4096];
+        while (fread(sink, 1, sizeof sink, p) > 0) {
+        }
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The heap RSS (main heap + arena heaps) a heapstat line of `phase` reports. */
+static uint64_t heap_rss_of(const char *out, const char *phase)
+{
+    char key[64];
+    snprintf(key, sizeof key, "phase=%s ", phase);
+    const char *line = strstr(out, key);
+    assert_non_null(line);
+    const char *a = strstr(line, " heap_rss="), *b = strstr(line, " nonmain_rss=");
+    assert_non_null(a);
+    assert_non_null(b);
+    return strtoull(a + 10, NULL, 10) + strtoull(b + 13, NULL, 10);
+}
+
+/* Real run of PROG with an environment prefix; the heap RSS of `phase`. */
+static uint64_t real(const char *env, const char *prog, const char *args, const char *phase)
+{
+    char cmd[2048], out[16384];
+    snprintf(cmd, sizeof cmd, "env %s '%s' %s", env, prog, args);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    return heap_rss_of(out, phase);
+}
+
+/* Records PROG ARGS and stores the replay in NAME.db; loads the report; returns the recording's
+ * stdout in out. */
+static void record_and_report(const char *name, const char *prog, const char *args,
+                              struct analyzer_report *r, char *out, size_t cap)
+{
+    char cmd[4096], trace[512], db[512], err[512];
+    snprintf(trace, sizeof trace, "%s/%s.fstrace", dir, name);
+    snprintf(db, sizeof db, "%s/%s.db", dir, name);
+    snprintf(cmd, sizeof cmd, "'%s' record -q -o '%s' -- '%s' %s", FRAGSCOPE_BIN, trace, prog,
+             args);
+    assert_int_equal(run(cmd, out, cap), 0);
+    snprintf(cmd, sizeof cmd, "'%s' replay '%s' --db '%s' --no-progress 2>&1", FRAGSCOPE_BIN,
+             trace, db);
+    char rout[8192];
+    int rc = run(cmd, rout, sizeof rout);
+    if (rc)
+        fprintf(stderr, "%s", rout);
+    assert_int_equal(rc, 0);
+    struct sqlite3 *h = analyzer_db_open(db, 0, err, sizeof err);
+    assert_non_null(h);
+    assert_int_equal(analyzer_report_load(h, -1, r, err, sizeof err), 0);
+    analyzer_db_close(h);
+    assert_true(r->run.completed);
+}
+
+static const struct analyzer_whatif *whatif(const struct analyzer_finding *f, const char *setting)
+{
+    for (unsigned i = 0; i < f->whatif_count; i++)
+        if (!strcmp(f->whatif[i].setting, setting))
+            return &f->whatif[i];
+    fail_msg("finding %s has no what-if '%s'", f->kind, setting);
+    abort();
+}
+
+static const struct analyzer_finding *finding(const struct analyzer_report *r, const char *kind)
+{
+    for (size_t i = 0; i < r->finding_count; i++)
+        if (!strcmp(r->findings[i].kind, kind))
+            return &r->findings[i];
+    fail_msg("no finding %s", kind);
+    abort();
+}
+
+/* Model and real heap RSS agree within a page per MiB (the model is page-exact for these). */
+static void assert_close(uint64_t model, uint64_t real_bytes)
+{
+    uint64_t d = model > real_bytes ? model - real_bytes : real_bytes - model;
+    if (d > 4096 + real_bytes / 256)
+        fail_msg("model %llu vs real %llu", (unsigned long long)model,
+                 (unsigned long long)real_bytes);
+}
+
+static void blocks4000(void **state)
+{
+    (void)state;
+    static char out[16384];
+    struct analyzer_report r;
+    record_and_report("b4000", TRACE_4000_BLOCKS, "", &r, out, sizeof out);
+    uint64_t real_end = heap_rss_of(out, "after_extra");
+    assert_int_equal(r.measures.final_rss, real_end);
+    assert_int_equal(r.at_end.rss, real_end);
+    /* The ledger adds up to heap RSS, almost all of it free chunks in the bins. */
+    const struct analyzer_ledger *l = &r.at_end;
+    assert_true(l->exact);
+    assert_int_equal(l->held + l->overhead + l->tcache + l->fastbins + l->unsorted + l->small +
+                         l->large + l->top + l->mmapped,
+                     l->rss);
+    assert_int_equal(l->tcache, 7 * 32);
+    assert_true(l->large > l->rss / 10 * 9);
+
+    /* Cause: the top pinned by the 7 tcache chunks of 32 bytes; the call site is named. */
+    assert_true(r.finding_count >= 2);
+    const struct analyzer_finding *f = &r.findings[0];
+    assert_string_equal(f->kind, "top-pinned-by-tcache");
+    assert_int_equal(f->chunk_size, 32);
+    assert_non_null(strstr(f->evidence, "7 tcache chunks"));
+    assert_non_null(strstr(f->site, "blocks4000.c"));
+    assert_non_null(strstr(f->fix, "tcache_count=0"));
+    /* Each fix against the real glibc run with that setting. */
+    const struct analyzer_whatif *w = whatif(f, "tcache_count=0");
+    assert_true(w->helps);
+    assert_int_equal(w->before, real_end);
+    assert_int_equal(w->after, real("GLIBC_TUNABLES=glibc.malloc.tcache_count=0",
+                                    TRACE_4000_BLOCKS, "", "after_extra"));
+    w = whatif(f, "mxfast=0");
+    assert_false(w->helps);
+    assert_int_equal(w->after, real("GLIBC_TUNABLES=glibc.malloc.mxfast=0", TRACE_4000_BLOCKS, "",
+                                    "after_extra"));
+    w = whatif(f, "malloc_trim(0) at the end");
+    uint64_t real_trim = real("", TRACE_4000_BLOCKS, "--trim", "after_trim");
+    assert_int_equal(w->after, real_trim);
+    /* The RSS comes back, the heap barely shrinks (only the top is trimmed). */
+    assert_true(w->system_after > w->system_before / 100 * 99);
+    assert_true(r.measures.trim_known);
+    assert_int_equal(r.measures.trim_gain, real_end - real_trim);
+
+    /* After the frees (before malloc(2000)): 3993 fastbin chunks between the big ones; only
+     * tcache_count=0 with mxfast=0 gives the memory back there. */
+    f = finding(&r, "fastbin-blocks-coalescing");
+    assert_non_null(strstr(f->evidence, "3993 fastbin chunks"));
+    assert_non_null(strstr(f->evidence, "of 52736 bytes"));
+    w = whatif(f, "mxfast=0");
+    assert_false(w->helps);
+    assert_int_equal(w->after, real("GLIBC_TUNABLES=glibc.malloc.mxfast=0", TRACE_4000_BLOCKS, "",
+                                    "after_free"));
+    w = whatif(f, "tcache_count=0 mxfast=0");
+    assert_true(w->helps);
+    assert_int_equal(w->after,
+                     real("GLIBC_TUNABLES=glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0",
+                          TRACE_4000_BLOCKS, "", "after_free"));
+    analyzer_report_free(&r);
+}
+
+static void pinned_by_live_chunk(void **state)
+{
+    (void)state;
+    static char out[16384];
+    struct analyzer_report r;
+    record_and_report("pinned", PINNED_LIVE, "", &r, out, sizeof out);
+    assert_int_equal(r.measures.final_rss, heap_rss_of(out, "end"));
+    const struct analyzer_finding *f = &r.findings[0];
+    assert_string_equal(f->kind, "top-pinned-by-live-chunk");
+    assert_int_equal(f->chunk_size, 208);
+    assert_non_null(strstr(f->site, "pinned_live.c"));
+    const struct analyzer_whatif *w = whatif(f, "the block freed at the end");
+    assert_true(w->helps);
+    assert_close(w->after, real("", PINNED_LIVE, "--free-record", "end"));
+    analyzer_report_free(&r);
+}
+
+static void mmap_threshold_ratchet(void **state)
+{
+    (void)state;
+    static char out[16384];
+    struct analyzer_report r;
+    record_and_report("ratchet", TRACE_MMAP_RATCHET, "", &r, out, sizeof out);
+    const struct analyzer_finding *f = &r.findings[0];
+    assert_string_equal(f->kind, "mmap-threshold-ratchet");
+    const struct analyzer_whatif *w = whatif(f, "mmap_threshold=131072");
+    assert_true(w->helps);
+    assert_close(w->after, real("MALLOC_MMAP_THRESHOLD_=131072", TRACE_MMAP_RATCHET, "", "after_loop"));
+    analyzer_report_free(&r);
+}
+
+static void too_many_arenas(void **state)
+{
+    (void)state;
+    static char out[16384];
+    struct analyzer_report r;
+    record_and_report("arenas", TRACE_ARENA_EXPLOSION, "", &r, out, sizeof out);
+    const struct analyzer_finding *f = &r.findings[0];
+    assert_string_equal(f->kind, "too-many-arenas");
+    assert_non_null(strstr(f->fix, "arena_max=1"));
+    const struct analyzer_whatif *w = whatif(f, "arena_max=1");
+    assert_true(w->helps);
+    assert_close(w->after, real("MALLOC_ARENA_MAX=1", TRACE_ARENA_EXPLOSION, "", "after_join"));
+    analyzer_report_free(&r);
+}
+
+static void exited_threads(void **state)
+{
+    (void)state;
+    static char out[16384];
+    struct analyzer_report r;
+    record_and_report("hoarding", TRACE_HOARDING, "", &r, out, sizeof out);
+    const struct analyzer_finding *f = finding(&r, "exited-threads-memory");
+    const struct analyzer_whatif *w = whatif(f, "arena_max=1");
+    assert_true(w->helps);
+    assert_close(w->after, real("MALLOC_ARENA_MAX=1", TRACE_HOARDING, "", "end"));
+    analyzer_report_free(&r);
+}
+
+static void aligned_leftovers(void **state)
+{
+    (void)state;
+    static char out[16384];
+    struct analyzer_report r;
+    record_and_report("aligned", TRACE_ALIGNED_GAPS, "", &r, out, sizeof out);
+    const struct analyzer_finding *f = &r.findings[0];
+    assert_string_equal(f->kind, "aligned-leftovers");
+    assert_non_null(strstr(f->evidence, "aligned_gaps.c"));
+    /* No setting gives it back; malloc_trim does. */
+    assert_false(whatif(f, "tcache_count=0")->helps);
+    assert_false(whatif(f, "mxfast=0")->helps);
+    assert_true(whatif(f, "malloc_trim(0) at the end")->helps);
+    analyzer_report_free(&r);
+}
+
+static void tcache_cached_by_other_thread(void **state)
+{
+    (void)state;
+    static char out[16384];
+    struct analyzer_report r;
+    record_and_report("prodcons", TRACE_PRODUCER_CONSUMER, "", &r, out, sizeof out);
+    const struct analyzer_finding *f = &r.findings[0];
+    assert_string_equal(f->kind, "top-pinned-by-tcache");
+    assert_true(whatif(f, "tcache_count=0")->helps);
+    analyzer_report_free(&r);
+}
+
+/* The other subcommands on the 4000-block database. */
+static void heap_flame_sweep(void **state)
+{
+    (void)state;
+    static char out[1 << 20];
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "NO_COLOR=1 '%s' heap '%s/b4000.db' --step 16006 --bytes",
+             FRAGSCOPE_BIN, dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "arena 0 (main) at step 16006"));
+    assert_non_null(strstr(out, "fastbin"));
+    assert_non_null(strstr(out, "52736"));
+    assert_null(strstr(out, "\033["));
+
+    snprintf(cmd, sizeof cmd, "'%s' flame '%s/b4000.db'", FRAGSCOPE_BIN, dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    /* The 7 tcache chunks pin the whole free region; their site is the malloc(1) in main. */
+    unsigned long long pinned_bytes = 0;
+    for (char *line = out, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        if (!strncmp(line, "pinned;", 7) && strstr(line, "blocks4000.c")) {
+            const char *sp = strrchr(line, ' ');
+            assert_non_null(sp);
+            pinned_bytes += strtoull(sp + 1, NULL, 10);
+        }
+    }
+    assert_true(pinned_bytes > 200ull << 20);
+
+    snprintf(cmd, sizeof cmd,
+             "'%s' sweep '%s/b4000.fstrace' --set tcache_count=0,7 --set mxfast=0,128 --db "
+             "'%s/sweep.db' -j 2 2>/dev/null",
+             FRAGSCOPE_BIN, dir, dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    /* Ranked by final heap RSS: a tcache_count=0 run first. */
+    char *nl = strchr(out, '\n');
+    assert_non_null(nl);
+    char *first = nl + 1, *eol = strchr(first, '\n');
+    assert_non_null(eol);
+    *eol = 0;
+    assert_non_null(strstr(first, "tcache_count=0"));
+    *eol = '\n';
+    assert_non_null(strstr(out, "132 KiB"));
+    assert_non_null(strstr(out, "201 MiB"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(blocks4000),
+        cmocka_unit_test(pinned_by_live_chunk),
+        cmocka_unit_test(mmap_threshold_ratchet),
+        cmocka_unit_test(too_many_arenas),
+        cmocka_unit_test(exited_threads),
+        cmocka_unit_test(aligned_leftovers),
+        cmocka_unit_test(tcache_cached_by_other_thread),
+        cmocka_unit_test(heap_flame_sweep),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

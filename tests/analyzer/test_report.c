@@ -1,0 +1,212 @@
+/* test_report.c: the report's figures on synthetic runs: the ledger adds up to heap RSS (from
+ * the counters, and exactly from a chunk snapshot), the fragmentation measures match the steps
+ * that were stored, the free-chunk histogram, and the text and JSON renderings of the same
+ * model. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "analyzer.h"
+#include "synth.h"
+
+static char dir[256], path[300];
+static int64_t run_id;
+static uint64_t n_steps = 6000;
+static uint64_t live_at[6001], rss_at[6001];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-report.XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/r.db", dir);
+    static struct synth y;
+    synth_init(&y);
+    char err[512];
+    struct analyzer_ingest_options io;
+    analyzer_ingest_options_default(&io);
+    io.no_analysis = 1;
+    struct analyzer_ingest *ing = analyzer_ingest_open(path, NULL, &io, err, sizeof err);
+    if (!ing)
+        return -1;
+    run_id = analyzer_ingest_run_id(ing);
+    for (uint64_t i = 1; i <= n_steps; i++) {
+        const struct replay_step *s = synth_next(&y);
+        live_at[i] = s->live_bytes;
+        rss_at[i] = s->stats.resident_bytes + s->stats.mmapped_resident_bytes;
+        if (analyzer_ingest_step(ing, NULL, s))
+            return -1;
+    }
+    return analyzer_ingest_finish(ing, NULL, err, sizeof err);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+static uint64_t ledger_sum(const struct analyzer_ledger *l)
+{
+    return l->held + l->overhead + l->tcache + l->fastbins + l->unsorted + l->small + l->large +
+           l->top + l->mmapped;
+}
+
+static void ledger_and_measures_from_counters(void **state)
+{
+    (void)state;
+    char err[512];
+    struct sqlite3 *db = analyzer_db_open(path, 0, err, sizeof err);
+    assert_non_null(db);
+    struct analyzer_report r;
+    assert_int_equal(analyzer_report_load(db, -1, &r, err, sizeof err), 0);
+    assert_int_equal(r.run.id, run_id);
+    assert_int_equal(r.run.events, n_steps);
+    assert_true(r.run.completed);
+
+    /* The end: estimated (no snapshot), and it adds up to the heap RSS of the last step. */
+    assert_true(r.at_end.valid);
+    assert_false(r.at_end.exact);
+    assert_int_equal(r.at_end.step, n_steps);
+    assert_int_equal(r.at_end.rss, rss_at[n_steps]);
+    assert_int_equal(ledger_sum(&r.at_end), r.at_end.rss);
+    assert_int_equal(r.at_end.held, live_at[n_steps]);
+
+    /* Measures, recomputed from the steps fed in. */
+    uint64_t peak_live = 0, peak_live_step = 0, peak_rss = 0, peak_rss_step = 0;
+    for (uint64_t i = 1; i <= n_steps; i++) {
+        if (live_at[i] > peak_live) {
+            peak_live = live_at[i];
+            peak_live_step = i;
+        }
+        if (rss_at[i] > peak_rss) {
+            peak_rss = rss_at[i];
+            peak_rss_step = i;
+        }
+    }
+    const struct analyzer_measures *m = &r.measures;
+    assert_int_equal(m->peak_live, peak_live);
+    assert_int_equal(m->peak_live_step, peak_live_step);
+    assert_int_equal(m->rss_at_live_peak, rss_at[peak_live_step]);
+    assert_int_equal(m->peak_rss, peak_rss);
+    assert_int_equal(m->peak_rss_step, peak_rss_step);
+    double frag = ((double)rss_at[peak_live_step] - (double)peak_live) / (double)peak_live;
+    assert_true(m->frag_at_live_peak > frag - 1e-9 && m->frag_at_live_peak < frag + 1e-9);
+    double jw = (double)peak_rss / (double)peak_live;
+    assert_true(m->jw_ratio > jw - 1e-9 && m->jw_ratio < jw + 1e-9);
+    assert_int_equal(m->final_live, live_at[n_steps]);
+    assert_int_equal(m->final_rss, rss_at[n_steps]);
+    assert_false(m->trim_known);
+    assert_int_equal(r.finding_count, 0);
+    analyzer_report_free(&r);
+    analyzer_db_close(db);
+}
+
+/* A snapshot written by hand: the ledger comes from the chunks' resident bytes, exactly. */
+static void ledger_from_a_snapshot(void **state)
+{
+    (void)state;
+    char err[512];
+    struct sqlite3 *db = analyzer_db_open(path, 0, err, sizeof err);
+    assert_non_null(db);
+    /* run_points.end says heap RSS = rss_at[n]; make the chunks add up to it. */
+    uint64_t rss = rss_at[n_steps];
+    uint64_t in_use = 40960, tc = 4096, fast = 8192, large = 65536, top_res = rss - in_use - tc -
+                                                                             fast - large - 656;
+    char sql[4096];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO snapshots VALUES(%lld, 2, %llu, 'end');"
+             "INSERT INTO chunks VALUES(%lld, 2, 4096, 656, 'internal', 0, NULL, 656, NULL, NULL, "
+             "NULL);"
+             "INSERT INTO chunks VALUES(%lld, 2, 8192, 40960, 'in_use', 0, NULL, 40960, 20480, 7, "
+             "3);"
+             "INSERT INTO chunks VALUES(%lld, 2, 49152, 4096, 'tcache', 0, 10, 4096, NULL, 9, 3);"
+             "INSERT INTO chunks VALUES(%lld, 2, 53248, 8192, 'fastbin', 0, 2, 8192, NULL, 11, 4);"
+             "INSERT INTO chunks VALUES(%lld, 2, 61440, 131072, 'large', 0, 100, 65536, NULL, 12, "
+             "4);"
+             "INSERT INTO chunks VALUES(%lld, 2, 192512, %llu, 'top', 0, NULL, %llu, NULL, NULL, "
+             "NULL);",
+             (long long)run_id, (unsigned long long)n_steps, (long long)run_id,
+             (long long)run_id, (long long)run_id, (long long)run_id, (long long)run_id,
+             (long long)run_id, (unsigned long long)(top_res + 8192),
+             (unsigned long long)top_res);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    struct analyzer_report r;
+    assert_int_equal(analyzer_report_load(db, run_id, &r, err, sizeof err), 0);
+    const struct analyzer_ledger *l = &r.at_end;
+    assert_true(l->exact);
+    assert_int_equal(l->rss, rss);
+    assert_int_equal(ledger_sum(l), rss);
+    assert_int_equal(l->held, 20480);                /* half of the in-use chunk's bytes */
+    assert_int_equal(l->overhead, 20480 + 656);
+    assert_int_equal(l->tcache, tc);
+    assert_int_equal(l->fastbins, fast);
+    assert_int_equal(l->large, large);
+    assert_int_equal(l->top, top_res);
+    assert_int_equal(l->not_resident, 65536 + 8192);
+    /* Free chunks by size: 4096 (tcache), 8192 (fastbin), 131072 (large), in their buckets. */
+    assert_int_equal(r.hist_count, 3);
+    assert_int_equal(r.hist[0].lo, 4096);
+    assert_int_equal(r.hist[0].bytes, 4096);
+    assert_int_equal(r.hist[2].lo, 131072);
+    assert_int_equal(r.hist[2].count, 1);
+
+    /* Text and JSON render the same model. */
+    char *text = NULL, *json = NULL;
+    size_t tlen = 0, jlen = 0;
+    FILE *f = open_memstream(&text, &tlen);
+    struct analyzer_render_options ro = {1, 0};
+    analyzer_report_text(f, &r, &ro);
+    fclose(f);
+    f = open_memstream(&json, &jlen);
+    analyzer_report_json(f, &r);
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof want, "%llu", (unsigned long long)rss);
+    assert_non_null(strstr(text, "Heap RSS at the end"));
+    assert_non_null(strstr(text, want));
+    assert_null(strstr(text, "\033["));
+    snprintf(want, sizeof want, "\"rss\": %llu", (unsigned long long)rss);
+    assert_non_null(strstr(json, want));
+    assert_non_null(strstr(json, "\"exact\": true"));
+    int depth = 0;
+    for (const char *p = json; *p; p++) {
+        depth += (*p == '{' || *p == '[') - (*p == '}' || *p == ']');
+        assert_true(depth >= 0);
+    }
+    assert_int_equal(depth, 0);
+    free(text);
+    free(json);
+    analyzer_report_free(&r);
+    analyzer_db_close(db);
+}
+
+static void byte_units(void **state)
+{
+    (void)state;
+    char b[32];
+    assert_string_equal(analyzer_bytes(b, sizeof b, 880, 0), "880 B");
+    assert_string_equal(analyzer_bytes(b, sizeof b, 135168, 0), "132 KiB");
+    assert_string_equal(analyzer_bytes(b, sizeof b, 211075072, 0), "201 MiB");
+    assert_string_equal(analyzer_bytes(b, sizeof b, 36864, 0), "36.0 KiB");
+    assert_string_equal(analyzer_bytes(b, sizeof b, 211075072, 1), "211075072");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ledger_and_measures_from_counters),
+        cmocka_unit_test(ledger_from_a_snapshot),
+        cmocka_unit_test(byte_units),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -6,7 +6,8 @@
  * split, exact fits cached in the tcache, everything else filed into bins, at most 10000
  * chunks), best fit in the request's large bin, the binmap search of larger bins, the top chunk,
  * and finally consolidate-and-retry or sysmalloc. The returned chunk is recorded as
- * CS_INTERNAL in the chunk table; the public entry points relabel it.
+ * pm->ret_state in the chunk table (CS_USER from the public malloc and calloc, CS_INTERNAL
+ * otherwise; the other entry points relabel it when they are done).
  */
 #include "model.h"
 
@@ -40,7 +41,7 @@ static void split_to_unsorted(struct ptmalloc *pm, struct pm_arena *av, uint64_t
     set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
     set_head(m, remainder, remainder_size | PREV_INUSE);
     set_foot(m, remainder, remainder_size);
-    chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+    chunk_note(pm, victim, nb, av->index, pm->ret_state);
     chunk_note(pm, remainder, remainder_size, av->index, CS_UNSORTED);
 }
 
@@ -53,7 +54,7 @@ static uint64_t take_binned(struct ptmalloc *pm, struct pm_arena *av, uint64_t v
         set_inuse_bit_at(m, victim, size);
         if (!is_main(av))
             set_non_main(m, victim);
-        chunk_note(pm, victim, size, av->index, CS_INTERNAL);
+        chunk_note(pm, victim, size, av->index, pm->ret_state);
     } else {
         split_to_unsorted(pm, av, victim, size, nb, advertise);
     }
@@ -83,7 +84,7 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
         uint64_t victim = av->fastbins[idx];
         if (victim) {
             av->fastbins[idx] = protect_ptr(victim + 16, mem_ld(m, victim + 16));
-            chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+            chunk_note(pm, victim, nb, av->index, pm->ret_state);
             if (have_tc && tc_idx < pm->tcache_bins) {
                 uint64_t tc_victim;
                 while (t->counts[tc_idx] < pm->tcache_count && (tc_victim = av->fastbins[idx]) != 0) {
@@ -107,7 +108,7 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
             SET_FD(m, av, bck, bin);
             if (!is_main(av))
                 set_non_main(m, victim);
-            chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+            chunk_note(pm, victim, nb, av->index, pm->ret_state);
             if (have_tc && tc_idx < pm->tcache_bins) {
                 uint64_t tc_victim;
                 while (t->counts[tc_idx] < pm->tcache_count && (tc_victim = BK(m, av, bin)) != bin) {
@@ -159,7 +160,7 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
                 set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
                 set_head(m, remainder, remainder_size | PREV_INUSE);
                 set_foot(m, remainder, remainder_size);
-                chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+                chunk_note(pm, victim, nb, av->index, pm->ret_state);
                 chunk_note(pm, remainder, remainder_size, av->index, CS_UNSORTED);
                 alloc_perturb(pm, victim + 16, bytes);
                 return victim + 16;
@@ -177,7 +178,7 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
                     return_cached = 1;
                     continue;
                 }
-                chunk_note(pm, victim, size, av->index, CS_INTERNAL);
+                chunk_note(pm, victim, size, av->index, pm->ret_state);
                 alloc_perturb(pm, victim + 16, bytes);
                 return victim + 16;
             }
@@ -250,7 +251,7 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
             av->top = remainder;
             set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
             set_head(m, remainder, remainder_size | PREV_INUSE);
-            chunk_note(pm, victim, nb, av->index, CS_INTERNAL);
+            chunk_note(pm, victim, nb, av->index, pm->ret_state);
             alloc_perturb(pm, victim + 16, bytes);
             return victim + 16;
         } else if (av->have_fastchunks) {

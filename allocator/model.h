@@ -19,9 +19,16 @@ struct pm_thread {
     uint8_t shutting_down;
     struct pm_arena *arena;           /* glibc's thread_arena */
     uint64_t tcache;                  /* user address of the tcache_perthread_struct; 0 = none */
-    uint16_t counts[TCACHE_MAX_BINS]; /* host copy of tcache->counts / entries */
-    uint64_t entries[TCACHE_MAX_BINS];
+    uint16_t counts[TCACHE_MAX_BINS]; /* host copy of tcache->counts */
+    /* Host copy of each bin's list as a stack (bottom = oldest entry, top = tcache->entries[i]);
+     * the simulated chunks hold the same list (next, key), written as glibc writes it. */
+    uint64_t *stk[TCACHE_MAX_BINS];
+    uint32_t cap[TCACHE_MAX_BINS];
 };
+static inline uint64_t tcache_head(const struct pm_thread *t, unsigned i)
+{
+    return t->counts[i] ? t->stk[i][t->counts[i] - 1] : 0;
+}
 
 struct pm_seg {
     uint64_t start, end;              /* a piece of main-arena memory (break area or mmap fallback) */
@@ -65,6 +72,7 @@ struct ptmalloc {
     uint32_t nthreads;
     int multi_threaded;
     struct pm_thread *cur;            /* the thread making the current call */
+    enum chunk_state ret_state;       /* state given to chunks _int_malloc hands out */
 
     void (*hook)(void *ctx, const struct ptmalloc_event *ev);
     void *hook_ctx;
@@ -128,6 +136,10 @@ void tcache_put(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64
 uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx);
 void tcache_init(struct ptmalloc *pm, struct pm_thread *t);
 void tcache_thread_shutdown(struct ptmalloc *pm, struct pm_thread *t);
+void tcache_release(struct pm_thread *t);
+/* tcache_put for a chunk whose table entry the caller holds (the free fast path). */
+void tcache_put_entry(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, struct cm_entry *e,
+                      uint64_t tc_idx);
 static inline void maybe_init_tcache(struct ptmalloc *pm, struct pm_thread *t)
 {
     if (t->tcache == 0)

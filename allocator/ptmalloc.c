@@ -100,6 +100,7 @@ struct ptmalloc *ptmalloc_new(const struct ptmalloc_settings *s, struct sysmem *
         return 0;
     }
     apply_settings(pm, s);
+    pm->ret_state = CS_INTERNAL;
     pm->tcache_key = 0x5eed7ca7c4e5ee0dull;
     pm->narenas = 1;
     if (!arena_create_main(pm)) {
@@ -117,7 +118,10 @@ void ptmalloc_destroy(struct ptmalloc *pm)
         free(pm->arenas[i]);
     free(pm->arenas);
     for (uint32_t i = 0; i < pm->nthreads; i++)
-        free(pm->threads[i]);
+        if (pm->threads[i]) {
+            tcache_release(pm->threads[i]);
+            free(pm->threads[i]);
+        }
     free(pm->threads);
     free(pm->segs);
     cm_free(&pm->map);
@@ -152,6 +156,7 @@ static struct pm_thread *thread_enter(struct ptmalloc *pm, uint32_t tid)
         tab[tid] = t;
     }
     if (!t->started) {
+        tcache_release(t);
         memset(t, 0, sizeof *t);
         t->started = 1;
         t->arena = tid == 0 ? main_arena(pm) : 0;
@@ -242,22 +247,22 @@ static int in_tcache_bin(const struct ptmalloc *pm, const struct pm_thread *t, u
     uint64_t tidx = csize2tidx(size);
     if (!t->tcache || tidx >= pm->tcache_bins)
         return 0;
-    uint64_t cnt = 0;
-    for (uint64_t e = t->entries[tidx]; e && cnt <= pm->tcache_count; cnt++) {
-        if (e == p + 16)
+    for (uint32_t k = 0; k < t->counts[tidx]; k++)
+        if (t->stk[tidx][k] == p + 16)
             return 1;
-        e = protect_ptr(e, sysmem_load(pm->mem, e));
-    }
     return 0;
 }
 
-/* What glibc's free would do with a chunk the program does not hold; NULL if it is held. */
-static const char *check_free(struct ptmalloc *pm, struct pm_thread *t, uint64_t ptr)
+/* What glibc's free would do with a chunk the program does not hold; NULL if it is held (then
+ * *entry is its table entry). */
+static const char *check_free(struct ptmalloc *pm, struct pm_thread *t, uint64_t ptr,
+                              struct cm_entry **entry)
 {
     if (ptr & MALLOC_ALIGN_MASK)
         return "free(): invalid pointer";
     uint64_t p = ptr - 16;
     struct cm_entry *e = cm_find(&pm->map, p);
+    *entry = e;
     if (!e) {
         for (uint32_t i = 0; i < pm->arena_count; i++)
             if (pm->arenas[i]->top == p)
@@ -308,16 +313,23 @@ static uint64_t libc_malloc(struct ptmalloc *pm, struct pm_thread *t, uint64_t b
         return 0;
     uint64_t tc_idx = csize2tidx(tbytes);
     maybe_init_tcache(pm, t);
-    if (tc_idx < pm->tcache_bins && t->tcache && t->counts[tc_idx] > 0)
-        return tcache_get(pm, t, tc_idx);
-    if (!pm->multi_threaded)
-        return int_malloc(pm, main_arena(pm), bytes);
-    struct pm_arena *av = arena_get(pm, t, bytes);
-    uint64_t v = int_malloc(pm, av, bytes);
-    if (!v && av) {
-        av = arena_get_retry(pm, t, av, bytes);
+    uint64_t v;
+    pm->ret_state = CS_USER;
+    if (tc_idx < pm->tcache_bins && t->tcache && t->counts[tc_idx] > 0) {
+        v = tcache_get(pm, t, tc_idx);
+    } else if (!pm->multi_threaded) {
+        v = int_malloc(pm, main_arena(pm), bytes);
+    } else {
+        struct pm_arena *av = arena_get(pm, t, bytes);
         v = int_malloc(pm, av, bytes);
+        if (!v && av) {
+            pm->ret_state = CS_INTERNAL;
+            av = arena_get_retry(pm, t, av, bytes);
+            pm->ret_state = CS_USER;
+            v = int_malloc(pm, av, bytes);
+        }
     }
+    pm->ret_state = CS_INTERNAL;
     return v;
 }
 
@@ -326,10 +338,7 @@ struct ptmalloc_result ptmalloc_malloc(struct ptmalloc *pm, uint32_t thread, uin
     struct pm_thread *t = thread_enter(pm, thread);
     if (!t)
         return result(0, PTM_ENOMEM, 0);
-    uint64_t v = libc_malloc(pm, t, size);
-    if (v)
-        mark_user(pm, v);
-    return ok_or_enomem(v);
+    return ok_or_enomem(libc_malloc(pm, t, size));
 }
 
 struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint64_t ptr)
@@ -339,9 +348,19 @@ struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint6
     struct pm_thread *t = thread_enter(pm, thread);
     if (!t)
         return result(0, PTM_ENOMEM, 0);
-    const char *msg = check_free(pm, t, ptr);
+    struct cm_entry *e;
+    const char *msg = check_free(pm, t, ptr, &e);
     if (msg)
         return result(0, PTM_CORRUPT, msg);
+    /* Fast path: a heap chunk into an existing tcache with room (what __libc_free then
+     * _int_free do first), straight from the table entry. */
+    if (t->tcache && cm_state(e->val) == CS_USER) {
+        uint64_t tidx = csize2tidx(cm_size(e->val));
+        if (tidx < pm->tcache_bins && t->counts[tidx] < pm->tcache_count) {
+            tcache_put_entry(pm, t, ptr - 16, e, tidx);
+            return result(0, PTM_OK, 0);
+        }
+    }
     libc_free_chunk(pm, ptr - 16);
     return result(0, PTM_OK, 0);
 }
@@ -373,14 +392,17 @@ struct ptmalloc_result ptmalloc_calloc(struct ptmalloc *pm, uint32_t thread, uin
                 oldtopsize = lim;
         }
     }
+    pm->ret_state = CS_USER;
     uint64_t mem = int_malloc(pm, av, sz);
     if (pm->multi_threaded && !mem && av) {
+        pm->ret_state = CS_INTERNAL;
         av = arena_get_retry(pm, t, av, sz);
+        pm->ret_state = CS_USER;
         mem = int_malloc(pm, av, sz);
     }
+    pm->ret_state = CS_INTERNAL;
     if (!mem)
         return result(0, PTM_ENOMEM, 0);
-    mark_user(pm, mem);
     uint64_t p = mem - 16;
     uint64_t head = chunk_head(m, p);
     if (head & IS_MMAPPED) {

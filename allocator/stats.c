@@ -129,7 +129,7 @@ void ptmalloc_stats(struct ptmalloc *pm, int arena, struct ptmalloc_stats *st)
             continue;
         for (int b = TCACHE_MAX_BINS - 1; b >= 0; b--)
             if (t->counts[b]) {
-                uint64_t s = chunk_size(m, t->entries[b] - 16);
+                uint64_t s = chunk_size(m, tcache_head(t, (unsigned)b) - 16);
                 if (s > st->largest_free)
                     st->largest_free = s;
                 break;

@@ -257,7 +257,7 @@ uint64_t sysmalloc(struct ptmalloc *pm, uint64_t nb, struct pm_arena *av)
         av->top = remainder;
         set_head(m, p, nb | PREV_INUSE | (is_main(av) ? 0 : NON_MAIN_ARENA));
         set_head(m, remainder, remainder_size | PREV_INUSE);
-        chunk_note(pm, p, nb, av->index, CS_INTERNAL);
+        chunk_note(pm, p, nb, av->index, pm->ret_state);
         return p + 16;
     }
     return 0;

@@ -2,40 +2,76 @@
  *
  * The struct is a 640-byte chunk allocated through _int_malloc on a thread's first
  * malloc/free/realloc/calloc (even with tcache_count 0) and zeroed, which the model writes into
- * simulated memory. Its counts and entry heads are then kept host-side in struct pm_thread (the
- * struct's page is resident for as long as it exists, so skipping the stores changes nothing).
- * Entries themselves live in the freed chunks: next (safe-linked) at chunk+16 and the key at
- * chunk+24, written in simulated memory exactly as glibc writes them.
+ * simulated memory. Its counts and entry lists are then kept host-side in struct pm_thread (the
+ * struct's page is resident for as long as it exists, so skipping the stores changes nothing),
+ * each bin as a small stack whose top is the bin's head. The entries themselves live in the
+ * freed chunks: next (safe-linked) at chunk+16 and the key at chunk+24, written in simulated
+ * memory exactly as glibc writes them; popping needs no load.
  */
 #include "model.h"
+
+#include <stdlib.h>
+
+static int tcache_push(struct pm_thread *t, uint64_t tc_idx, uint64_t e)
+{
+    uint32_t n = t->counts[tc_idx];
+    if (n == t->cap[tc_idx]) {
+        uint32_t cap = t->cap[tc_idx] ? t->cap[tc_idx] * 2 : 8;
+        uint64_t *s = realloc(t->stk[tc_idx], cap * sizeof *s);
+        if (!s)
+            return -1;
+        t->stk[tc_idx] = s;
+        t->cap[tc_idx] = cap;
+    }
+    t->stk[tc_idx][n] = e;
+    t->counts[tc_idx] = (uint16_t)(n + 1);
+    return 0;
+}
+
+static void tcache_link(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t tc_idx)
+{
+    uint64_t e = chunk + 16;
+    mem_st(pm->mem, e + 8, pm->tcache_key);
+    mem_st(pm->mem, e, protect_ptr(e, tcache_head(t, (unsigned)tc_idx)));
+    tcache_push(t, tc_idx, e);
+}
 
 void tcache_put(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t size,
                 uint32_t arena, uint64_t tc_idx)
 {
-    uint64_t e = chunk + 16;
-    mem_st(pm->mem, e + 8, pm->tcache_key);
-    mem_st(pm->mem, e, protect_ptr(e, t->entries[tc_idx]));
-    t->entries[tc_idx] = e;
-    t->counts[tc_idx]++;
+    tcache_link(pm, t, chunk, tc_idx);
     chunk_note(pm, chunk, size, arena, CS_TCACHE);
 }
 
-/* Pops the head of a tcache bin; the chunk becomes CS_INTERNAL (the caller relabels it). */
+void tcache_put_entry(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, struct cm_entry *ce,
+                      uint64_t tc_idx)
+{
+    tcache_link(pm, t, chunk, tc_idx);
+    uint64_t v = ce->val;
+    struct pm_arena *a = pm->arenas[cm_arena(v)];
+    enum chunk_state old = cm_state(v);
+    a->st_count[old]--;
+    a->st_bytes[old] -= cm_size(v);
+    a->st_count[CS_TCACHE]++;
+    a->st_bytes[CS_TCACHE] += cm_size(v);
+    ce->val = (v & ~(uint64_t)15) | CS_TCACHE;
+}
+
+/* Pops the head of a tcache bin; the chunk takes pm->ret_state. */
 uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx)
 {
-    uint64_t e = t->entries[tc_idx];
-    t->entries[tc_idx] = protect_ptr(e, mem_ld(pm->mem, e));
-    t->counts[tc_idx]--;
+    uint64_t e = t->stk[tc_idx][--t->counts[tc_idx]];
     mem_st(pm->mem, e + 8, 0);
     struct cm_entry *ce = cm_find(&pm->map, e - 16);
     if (ce) {
         uint64_t v = ce->val;
         struct pm_arena *a = pm->arenas[cm_arena(v)];
+        enum chunk_state st = pm->ret_state;
         a->st_count[CS_TCACHE]--;
         a->st_bytes[CS_TCACHE] -= cm_size(v);
-        a->st_count[CS_INTERNAL]++;
-        a->st_bytes[CS_INTERNAL] += cm_size(v);
-        ce->val = (v & ~(uint64_t)15) | CS_INTERNAL;
+        a->st_count[st]++;
+        a->st_bytes[st] += cm_size(v);
+        ce->val = (v & ~(uint64_t)15) | st;
     }
     return e;
 }
@@ -44,20 +80,31 @@ void tcache_init(struct ptmalloc *pm, struct pm_thread *t)
 {
     if (t->shutting_down)
         return;
+    enum chunk_state saved = pm->ret_state;
+    pm->ret_state = CS_INTERNAL;
     struct pm_arena *av = arena_get(pm, t, TCACHE_STRUCT_SIZE);
     uint64_t victim = av ? int_malloc(pm, av, TCACHE_STRUCT_SIZE) : 0;
     if (!victim && av) {
         av = arena_get_retry(pm, t, av, TCACHE_STRUCT_SIZE);
         victim = av ? int_malloc(pm, av, TCACHE_STRUCT_SIZE) : 0;
     }
+    pm->ret_state = saved;
     if (!victim)
         return;
     t->tcache = victim;
     for (unsigned i = 0; i < TCACHE_STRUCT_SIZE; i += 8)
         mem_st(pm->mem, victim + i, 0);
-    for (int i = 0; i < TCACHE_MAX_BINS; i++) {
+    for (int i = 0; i < TCACHE_MAX_BINS; i++)
         t->counts[i] = 0;
-        t->entries[i] = 0;
+}
+
+void tcache_release(struct pm_thread *t)
+{
+    for (int i = 0; i < TCACHE_MAX_BINS; i++) {
+        free(t->stk[i]);
+        t->stk[i] = 0;
+        t->cap[i] = 0;
+        t->counts[i] = 0;
     }
 }
 
@@ -71,10 +118,8 @@ void tcache_thread_shutdown(struct ptmalloc *pm, struct pm_thread *t)
         return;
     t->tcache = 0;
     for (int i = 0; i < TCACHE_MAX_BINS; i++) {
-        while (t->entries[i]) {
-            uint64_t e = t->entries[i];
-            t->entries[i] = protect_ptr(e, mem_ld(pm->mem, e));
-            t->counts[i]--;
+        while (t->counts[i]) {
+            uint64_t e = t->stk[i][--t->counts[i]];
             struct cm_entry *ce = cm_find(&pm->map, e - 16);
             if (ce) {
                 uint64_t v = ce->val;
@@ -84,4 +129,5 @@ void tcache_thread_shutdown(struct ptmalloc *pm, struct pm_thread *t)
         }
     }
     libc_free_chunk(pm, tc - 16);
+    tcache_release(t);
 }

@@ -177,14 +177,13 @@ int ptmalloc_bins(struct ptmalloc *pm, int arena, uint32_t thread,
         pm->threads[thread]->tcache) {
         struct pm_thread *t = pm->threads[thread];
         for (int b = 0; b < TCACHE_MAX_BINS; b++) {
-            uint64_t e = t->entries[b];
-            for (unsigned k = 0; e && k < t->counts[b]; k++) {
+            for (unsigned k = t->counts[b]; k-- > 0;) {
+                uint64_t e = t->stk[b][k];
                 struct cm_entry *ce = cm_find(&pm->map, e - 16);
                 uint64_t size = ce ? cm_size(ce->val) : chunk_size(m, e - 16);
                 if (arena < 0 || (ce && cm_arena(ce->val) == (uint32_t)arena))
                     if ((r = fn(ctx, PTM_CHUNK_TCACHE, b, e - 16, size)) != 0)
                         return r;
-                e = protect_ptr(e, mem_ld(m, e));
             }
         }
     }

@@ -438,26 +438,25 @@ static int starts_with(const char *s, const char *pre)
     return 1;
 }
 
-/* Parses one smaps line; state: 0 = looking for the [heap] header, 1 = inside it. */
-static int smaps_line(const char *line, size_t len, int *state, uint64_t *rss)
+/* Parses one smaps line; state: 0 = outside a [heap] mapping, 1 = inside one. The break area
+ * can be several mappings (madvise or mprotect on part of it splits it: hugetlb=1 does), each
+ * labelled [heap]: their Rss lines are summed. */
+static void smaps_line(const char *line, size_t len, int *state, uint64_t *rss)
 {
     int is_header = len > 0 && ((line[0] >= '0' && line[0] <= '9') ||
                                 (line[0] >= 'a' && line[0] <= 'f'));
     if (is_header) {
-        if (*state == 1)
-            return 1;                       /* past the [heap] block */
         *state = len >= 6 && memcmp(line + len - 6, "[heap]", 6) == 0;
-        return 0;
+        return;
     }
     if (*state == 1 && len > 4 && starts_with(line, "Rss:")) {
         uint64_t v = 0;
         for (size_t i = 4; i < len; i++)
             if (line[i] >= '0' && line[i] <= '9')
                 v = v * 10 + (uint64_t)(line[i] - '0');
-        *rss = v * 1024;
-        return 1;
+        *rss += v * 1024;
+        *state = 0;
     }
-    return 0;
 }
 
 /* [heap] Rss from /proc/self/smaps, read with open/read into a static buffer; 0 if no [heap]. */
@@ -468,17 +467,17 @@ static uint64_t heap_rss_smaps(void)
     if (fd < 0)
         return NATIVE_NOT_SAMPLED;
     size_t have = 0;
-    int state = 0, done = 0;
+    int state = 0;
     uint64_t rss = 0;
-    while (!done) {
+    for (;;) {
         ssize_t r = read(fd, buf + have, sizeof buf - have);
         if (r <= 0)
             break;
         have += (size_t)r;
         size_t start = 0;
-        for (size_t i = 0; i < have && !done; i++) {
+        for (size_t i = 0; i < have; i++) {
             if (buf[i] == '\n') {
-                done = smaps_line(buf + start, i - start, &state, &rss);
+                smaps_line(buf + start, i - start, &state, &rss);
                 start = i + 1;
             }
         }

@@ -11,6 +11,7 @@
  */
 #include "seqgen.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 struct rng {
@@ -60,6 +61,10 @@ static const struct variant variants[] = {
      {NULL, NULL}},
     {"perturb=165", "glibc.malloc.perturb=165", {NULL, NULL}},
     {"mmap_max=1", "glibc.malloc.mmap_max=1", {NULL, NULL}},
+    {"hugetlb=1", "glibc.malloc.hugetlb=1", {NULL, NULL}},
+    {"mmap_threshold=0", "glibc.malloc.mmap_threshold=0", {NULL, NULL}},
+    {"arena_test=1,arena_max=1,tcache_count=1", "glibc.malloc.arena_test=1:"
+     "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=1", {NULL, NULL}},
 };
 
 unsigned seqgen_variant_count(void)
@@ -352,6 +357,18 @@ static void gen_step(struct gen *g, const struct seqgen_opts *o)
     }
 }
 
+/* The mmap threshold the settings start with (UINT64_MAX when none is given). */
+static uint64_t settings_mmap_threshold(const struct seq_settings *set)
+{
+    const char *p = strstr(set->tunables, "mmap_threshold=");
+    if (p)
+        return strtoull(p + strlen("mmap_threshold="), NULL, 0);
+    for (unsigned i = 0; i < set->env_count; i++)
+        if (strncmp(set->env[i], "MALLOC_MMAP_THRESHOLD_=", 23) == 0)
+            return strtoull(set->env[i] + 23, NULL, 0);
+    return UINT64_MAX;
+}
+
 void seqgen_random(struct seq *s, const struct seqgen_opts *o)
 {
     static struct gen g;                /* large: keep it off the stack */
@@ -359,6 +376,7 @@ void seqgen_random(struct seq *s, const struct seqgen_opts *o)
     g.r.s = o->seed * 0x2545f4914f6cdd1dull + 1;
     g.s = s;
     g.writes = o->writes;
+    g.low_threshold = settings_mmap_threshold(&s->set) < 65536;
     seq_clear(s);
     while (s->n < o->ops)
         gen_step(&g, o);

@@ -20,7 +20,8 @@
  *
  * - The access cache (struct sysmem_tlb, the first member of struct sysmem): the static inline
  *   sysmem_load/sysmem_store in sysmem.h hit it; this file refills it on a miss and empties the
- *   affected entries whenever blocks are freed or lose write permission.
+ *   affected entries whenever blocks are freed (page by page, as their page's contents go) or
+ *   move or lose write permission (by range).
  *
  * Counters (resident pages, resident pages of the break area, mapped bytes, host bytes) are kept
  * as things change. Misuse by the model (access outside the space or to PROT_NONE, misaligned
@@ -157,6 +158,19 @@ static void tlb_clear_range(struct sysmem *m, uint64_t lo, uint64_t hi) {
     for (unsigned i = 0; i < SYSMEM_TLB_ENTRIES; i++) {
         struct sysmem_tlb_entry *e = &m->tlb.e[i];
         if (e->base != SYSMEM_FAIL && e->base >= lo && e->base < hi) {
+            e->base = SYSMEM_FAIL;
+            e->words = NULL;
+        }
+    }
+}
+
+/* Empties the entries for the blocks of page pn (called when its contents are freed). */
+static void tlb_forget_page(struct sysmem *m, uint64_t pn) {
+    for (uint64_t j = 0; j < BLOCKS_PER_PAGE; j++) {
+        uint64_t base = (pn << PAGE_SHIFT) + j * BLOCK_SIZE;
+        struct sysmem_tlb_entry *e =
+            &m->tlb.e[(base >> SYSMEM_BLOCK_SHIFT) & (SYSMEM_TLB_ENTRIES - 1)];
+        if (e->base == base) {
             e->base = SYSMEM_FAIL;
             e->words = NULL;
         }
@@ -580,6 +594,7 @@ static void drop_pages(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
                     if (lf->pages && lf->pages[idx]) {
                         page_rec_free(m, lf->pages[idx]);
                         lf->pages[idx] = NULL;
+                        tlb_forget_page(m, base0 + idx);
                     }
                 }
             }
@@ -590,7 +605,6 @@ static void drop_pages(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
         }
         pn = end;
     }
-    tlb_clear_range(m, pn_lo << PAGE_SHIFT, pn_hi << PAGE_SHIFT);
 }
 
 static uint64_t count_resident(const struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {

@@ -364,9 +364,14 @@ static void loads_stores_and_residency(void **state) {
     sysmem_store(m, a + PG, 2);
     assert_int_equal(sysmem_resident_total(m), 23);
     assert_int_equal(sysmem_resident_brk(m), 21);
+    assert_int_equal(sysmem_load(m, a), 1);                    /* cached now */
     assert_int_equal(sysmem_munmap(m, a, PG), 0);
     assert_int_equal(sysmem_resident_total(m), 22);
     assert_int_equal(sysmem_load(m, a + PG), 2);
+    /* mapped again at the same place: fresh zero memory, not the cached old block */
+    assert_int_equal(sysmem_mmap(m, a, PG, SYSMEM_PROT_RW), a);
+    assert_int_equal(sysmem_load(m, a), 0);
+    assert_int_equal(sysmem_munmap(m, a, PG), 0);
     /* dontneed over an unmapped part: the mapped part is dropped, -1 reported */
     assert_int_equal(sysmem_madvise_dontneed(m, a, 2 * PG), -1);
     assert_int_equal(sysmem_load(m, a + PG), 0);

@@ -9,7 +9,11 @@
  *   exercise_prog            the full run: every call, two threads (joined: they exit), a fork
  *                            whose child allocates and then execs "exercise_prog exec"
  *   exercise_prog exec       a few calls, then exit
+ *   exercise_prog churn N    N short-lived threads, 4 at a time, each allocating and freeing
+ *                            (thread stacks and TCBs get reused); prints "churn N"
+ *   exercise_prog dlopen     dlopens libm, allocates once more, and ends with _exit(5)
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -105,11 +109,52 @@ static void exec_image(void)
     flush_log(l);
 }
 
+static void *churn_worker(void *p)
+{
+    uintptr_t n = (uintptr_t)p;
+    void *a[16];
+    for (int i = 0; i < 16; i++)
+        a[i] = malloc(32 + (n % 7) * 16 + (size_t)i * 8);
+    for (int i = 0; i < 16; i++)
+        free(a[i]);
+    return NULL;
+}
+
+static int churn(int n)
+{
+    for (int i = 0; i < n; i += 4) {
+        pthread_t th[4];
+        int k = 0;
+        for (; k < 4 && i + k < n; k++)
+            pthread_create(&th[k], NULL, churn_worker, (void *)(uintptr_t)(i + k));
+        for (int j = 0; j < k; j++)
+            pthread_join(th[j], NULL);
+    }
+    struct log *l = &main_log;
+    const char *s = "churn ";
+    for (; *s; s++)
+        l->buf[l->len++] = *s;
+    put_hex(l, (uint64_t)n);
+    l->buf[l->len++] = '\n';
+    flush_log(l);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "exec")) {
         exec_image();
         return 0;
+    }
+    if (argc > 2 && !strcmp(argv[1], "churn"))
+        return churn(atoi(argv[2]));
+    if (argc > 1 && !strcmp(argv[1], "dlopen")) {
+        void *h = dlopen("libm.so.6", RTLD_NOW);
+        void *p = malloc(4321);
+        if (write(1, h ? "dl\n" : "nodl\n", h ? 3 : 5) < 0)
+            _exit(1);
+        free(p);
+        _exit(5);
     }
     struct log *l = &main_log;
     void *p, *q, *r;

@@ -394,6 +394,112 @@ static void every_call_in_the_trace(void **state)
     assert_mode_0600(xpath);
 }
 
+struct consistency {
+    size_t events, allocs, frees, unknown_frees, double_allocs, threads;
+};
+static void check_stream(const char *path, struct consistency *c);
+
+/* ---- samples, modules after dlopen, _exit ---- */
+
+static void samples_modules_and_exit(void **state)
+{
+    (void)state;
+    char out[256], trace[512], envout[600];
+    char *argv[] = {EXERCISE_PROG, (char *)"dlopen", NULL};
+    path_in_tmp(trace, sizeof trace, "dl.fstrace");
+    snprintf(envout, sizeof envout, "FRAGSCOPE_OUT=%s", trace);
+    const char *env[] = {"LD_PRELOAD=" PRELOAD_LIB, envout, "FRAGSCOPE_QUIET=1", NULL};
+    int st = run(argv, env, out, sizeof out, NULL);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 5);
+    assert_string_equal(out, "dl\n");
+    char err[512];
+    wait_trace(trace);
+    struct trace_reader *r = trace_reader_open(trace, err, sizeof err);
+    assert_non_null(r);
+    const struct trace_header *h = trace_reader_header(r);
+    uint64_t heap = h->heap_start;
+    assert_int_equal(h->page_size, 4096);
+    assert_true(h->cpu_count >= 1);
+    assert_string_equal(h->glibc_version, "2.36");
+    struct trace_event e;
+    size_t samples = 0, big = 0;
+    int rc;
+    while ((rc = trace_reader_next(r, &e)) == 1) {
+        if (e.kind == TRACE_EV_SAMPLE) {
+            samples++;
+            assert_true(e.sample.rss_pages > 0);
+            assert_true(e.sample.brk >= heap);
+            assert_true(e.sample.arena > 0);          /* mallinfo2 */
+            assert_true(e.sample.heap_resident_pages <= (e.sample.brk - heap) / 4096 + 1);
+        }
+        big += e.kind == TRACE_EV_MALLOC && e.size == 4321;
+    }
+    assert_int_equal(rc, 0);
+    struct trace_reader_status rs;
+    trace_reader_status(r, &rs);
+    assert_true(rs.clean_end);                  /* _exit flushed and closed the file */
+    assert_true(samples >= 1);
+    assert_int_equal(big, 1);
+    int libm = 0, self = 0;
+    for (size_t i = 0; i < trace_reader_module_count(r); i++) {
+        const struct trace_module *m = trace_reader_module(r, i);
+        libm |= strstr(m->path, "libm.so") != NULL;
+        self |= strstr(m->path, "rec_exercise_prog") != NULL && m->build_id_len == 20;
+    }
+    assert_true(libm);
+    assert_true(self);
+    trace_reader_close(r);
+}
+
+/* ---- many short-lived threads: TCB reuse, every start and exit ---- */
+
+static void thread_churn(void **state)
+{
+    (void)state;
+    char out[256], trace[512], envout[600];
+    char *argv[] = {EXERCISE_PROG, (char *)"churn", (char *)"200", NULL};
+    path_in_tmp(trace, sizeof trace, "churn.fstrace");
+    snprintf(envout, sizeof envout, "FRAGSCOPE_OUT=%s", trace);
+    const char *env[] = {"LD_PRELOAD=" PRELOAD_LIB, envout, "FRAGSCOPE_QUIET=1", NULL};
+    int st = run(argv, env, out, sizeof out, NULL);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(out, "churn c8\n");
+    struct loaded L;
+    load(trace, &L);
+    assert_int_equal(L.last_rc, 0);
+    assert_true(L.st.clean_end);
+    assert_int_equal(L.st.seq_gaps, 0);
+    static int started[1024], exited[1024], after_exit[1024], mallocs[1024];
+    for (size_t i = 0; i < L.n; i++) {
+        const struct trace_event *e = &L.ev[i];
+        assert_true(e->thread < 1024);
+        if (e->kind == TRACE_EV_THREAD_START)
+            started[e->thread]++;
+        else if (e->kind == TRACE_EV_THREAD_EXIT)
+            exited[e->thread]++;
+        else if (exited[e->thread] && e->kind != TRACE_EV_SAMPLE)
+            after_exit[e->thread]++;
+        if (e->kind == TRACE_EV_MALLOC && e->thread)
+            mallocs[e->thread]++;
+    }
+    assert_int_equal(started[0], 1);
+    assert_int_equal(exited[0], 0);
+    for (int t = 1; t <= 200; t++) {
+        assert_int_equal(started[t], 1);
+        assert_int_equal(exited[t], 1);
+        assert_int_equal(mallocs[t], 16);
+        assert_int_equal(after_exit[t], 0);
+    }
+    assert_int_equal(started[201], 0);
+    unload(&L);
+    struct consistency c;
+    check_stream(trace, &c);
+    assert_int_equal(c.double_allocs, 0);
+    assert_int_equal(c.unknown_frees, 0);
+}
+
 /* ---- crashes ---- */
 
 static void segv_leaves_trace(void **state)
@@ -509,9 +615,6 @@ static void ps_del(struct ptrset *s, uint64_t p)
     }
 }
 
-struct consistency {
-    size_t events, allocs, frees, unknown_frees, double_allocs, threads;
-};
 
 static void check_stream(const char *path, struct consistency *c)
 {
@@ -719,6 +822,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(addresses_identical),
         cmocka_unit_test(every_call_in_the_trace),
+        cmocka_unit_test(samples_modules_and_exit),
+        cmocka_unit_test(thread_churn),
         cmocka_unit_test(segv_leaves_trace),
         cmocka_unit_test(sigkill_leaves_trace),
         cmocka_unit_test(real_programs_consistent),

@@ -4,8 +4,9 @@
  * mapping. Otherwise the main arena grows the break by nb + top_pad + MINSIZE (minus a
  * contiguous old top), page-rounded; a first or non-contiguous break gets the alignment /
  * page-end correction with a second sbrk, and an old top that cannot be extended is fenced with
- * two 16-byte fenceposts and freed. A failed sbrk falls back to an mmap of at least 1 MiB and
- * makes the arena non-contiguous. Other arenas grow their current heap, or start a new heap
+ * two 16-byte fenceposts and freed. A failed sbrk falls back to an mmap (rounded to 1 MiB with
+ * the old top while the arena was contiguous, see sysmalloc_mmap_fallback) and makes the arena
+ * non-contiguous. Other arenas grow their current heap, or start a new heap
  * (fencing the old top the same way), or fall back to mmap.
  *
  * Also here: the sysmem wrappers that report events, and the main arena's segment list.
@@ -88,12 +89,15 @@ static uint64_t sysmalloc_mmap(struct ptmalloc *pm, uint64_t nb, struct pm_arena
     return mm + 16;
 }
 
+/* glibc 2.36 calls this with its minsize and pagesize arguments swapped: the mapping is at
+ * least one page, and a contiguous arena rounds (size + old top) up to 1 MiB. */
 static uint64_t sysmalloc_mmap_fallback(struct ptmalloc *pm, int64_t *s, uint64_t nb,
-                                        uint64_t old_size, uint64_t minsize, struct pm_arena *av)
+                                        uint64_t old_size, uint64_t minsize, uint64_t align,
+                                        struct pm_arena *av)
 {
     uint64_t size = (uint64_t)*s;
     if (!av->noncontiguous)
-        size = ALIGN_UP(size + old_size, PAGESIZE);
+        size = ALIGN_UP(size + old_size, align);
     if (size < minsize)
         size = minsize;
     if (size <= nb)
@@ -124,7 +128,8 @@ static void sysmalloc_main(struct ptmalloc *pm, uint64_t nb, struct pm_arena *av
     if (size > 0)
         brk = pm_sbrk(pm, size);
     if (brk == SYSMEM_FAIL) {
-        uint64_t mbrk = sysmalloc_mmap_fallback(pm, &size, nb, old_size, MMAP_AS_MORECORE_SIZE, av);
+        uint64_t mbrk = sysmalloc_mmap_fallback(pm, &size, nb, old_size, PAGESIZE,
+                                                MMAP_AS_MORECORE_SIZE, av);
         if (mbrk != SYSMEM_FAIL) {
             brk = mbrk;
             snd_brk = brk + (uint64_t)size;

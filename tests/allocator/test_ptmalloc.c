@@ -581,6 +581,48 @@ static void test_walk_matches_stats(void **state)
     ptmalloc_destroy(pm);
 }
 
+/* A break that cannot grow (a mapping right after it): sysmalloc falls back to mmap. glibc
+ * 2.36 passes its minsize/pagesize arguments swapped, so the mapping is (request + top_pad +
+ * MINSIZE - old top, page-rounded, + old top) rounded up to 1 MiB; the old top is fenced and
+ * freed, and the arena is non-contiguous from then on. */
+static void test_sbrk_failure_fallback(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct sysmem *m = ptmalloc_sysmem(pm);
+    uint64_t h = ptmalloc_heap_start(pm);
+    M(pm, 0, 1);
+    assert_int_equal(sysmem_mmap(m, h + 0x21000, 4096, SYSMEM_PROT_NONE), h + 0x21000);
+    M(pm, 0, 100000);
+    struct ptmalloc_stats st;
+    ptmalloc_stats(pm, -1, &st);
+    uint64_t old_top = st.top_bytes;
+    struct evlog log = {.n = 0};
+    ptmalloc_set_event_hook(pm, log_event, &log);
+    uint64_t p = M(pm, 0, 50000);
+    assert_int_equal(count_events(&log, PTM_EV_MMAP), 1);
+    assert_int_equal(log.ev[log.n - 1].length, 1 << 20);
+    assert_int_equal(p, log.ev[log.n - 1].address + 16);
+    assert_int_equal(brk_now(pm), h + 0x21000);
+    ptmalloc_stats(pm, -1, &st);
+    assert_int_equal(st.system_bytes, 135168 + (1 << 20));
+    /* the old top minus two 16-byte fenceposts went to the unsorted list */
+    assert_int_equal(st.unsorted_count, 1);
+    assert_int_equal(st.unsorted_bytes, old_top - 32);
+    assert_int_equal(st.top_bytes, (1 << 20) - 50016);
+    /* the walk covers both pieces */
+    struct walk_sum w;
+    memset(&w, 0, sizeof w);
+    w.ordered = 1;
+    ptmalloc_walk(pm, 0, walk_cb, &w);
+    uint64_t heap = 0;
+    for (int k = 0; k < 9; k++)
+        heap += w.bytes[k];
+    assert_int_equal(heap, st.system_bytes);
+    assert_int_equal(w.count[PTM_CHUNK_OVERHEAD], 2);
+    ptmalloc_destroy(pm);
+}
+
 struct bin_rec {
     uint64_t addr[16];
     int n;
@@ -641,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_arena_limit_round_robin),
         cmocka_unit_test(test_walk_matches_stats),
         cmocka_unit_test(test_largebin_order),
+        cmocka_unit_test(test_sbrk_failure_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -175,13 +175,15 @@ int analyzer_analyze_run(sqlite3 *db, int64_t run, const struct analyzer_ingest_
         cache = calloc(1, sizeof *cache);
         if (cache) {
             cache->so = &so;
+            cache->spare_thread = (uint32_t)db_int(db, 1, "SELECT threads FROM runs WHERE id = %lld",
+                                                   (long long)run);
             cache->quiet = io ? io->quiet : 0;
         }
     }
     if (cache) {
         /* What malloc_trim(0) would give back at the end: the same run, trimmed after its last
          * step. */
-        const struct whatif_result *t = whatif_cached(cache, "", 1, 0, x.final_step);
+        const struct whatif_result *t = whatif_cached(cache, "", 1, 0, 0, x.final_step);
         uint64_t final_rss = (uint64_t)db_int(db, 0, "SELECT final_rss FROM runs WHERE id = %lld",
                                               (long long)run);
         if (t) {

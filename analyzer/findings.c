@@ -157,7 +157,8 @@ static int try_fix(struct fctx *x, struct finding_row *f, const char *label, con
 {
     if (!x->cache || f->nw == ANALYZER_MAX_WHATIF)
         return 0;
-    const struct whatif_result *r = whatif_cached(x->cache, settings, trim, free_chunk, x->final_step);
+    const struct whatif_result *r =
+        whatif_cached(x->cache, settings, trim, free_chunk, f->arena, x->final_step);
     if (!r)
         return 0;
     struct analyzer_whatif *w = &f->w[f->nw++];

@@ -24,8 +24,16 @@ static int whatif_step(void *vctx, struct ptmalloc *pm, const struct replay_step
     x->res->final_system = s->stats.system_bytes + s->stats.mmapped_bytes;
     x->res->final_live = s->live_bytes;
     if (s->step == x->rq->final_step) {
-        if (x->rq->free_at_end)
-            ptmalloc_free(pm, 0, x->rq->free_at_end + 16);
+        if (x->rq->free_at_end) {
+            /* Freed through _int_free, as if it had never been in the way: a spare thread pinned
+             * to the chunk's arena frees it into its own tcache and exits, which flushes
+             * exactly that chunk (the program's own tcaches stay as they are). */
+            uint32_t t = x->rq->spare_thread;
+            ptmalloc_thread_start(pm, t);
+            ptmalloc_thread_set_arena(pm, t, x->rq->free_arena);
+            ptmalloc_free(pm, t, x->rq->free_at_end + 16);
+            ptmalloc_thread_exit(pm, t);
+        }
         if (x->rq->trim_at_end)
             ptmalloc_trim(pm, 0, 0);
         struct ptmalloc_stats st;
@@ -63,7 +71,7 @@ int whatif_run(const struct stored_options *so, const struct whatif_request *rq,
 }
 
 const struct whatif_result *whatif_cached(struct whatif_cache *c, const char *settings, int trim,
-                                          uint64_t free_chunk, uint64_t at)
+                                          uint64_t free_chunk, int free_arena, uint64_t at)
 {
     char key[160];
     snprintf(key, sizeof key, "%s|%d|%" PRIu64 "|%" PRIu64, settings, trim, free_chunk, at);
@@ -85,6 +93,8 @@ const struct whatif_result *whatif_cached(struct whatif_cache *c, const char *se
     rq.final_step = at;
     rq.trim_at_end = trim;
     rq.free_at_end = free_chunk;
+    rq.spare_thread = c->spare_thread;
+    rq.free_arena = free_arena > 0 ? (uint32_t)free_arena : 0;
     if (!c->quiet)
         fprintf(stderr, "analysis: what-if replay: %s%s%s\n", settings[0] ? settings : "as run",
                 trim ? ", malloc_trim(0) at the end" : "",

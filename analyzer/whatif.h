@@ -13,6 +13,8 @@ struct whatif_request {
     uint64_t final_step;               /* measure after this step (and stop there) */
     int trim_at_end;                   /* malloc_trim(0) after the last step */
     uint64_t free_at_end;              /* free this model chunk (address) after the last step */
+    uint32_t free_arena;               /* its arena */
+    uint32_t spare_thread;             /* a thread index the trace never uses */
 };
 
 struct whatif_result {
@@ -27,6 +29,7 @@ int whatif_run(const struct stored_options *so, const struct whatif_request *rq,
 #define WHATIF_CACHE_SIZE 24
 struct whatif_cache {
     const struct stored_options *so;
+    uint32_t spare_thread;             /* a thread index the trace never uses */
     int quiet;
     unsigned n;
     struct {
@@ -38,6 +41,6 @@ struct whatif_cache {
 /* settings: space-separated NAME=VALUE (may be ""); measured after step `at`. NULL when the
  * replay failed. */
 const struct whatif_result *whatif_cached(struct whatif_cache *c, const char *settings, int trim,
-                                          uint64_t free_chunk, uint64_t at);
+                                          uint64_t free_chunk, int free_arena, uint64_t at);
 
 #endif

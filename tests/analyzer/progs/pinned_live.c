@@ -4,7 +4,8 @@
  * 200 bytes (written, kept), then the 64 blocks are freed: they coalesce into one free chunk of
  * about 1.25 MiB right below the record, and the record keeps it from merging into top, so
  * nothing is trimmed and the pages stay resident. With --free-record the record is freed at the
- * end: everything merges into top and the heap is trimmed. Prints one heapstat line ("end"). */
+ * end, which changes nothing: a 208-byte chunk goes to the tcache and does not coalesce. Prints
+ * one heapstat line ("end"). */
 #include <stdlib.h>
 #include <string.h>
 #include "heapstat.h"

@@ -593,6 +593,7 @@ static void on_thread_exit(void *v)
     const uint64_t a[] = {t->index};
     put_record(t, TRACE_EV_THREAD_EXIT, 0, 0, 0, seq, now, a, 1);
     t->exited = 1;
+    thread_retire_chunk(t);
     t->depth = 0;
 }
 

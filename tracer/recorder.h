@@ -140,6 +140,7 @@ struct rec_thread *thread_register(int parent) REC_HIDDEN;
 uint32_t thread_count(void) REC_HIDDEN;             /* states allocated so far */
 struct rec_thread *thread_at(uint32_t i) REC_HIDDEN;
 int thread_new_chunk(struct rec_thread *t) REC_HIDDEN;   /* 0 ok, -1 no memory */
+void thread_retire_chunk(struct rec_thread *t) REC_HIDDEN;
 void thread_chunk_recycle(struct rec_chunk *c) REC_HIDDEN;
 void threads_reset_after_fork(struct rec_thread *self) REC_HIDDEN;
 void threads_atfork_prepare(void) REC_HIDDEN;

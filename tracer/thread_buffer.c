@@ -81,32 +81,43 @@ static void chunk_lock_give(void)
     __atomic_store_n(&chunk_lock, 0, __ATOMIC_RELEASE);
 }
 
-static struct rec_chunk *chunk_get(void)
+/* Two sizes. A thread starts in a small chunk and moves to large ones once it fills it, and
+ * an exiting thread moves to a small one for its last calls, so that the chunk a dead thread
+ * keeps forever is small. Large chunks count against FRAGSCOPE_BUFFER_MB; small ones do not. */
+#define SMALL_WORDS 8192u
+
+static struct rec_chunk *free_small;
+
+static struct rec_chunk *chunk_get(int small)
 {
-    uint64_t words = chunk_words();
+    uint64_t words = small ? SMALL_WORDS : chunk_words();
     uint64_t bytes = sizeof(struct rec_chunk) + words * 8;
     uint64_t cap = (uint64_t)rec.cfg.buffer_mb << 20;
     for (unsigned tries = 0;; tries++) {
         struct rec_chunk *c = NULL;
         int may_map = 0;
         chunk_lock_take();
-        if (free_chunks) {
-            c = free_chunks;
-            free_chunks = c->next;
-        } else if (chunk_bytes_total + bytes <= cap || tries > 2000) {
+        struct rec_chunk **list = small ? &free_small : &free_chunks;
+        if (*list) {
+            c = *list;
+            *list = c->next;
+        } else if (small || chunk_bytes_total + bytes <= cap || tries > 400) {
             /* Past the cap after ~2 s of waiting: the flusher is stuck or gone; grow rather
              * than stop the program. */
-            chunk_bytes_total += bytes;
+            if (!small)
+                chunk_bytes_total += bytes;
             may_map = 1;
         }
         chunk_lock_give();
-        if (may_map)
+        if (may_map) {
             c = rec_map(bytes);
+            if (c)
+                c->cap = words;
+        }
         if (c) {
             c->next = NULL;
             c->closed = 0;
             c->committed = 0;
-            c->cap = words;
             return c;
         }
         if (may_map)
@@ -118,16 +129,17 @@ static struct rec_chunk *chunk_get(void)
 void thread_chunk_recycle(struct rec_chunk *c)
 {
     chunk_lock_take();
-    c->next = free_chunks;
-    free_chunks = c;
+    struct rec_chunk **list = c->cap == SMALL_WORDS ? &free_small : &free_chunks;
+    c->next = *list;
+    *list = c;
     chunk_lock_give();
     flush_note_recycled();
 }
 
-int thread_new_chunk(struct rec_thread *t)
+static int new_chunk(struct rec_thread *t, int small)
 {
     t->depth++;
-    struct rec_chunk *c = chunk_get();
+    struct rec_chunk *c = chunk_get(small);
     t->depth--;
     if (!c)
         return -1;
@@ -145,6 +157,19 @@ int thread_new_chunk(struct rec_thread *t)
     t->wp = c->words;
     t->wend = c->words + c->cap;
     return 0;
+}
+
+/* The current chunk is full (or the thread index changed): move on. */
+int thread_new_chunk(struct rec_thread *t)
+{
+    return new_chunk(t, t->cur == NULL || t->exited);
+}
+
+/* The thread has recorded its exit: hand its chunk to the flusher, keep a small one. */
+void thread_retire_chunk(struct rec_thread *t)
+{
+    if (t->cur && t->cur->cap != SMALL_WORDS)
+        new_chunk(t, 1);
 }
 
 /* ---- registration ---- */
@@ -183,7 +208,7 @@ struct rec_thread *thread_register(int parent)
     if (t) {
         /* The TCB of an exited thread, reused by a new one. */
         t->index = thread_next_index();
-        t->exited = 0;
+        t->exited = 1;            /* (so that thread_new_chunk picks a small chunk) */
         t->exit_round = 0;
         t->parent = parent;
         t->os_tid = (pid_t)rsys0(SYS_gettid);
@@ -196,6 +221,7 @@ struct rec_thread *thread_register(int parent)
             if (rc)
                 return NULL;
         }
+        t->exited = 0;
         return t;
     }
     uint32_t i = __atomic_fetch_add(&states_used, 1, __ATOMIC_ACQ_REL);
@@ -243,6 +269,7 @@ void threads_reset_after_fork(struct rec_thread *self)
     /* Inherited chunks are copies the child never needs: forget them (their pages stay
      * copy-on-write untouched). */
     free_chunks = NULL;
+    free_small = NULL;
     chunk_bytes_total = 0;
     chunk_lock = 0;
     madvise(tcb_table, (size_t)TCB_SLOTS * sizeof(struct rec_tcb_slot), MADV_DONTNEED);

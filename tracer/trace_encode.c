@@ -10,7 +10,7 @@
  * every nonzero field and so round-trips any struct trace_event exactly. See FORMAT.md.
  */
 #include <zlib.h>
-#include "trace_wire.h"
+#include "trace_decode.h"
 
 /* ---- Events ---- */
 
@@ -69,6 +69,26 @@ static uint8_t *put_fields(uint8_t *p, const struct trace_event *ev, unsigned fi
     return p;
 }
 
+/* The code of a standard-form free's pointer when aux is WIRE_FREE_EXPLICIT (see trace_wire.h):
+ * returns 0 and leaves *code when it does not fit. */
+static int free_code(const struct trace_encode_state *st, uint64_t ptr, uint64_t *code)
+{
+    if (!ptr) {
+        *code = 0;
+        return 1;
+    }
+    int i = wire_recent_find(st, ptr);
+    if (i >= WIRE_FREE_AUX_SLOTS) {
+        *code = (uint64_t)(i - WIRE_FREE_AUX_SLOTS) + 1;
+        return 1;
+    }
+    uint64_t z = wire_zigzag((int64_t)(ptr - st->last_ptr));
+    if (z > UINT64_MAX - WIRE_FREE_DELTA_BASE)
+        return 0;
+    *code = z + WIRE_FREE_DELTA_BASE;
+    return 1;
+}
+
 static uint8_t *put_tail_fields(uint8_t *p, const struct trace_event *ev, unsigned fields,
                                 int generic, struct trace_encode_state *st)
 {
@@ -78,13 +98,25 @@ static uint8_t *put_tail_fields(uint8_t *p, const struct trace_event *ev, unsign
             st->last_ptr = ev->old_ptr;
     }
     if (fields & WF(WF_PTR)) {
-        p = wire_put_varint(p, generic ? ev->ptr : wire_ptr_code(st, ev->ptr, st->last_ptr));
+        uint64_t code;
+        if (generic)
+            code = ev->ptr;
+        else if (ev->kind == TRACE_EV_FREE)
+            free_code(st, ev->ptr, &code);
+        else
+            code = wire_ptr_code(st, ev->ptr, st->last_ptr);
+        p = wire_put_varint(p, code);
         if (ev->ptr)
             st->last_ptr = ev->ptr;
     }
     if (fields & WF(WF_TIME)) {
-        uint64_t d = ev->time_ns - st->last_time_ns;
-        p = wire_put_varint(p, generic ? wire_zigzag((int64_t)d) : d);
+        uint64_t d = ev->time_ns - st->last_time_ns, predicted;
+        if (generic)
+            p = wire_put_varint(p, wire_zigzag((int64_t)d));
+        else if (wire_time_predicted(st, ev->stack_id, &predicted))
+            p = wire_put_varint(p, wire_zigzag((int64_t)(d - predicted)));
+        else
+            p = wire_put_varint(p, d);
     }
     if (fields & WF(WF_RESULT)) p = wire_put_varint(p, wire_zigzag(ev->result));
     if (fields & WF(WF_ERR)) p = wire_put_varint(p, wire_zigzag(ev->err));
@@ -99,11 +131,13 @@ size_t trace_encode_event(uint8_t *out, const struct trace_event *ev, struct tra
     unsigned kind = ev->kind;
     unsigned std = (kind >= 1 && kind <= WIRE_CODE_MAX_KIND) ? wire_standard_fields(kind) : 0;
     unsigned present = nonzero_fields(ev);
-    int standard = std != 0 && (present & ~std) == 0 && ev->time_ns >= st->last_time_ns &&
-                   wire_ptr_fits(ev->old_ptr, st->last_ptr) &&
+    uint64_t unused;
+    int standard = std != 0 && (present & ~std) == 0 && ev->time_ns >= st->last_time_ns;
+    if (standard && kind == TRACE_EV_FREE)
+        standard = !ev->chunk_flags && free_code(st, ev->ptr, &unused);
+    else if (standard)
+        standard = wire_ptr_fits(ev->old_ptr, st->last_ptr) &&
                    wire_ptr_fits(ev->ptr, ev->old_ptr ? ev->old_ptr : st->last_ptr);
-    if (standard && kind == TRACE_EV_FREE && ev->chunk_flags)
-        standard = 0;     /* a free's aux bits name the recent pointer, not chunk flags */
     if (!standard) {
         *p++ = (uint8_t)(WIRE_CODE_GENERIC | (ev->chunk_flags & 7) << 5);
         *p++ = ev->kind;
@@ -122,7 +156,7 @@ size_t trace_encode_event(uint8_t *out, const struct trace_event *ev, struct tra
         code = next_code;
     if (kind == TRACE_EV_FREE) {
         int i = ev->ptr ? wire_recent_find(st, ev->ptr) : -1;
-        if (i >= 0) {
+        if (i >= 0 && i < WIRE_FREE_AUX_SLOTS) {
             aux = (unsigned)i;
             fields &= ~WF(WF_PTR);
         } else {
@@ -256,12 +290,43 @@ size_t trace_encode_end(uint8_t *out, size_t cap, uint64_t blocks, uint64_t next
 
 size_t trace_block_bound(size_t raw_len)
 {
-    return WIRE_BLOCK_FRAME + compressBound((uLong)raw_len);
+    return WIRE_BLOCK_FRAME + compressBound((uLong)(raw_len + WIRE_COLUMN_TABLE)) + 64;
 }
 
-size_t trace_block_seal(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
-                        uint32_t thread, uint64_t first_seq, uint64_t last_seq,
-                        const struct trace_zalloc *za)
+/* Splits rows into the column layout in cols (raw_len + WIRE_COLUMN_TABLE bytes): a first pass
+ * measures the columns, a second copies each field's bytes to its column. 0 if raw does not
+ * decode (it is then sealed as rows, as given). */
+static int split_columns(const uint8_t *raw, size_t raw_len, uint8_t *cols)
+{
+    struct trace_encode_state st;
+    struct trace_event ev;
+    struct wire_defs defs;
+    struct wire_in in;
+    const char *why;
+    size_t len[WIRE_COLUMNS];
+    for (int pass = 0; pass < 2; pass++) {
+        wire_in_rows(&in, raw, raw_len);
+        in.sinking = 1;
+        if (pass == 1) {
+            size_t off = WIRE_COLUMN_TABLE;
+            for (unsigned c = 0; c < WIRE_COLUMNS; c++) {
+                wire_put32(cols + 4 * c, (uint32_t)len[c]);
+                in.sink[c] = cols + off;
+                off += len[c];
+            }
+        }
+        trace_encode_state_reset(&st);
+        while (!wire_in_done(&in))
+            if (wire_decode_record(&in, &st, 0, &ev, &defs, &why) == REC_ERROR)
+                return 0;
+        memcpy(len, in.sink_len, sizeof len);
+    }
+    return 1;
+}
+
+size_t trace_block_seal_level(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
+                              uint32_t thread, uint64_t first_seq, uint64_t last_seq,
+                              const struct trace_zalloc *za, int level, int strategy)
 {
     if (!za || !za->alloc || !za->free || raw_len > TRACE_BLOCK_MAX_RAW || out_cap <= WIRE_BLOCK_FRAME)
         return 0;
@@ -270,25 +335,58 @@ size_t trace_block_seal(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t
     zs.zalloc = za->alloc;
     zs.zfree = za->free;
     zs.opaque = za->opaque;
-    if (deflateInit2(&zs, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8, strategy) != Z_OK)
         return 0;
+    /* zlib's state first, the scratch second: an arena that cannot lend both still seals. */
+    size_t cols_len = raw_len + WIRE_COLUMN_TABLE;
+    uint8_t *cols = raw_len ? za->alloc(za->opaque, (unsigned)cols_len, 1) : NULL;
+    if (cols && !split_columns(raw, raw_len, cols)) {
+        za->free(za->opaque, cols);
+        cols = NULL;
+    }
     size_t room = out_cap - WIRE_BLOCK_FRAME;
-    zs.next_in = (Bytef *)(uintptr_t)raw;
-    zs.avail_in = (uInt)raw_len;
     zs.next_out = out + WIRE_BLOCK_FRAME;
     zs.avail_out = room > 0xffffffffu ? 0xffffffffu : (uInt)room;
-    int rc = deflate(&zs, Z_FINISH);
+    int rc;
+    if (cols) {
+        /* Each column gets deflate blocks (and Huffman codes) of its own. */
+        size_t off = 0;
+        for (unsigned c = 0; c < WIRE_COLUMNS; c++) {
+            size_t n = wire_get32(cols + 4 * c) + (c == 0 ? WIRE_COLUMN_TABLE : 0);
+            zs.next_in = cols + off;
+            zs.avail_in = (uInt)n;
+            off += n;
+            if (n == 0 && c + 1 < WIRE_COLUMNS)
+                continue;       /* nothing to close a block on (zlib would say Z_BUF_ERROR) */
+            rc = deflate(&zs, c + 1 < WIRE_COLUMNS ? Z_BLOCK : Z_FINISH);
+            if (rc != Z_OK && rc != Z_STREAM_END)
+                break;
+        }
+        za->free(za->opaque, cols);
+    } else {
+        zs.next_in = (Bytef *)(uintptr_t)raw;
+        zs.avail_in = (uInt)raw_len;
+        rc = deflate(&zs, Z_FINISH);
+    }
     size_t payload = zs.total_out;
     deflateEnd(&zs);
     if (rc != Z_STREAM_END)
         return 0;
-    memcpy(out, WIRE_BLOCK_TAG, 4);
+    memcpy(out, cols ? WIRE_COLUMN_BLOCK_TAG : WIRE_BLOCK_TAG, 4);
     wire_put32(out + 4, (uint32_t)payload);
-    wire_put32(out + 8, (uint32_t)raw_len);
+    wire_put32(out + 8, (uint32_t)(cols ? cols_len : raw_len));
     wire_put32(out + 12, thread);
     wire_put64(out + 16, first_seq);
     wire_put64(out + 24, last_seq);
     wire_put32(out + 32, (uint32_t)crc32(0, out + WIRE_BLOCK_FRAME, (uInt)payload));
     wire_put32(out + 36, (uint32_t)crc32(0, out, 36));
     return WIRE_BLOCK_FRAME + payload;
+}
+
+size_t trace_block_seal(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
+                        uint32_t thread, uint64_t first_seq, uint64_t last_seq,
+                        const struct trace_zalloc *za)
+{
+    return trace_block_seal_level(out, out_cap, raw, raw_len, thread, first_seq, last_seq, za, 1,
+                                  Z_DEFAULT_STRATEGY);
 }

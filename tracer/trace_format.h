@@ -117,8 +117,9 @@ struct trace_header {
 
 /* Per-thread delta state: reset at the start of every block (memset to 0, or
  * trace_encode_state_reset). Treat the fields as private to the encoder. */
-#define TRACE_RECENT_PTRS 7
-#define TRACE_FREED_PTRS 8
+#define TRACE_RECENT_PTRS 32
+#define TRACE_FREED_PTRS 32
+#define TRACE_TIME_SLOTS 256
 struct trace_encode_state {
     uint64_t last_seq, last_time_ns, last_ptr;
     /* ---- additions ---- */
@@ -126,6 +127,10 @@ struct trace_encode_state {
     uint64_t freed[TRACE_FREED_PTRS];   /* pointers most recently freed, newest first */
     uint32_t recent_count, freed_count;
     uint32_t last_stack;
+    /* The time since the previous event, the last time each stack (hashed) was seen: a call
+     * site's time delta is predicted from its previous one. */
+    uint32_t time_stack[TRACE_TIME_SLOTS];
+    uint64_t time_delta[TRACE_TIME_SLOTS];
 };
 static inline void trace_encode_state_reset(struct trace_encode_state *st)
 {
@@ -180,6 +185,14 @@ size_t trace_block_seal(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t
                         uint32_t thread, uint64_t first_seq, uint64_t last_seq,
                         const struct trace_zalloc *za);
 size_t trace_block_bound(size_t raw_len);
+
+/* trace_block_seal with another zlib level (0-9) and strategy (Z_DEFAULT_STRATEGY,
+ * Z_HUFFMAN_ONLY, ...). Both split the records into columns when `za` can also lend a scratch
+ * buffer of raw_len + 16 bytes after zlib's own state (the file is then smaller; FORMAT.md,
+ * BLK2), and otherwise write them as rows (BLK1). */
+size_t trace_block_seal_level(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
+                              uint32_t thread, uint64_t first_seq, uint64_t last_seq,
+                              const struct trace_zalloc *za, int level, int strategy);
 
 /* ---- Reading (used by replayer, analyzer, dump; may allocate) ---- */
 

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-#include "trace_wire.h"
+#include "trace_decode.h"
 
 #define MAX_MODULES (1u << 16)
 #define MAX_STACK_FRAMES_TOTAL (1ull << 26)
@@ -30,7 +30,8 @@
 
 struct pending {                /* one checked block, waiting in the merge */
     uint8_t *raw;
-    size_t len, pos;
+    size_t len;
+    struct wire_in in;          /* where its next record is */
     uint32_t thread;
     uint64_t offset;            /* of its frame in the file */
     struct trace_encode_state st;
@@ -189,248 +190,6 @@ static int module_add(struct trace_reader *r, const struct trace_module *m, cons
     return 0;
 }
 
-/* ---- Decoding records ---- */
-
-enum { REC_ERROR, REC_EVENT, REC_STACK, REC_MODULE };
-
-struct record_defs {            /* what a definition record held */
-    uint32_t stack_id;
-    unsigned depth;
-    uint64_t frames[TRACE_MAX_STACK_DEPTH];
-    struct trace_module module;
-};
-
-#define GET(var) do { if (!wire_get_varint(&p, end, &(var))) goto truncated; } while (0)
-
-static int decode_fields(const uint8_t **pp, const uint8_t *end, struct trace_event *ev,
-                         unsigned fields, int generic, struct trace_encode_state *st,
-                         const char **why)
-{
-    const uint8_t *p = *pp;
-    uint64_t v;
-    if (fields & WF(WF_STACK)) {
-        GET(v);
-        if (generic) {
-            if (v > UINT32_MAX) goto bad;
-            ev->stack_id = (uint32_t)v;
-        } else if (v == 0) {
-            ev->stack_id = st->last_stack;
-        } else {
-            if (v - 1 > UINT32_MAX) goto bad;
-            ev->stack_id = (uint32_t)(v - 1);
-        }
-    }
-    if (fields & WF(WF_THREAD)) {
-        GET(v);
-        if (v > UINT32_MAX) goto bad;
-        ev->thread = (uint32_t)v;
-    }
-    if (fields & WF(WF_SIZE)) GET(ev->size);
-    if (fields & WF(WF_NMEMB)) GET(ev->nmemb);
-    if (fields & WF(WF_ALIGNMENT)) GET(ev->alignment);
-    if (fields & WF(WF_PARAM)) { GET(v); ev->param = wire_unzigzag(v); }
-    if (fields & WF(WF_VALUE)) { GET(v); ev->value = wire_unzigzag(v); }
-    if (fields & WF(WF_OS_TID)) GET(ev->os_tid);
-    if (fields & WF(WF_SAMPLE))
-        for (unsigned i = 0; i < WIRE_SAMPLE_FIELDS; i++)
-            GET(*wire_sample_field(&ev->sample, i));
-    *pp = p;
-    return 1;
-truncated:
-    *why = "an event runs past the end of its block";
-    return 0;
-bad:
-    *why = "an event field is out of range";
-    return 0;
-}
-
-static int decode_tail(const uint8_t **pp, const uint8_t *end, struct trace_event *ev,
-                       unsigned fields, int generic, struct trace_encode_state *st,
-                       const char **why)
-{
-    const uint8_t *p = *pp;
-    uint64_t v;
-    if (fields & WF(WF_OLD_PTR)) {
-        GET(v);
-        if (generic)
-            ev->old_ptr = v;
-        else if (!wire_ptr_from_code(st, v, st->last_ptr, &ev->old_ptr))
-            goto bad_ptr;
-        if (ev->old_ptr)
-            st->last_ptr = ev->old_ptr;
-    }
-    if (fields & WF(WF_PTR)) {
-        GET(v);
-        if (generic)
-            ev->ptr = v;
-        else if (!wire_ptr_from_code(st, v, st->last_ptr, &ev->ptr))
-            goto bad_ptr;
-        if (ev->ptr)
-            st->last_ptr = ev->ptr;
-    }
-    if (fields & WF(WF_TIME)) {
-        GET(v);
-        ev->time_ns = st->last_time_ns + (generic ? (uint64_t)wire_unzigzag(v) : v);
-    } else {
-        ev->time_ns = generic ? 0 : st->last_time_ns;
-    }
-    if (fields & WF(WF_RESULT)) { GET(v); ev->result = wire_unzigzag(v); }
-    if (fields & WF(WF_ERR)) {
-        GET(v);
-        int64_t e = wire_unzigzag(v);
-        if (e < INT32_MIN || e > INT32_MAX) {
-            *why = "an event's errno is out of range";
-            return 0;
-        }
-        ev->err = (int32_t)e;
-    }
-    *pp = p;
-    return 1;
-truncated:
-    *why = "an event runs past the end of its block";
-    return 0;
-bad_ptr:
-    *why = "an event names a recently freed pointer that does not exist";
-    return 0;
-}
-
-/* Decodes the record at *pp: an event into ev (with block_thread unless it names its thread), or a
- * definition into defs. Returns REC_* and advances *pp; REC_ERROR sets *why. */
-static int decode_record(const uint8_t **pp, const uint8_t *end, struct trace_encode_state *st,
-                         uint32_t block_thread, struct trace_event *ev, struct record_defs *defs,
-                         const char **why)
-{
-    const uint8_t *p = *pp;
-    uint64_t v;
-    if (p >= end) {
-        *why = "a record runs past the end of its block";
-        return REC_ERROR;
-    }
-    unsigned op = *p++, code = op & 31, aux = op >> 5;
-
-    if (code == WIRE_CODE_STACK || code == WIRE_CODE_MODULE) {
-        if (aux) {
-            *why = "a definition record has unknown flag bits";
-            return REC_ERROR;
-        }
-        if (code == WIRE_CODE_STACK) {
-            uint64_t id, depth, prev = 0;
-            GET(id);
-            GET(depth);
-            if (id > UINT32_MAX || depth > TRACE_MAX_STACK_DEPTH) {
-                *why = "a stack definition has an out-of-range id or depth";
-                return REC_ERROR;
-            }
-            for (unsigned i = 0; i < depth; i++) {
-                GET(v);
-                prev += (uint64_t)wire_unzigzag(v);
-                defs->frames[i] = prev;
-            }
-            defs->stack_id = (uint32_t)id;
-            defs->depth = (unsigned)depth;
-            *pp = p;
-            return REC_STACK;
-        }
-        struct trace_module *m = &defs->module;
-        uint64_t len;
-        memset(m, 0, sizeof *m);
-        GET(m->load_address);
-        GET(m->size);
-        GET(len);
-        if (len >= sizeof m->path || len > (uint64_t)(end - p)) {
-            *why = "a module record has a bad path length";
-            return REC_ERROR;
-        }
-        memcpy(m->path, p, len);
-        m->path[len] = 0;
-        p += len;
-        if (p >= end || *p > sizeof m->build_id || (size_t)(end - p - 1) < *p) {
-            *why = "a module record has a bad build-id length";
-            return REC_ERROR;
-        }
-        m->build_id_len = *p++;
-        memcpy(m->build_id, p, m->build_id_len);
-        p += m->build_id_len;
-        *pp = p;
-        return REC_MODULE;
-    }
-
-    memset(ev, 0, sizeof *ev);
-    ev->thread = block_thread;
-    unsigned fields;
-    int generic = 0, next = 0, free_index = -1;
-    if (code == WIRE_CODE_GENERIC) {
-        if (p >= end)
-            goto truncated;
-        ev->kind = *p++;
-        GET(v);
-        if (v >> WF_COUNT) {
-            *why = "an event names unknown fields";
-            return REC_ERROR;
-        }
-        fields = (unsigned)v;
-        generic = 1;
-        ev->chunk_flags = (uint8_t)aux;
-    } else if (code >= 1 && code <= WIRE_CODE_MAX_KIND) {
-        ev->kind = (uint8_t)code;
-    } else if (code >= WIRE_CODE_MALLOC_NEXT && code <= WIRE_CODE_REALLOC_NEXT) {
-        static const uint8_t kinds[] = {TRACE_EV_MALLOC, TRACE_EV_FREE, TRACE_EV_CALLOC, TRACE_EV_REALLOC};
-        ev->kind = kinds[code - WIRE_CODE_MALLOC_NEXT];
-        next = 1;
-    } else {
-        *why = "unknown record opcode";
-        return REC_ERROR;
-    }
-    if (ev->kind == 0 || ev->kind >= TRACE_EV_KIND_COUNT) {
-        *why = "unknown event kind";
-        return REC_ERROR;
-    }
-    if (generic) {
-        if (wire_kind_names_thread(ev->kind) != !!(fields & WF(WF_THREAD))) {
-            *why = "an event's thread field does not match its kind";
-            return REC_ERROR;
-        }
-        GET(v);
-        ev->seq = st->last_seq + v;
-    } else {
-        fields = wire_standard_fields(ev->kind);
-        if (ev->kind == TRACE_EV_FREE) {
-            if (aux != WIRE_FREE_EXPLICIT) {
-                if (aux >= st->recent_count || aux >= TRACE_RECENT_PTRS) {
-                    *why = "a free names a recent pointer that does not exist";
-                    return REC_ERROR;
-                }
-                free_index = (int)aux;
-                fields &= ~WF(WF_PTR);
-            }
-        } else {
-            ev->chunk_flags = (uint8_t)aux;
-        }
-    }
-    if (!decode_fields(&p, end, ev, fields, generic, st, why))
-        return REC_ERROR;
-    if (!generic) {
-        if (next) {
-            ev->seq = st->last_seq + 1;
-        } else {
-            GET(v);
-            ev->seq = st->last_seq + v;
-        }
-    }
-    if (!decode_tail(&p, end, ev, fields, generic, st, why))
-        return REC_ERROR;
-    if (free_index >= 0) {
-        ev->ptr = st->recent[free_index];
-        st->last_ptr = ev->ptr;
-    }
-    wire_state_after_event(st, ev);
-    *pp = p;
-    return REC_EVENT;
-truncated:
-    *why = "a record runs past the end of its block";
-    return REC_ERROR;
-}
-
 /* ---- The merge heap ---- */
 
 static int pending_before(const struct pending *a, const struct pending *b)
@@ -487,12 +246,10 @@ static void pending_free(struct trace_reader *r, struct pending *b)
  * when the block has no more events. */
 static int pending_advance(struct pending *b)
 {
-    struct record_defs defs;
+    struct wire_defs defs;
     const char *why;
-    while (b->pos < b->len) {
-        const uint8_t *p = b->raw + b->pos;
-        int rec = decode_record(&p, b->raw + b->len, &b->st, b->thread, &b->head, &defs, &why);
-        b->pos = (size_t)(p - b->raw);
+    while (!wire_in_done(&b->in)) {
+        int rec = wire_decode_record(&b->in, &b->st, b->thread, &b->head, &defs, &why);
         if (rec == REC_EVENT)
             return 1;
         if (rec == REC_ERROR)
@@ -503,23 +260,39 @@ static int pending_advance(struct pending *b)
 
 /* ---- Reading frames ---- */
 
+/* Sets up the cursors of a block in the row (BLK1) or column (BLK2) layout; 0 if malformed. */
+static int block_cursors(struct wire_in *in, const uint8_t *raw, size_t len, int columns)
+{
+    if (!columns) {
+        wire_in_rows(in, raw, len);
+        return 1;
+    }
+    return wire_in_columns(in, raw, len);
+}
+
 /* Checks a decoded block and registers its definitions. 0 = good. */
-static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, uint32_t thread,
-                       uint64_t first_seq, uint64_t last_seq, uint64_t *events, const char **why)
+static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, int columns,
+                       uint32_t thread, uint64_t first_seq, uint64_t last_seq, uint64_t *events,
+                       const char **why)
 {
     struct trace_encode_state st;
     struct trace_event ev;
-    struct record_defs *defs = malloc(sizeof *defs);
+    struct wire_in in;
+    *events = 0;
+    if (!block_cursors(&in, raw, len, columns)) {
+        *why = "its column table does not add up";
+        return -1;
+    }
+    struct wire_defs *defs = malloc(sizeof *defs);
     if (!defs) {
         *why = "out of memory";
         return -1;
     }
     trace_encode_state_reset(&st);
-    const uint8_t *p = raw, *end = raw + len;
     uint64_t n = 0, prev = 0;
     int rc = 0;
-    while (p < end) {
-        int rec = decode_record(&p, end, &st, thread, &ev, defs, why);
+    while (!wire_in_done(&in)) {
+        int rec = wire_decode_record(&in, &st, thread, &ev, defs, why);
         if (rec == REC_ERROR) {
             rc = -1;
             break;
@@ -547,6 +320,10 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, u
             n++;
         }
     }
+    if (rc == 0 && !wire_in_all_done(&in)) {
+        *why = "its columns hold bytes that no record uses";
+        rc = -1;
+    }
     if (rc == 0 && n > 0 && prev != last_seq) {
         *why = "its last event's seq differs from the block's last seq";
         rc = -1;
@@ -556,7 +333,7 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, u
     return rc;
 }
 
-static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at)
+static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, int columns)
 {
     uint32_t payload_len = wire_get32(fh + 4), raw_len = wire_get32(fh + 8);
     uint32_t thread = wire_get32(fh + 12);
@@ -566,7 +343,8 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at)
         stop(r, 1, at, "block at offset %" PRIu64 ": frame header CRC mismatch", at);
         return;
     }
-    if (raw_len > TRACE_BLOCK_MAX_RAW || payload_len > compressBound(raw_len) + 64 || payload_len == 0) {
+    if (raw_len > TRACE_BLOCK_MAX_RAW + WIRE_COLUMN_TABLE || payload_len > compressBound(raw_len) + 64 ||
+        payload_len == 0) {
         stop(r, 1, at, "block at offset %" PRIu64 ": implausible lengths (payload %" PRIu32
              ", raw %" PRIu32 ")", at, payload_len, raw_len);
         return;
@@ -617,7 +395,7 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at)
 
     uint64_t events;
     const char *why = "";
-    if (check_block(r, raw, raw_len, thread, first_seq, last_seq, &events, &why) < 0) {
+    if (check_block(r, raw, raw_len, columns, thread, first_seq, last_seq, &events, &why) < 0) {
         stop(r, 1, at, "block at offset %" PRIu64 " (thread %" PRIu32 "): %s", at, thread, why);
         goto fail;
     }
@@ -629,6 +407,7 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at)
     }
     b->raw = raw;
     b->len = raw_len;
+    block_cursors(&b->in, raw, raw_len, columns);
     b->thread = thread;
     b->offset = at;
     trace_encode_state_reset(&b->st);
@@ -683,7 +462,9 @@ static void read_frame(struct trace_reader *r)
              "(the recording was cut short)", at);
         return;
     }
-    int is_block = got == 4 && !memcmp(fh, WIRE_BLOCK_TAG, 4);
+    int is_rows = got == 4 && !memcmp(fh, WIRE_BLOCK_TAG, 4);
+    int is_columns = got == 4 && !memcmp(fh, WIRE_COLUMN_BLOCK_TAG, 4);
+    int is_block = is_rows || is_columns;
     int is_end = got == 4 && !memcmp(fh, WIRE_END_TAG, 4);
     if (got == 4 && !is_block && !is_end) {
         stop(r, 1, at, "offset %" PRIu64 ": not a block (unknown frame tag)", at);
@@ -703,7 +484,7 @@ static void read_frame(struct trace_reader *r)
     if (is_end)
         read_end(r, fh, at);
     else
-        read_block(r, fh, at);
+        read_block(r, fh, at, is_columns);
 }
 
 /* ---- Opening ---- */

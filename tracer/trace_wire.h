@@ -21,7 +21,8 @@
 #define WIRE_MAGIC_BYTES 8
 #define WIRE_HEADER_FIXED 16            /* magic, version, payload length */
 #define WIRE_HEADER_MAX_PAYLOAD (64u << 20)
-#define WIRE_BLOCK_TAG "BLK1"
+#define WIRE_BLOCK_TAG "BLK1"                 /* records in rows */
+#define WIRE_COLUMN_BLOCK_TAG "BLK2"          /* the same records split into columns */
 #define WIRE_END_TAG "END1"
 #define WIRE_BLOCK_FRAME 40             /* tag, lengths, thread, seqs, CRCs */
 #define WIRE_END_FRAME TRACE_END_BYTES
@@ -229,6 +230,29 @@ static inline int wire_ptr_from_code(const struct trace_encode_state *st, uint64
     return 1;
 }
 
+/* ---- Time in the standard form ----
+ * When the thread's previous event with the same (nonzero) stack left a delta in its slot, the
+ * time is svarint(delta - that delta); otherwise it is the delta as a varint. */
+static inline unsigned wire_time_slot(uint32_t stack_id)
+{
+    return (stack_id * 2654435761u) >> 24 & (TRACE_TIME_SLOTS - 1);
+}
+static inline int wire_time_predicted(const struct trace_encode_state *st, uint32_t stack_id,
+                                      uint64_t *predicted)
+{
+    unsigned slot = wire_time_slot(stack_id);
+    if (!stack_id || st->time_stack[slot] != stack_id)
+        return 0;
+    *predicted = st->time_delta[slot];
+    return 1;
+}
+
+/* ---- Frees in the standard form ----
+ * aux 0..6 names recent[0..6]; aux 7 is followed by a varint: 0 = NULL, 1 .. TRACE_RECENT_PTRS-7
+ * name recent[7..], above that svarint(ptr - last_ptr) + TRACE_RECENT_PTRS - 6. */
+#define WIRE_FREE_AUX_SLOTS 7
+#define WIRE_FREE_DELTA_BASE (TRACE_RECENT_PTRS - WIRE_FREE_AUX_SLOTS + 1)
+
 /* ---- Pointer lists: recent live allocations (for frees) and recent frees (for allocations) ---- */
 static inline int wire_list_find(const uint64_t *list, uint32_t count, unsigned cap, uint64_t ptr)
 {
@@ -279,6 +303,9 @@ static inline void wire_state_after_event(struct trace_encode_state *st, const s
         wire_list_remove(st->freed, &st->freed_count, TRACE_FREED_PTRS, ev->ptr);
         wire_list_push(st->recent, &st->recent_count, TRACE_RECENT_PTRS, ev->ptr);
     }
+    unsigned slot = wire_time_slot(ev->stack_id);
+    st->time_stack[slot] = ev->stack_id;
+    st->time_delta[slot] = ev->time_ns - st->last_time_ns;
     st->last_stack = ev->stack_id;
     st->last_seq = ev->seq;
     st->last_time_ns = ev->time_ns;

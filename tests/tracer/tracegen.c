@@ -283,6 +283,7 @@ enum { OP_ALLOC, OP_FREE, OP_FREE_OLD, OP_REALLOC };
 struct script_op {
     unsigned type, site, ref;   /* ref: index of the routine's allocation to free/realloc */
     uint64_t work_ns;
+    uint32_t stack;             /* the call path: this site called from this routine */
 };
 
 struct routine {
@@ -328,20 +329,18 @@ void gen_realistic_stream(struct gen_stream *g, uint64_t seed, size_t events, un
         for (unsigned b = 0; b < 20; b++)
             it->module->build_id[b] = (uint8_t)gen_rand(&s);
     }
-    /* Stacks 1..SITES allocate, SITES+1..2*SITES free: own frames, then a shared tail. */
-    static uint64_t stack_frames[2 * SITES + 1][24];
-    unsigned stack_depth[2 * SITES + 1];
+    /* A call site's own frames; a stack is a site's frames, then its routine's, then a tail
+     * shared by everything (main and libc's start code). */
+    static uint64_t site_frames[2 * SITES][12];
+    unsigned site_depth[2 * SITES];
     uint64_t common[6];
     for (unsigned i = 0; i < 6; i++)
         common[i] = mod_base[i % 2 ? 1 : 0] + 0x1000 + below(&s, 0x20000);
-    for (unsigned i = 1; i <= 2 * SITES; i++) {
-        unsigned own = 3 + below(&s, 9);
-        stack_depth[i] = own + 6;
-        for (unsigned d = 0; d < own; d++)
-            stack_frames[i][d] = mod_base[below(&s, 3) ? 0 : 2] + 0x1000 + below(&s, 0x100000);
-        memcpy(&stack_frames[i][own], common, sizeof common);
+    for (unsigned i = 0; i < 2 * SITES; i++) {
+        site_depth[i] = 2 + below(&s, 8);
+        for (unsigned d = 0; d < site_depth[i]; d++)
+            site_frames[i][d] = mod_base[below(&s, 3) ? 0 : 2] + 0x1000 + below(&s, 0x100000);
     }
-    g->stacks = 2 * SITES;
     static const uint64_t common_sizes[] = {8, 16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 4096};
     for (unsigned i = 0; i < SITES; i++) {
         struct site *st = &sites[i];
@@ -381,42 +380,89 @@ void gen_realistic_stream(struct gen_stream *g, uint64_t seed, size_t events, un
             rt->nops++;
         }
     }
+    uint32_t nstacks = 0;
+    for (unsigned r = 0; r < ROUTINES; r++)
+        nstacks += routines[r].nops;
+    uint64_t (*stack_frames)[24] = calloc(nstacks + 1, sizeof *stack_frames);
+    unsigned *stack_depth = calloc(nstacks + 1, sizeof *stack_depth);
+    uint32_t next_stack = 1;
+    for (unsigned r = 0; r < ROUTINES; r++) {
+        uint64_t routine_frames[4];
+        unsigned rdepth = 1 + below(&s, 4);
+        for (unsigned d = 0; d < rdepth; d++)
+            routine_frames[d] = mod_base[0] + 0x1000 + below(&s, 0x100000);
+        for (unsigned o = 0; o < routines[r].nops; o++) {
+            struct script_op *op = &routines[r].ops[o];
+            uint32_t id = next_stack++;
+            unsigned n = 0;
+            for (unsigned d = 0; d < site_depth[op->site]; d++)
+                stack_frames[id][n++] = site_frames[op->site][d];
+            for (unsigned d = 0; d < rdepth; d++)
+                stack_frames[id][n++] = routine_frames[d];
+            for (unsigned d = 0; d < 6; d++)
+                stack_frames[id][n++] = common[d];
+            stack_depth[id] = n;
+            op->stack = id;
+        }
+    }
+    g->stacks = nstacks;
     struct program *prog = calloc(threads, sizeof *prog);
     for (unsigned t = 0; t < threads; t++)
         prog[t].routine = UINT32_MAX;
-    uint8_t *defined = calloc((size_t)threads * (2 * SITES + 1), 1);
+    uint8_t *defined = calloc((size_t)threads * (nstacks + 1), 1);
     size_t oldcap = 1 << 14, nold = 0;
     struct held *old = calloc(oldcap, sizeof *old);
-    uint64_t seq = 0, now = 0;
+    /* Threads run concurrently, each on its own clock: the next event is the pending call with
+     * the earliest time, so seq order is time order. */
+    uint64_t seq = 0;
+    uint64_t *clock = calloc(threads, sizeof *clock);
+    const struct script_op **pending = calloc(threads, sizeof *pending);
+    uint64_t *pending_time = calloc(threads, sizeof *pending_time);
+    for (unsigned t = 0; t < threads; t++)
+        pending[t] = NULL;
     while (g->events < events) {
-        uint32_t tid = threads == 1 ? 0 : below(&s, threads);
-        struct program *pg = &prog[tid];
-        if (pg->routine == UINT32_MAX || pg->op == routines[pg->routine].nops) {
-            /* Whatever the routine kept now lives on. */
-            for (unsigned i = 0; pg->routine != UINT32_MAX && i < pg->nmine; i++)
-                if (pg->mine_live[i]) {
-                    if (nold == oldcap) {
-                        oldcap *= 2;
-                        old = realloc(old, oldcap * sizeof *old);
+        for (unsigned t = 0; t < threads; t++) {
+            if (pending[t])
+                continue;
+            struct program *pg = &prog[t];
+            if (pg->routine == UINT32_MAX || pg->op == routines[pg->routine].nops) {
+                /* Whatever the routine kept now lives on. */
+                for (unsigned i = 0; pg->routine != UINT32_MAX && i < pg->nmine; i++)
+                    if (pg->mine_live[i]) {
+                        if (nold == oldcap) {
+                            oldcap *= 2;
+                            old = realloc(old, oldcap * sizeof *old);
+                        }
+                        old[nold++] = pg->mine[i];
                     }
-                    old[nold++] = pg->mine[i];
+                if (pg->repeat == 0) {
+                    unsigned r = below(&s, 4) ? below(&s, 1 + below(&s, 12)) : below(&s, ROUTINES);
+                    pg->routine = r;
+                    pg->repeat = below(&s, 3) ? 1 + below(&s, 20) : 1;
                 }
-            if (pg->repeat == 0) {
-                unsigned r = below(&s, 4) ? below(&s, 1 + below(&s, 12)) : below(&s, ROUTINES);
-                pg->routine = r;
-                pg->repeat = below(&s, 3) ? 1 + below(&s, 20) : 1;
+                pg->repeat--;
+                pg->op = 0;
+                pg->nmine = 0;
+                memset(pg->mine_live, 0, sizeof pg->mine_live);
             }
-            pg->repeat--;
-            pg->op = 0;
-            pg->nmine = 0;
-            memset(pg->mine_live, 0, sizeof pg->mine_live);
+            pending[t] = &routines[pg->routine].ops[pg->op++];
+            clock[t] += pending[t]->work_ns + 80 + 10 * below(&s, 6) + below(&s, 2) +
+                        (below(&s, 20) == 0 ? (uint64_t)1000 << below(&s, 8) : 0);
+            pending_time[t] = clock[t];
         }
-        const struct script_op *op = &routines[pg->routine].ops[pg->op++];
+        uint32_t tid = 0;
+        for (unsigned t = 1; t < threads; t++)
+            if (pending_time[t] < pending_time[tid])
+                tid = t;
+        struct program *pg = &prog[tid];
+        const struct script_op *op = pending[tid];
+        pending[tid] = NULL;
+        uint64_t now = pending_time[tid];
         struct trace_event ev;
         memset(&ev, 0, sizeof ev);
         ev.seq = seq;
         ev.thread = tid;
-        uint32_t stack = 1 + op->site;
+        uint32_t stack = op->stack;
         if (op->type == OP_FREE_OLD) {
             if (nold == 0)
                 continue;
@@ -473,11 +519,9 @@ void gen_realistic_stream(struct gen_stream *g, uint64_t seed, size_t events, un
             if (op->ref + 1 > pg->nmine)
                 pg->nmine = op->ref + 1;
         }
-        now += op->work_ns + 80 + 10 * below(&s, 6) + below(&s, 2) +
-               (below(&s, 20) == 0 ? (uint64_t)1000 << below(&s, 8) : 0);
         ev.time_ns = now;
         ev.stack_id = stack;
-        uint8_t *def = &defined[(size_t)tid * (2 * SITES + 1) + stack];
+        uint8_t *def = &defined[(size_t)tid * (nstacks + 1) + stack];
         if (!*def) {
             struct gen_item *it = push(g, GEN_STACK, tid);
             it->stack_id = stack;
@@ -498,10 +542,15 @@ void gen_realistic_stream(struct gen_stream *g, uint64_t seed, size_t events, un
     for (size_t i = 0; i < nold; i++)
         free(old[i].p);
     free(old);
+    free(clock);
+    free(pending);
+    free(pending_time);
     free(prog);
     free(defined);
     free(routines);
     free(sites);
+    free(stack_frames);
+    free(stack_depth);
 }
 
 /* ---- Writing and comparing ---- */

@@ -36,6 +36,12 @@
 replay_db_hook_fn replay_db_hook;
 
 #define MAX_SITES 4096
+#define THREAD_STARTED 1
+#define THREAD_PINNED 2
+/* Model events after which heap + mmapped bytes may have changed. */
+#define HELD_CHANGES (REPLAY_DID_SBRK_GROW | REPLAY_DID_SBRK_SHRINK | REPLAY_DID_MMAP |            \
+                      REPLAY_DID_MUNMAP | REPLAY_DID_MREMAP | REPLAY_DID_HEAP_GROW |                \
+                      REPLAY_DID_HEAP_SHRINK | REPLAY_DID_TRIM | REPLAY_DID_ARENA_NEW)
 #define MAX_DOUBLE_FREE_REPORTS 10
 #define MAX_CORRUPT_REPORTS 10
 
@@ -49,11 +55,22 @@ struct replay {
     struct trace_reader *r;
     const struct trace_header *h;
     struct ptmalloc *pm;
+    struct sysmem *mem;
+    uint64_t held;                    /* system + mmapped bytes after the last step */
+    int held_known;
     struct ptr_map map;
     struct verify *v;                 /* NULL unless verifying in this pass */
     const struct arena_pin *pins;     /* NULL unless --arenas recorded */
     uint8_t *thread_seen;
     uint32_t nthreads, threads_used;
+    uint32_t alive;                   /* threads seen and not exited */
+    /* --frees late: at most one deferred free per thread (see replay.h) */
+    struct pending_free {
+        int active;
+        uint64_t step, val, size, lo, hi;
+        struct trace_event ev;
+    } *pending;
+    uint32_t npending;
     unsigned did;
     uint64_t live;
     struct replay_summary *out;
@@ -117,17 +134,38 @@ static int thread_begin(struct replay *rp, uint32_t t)
             return -1;
         memset(p + rp->nthreads, 0, n - rp->nthreads);
         rp->thread_seen = p;
+        struct pending_free *pf = realloc(rp->pending, n * sizeof *pf);
+        if (!pf)
+            return -1;
+        memset(pf + rp->nthreads, 0, (n - rp->nthreads) * sizeof *pf);
+        rp->pending = pf;
         rp->nthreads = n;
     }
-    if (rp->thread_seen[t])
+    if (rp->thread_seen[t] & THREAD_STARTED)
         return 0;
-    rp->thread_seen[t] = 1;
+    rp->thread_seen[t] |= THREAD_STARTED;
     rp->threads_used++;
+    rp->alive++;
     if (t)
         ptmalloc_thread_start(rp->pm, t);
-    if (rp->pins && t < rp->pins->threads && rp->pins->thread_arena[t] >= 0)
-        ptmalloc_thread_set_arena(rp->pm, t, (uint32_t)rp->pins->thread_arena[t]);
     return 0;
+}
+
+/* --arenas recorded: attach the thread to its recorded arena just before its first call that
+ * makes glibc pick an arena (an allocation, or a free / realloc of a real pointer), as glibc
+ * creates a thread's arena only then. */
+static void thread_pin(struct replay *rp, const struct trace_event *ev)
+{
+    uint32_t t = ev->thread;
+    if (!rp->pins || (rp->thread_seen[t] & THREAD_PINNED))
+        return;
+    if (ev->kind == TRACE_EV_THREAD_START || ev->kind == TRACE_EV_THREAD_EXIT ||
+        ev->kind == TRACE_EV_MALLOPT || ev->kind == TRACE_EV_MALLOC_TRIM ||
+        ev->kind == TRACE_EV_FORK || (ev->kind == TRACE_EV_FREE && !ev->ptr))
+        return;
+    rp->thread_seen[t] |= THREAD_PINNED;
+    if (t < rp->pins->threads && rp->pins->thread_arena[t] >= 0)
+        ptmalloc_thread_set_arena(rp->pm, t, (uint32_t)rp->pins->thread_arena[t]);
 }
 
 /* ---- call sites of unknown frees ---- */
@@ -278,13 +316,86 @@ static void do_free(struct replay *rp, const struct trace_event *ev, uint64_t st
         return;
     }
     s->replayed_old_ptr = e->val;
-    if (e->val) {
+    if (e->val && rp->o->free_order == REPLAY_FREES_LATE && rp->alive > 1) {
+        struct pending_free *pf = &rp->pending[ev->thread];
+        pf->active = 1;
+        pf->step = step;
+        pf->val = e->val;
+        pf->ev = *ev;
+        uint64_t csize = sysmem_load(rp->mem, e->val - 8) & ~7ull;
+        pf->lo = ev->ptr - 16;
+        pf->hi = pf->lo + (csize ? csize : 32);
+        rp->npending++;
+    } else if (e->val) {
         struct ptmalloc_result res = ptmalloc_free(rp->pm, ev->thread, e->val);
         if (res.status == PTM_CORRUPT)
             report_corrupt(rp, ev, step, &res, s);
     }
     rp->live -= e->size;
     ptr_map_mark_freed(&rp->map, e, step);
+}
+
+/* ---- --frees late ---- */
+
+static void flush_one(struct replay *rp, struct pending_free *pf, struct replay_step *s)
+{
+    pf->active = 0;
+    rp->npending--;
+    struct ptmalloc_result res = ptmalloc_free(rp->pm, pf->ev.thread, pf->val);
+    if (res.status == PTM_CORRUPT) {
+        int skipped = s->skipped;
+        report_corrupt(rp, &pf->ev, pf->step, &res, s);
+        s->skipped = skipped;
+    }
+}
+
+/* Performs the pending frees that must come before ev (in their recorded order). */
+static void flush_for(struct replay *rp, const struct trace_event *ev, struct replay_step *s)
+{
+    int all = 0;
+    uint64_t lo = 0, hi = 0;
+    switch (ev->kind) {
+    case TRACE_EV_MODULE:
+        return;
+    case TRACE_EV_SAMPLE: case TRACE_EV_MALLOPT: case TRACE_EV_MALLOC_TRIM:
+    case TRACE_EV_THREAD_START: case TRACE_EV_THREAD_EXIT: case TRACE_EV_FORK:
+        all = 1;
+        break;
+    case TRACE_EV_FREE:
+        break;
+    default:
+        if (ev->ptr) {   /* the chunk the recorded allocation occupies */
+            uint64_t req = ev->size;
+            if (ev->kind == TRACE_EV_CALLOC || ev->kind == TRACE_EV_REALLOCARRAY)
+                req = mul_sat(ev->nmemb, ev->size);
+            uint64_t span = req > (1ull << 48) ? 1ull << 48 : (req + 8 + 15) & ~15ull;
+            lo = ev->ptr - 16;
+            hi = lo + (span < 32 ? 32 : span);
+        }
+        break;
+    }
+    for (;;) {
+        struct pending_free *first = NULL;
+        for (uint32_t u = 0; u < rp->nthreads && rp->npending; u++) {
+            struct pending_free *pf = &rp->pending[u];
+            if (!pf->active)
+                continue;
+            if (all || u == ev->thread || (hi && pf->lo < hi && lo < pf->hi))
+                if (!first || pf->step < first->step)
+                    first = pf;
+        }
+        if (!first)
+            return;
+        flush_one(rp, first, s);
+    }
+}
+
+static void flush_all(struct replay *rp, struct replay_step *s)
+{
+    struct trace_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = TRACE_EV_SAMPLE;
+    flush_for(rp, &ev, s);
 }
 
 static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t step,
@@ -376,6 +487,14 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
     return 0;
 }
 
+/* Events that are not calls: samples are compared under --verify, modules only name code. */
+static int do_observation(struct replay *rp, const struct trace_event *ev, uint64_t step)
+{
+    if (ev->kind == TRACE_EV_SAMPLE && rp->v)
+        verify_sample(rp->v, rp->pm, ev, step, rp->report);
+    return 0;
+}
+
 /* Performs one event on the model. Returns -1 on host OOM. */
 static int do_event(struct replay *rp, const struct trace_event *ev, uint64_t step,
                     struct replay_step *s)
@@ -383,8 +502,11 @@ static int do_event(struct replay *rp, const struct trace_event *ev, uint64_t st
     struct ptmalloc *pm = rp->pm;
     uint32_t t = ev->thread;
     struct ptmalloc_result res;
-    if (ev->kind != TRACE_EV_MODULE && ev->kind != TRACE_EV_SAMPLE && thread_begin(rp, t) < 0)
+    if (ev->kind == TRACE_EV_MODULE || ev->kind == TRACE_EV_SAMPLE)
+        return do_observation(rp, ev, step);
+    if (thread_begin(rp, t) < 0)
         return -1;
+    thread_pin(rp, ev);
     switch (ev->kind) {
     case TRACE_EV_MALLOC:
         res = ptmalloc_malloc(pm, t, ev->size);
@@ -430,12 +552,10 @@ static int do_event(struct replay *rp, const struct trace_event *ev, uint64_t st
         return 0;   /* thread_begin did it */
     case TRACE_EV_THREAD_EXIT:
         ptmalloc_thread_exit(pm, t);
+        if (rp->alive)
+            rp->alive--;
         return 0;
-    case TRACE_EV_SAMPLE:
-        if (rp->v)
-            verify_sample(rp->v, pm, ev, step, rp->report);
-        return 0;
-    default:   /* fork (the child has its own trace), module */
+    default:   /* fork (the child has its own trace) */
         return 0;
     }
 }
@@ -486,6 +606,8 @@ static int setup_model(struct replay *rp, const struct ptmalloc_settings *set, c
         return -1;
     }
     ptmalloc_set_event_hook(rp->pm, on_model_event, rp);
+    rp->mem = ptmalloc_sysmem(rp->pm);
+    rp->held_known = 0;
     return 0;
 }
 
@@ -533,7 +655,7 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
 
     struct trace_event ev;
     uint64_t step = 0;
-    int rc;
+    int rc = 0;
     rp->start = now_seconds();
     rp->next_progress = rp->start + 1.0;
     for (;;) {
@@ -555,13 +677,20 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
             if (rp->next_detail >= details->ndetails)
                 break;
         }
+        /* Every field is set below (stats only for a callback): no memset on the hot path. */
         struct replay_step s;
-        memset(&s, 0, sizeof s);
         s.step = step;
         s.event = &ev;
+        s.replayed_ptr = 0;
+        s.skipped = 0;
+        s.arena = -1;
         s.verify = -1;
         s.reader = rp->r;
+        s.replayed_old_ptr = 0;
+        s.request_bytes = 0;
         rp->did = 0;
+        if (rp->npending)
+            flush_for(rp, &ev, &s);
         if (do_event(rp, &ev, step, &s) < 0) {
             snprintf(err, errlen, "%s: step %" PRIu64 ": out of memory", o->trace_path, step);
             ret = -1;
@@ -573,11 +702,20 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
             out->events_by_kind[ev.kind]++;
         s.did = rp->did;
         s.live_bytes = rp->live;
-        s.arena = ev.kind == TRACE_EV_MODULE || ev.kind == TRACE_EV_SAMPLE
-                      ? -1 : ptmalloc_thread_arena(rp->pm, ev.thread);
-        ptmalloc_stats(rp->pm, -1, &s.stats);
-        s.held_bytes = s.stats.system_bytes + s.stats.mmapped_bytes;
-        s.rss_bytes = s.stats.resident_bytes + s.stats.mmapped_resident_bytes;
+        if (rp->fn) {
+            s.arena = ev.kind == TRACE_EV_MODULE || ev.kind == TRACE_EV_SAMPLE
+                          ? -1 : ptmalloc_thread_arena(rp->pm, ev.thread);
+            ptmalloc_stats(rp->pm, -1, &s.stats);
+            rp->held = s.stats.system_bytes + s.stats.mmapped_bytes;
+        } else if (!rp->held_known || (rp->did & HELD_CHANGES)) {
+            /* Held memory moves only with a system event: read the counters then. */
+            struct ptmalloc_stats st;
+            ptmalloc_stats(rp->pm, -1, &st);
+            rp->held = st.system_bytes + st.mmapped_bytes;
+        }
+        rp->held_known = 1;
+        s.held_bytes = rp->held;
+        s.rss_bytes = sysmem_resident_total(rp->mem) * SYSMEM_PAGE;
         update_summary(rp, &s);
         out->steps = step;
         if (rp->fn && rp->fn(rp->ctx, rp->pm, &s)) {
@@ -590,6 +728,11 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         }
         if (o->progress && !(step & 0x3fff))
             show_progress(rp, step);
+    }
+    if (rp->npending && ret == 0) {
+        struct replay_step last;
+        memset(&last, 0, sizeof last);
+        flush_all(rp, &last);
     }
     if (details || ret < 0)
         goto done;
@@ -714,12 +857,14 @@ int replay_run(const struct replay_options *o, replay_step_fn fn, void *ctx,
             if (replay_pass(&rp2, &set, &v, e2, sizeof e2) < 0)
                 fprintf(report, "verify: could not describe the bins: %s\n", e2);
             free(rp2.thread_seen);
+            free(rp2.pending);
             free(rp2.sites);
         }
         if (report)
             print_details(report, &v);
     }
     free(rp.thread_seen);
+    free(rp.pending);
     verify_free(&v);
     arena_pin_free(&pins);
     out->seconds = now_seconds() - t0;

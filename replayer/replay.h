@@ -17,6 +17,13 @@
 enum replay_touch { REPLAY_TOUCH_ALL, REPLAY_TOUCH_NONE };
 enum replay_arenas { REPLAY_ARENAS_SERIAL, REPLAY_ARENAS_RECORDED };
 enum replay_verify { REPLAY_VERIFY_OFF, REPLAY_VERIFY_ON, REPLAY_VERIFY_STRICT };
+/* When a free reaches the model while other threads run. The tracer numbers a free before the
+ * real call (so that a reuse of the address is always numbered after it), and the real free may
+ * then wait for an arena lock that another thread holds: in the recorded order such a free comes
+ * too early. LATE performs each free just before its thread's next call, or earlier when a later
+ * allocation in the trace overlaps the freed chunk, or before any sample, mallopt, malloc_trim,
+ * thread start or exit. With one running thread both orders are the same. */
+enum replay_free_order { REPLAY_FREES_RECORDED, REPLAY_FREES_LATE };
 
 #define REPLAY_MAX_OVERRIDES 32
 
@@ -44,6 +51,7 @@ struct replay_options {
      * callback's stop), while the model still exists. NULL = none. */
     void (*end_fn)(void *ctx, struct ptmalloc *pm);
     void *end_ctx;
+    enum replay_free_order free_order;       /* default REPLAY_FREES_RECORDED */
 };
 void replay_options_default(struct replay_options *o);
 

@@ -49,6 +49,10 @@ static void usage(FILE *f)
         "  --arenas serial|recorded\n"
         "                       arena of each thread: as glibc picks it in a serial run\n"
         "                       (default), or the arena the thread really used\n"
+        "  --frees recorded|late\n"
+        "                       when frees reach the model while several threads run: in the\n"
+        "                       recorded order (default), or each as late as the recording\n"
+        "                       allows (a free may really have waited for an arena lock)\n"
         "  --until STEP         stop after this step\n"
         "checks and outputs:\n"
         "  --verify[=strict]    compare every replayed address with the recorded one\n"
@@ -86,7 +90,7 @@ bad:
 }
 
 enum { OPT_SET = 256, OPT_TUNABLES, OPT_CPUS, OPT_NO_MALLOPT, OPT_TOUCH, OPT_ARENAS, OPT_UNTIL,
-       OPT_VERIFY, OPT_DB, OPT_NATIVE, OPT_PRELOAD, OPT_NO_PROGRESS, OPT_DB_OPTION };
+       OPT_VERIFY, OPT_FREES, OPT_DB, OPT_NATIVE, OPT_PRELOAD, OPT_NO_PROGRESS, OPT_DB_OPTION };
 
 int cmd_replay(int argc, char **argv)
 {
@@ -99,6 +103,7 @@ int cmd_replay(int argc, char **argv)
         {"arenas", required_argument, 0, OPT_ARENAS},
         {"until", required_argument, 0, OPT_UNTIL},
         {"verify", optional_argument, 0, OPT_VERIFY},
+        {"frees", required_argument, 0, OPT_FREES},
         {"db", required_argument, 0, OPT_DB},
         /* The store's own options: the analyzer's hook reads them from argv. */
         {"every", required_argument, 0, OPT_DB_OPTION},
@@ -182,6 +187,16 @@ int cmd_replay(int argc, char **argv)
             else {
                 fprintf(stderr, "replay: --verify='%s': expected --verify or --verify=strict\n",
                         optarg);
+                return 2;
+            }
+            break;
+        case OPT_FREES:
+            if (!strcmp(optarg, "recorded"))
+                o.free_order = REPLAY_FREES_RECORDED;
+            else if (!strcmp(optarg, "late"))
+                o.free_order = REPLAY_FREES_LATE;
+            else {
+                fprintf(stderr, "replay: --frees '%s': expected recorded or late\n", optarg);
                 return 2;
             }
             break;

@@ -271,6 +271,17 @@ static void test_self_replay_matches(void **state)
     o.arenas = REPLAY_ARENAS_RECORDED;
     replay_verify(path, &o, &s, &rep);
     assert_int_equal(s.matched, s.verified);
+    assert_int_equal(s.samples_mallinfo_matched, s.samples);   /* no arena before its time */
+    free(rep);
+
+    /* --frees late: the threads never interleave here, so deferring each free to its thread's
+     * next call (or to a sample, mallopt, trim, thread exit) must change nothing. */
+    replay_options_default(&o);
+    o.arenas = REPLAY_ARENAS_RECORDED;
+    o.free_order = REPLAY_FREES_LATE;
+    replay_verify(path, &o, &s, &rep);
+    assert_int_equal(s.matched, s.verified);
+    assert_int_equal(s.samples_mallinfo_matched, s.samples);
     free(rep);
 }
 

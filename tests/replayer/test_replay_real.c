@@ -1,0 +1,238 @@
+/* test_replay_real.c: real programs recorded now, on this machine, replayed with --verify.
+ *
+ * Each case runs a real program under `fragscope record` (sqlite3 running a SQL script, perl,
+ * sort, jq, git, python3, and the multi-threaded sample programs of traces/), then replays the
+ * trace with --verify=strict: every replayed address must be the one glibc really returned
+ * (normalised), and every mallinfo2 sample the tracer took must be equal. Single-threaded
+ * programs must match 100%, with default settings and under GLIBC_TUNABLES / MALLOC_*
+ * variants (the replay takes the settings from the trace); multi-threaded ones must match at
+ * least 99.9% with --arenas recorded. On failure the replay's report (the first divergences and
+ * the model's bins before them) is printed.
+ *
+ * Label nosan: the recorder is preloaded into uninstrumented programs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#ifndef FRAGSCOPE_BIN
+#error FRAGSCOPE_BIN must name the fragscope binary
+#endif
+#ifndef TRACE_BIN_DIR
+#error TRACE_BIN_DIR must name the directory of the sample programs
+#endif
+#ifndef MT_ALLOC_BIN
+#error MT_ALLOC_BIN must name the mt_alloc workload
+#endif
+
+static char dir[256];
+
+struct real_case {
+    const char *name;
+    const char *env;        /* "NAME=VALUE ..." for the recorded program, or "" */
+    const char *command;    /* shell words; %D = the scratch directory, %T = TRACE_BIN_DIR,
+                               %M = the mt_alloc workload */
+    const char *needs;      /* a program that must exist, or NULL */
+    int threaded;           /* replay with --arenas recorded, accept >= 99.9% */
+    int any_exit;           /* the program's exit status says nothing (git diff: 1 = differ) */
+};
+
+static void expand(const char *in, char *out, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = in; *p && n + 1 < len; p++) {
+        const char *sub = NULL;
+        if (p[0] == '%' && p[1] == 'D')
+            sub = dir;
+        else if (p[0] == '%' && p[1] == 'T')
+            sub = TRACE_BIN_DIR;
+        else if (p[0] == '%' && p[1] == 'M')
+            sub = MT_ALLOC_BIN;
+        if (sub) {
+            n += (size_t)snprintf(out + n, len - n, "%s", sub);
+            p++;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n < len ? n : len - 1] = 0;
+}
+
+static int sh(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int run_capture(const char *cmd, char **out)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[n] = 0;
+    *out = buf;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int have(const char *prog)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
+    return sh(cmd) == 0;
+}
+
+static int make_inputs(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/fragscope-real-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir))
+        return -1;
+    char cmd[4096];
+    /* A SQL script: a table, an index, updates and deletes that free and reuse memory. */
+    snprintf(cmd, sizeof cmd,
+             "{ echo 'create table t(id integer primary key, name text, body blob);';"
+             "  echo 'create index ti on t(name);'; echo 'begin;';"
+             "  i=0; while [ $i -lt 1500 ]; do"
+             "    echo \"insert into t(name, body) values ('n$((i * 7919 %% 1000))', randomblob($((i %% 700 + 1))));\";"
+             "    i=$((i + 1)); done;"
+             "  echo 'commit;'; echo 'delete from t where id %% 3 = 0;';"
+             "  echo 'update t set body = randomblob(900) where id %% 5 = 0;';"
+             "  echo 'select name, count(*), sum(length(body)) from t group by name order by 2 desc limit 5;';"
+             "  echo 'vacuum;'; } > '%s/script.sql'", dir);
+    if (sh(cmd) != 0)
+        return -1;
+    /* Lines to sort, JSON for jq, two files for git diff. */
+    snprintf(cmd, sizeof cmd,
+             "awk 'BEGIN { for (i = 0; i < 30000; i++) printf \"%%d line %%x %%s\\n\", (i * 7919) %% 10007,"
+             " i * 31, substr(\"abcdefghijklmnopqrstuvwxyz\", 1 + i %% 26) }' > '%s/lines.txt' &&"
+             "awk 'BEGIN { printf \"[\"; for (i = 0; i < 4000; i++) printf \"%%s{\\\"id\\\":%%d,\\\"name\\\":\\\"n%%d\\\","
+             "\\\"tags\\\":[%%d,%%d,%%d]}\", i ? \",\" : \"\", i, i %% 97, i, i * 2, i * 3; print \"]\" }' > '%s/data.json' &&"
+             "awk 'NR %% 7 != 0' '%s/lines.txt' > '%s/lines2.txt'",
+             dir, dir, dir, dir);
+    return sh(cmd) == 0 ? 0 : -1;
+}
+
+static int remove_inputs(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return sh(cmd) == 0 ? 0 : -1;
+}
+
+/* The match rate printed on the summary's verify line. */
+static double match_rate(const char *out)
+{
+    const char *v = strstr(out, "\nverify ");
+    if (!v)
+        return -1;
+    double r = -1;
+    if (sscanf(v + 8, " %lf%%", &r) != 1)
+        return -1;
+    return r;
+}
+
+static void test_real(void **state)
+{
+    const struct real_case *c = *state;
+    if (c->needs && !have(c->needs)) {
+        fprintf(stderr, "%s: %s is not installed; skipped\n", c->name, c->needs);
+        skip();
+    }
+    char command[2048], trace[512], cmd[4096];
+    expand(c->command, command, sizeof command);
+    snprintf(trace, sizeof trace, "%s/%s.fstrace", dir, c->name);
+    snprintf(cmd, sizeof cmd, "cd '%s' && env %s '%s' record -o '%s' --force -- %s >/dev/null 2>'%s.err'",
+             dir, c->env, FRAGSCOPE_BIN, trace, command, trace);
+    int st = sh(cmd);
+    struct stat sb;
+    if (st != 0 && !(c->any_exit && st < 128 && stat(trace, &sb) == 0)) {
+        char *err = NULL;
+        snprintf(cmd, sizeof cmd, "cat '%s.err'", trace);
+        run_capture(cmd, &err);
+        fprintf(stderr, "%s: recording failed (status %d): %s\n%s\n", c->name, st, command,
+                err ? err : "");
+        free(err);
+        fail();
+    }
+    char *out = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' replay '%s' --no-progress %s 2>&1", FRAGSCOPE_BIN, trace,
+             c->threaded ? "--verify --arenas recorded" : "--verify=strict");
+    st = run_capture(cmd, &out);
+    double rate = match_rate(out);
+    fprintf(stderr, "%s: %.2f%% of allocations match (%s)\n", c->name, rate,
+             c->threaded ? "--arenas recorded" : "strict");
+    int ok = c->threaded ? (st == 0 && rate >= 99.9) : (st == 0 && rate == 100.0);
+    /* The samples the tracer took (if any) must agree exactly on mallinfo2. */
+    const char *smp = strstr(out, "\nsamples ");
+    if (ok && smp && !c->threaded) {
+        unsigned long long n = 0, exact = 0;
+        if (sscanf(smp + 9, " %llu: mallinfo2 exact in %llu", &n, &exact) == 2 && n != exact)
+            ok = 0;
+    }
+    if (!ok) {
+        fprintf(stderr, "%s: replay status %d, output:\n%s\n", c->name, st, out);
+        free(out);
+        fail();
+    }
+    free(out);
+}
+
+static const struct real_case cases[] = {
+    {"sqlite3", "", "sqlite3 ':memory:' < %D/script.sql", "sqlite3", 0, 0},
+    {"sqlite3-tcache0", "GLIBC_TUNABLES=glibc.malloc.tcache_count=0",
+     "sqlite3 ':memory:' < %D/script.sql", "sqlite3", 0, 0},
+    {"sqlite3-mxfast0-toppad", "GLIBC_TUNABLES=glibc.malloc.mxfast=0:glibc.malloc.top_pad=0",
+     "sqlite3 ':memory:' < %D/script.sql", "sqlite3", 0, 0},
+    {"sqlite3-mmap4k", "MALLOC_MMAP_THRESHOLD_=4096 MALLOC_TRIM_THRESHOLD_=0",
+     "sqlite3 ':memory:' < %D/script.sql", "sqlite3", 0, 0},
+    {"perl", "", "perl -e 'my %h; $h{$_} = \"x\" x ($_ % 300) for 1..20000;"
+                 " delete $h{$_} for grep { $_ % 3 } keys %h; my @a = sort keys %h; print scalar(@a), \"\\n\"'",
+     "perl", 0, 0},
+    {"perl-tcache-small", "GLIBC_TUNABLES=glibc.malloc.tcache_count=2:glibc.malloc.tcache_max=64",
+     "perl -e 'my @a; push @a, \"y\" x ($_ % 1500) for 1..8000; splice(@a, 100, 4000); print scalar(@a), \"\\n\"'",
+     "perl", 0, 0},
+    {"sort", "", "sort -k2 %D/lines.txt", "sort", 0, 0},
+    {"jq", "", "jq '[.[] | select(.id % 3 == 0) | {id, n: (.tags | add)}] | length' %D/data.json",
+     "jq", 0, 0},
+    {"git-diff", "", "git diff --no-index --stat %D/lines.txt %D/lines2.txt", "git", 0, 1},
+    {"python3", "", "\"$(python3 -c 'import sys; print(sys.executable)')\" -c 'd = {i: str(i) * (i % 50) for i in range(20000)}; "
+                    "[d.pop(i) for i in range(0, 20000, 3)]; print(len(d))'", "python3", 0, 0},
+    {"producer-consumer", "", "%T/trace-producer-consumer", NULL, 1, 0},
+    {"thread-churn", "", "%T/trace-thread-churn", NULL, 1, 0},
+    {"arena-explosion", "", "%T/trace-arena-explosion", NULL, 1, 0},
+    {"mt-alloc-4", "", "%M 4 20000", NULL, 1, 0},
+    {"mt-alloc-12", "", "%M 12 4000", NULL, 1, 0},
+    {"sort-parallel", "", "sort --parallel=4 -S 20M -k2 %D/lines.txt", "sort", 1, 0},
+};
+
+int main(void)
+{
+    struct CMUnitTest tests[sizeof cases / sizeof cases[0]];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tests[i] = (struct CMUnitTest)cmocka_unit_test_prestate(test_real, (void *)&cases[i]);
+        tests[i].name = cases[i].name;
+    }
+    return _cmocka_run_group_tests("replay_real", tests, sizeof tests / sizeof tests[0],
+                                   make_inputs, remove_inputs);
+}

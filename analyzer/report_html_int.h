@@ -17,8 +17,6 @@
 
 /* Writes s HTML-escaped (& < > " '), control characters replaced; safe in text and attributes. */
 void html_esc(FILE *f, const char *s);
-/* printf, with every %s argument... no: plain printf; only for our own text. */
-#define html_printf fprintf
 /* Human-readable bytes, as analyzer_bytes (exact when asked). */
 const char *html_bytes(char *buf, size_t cap, uint64_t v, int exact);
 /* A step count for an axis: 950, 12.5k, 3.2M. */

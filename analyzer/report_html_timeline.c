@@ -1,0 +1,273 @@
+/* report_html_timeline.c: the two charts over steps, drawn as inline SVG from the downsampled
+ * series (report_html_series.c).
+ *
+ * The timeline draws live bytes, heap RSS, system bytes and the top chunk over steps. Each series
+ * is a band from its per-bucket minimum to its maximum (a thin line where they agree), so a spike
+ * shorter than a bucket still shows. The findings are marked by numbered flags linking to their
+ * cards, the heap maps' snapshots by ticks under the axis, the peaks by dots. The second chart is
+ * a stacked area of where the free memory sits (tcache, fastbins, unsorted, small and large bins,
+ * top) from the per-bucket means, which add up to the mean of the total.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include "db_util.h"
+#include "report_html_int.h"
+
+/* Chart geometry (SVG user units; the SVG scales to the page width). */
+#define CW 1100
+#define CH 360
+#define ML 78
+#define MR 18
+#define MT 34
+#define MB 46
+
+struct frame {
+    double x0, x1, y0, y1;      /* the plot area: x0..x1 left to right, y0 (bottom)..y1 (top) */
+    uint64_t first, span;       /* steps first .. first + span - 1 */
+    double ymax;
+};
+
+static double fx(const struct frame *fr, double step)
+{
+    return fr->x0 + (step - (double)fr->first + 0.5) / (double)fr->span * (fr->x1 - fr->x0);
+}
+
+static double fy(const struct frame *fr, double v)
+{
+    return fr->y0 - v / fr->ymax * (fr->y0 - fr->y1);
+}
+
+static double bucket_x(const struct frame *fr, const struct html_bucket *b)
+{
+    return fx(fr, ((double)b->step_lo + (double)b->step_hi) / 2);
+}
+
+/* Axes, grid, tick labels and axis titles. */
+static void axes(FILE *f, const struct frame *fr, const struct html_axis *ya, const char *ytitle)
+{
+    char buf[64];
+    fprintf(f, "<g class=\"axis\">\n");
+    for (int i = 0; i <= ya->ticks; i++) {
+        double v = i * ya->step, y = fy(fr, v);
+        fprintf(f, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", fr->x0,
+                y, fr->x1, y);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", fr->x0 - 6,
+                y + 4, html_axis_bytes_label(ya, buf, sizeof buf, v));
+    }
+    struct html_axis xa;
+    html_axis_steps(&xa, (double)fr->first, (double)(fr->first + fr->span - 1), 10);
+    double start = xa.step * (double)(uint64_t)((double)fr->first / xa.step);
+    for (double s = start; s <= (double)(fr->first + fr->span - 1); s += xa.step) {
+        if (s < (double)fr->first)
+            continue;
+        double x = fx(fr, s);
+        fprintf(f, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x,
+                fr->y0, x, fr->y0 + 5);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", x,
+                fr->y0 + 18, html_step_label(buf, sizeof buf, s));
+    }
+    fprintf(f, "<line class=\"frame\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", fr->x0,
+            fr->y0, fr->x1, fr->y0);
+    fprintf(f, "<line class=\"frame\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
+            fr->x0, fr->y0, fr->x0, fr->y1);
+    fprintf(f, "<text class=\"atitle\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">step (trace "
+               "event number)</text>\n",
+            (fr->x0 + fr->x1) / 2, CH - 6);
+    fprintf(f, "<text class=\"atitle\" transform=\"translate(16 %.1f) rotate(-90)\" "
+               "text-anchor=\"middle\">%s</text>\n",
+            (fr->y0 + fr->y1) / 2, ytitle);
+    fprintf(f, "</g>\n");
+}
+
+/* One series as a min..max band: the max edge forward, the min edge back. */
+static void band(FILE *f, const struct frame *fr, const struct html_series *s, int k,
+                 const char *cls)
+{
+    fprintf(f, "<path class=\"%s\" d=\"", cls);
+    for (size_t i = 0; i < s->count; i++)
+        fprintf(f, "%c%.1f %.1f", i ? 'L' : 'M', bucket_x(fr, &s->b[i]),
+                fy(fr, (double)s->b[i].max[k]));
+    for (size_t i = s->count; i-- > 0;)
+        fprintf(f, "L%.1f %.1f", bucket_x(fr, &s->b[i]), fy(fr, (double)s->b[i].min[k]));
+    fprintf(f, "Z\"/>\n");
+}
+
+/* Flags for the findings (numbered as in the report) and ticks for the snapshots. */
+static void markers(FILE *f, sqlite3 *db, const struct frame *fr, const struct analyzer_report *r)
+{
+    char b1[32];
+    for (size_t i = 0; i < r->finding_count; i++) {
+        const struct analyzer_finding *x = &r->findings[i];
+        if (x->step < fr->first || x->step >= fr->first + fr->span)
+            continue;
+        /* Flags at the same place stack upwards instead of overlapping. */
+        int level = 0;
+        for (size_t j = 0; j < i; j++) {
+            double d = fx(fr, (double)r->findings[j].step) - fx(fr, (double)x->step);
+            if (d > -22 && d < 22)
+                level++;
+        }
+        double x0 = fx(fr, (double)x->step), ytop = fr->y1 - 22;
+        double xf = x0 - 20.0 * level;
+        fprintf(f, "<a href=\"#finding-%zu\"><g class=\"flag\"><title>finding %zu at step %" PRIu64
+                   ": ",
+                i + 1, i + 1, x->step);
+        html_esc(f, x->cause);
+        fprintf(f, " (%s)</title>", html_bytes(b1, sizeof b1, x->bytes, 0));
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x0, fr->y0, x0,
+                ytop + 16);
+        if (xf != x0)
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x0, ytop + 16,
+                    xf, ytop + 9);
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"9\"/><text x=\"%.1f\" y=\"%.1f\" "
+                   "text-anchor=\"middle\">%zu</text></g></a>\n",
+                xf, ytop + 8, xf, ytop + 12, i + 1);
+    }
+    char err[128];
+    sqlite3_stmt *st = db_prepare(db, err, sizeof err,
+                                  "SELECT step, reason FROM snapshots WHERE run = %lld ORDER BY "
+                                  "step",
+                                  (long long)r->run.id);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        uint64_t step = (uint64_t)sqlite3_column_int64(st, 0);
+        if (step < fr->first || step >= fr->first + fr->span)
+            continue;
+        double x = fx(fr, (double)step);
+        fprintf(f, "<g class=\"snapmark\"><title>heap map: ");
+        html_esc(f, (const char *)sqlite3_column_text(st, 1));
+        fprintf(f, " (step %" PRIu64 ")</title><path d=\"M%.1f %.1fl-5 8h10z\"/></g>\n", step,
+                x, fr->y0 + 1);
+    }
+    sqlite3_finalize(st);
+}
+
+static void peak_dot(FILE *f, const struct frame *fr, uint64_t step, uint64_t v, const char *what,
+                     const char *cls)
+{
+    char b1[32];
+    if (!step || step < fr->first || step >= fr->first + fr->span)
+        return;
+    fprintf(f, "<g class=\"%s\"><title>%s: %s at step %" PRIu64 "</title><circle cx=\"%.1f\" "
+               "cy=\"%.1f\" r=\"4\"/></g>\n",
+            cls, what, html_bytes(b1, sizeof b1, v, 0), step, fx(fr, (double)step),
+            fy(fr, (double)v));
+}
+
+static void legend_item(FILE *f, const char *cls, const char *name, const char *desc)
+{
+    fprintf(f, "<span class=\"key\"><i class=\"%s\"></i>%s<small>%s</small></span>\n", cls, name,
+            desc);
+}
+
+void html_timeline(FILE *f, sqlite3 *db, const struct analyzer_report *r,
+                   const struct html_series *s)
+{
+    fprintf(f, "<section id=\"timeline\">\n<h2>Memory over the run</h2>\n");
+    if (!s->count) {
+        fprintf(f, "<p class=\"note\">The run stored no step.</p>\n</section>\n");
+        return;
+    }
+    uint64_t ymax = 1;
+    for (size_t i = 0; i < s->count; i++)
+        for (int k = HS_LIVE; k <= HS_TOP; k++)
+            if (s->b[i].max[k] > ymax)
+                ymax = s->b[i].max[k];
+    struct html_axis ya;
+    html_axis_bytes(&ya, (double)ymax, 6);
+    struct frame fr = {ML, CW - MR, CH - MB, MT, s->first_step, s->last_step - s->first_step + 1,
+                       ya.hi};
+    fprintf(f, "<div class=\"legend\">\n");
+    legend_item(f, "s-rss", "heap RSS", "resident heap pages and mmapped chunks");
+    legend_item(f, "s-system", "system bytes", "heaps and mmapped chunks obtained from the OS");
+    legend_item(f, "s-live", "live bytes", "requested by the program and not freed");
+    legend_item(f, "s-top", "top chunk", "free space at the end of the heap");
+    fprintf(f, "<span class=\"key\"><b class=\"flagkey\">1</b>finding (click for details)</span>"
+               "<span class=\"key\"><b class=\"snapkey\"></b>heap map snapshot</span>\n");
+    fprintf(f, "</div>\n");
+    fprintf(f, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"memory over "
+               "the run\">\n",
+            CW, CH);
+    axes(f, &fr, &ya, "bytes");
+    band(f, &fr, s, HS_SYSTEM, "s-system");
+    band(f, &fr, s, HS_RSS, "s-rss");
+    band(f, &fr, s, HS_LIVE, "s-live");
+    band(f, &fr, s, HS_TOP, "s-top");
+    const struct analyzer_measures *m = &r->measures;
+    peak_dot(f, &fr, m->peak_rss_step, m->peak_rss, "heap RSS peak", "pk-rss");
+    peak_dot(f, &fr, m->peak_live_step, m->peak_live, "live peak", "pk-live");
+    markers(f, db, &fr, r);
+    fprintf(f, "</svg>\n");
+    uint64_t per = (fr.span + s->count - 1) / s->count;
+    fprintf(f, "<p class=\"note\">%" PRIu64 " steps (%" PRIu64 " stored) drawn as %zu points",
+            fr.span, s->rows, s->count);
+    if (per > 1)
+        fprintf(f, " of up to %" PRIu64 " steps each; each band spans the minimum to the maximum "
+                   "within its point", per);
+    fprintf(f, ".</p>\n");
+    fprintf(f, "</section>\n");
+}
+
+void html_free_stack(FILE *f, const struct analyzer_report *r, const struct html_series *s)
+{
+    (void)r;
+    static const struct {
+        int k;
+        const char *state, *name;
+    } layers[] = {
+        {HS_TCACHE, "tcache", "tcache"},       {HS_FAST, "fastbin", "fastbins"},
+        {HS_UNSORTED, "unsorted", "unsorted bin"}, {HS_SMALL, "small", "small bins"},
+        {HS_LARGE, "large", "large bins"},     {HS_TOP, "top", "top chunk"},
+    };
+    const int nl = (int)(sizeof layers / sizeof *layers);
+    fprintf(f, "<section id=\"free\">\n<h2>Where the free memory sits</h2>\n");
+    if (!s->count) {
+        fprintf(f, "<p class=\"note\">The run stored no step.</p>\n</section>\n");
+        return;
+    }
+    double ymax = 1;
+    for (size_t i = 0; i < s->count; i++) {
+        double t = 0;
+        for (int l = 0; l < nl; l++)
+            t += s->b[i].avg[layers[l].k];
+        if (t > ymax)
+            ymax = t;
+    }
+    struct html_axis ya;
+    html_axis_bytes(&ya, ymax, 6);
+    struct frame fr = {ML, CW - MR, CH - MB, MT - 20, s->first_step,
+                       s->last_step - s->first_step + 1, ya.hi};
+    fprintf(f, "<div class=\"legend\">\n");
+    for (int l = 0; l < nl; l++)
+        fprintf(f, "<span class=\"key\"><i style=\"background:%s\"></i>%s</span>\n",
+                html_state_color(layers[l].state), layers[l].name);
+    fprintf(f, "</div>\n<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" "
+               "aria-label=\"free memory by bin over the run\">\n",
+            CW, CH);
+    axes(f, &fr, &ya, "free bytes (stacked)");
+    /* Each layer between the running sum below it and the sum including it. */
+    fprintf(f, "<g class=\"stack\">\n");
+    for (int l = 0; l < nl; l++) {
+        fprintf(f, "<path fill=\"%s\" d=\"", html_state_color(layers[l].state));
+        for (size_t i = 0; i < s->count; i++) {
+            double below = 0;
+            for (int j = 0; j < l; j++)
+                below += s->b[i].avg[layers[j].k];
+            fprintf(f, "%c%.1f %.1f", i ? 'L' : 'M', bucket_x(&fr, &s->b[i]),
+                    fy(&fr, below + s->b[i].avg[layers[l].k]));
+        }
+        for (size_t i = s->count; i-- > 0;) {
+            double below = 0;
+            for (int j = 0; j < l; j++)
+                below += s->b[i].avg[layers[j].k];
+            fprintf(f, "L%.1f %.1f", bucket_x(&fr, &s->b[i]), fy(&fr, below));
+        }
+        fprintf(f, "Z\"><title>%s</title></path>\n", layers[l].name);
+    }
+    fprintf(f, "</g>\n</svg>\n");
+    fprintf(f, "<p class=\"note\">Free chunks by where the allocator keeps them, averaged within "
+               "each point. tcache and fastbin chunks stay marked in use, so they never "
+               "coalesce with their neighbours; memory below an in-use chunk cannot return to the "
+               "system by trimming the top.</p>\n");
+    fprintf(f, "</section>\n");
+}

@@ -8,6 +8,9 @@
 # `fragscope COMMAND --help` exits 0; a step whose subcommand is not available prints
 # "skipped: fragscope COMMAND is not available yet" and the rest goes on. The script exits 0 when
 # every step that could run succeeded, 1 otherwise.
+#
+# DEMO_OUT=DIR writes elsewhere than demo-out/ (the tests do); an existing DIR is replaced only
+# if an earlier demo made it (it holds .fragscope-demo).
 set -uo pipefail
 
 if [ $# -ne 1 ]; then
@@ -20,7 +23,7 @@ cd "$repo" || exit 1
 
 fs="$build/fragscope"
 prog="$build/traces/trace-4000-blocks"
-out="demo-out"
+out="${DEMO_OUT:-demo-out}"
 trace="$out/4000-blocks.fstrace"
 db="$out/demo.db"
 html="$out/report.html"
@@ -60,8 +63,15 @@ if [ ! -x "$fs" ] || [ ! -x "$prog" ]; then
 fi
 echo "built: $prog"
 
-rm -rf "$out"
-mkdir -m 700 "$out" || exit 1
+if [ -e "$out" ] || [ -L "$out" ]; then
+  if [ "$out" != "demo-out" ] && { [ -L "$out" ] || [ ! -e "$out/.fragscope-demo" ]; }; then
+    echo "demo: $out exists and was not made by the demo; not replacing it" >&2
+    exit 2
+  fi
+  rm -rf -- "$out"
+fi
+mkdir -m 700 -- "$out" || exit 1
+: >"$out/.fragscope-demo"
 
 header "recording: fragscope record -o $trace -- trace-4000-blocks"
 echo "(malloc(52722) + malloc(1), 4000 times; free all in reverse; malloc(2000) + free)"
@@ -124,7 +134,7 @@ elif [ $have_db -eq 0 ]; then
   echo "skipped: no database was written"
 else
   run "report --format html" "$fs" report "$db" --format html -o "$html" &&
-    echo "wrote $repo/$html"
+    echo "wrote $(cd "$(dirname "$html")" && pwd)/$(basename "$html")"
 fi
 
 echo
@@ -132,5 +142,5 @@ if [ $failed -ne 0 ]; then
   echo "demo: some steps failed (see above)" >&2
   exit 1
 fi
-echo "demo: done; everything that is available ran (outputs in $repo/$out/)"
+echo "demo: done; everything that is available ran (outputs in $out/)"
 exit 0

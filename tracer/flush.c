@@ -595,11 +595,24 @@ static int wait_word(volatile uint32_t *w, uint32_t until_not, unsigned timeout_
     }
 }
 
+static int try_lock_flush(void)
+{
+    return __atomic_exchange_n(&flush_lock, 1, __ATOMIC_ACQUIRE) == 0;
+}
+
 void flush_sync(unsigned timeout_ms)
 {
     if (!flusher_alive) {
         lock_flush();
         flush_round(0);
+        unlock_flush();
+        return;
+    }
+    /* If the flusher is not in a round, do the round here: on a busy machine the flusher may
+     * not even be running. */
+    if (!final_done && try_lock_flush()) {
+        if (!final_done)
+            flush_round(0);
         unlock_flush();
         return;
     }
@@ -670,6 +683,13 @@ void flush_wait_for_room(void)
     if (!flusher_alive) {
         lock_flush();
         flush_round(0);
+        unlock_flush();
+        return;
+    }
+    /* Rather than sleep while the flusher catches up, help it. */
+    if (!final_done && try_lock_flush()) {
+        if (!final_done)
+            flush_round(0);
         unlock_flush();
         return;
     }

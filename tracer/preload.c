@@ -975,7 +975,7 @@ static void read_config(void)
     c->sample_ms = env_uint("FRAGSCOPE_SAMPLE_MS", 100, 0, 3600000);
     c->flush_ms = env_uint("FRAGSCOPE_FLUSH_MS", 200, 1, 60000);
     c->flush_events = env_uint("FRAGSCOPE_FLUSH_EVENTS", 32768, 64, 1u << 20);
-    c->buffer_mb = env_uint("FRAGSCOPE_BUFFER_MB", 16, 1, 4096);
+    c->buffer_mb = env_uint("FRAGSCOPE_BUFFER_MB", 16, 1, 256);
     const char *clk = getenv("FRAGSCOPE_CLOCK");
     c->precise_clock = clk && !strcmp(clk, "precise");
     c->force = env_true("FRAGSCOPE_FORCE", 0);

@@ -50,6 +50,7 @@ static void usage(FILE *f)
             "  --repro FILE        also write the reproducer to FILE\n"
             "  --print             print each sequence before running it\n"
             "  --keep-going        run every seed; one line per failure, then the pass rate\n"
+            "  --model-tunables T  extra GLIBC_TUNABLES for the model only (to test the harness)\n"
             "  -h, --help          this text\n",
             seqgen_variant_count() - 1);
 }
@@ -92,6 +93,7 @@ int main(int argc, char **argv)
         {"repro", required_argument, NULL, 'r'},
         {"print", no_argument, NULL, 'p'},
         {"keep-going", no_argument, NULL, 'k'},
+        {"model-tunables", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -138,6 +140,7 @@ int main(int argc, char **argv)
         case 'r': repro = optarg; break;
         case 'p': print = 1; break;
         case 'k': keep_going = 1; break;
+        case 'm': diff_model_only_tunables = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -173,13 +176,17 @@ int main(int argc, char **argv)
             struct seqgen_opts go = {sd, ops, threads, writes};
             seqgen_random(&s, &go);
         }
-        char title[160];
+        char title[320];
         if (alternating)
             snprintf(title, sizeof title, "alternating %u pairs%s%s, settings %s", pairs,
                      write_blocks ? ", written" : "", mxfast0 ? ", M_MXFAST=0" : "", vname);
         else
             snprintf(title, sizeof title, "seed %" PRIu64 " ops %u%s%s, settings %s", sd, ops,
                      threads ? " threaded" : "", writes ? " writes" : "", vname);
+        if (diff_model_only_tunables) {
+            size_t l = strlen(title);
+            snprintf(title + l, sizeof title - l, ", model only: %s", diff_model_only_tunables);
+        }
         if (print)
             seq_print(stdout, &s, UINT64_MAX, title);
         struct diff_result r;

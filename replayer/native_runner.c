@@ -95,7 +95,6 @@ struct worker {
     pthread_t th;
     _Atomic uint32_t go;
     uint32_t op;                            /* op to run, or UINT32_MAX: return */
-    int alive;
 };
 static struct worker g_workers[NATIVE_MAX_THREADS];
 static _Atomic uint32_t g_done;
@@ -150,8 +149,9 @@ static void fail(uint64_t op, const char *msg)
     *p++ = '\n';
     *p = 0;
     if (g_out) {
-        memcpy(g_out->error, buf, (size_t)(p - buf) + 1 < sizeof g_out->error
-                                      ? (size_t)(p - buf) + 1 : sizeof g_out->error - 1);
+        size_t n = (size_t)(p - buf);           /* < 256 = sizeof g_out->error */
+        memcpy(g_out->error, buf, n + 1 < sizeof g_out->error ? n + 1 : sizeof g_out->error);
+        g_out->error[sizeof g_out->error - 1] = 0;
         g_out->status = NATIVE_STATUS_BAD_INPUT;
     }
     put_err(buf);
@@ -635,7 +635,6 @@ static void thread_start(uint32_t i, uint16_t t)
     if (e != 0)
         fail(i, "pthread_create failed");
     flag_wait(&g_done);
-    w->alive = 1;
 }
 
 static void thread_exit(uint16_t t)
@@ -645,7 +644,6 @@ static void thread_exit(uint16_t t)
     w->op = UINT32_MAX;
     flag_raise(&w->go);
     pthread_join(w->th, NULL);
-    w->alive = 0;
 }
 
 static void thread_run(uint32_t i, uint16_t t)

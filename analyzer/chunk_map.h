@@ -10,6 +10,7 @@ struct chunk_origin {
     uint32_t stack;
     uint32_t request : 31;  /* requested bytes, saturated at 2^31 - 1 */
     uint32_t freed : 1;     /* the program has freed it since */
+    int32_t arena;          /* the arena of the thread that allocated it (-1 unknown) */
 };
 
 struct chunk_map {

@@ -35,7 +35,8 @@ enum step_col {
 
 struct arena_last {
     int valid;
-    int64_t v[10];
+    uint64_t rows;              /* rows stored for this arena (every KEYFRAME_EVERYth complete) */
+    int64_t v[9];
 };
 
 struct analyzer_ingest {
@@ -224,22 +225,29 @@ static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, uint64_t
     }
     struct ptmalloc_stats st;
     ptmalloc_stats(pm, arena, &st);
-    int64_t v[10] = {(int64_t)st.system_bytes, (int64_t)st.in_use_bytes,
-                     (int64_t)st.resident_bytes, (int64_t)st.top_bytes,
-                     (int64_t)st.tcache_bytes, (int64_t)st.fastbin_bytes,
-                     (int64_t)st.unsorted_bytes, (int64_t)st.small_bytes,
-                     (int64_t)st.large_bytes, 0};
+    int64_t v[9] = {(int64_t)st.system_bytes, (int64_t)st.in_use_bytes,
+                    (int64_t)st.resident_bytes, (int64_t)st.top_bytes,
+                    (int64_t)st.tcache_bytes, (int64_t)st.fastbin_bytes,
+                    (int64_t)st.unsorted_bytes, (int64_t)st.small_bytes,
+                    (int64_t)st.large_bytes};
     struct arena_last *al = &ing->arenas[arena];
     if (al->valid && !memcmp(al->v, v, sizeof v))
         return;
-    al->valid = 1;
-    memcpy(al->v, v, sizeof v);
+    /* Like steps: a value unchanged since this arena's previous row is NULL. */
+    int full = !al->valid || al->rows % KEYFRAME_EVERY == 0;
     sqlite3_stmt *s = ing->ins_arena;
     sqlite3_bind_int64(s, 1, ing->run);
-    sqlite3_bind_int(s, 2, arena);
-    sqlite3_bind_int64(s, 3, (int64_t)step);
-    for (int i = 0; i < 9; i++)
-        sqlite3_bind_int64(s, 4 + i, v[i]);
+    sqlite3_bind_int64(s, 2, (int64_t)step);
+    sqlite3_bind_int(s, 3, arena);
+    for (int i = 0; i < 9; i++) {
+        if (!full && v[i] == al->v[i])
+            sqlite3_bind_null(s, 4 + i);
+        else
+            sqlite3_bind_int64(s, 4 + i, v[i]);
+    }
+    al->valid = 1;
+    al->rows++;
+    memcpy(al->v, v, sizeof v);
     if (sqlite3_step(s) != SQLITE_DONE)
         fail(ing, "arena_steps");
     sqlite3_reset(s);
@@ -319,11 +327,20 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
         sys_event(ing, s->step, "madvise", s->arena, (int64_t)st->resident_bytes);
 
     if (pm && st->arena_count > 1) {
-        arena_row(ing, pm, s->step, s->arena);
-        if (s->did & REPLAY_DID_ARENA_NEW)
-            arena_row(ing, pm, s->step, 0);
+        /* The caller's arena, and the arena of the chunk a free or realloc released (it was
+         * allocated there); a new arena or a thread exit: every arena. */
+        if ((s->did & REPLAY_DID_ARENA_NEW) || (ev && ev->kind == TRACE_EV_THREAD_EXIT)) {
+            for (uint32_t a = 0; a < st->arena_count; a++)
+                arena_row(ing, pm, s->step, (int)a);
+        } else {
+            arena_row(ing, pm, s->step, s->arena);
+            const struct chunk_origin *o =
+                s->replayed_old_ptr ? chunk_map_get(&ing->org.chunks, s->replayed_old_ptr - 16)
+                                    : NULL;
+            if (o && o->arena >= 0 && o->arena != s->arena)
+                arena_row(ing, pm, s->step, o->arena);
+        }
     }
-
     for (unsigned i = 0; i < ing->io.snapshot_at_count; i++)
         if (ing->io.snapshot_at[i] == s->step && pm) {
             char e2[512];

@@ -74,7 +74,7 @@ int origins_step(struct origins *o, const struct replay_step *s)
     uint64_t req = s->request_bytes ? s->request_bytes : origins_request_bytes(ev);
     struct chunk_origin org = {.step = s->step, .stack = ev->stack_id,
                                .request = req > 0x7fffffffu ? 0x7fffffffu : (uint32_t)req,
-                               .freed = 0};
+                               .freed = 0, .arena = s->arena};
     uint64_t chunk = s->replayed_ptr - 16;
     return chunk_map_put(&o->chunks, chunk, &org);
 }

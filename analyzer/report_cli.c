@@ -1,4 +1,4 @@
-/* report_cli.c: `fragscope report DB [--run N] [--format text|json] [--bytes]`, and the
+/* report_cli.c: `fragscope report DB [--run N] [--format text|json|html] [-o FILE] [--bytes]`, and the
  * analyzer's side of `fragscope replay --db FILE`.
  *
  * The report loads the model of one run (report_model.c) and renders it. A run stored without
@@ -18,6 +18,7 @@
 #include "../cli.h"
 #include "analyzer_int.h"
 #include "db_util.h"
+#include "report_html.h"
 
 static void usage(FILE *f)
 {
@@ -29,7 +30,9 @@ static void usage(FILE *f)
             "fix), each fix proven by a what-if replay.\n"
             "\n"
             "  --run N              the run to report (default: the newest)\n"
-            "  --format text|json   output format (default text)\n"
+            "  --format text|json|html  output format (default text; html: one self-contained page)\n"
+            "  -o, --output FILE    write to FILE (created 0600; never through a symlink)\n"
+            "  -f, --force          replace FILE if it is an existing regular file\n"
             "  --bytes              exact byte counts instead of KiB / MiB\n"
             "  --reanalyze          recompute snapshots, call sites and findings first\n"
             "  --no-whatif          with --reanalyze: skip the what-if replays\n"
@@ -58,15 +61,18 @@ int cmd_report(int argc, char **argv)
         {"reanalyze", no_argument, 0, OPT_REANALYZE},
         {"no-whatif", no_argument, 0, OPT_NO_WHATIF},
         {"help", no_argument, 0, 'h'},
+        {"output", required_argument, 0, 'o'},
+        {"force", no_argument, 0, 'f'},
         {0, 0, 0, 0},
     };
     int64_t run = -1;
-    int json = 0, reanalyze = 0, no_whatif = 0;
+    int json = 0, reanalyze = 0, no_whatif = 0, html = 0, force = 0;
+    const char *out_path = NULL;
     struct analyzer_render_options ro = {0, 0};
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:f", opts, NULL)) != -1) {
         switch (c) {
         case OPT_RUN:
             if (parse_run(optarg, &run)) {
@@ -75,12 +81,13 @@ int cmd_report(int argc, char **argv)
             }
             break;
         case OPT_FORMAT:
+            html = !strcmp(optarg, "html");
             if (!strcmp(optarg, "json"))
                 json = 1;
-            else if (!strcmp(optarg, "text"))
+            else if (!strcmp(optarg, "text") || html)
                 json = 0;
             else {
-                fprintf(stderr, "report: --format '%s': expected text or json\n", optarg);
+                fprintf(stderr, "report: --format '%s': expected text, json or html\n", optarg);
                 return 2;
             }
             break;
@@ -92,6 +99,12 @@ int cmd_report(int argc, char **argv)
             break;
         case OPT_NO_WHATIF:
             no_whatif = 1;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case 'f':
+            force = 1;
             break;
         case 'h':
             usage(stdout);
@@ -145,14 +158,22 @@ int cmd_report(int argc, char **argv)
         analyzer_db_close(db);
         return 1;
     }
-    ro.color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-    if (json)
-        analyzer_report_json(stdout, &r);
-    else
-        analyzer_report_text(stdout, &r, &ro);
+    FILE *out = out_path ? report_output_open(out_path, force, err, sizeof err) : stdout;
+    int status = out ? 0 : 1;
+    ro.color = !json && !html && !out_path && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    if (out && html)
+        status = analyzer_report_html(out, db, &r, &ro, err, sizeof err) ? 1 : 0;
+    else if (out && json)
+        analyzer_report_json(out, &r);
+    else if (out)
+        analyzer_report_text(out, &r, &ro);
+    if (out_path && out && report_output_close(out, out_path, err, sizeof err))
+        status = 1;
+    if (status)
+        fprintf(stderr, "report: %s\n", err);
     analyzer_report_free(&r);
     analyzer_db_close(db);
-    return 0;
+    return status;
 }
 
 /* ---- replay --db ---- */

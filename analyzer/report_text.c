@@ -67,6 +67,29 @@ void analyzer_report_text(FILE *f, const struct analyzer_report *r,
             ri->tool_version, ri->completed ? "" : red(&p),
             ri->completed ? "complete" : "INCOMPLETE (interrupted or failed)", plain(&p));
 
+    /* The answer first: what is held, and the best verified fix. */
+    const struct analyzer_measures *mm = &r->measures;
+    fprintf(f, "%sIn short:%s heap RSS %s at the end for %s live (peak %s at step %" PRIu64 ").\n",
+            bold(&p), plain(&p), B(&p, b1, mm->final_rss), B(&p, b2, mm->final_live),
+            B(&p, b3, mm->peak_rss), mm->peak_rss_step);
+    if (r->finding_count) {
+        const struct analyzer_finding *top = &r->findings[0];
+        const struct analyzer_whatif *best = NULL;
+        /* As the fix text ranks them: a setting before a change to the program. */
+        for (int pass = 0; pass < 2 && !best; pass++)
+            for (unsigned k = 0; k < top->whatif_count; k++) {
+                const struct analyzer_whatif *w = &top->whatif[k];
+                int setting = !strstr(w->setting, "malloc_trim") && !strstr(w->setting, "freed");
+                if (w->helps && setting == !pass && (!best || w->after < best->after))
+                    best = w;
+            }
+        fprintf(f, "  Cause: %s.\n", top->cause);
+        if (best)
+            fprintf(f, "  Fix: %s%s%s (heap RSS %s -> %s, verified by replay).\n", green(&p),
+                    top->fix, plain(&p), B(&p, b1, best->before), B(&p, b2, best->after));
+    }
+    fprintf(f, "\n");
+
     ledger(&p, "Heap RSS at the end", &r->at_end);
     if (r->at_rss_peak.valid && r->at_rss_peak.step != r->at_end.step)
         ledger(&p, "Heap RSS at its peak", &r->at_rss_peak);

@@ -24,7 +24,11 @@
 struct pm_arena {
     uint64_t binfield0;               /* address of bins[0] (base + 112) */
     uint64_t bins[NBIN_WORDS];
-    uint64_t fastbins[NFASTBINS];
+    uint64_t fastbins[NFASTBINS];     /* heads (fastbinsY) */
+    /* Each fastbin also as a host stack (top = head), so popping needs no load; the chunks'
+     * fd words are still written in simulated memory as glibc writes them. */
+    uint64_t *fstk[NFASTBINS];
+    uint32_t fcount[NFASTBINS], fcap[NFASTBINS];
     uint64_t top;
     uint64_t last_remainder;
     uint64_t base;                    /* address of the malloc_state */
@@ -80,5 +84,18 @@ static inline uint64_t top_size(struct sysmem *m, const struct pm_arena *av)
 }
 
 static inline void mark_bin(struct pm_arena *av, unsigned i) { av->binmap[i >> 5] |= 1u << (i & 31); }
+
+/* Fastbin list primitives (bins.c). */
+void fastbin_push(struct sysmem *m, struct pm_arena *av, unsigned idx, uint64_t p);
+static inline uint64_t fastbin_pop(struct pm_arena *av, unsigned idx)
+{
+    uint32_t n = av->fcount[idx];
+    if (n == 0)
+        return 0;
+    uint64_t p = av->fstk[idx][--n];
+    av->fcount[idx] = n;
+    av->fastbins[idx] = n ? av->fstk[idx][n - 1] : 0;
+    return p;
+}
 
 #endif

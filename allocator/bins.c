@@ -8,6 +8,25 @@
  */
 #include "model.h"
 
+#include <stdlib.h>
+
+void fastbin_push(struct sysmem *m, struct pm_arena *av, unsigned idx, uint64_t p)
+{
+    uint32_t n = av->fcount[idx];
+    if (n == av->fcap[idx]) {
+        uint32_t cap = n ? n * 2 : 16;
+        uint64_t *s = realloc(av->fstk[idx], cap * sizeof *s);
+        if (!s)
+            abort();   /* host out of memory: the model cannot continue consistently */
+        av->fstk[idx] = s;
+        av->fcap[idx] = cap;
+    }
+    mem_st(m, p + 16, protect_ptr(p + 16, av->fastbins[idx]));
+    av->fstk[idx][n] = p;
+    av->fcount[idx] = n + 1;
+    av->fastbins[idx] = p;
+}
+
 void arena_init_state(struct ptmalloc *pm, struct pm_arena *av)
 {
     for (unsigned i = 1; i < NBINS; i++) {
@@ -15,8 +34,10 @@ void arena_init_state(struct ptmalloc *pm, struct pm_arena *av)
         av->bins[(i - 1) * 2] = b;
         av->bins[(i - 1) * 2 + 1] = b;
     }
-    for (int i = 0; i < NFASTBINS; i++)
+    for (int i = 0; i < NFASTBINS; i++) {
         av->fastbins[i] = 0;
+        av->fcount[i] = 0;
+    }
     for (int i = 0; i < BINMAPSIZE; i++)
         av->binmap[i] = 0;
     av->noncontiguous = av->index != 0;

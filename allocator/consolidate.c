@@ -13,11 +13,9 @@ void malloc_consolidate(struct ptmalloc *pm, struct pm_arena *av)
     int any = 0;
     av->have_fastchunks = 0;
     for (int i = 0; i < NFASTBINS; i++) {
-        uint64_t p = av->fastbins[i];
-        av->fastbins[i] = 0;
-        while (p) {
+        uint64_t p;
+        while ((p = fastbin_pop(av, (unsigned)i)) != 0) {
             any = 1;
-            uint64_t nextp = protect_ptr(p + 16, mem_ld(m, p + 16));
             uint64_t size = chunk_size(m, p);
             uint64_t nextchunk = p + size;
             uint64_t nextsize = chunk_size(m, nextchunk);
@@ -47,7 +45,6 @@ void malloc_consolidate(struct ptmalloc *pm, struct pm_arena *av)
                 av->top = p;
                 chunk_forget(pm, p);
             }
-            p = nextp;
         }
     }
     if (any)

@@ -33,16 +33,21 @@ void munmap_chunk(struct ptmalloc *pm, uint64_t p)
     pm_munmap(pm, arena, block, total);
 }
 
-void int_free(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
+/* e, when not NULL, is p's chunk table entry (it gives the size without a load and saves the
+ * lookups of the tcache and fastbin paths). */
+void int_free_e(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, struct cm_entry *e)
 {
     struct sysmem *m = pm->mem;
-    uint64_t size = chunk_size(m, p);
+    uint64_t size = e ? cm_size(e->val) : chunk_size(m, p);
     struct pm_thread *t = pm->cur;
 
     if (t && t->tcache) {
         uint64_t tc_idx = csize2tidx(size);
         if (tc_idx < pm->tcache_bins && t->counts[tc_idx] < pm->tcache_count) {
-            tcache_put(pm, t, p, size, av->index, tc_idx);
+            if (e)
+                tcache_put_entry(pm, t, p, e, tc_idx);
+            else
+                tcache_put(pm, t, p, size, av->index, tc_idx);
             return;
         }
     }
@@ -51,10 +56,18 @@ void int_free(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
         free_perturb(pm, p + 16, size - 16);
         av->have_fastchunks = 1;
         unsigned idx = fastbin_index(size);
-        uint64_t old = av->fastbins[idx];
-        mem_st(m, p + 16, protect_ptr(p + 16, old));
-        av->fastbins[idx] = p;
-        chunk_note(pm, p, size, av->index, CS_FAST);
+        fastbin_push(m, av, idx, p);
+        if (e && cm_arena(e->val) == av->index) {
+            uint64_t v = e->val;
+            enum chunk_state st = cm_state(v);
+            av->st_count[st]--;
+            av->st_bytes[st] -= size;
+            av->st_count[CS_FAST]++;
+            av->st_bytes[CS_FAST] += size;
+            e->val = (v & ~(uint64_t)15) | CS_FAST;
+        } else {
+            chunk_note(pm, p, size, av->index, CS_FAST);
+        }
         return;
     }
 
@@ -104,6 +117,11 @@ void int_free(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
             heap_trim(pm, av, heap_for_ptr(pm, av->top), pm->top_pad);
         }
     }
+}
+
+void int_free(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
+{
+    int_free_e(pm, av, p, 0);
 }
 
 void libc_free_chunk(struct ptmalloc *pm, uint64_t p)

@@ -81,14 +81,12 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
 
     if (nb <= pm->max_fast) {
         idx = fastbin_index(nb);
-        uint64_t victim = av->fastbins[idx];
+        uint64_t victim = fastbin_pop(av, idx);
         if (victim) {
-            av->fastbins[idx] = protect_ptr(victim + 16, mem_ld(m, victim + 16));
             chunk_note(pm, victim, nb, av->index, pm->ret_state);
             if (have_tc && tc_idx < pm->tcache_bins) {
                 uint64_t tc_victim;
-                while (t->counts[tc_idx] < pm->tcache_count && (tc_victim = av->fastbins[idx]) != 0) {
-                    av->fastbins[idx] = protect_ptr(tc_victim + 16, mem_ld(m, tc_victim + 16));
+                while (t->counts[tc_idx] < pm->tcache_count && (tc_victim = fastbin_pop(av, idx)) != 0) {
                     tcache_put(pm, t, tc_victim, nb, av->index, tc_idx);
                 }
             }

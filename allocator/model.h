@@ -152,6 +152,7 @@ void alloc_perturb(struct ptmalloc *pm, uint64_t mem, uint64_t n);
 
 /* free.c */
 void int_free(struct ptmalloc *pm, struct pm_arena *av, uint64_t p);
+void int_free_e(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, struct cm_entry *e);
 void munmap_chunk(struct ptmalloc *pm, uint64_t p);
 /* The public free of a chunk already validated (used by thread exit too). */
 void libc_free_chunk(struct ptmalloc *pm, uint64_t p);

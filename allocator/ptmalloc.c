@@ -114,8 +114,11 @@ void ptmalloc_destroy(struct ptmalloc *pm)
 {
     if (!pm)
         return;
-    for (uint32_t i = 0; i < pm->arena_count; i++)
+    for (uint32_t i = 0; i < pm->arena_count; i++) {
+        for (int b = 0; b < NFASTBINS; b++)
+            free(pm->arenas[i]->fstk[b]);
         free(pm->arenas[i]);
+    }
     free(pm->arenas);
     for (uint32_t i = 0; i < pm->nthreads; i++)
         if (pm->threads[i]) {
@@ -352,14 +355,11 @@ struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint6
     const char *msg = check_free(pm, t, ptr, &e);
     if (msg)
         return result(0, PTM_CORRUPT, msg);
-    /* Fast path: a heap chunk into an existing tcache with room (what __libc_free then
-     * _int_free do first), straight from the table entry. */
+    /* A heap chunk, with the thread's tcache already there (otherwise __libc_free creates it
+     * first, which can move table entries): _int_free straight from the table entry. */
     if (t->tcache && cm_state(e->val) == CS_USER) {
-        uint64_t tidx = csize2tidx(cm_size(e->val));
-        if (tidx < pm->tcache_bins && t->counts[tidx] < pm->tcache_count) {
-            tcache_put_entry(pm, t, ptr - 16, e, tidx);
-            return result(0, PTM_OK, 0);
-        }
+        int_free_e(pm, pm->arenas[cm_arena(e->val)], ptr - 16, e);
+        return result(0, PTM_OK, 0);
     }
     libc_free_chunk(pm, ptr - 16);
     return result(0, PTM_OK, 0);

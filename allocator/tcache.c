@@ -19,7 +19,7 @@ static int tcache_push(struct pm_thread *t, uint64_t tc_idx, uint64_t e)
         uint32_t cap = t->cap[tc_idx] ? t->cap[tc_idx] * 2 : 8;
         uint64_t *s = realloc(t->stk[tc_idx], cap * sizeof *s);
         if (!s)
-            return -1;
+            abort();   /* host out of memory: the model cannot continue consistently */
         t->stk[tc_idx] = s;
         t->cap[tc_idx] = cap;
     }

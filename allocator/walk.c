@@ -192,8 +192,8 @@ int ptmalloc_bins(struct ptmalloc *pm, int arena, uint32_t thread,
             continue;
         struct pm_arena *a = pm->arenas[i];
         for (int b = 0; b < NFASTBINS; b++)
-            for (uint64_t p = a->fastbins[b]; p; p = protect_ptr(p + 16, mem_ld(m, p + 16)))
-                if ((r = fn(ctx, PTM_CHUNK_FASTBIN, b, p, chunk_size(m, p))) != 0)
+            for (uint32_t k = a->fcount[b]; k-- > 0;)
+                if ((r = fn(ctx, PTM_CHUNK_FASTBIN, b, a->fstk[b][k], chunk_size(m, a->fstk[b][k]))) != 0)
                     return r;
         for (unsigned b = 1; b < NBINS; b++) {
             uint64_t bin = bin_at(a, b);

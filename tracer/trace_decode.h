@@ -2,9 +2,9 @@
  *
  * A block's records come in one of two layouts (FORMAT.md, "Blocks"): rows, where each record's
  * bytes follow each other (BLK1), or columns, where the same bytes are split by kind of field -
- * structure, seq deltas, pointer codes, times - into four runs that compress far better apart
- * (BLK2). The decoder reads every field through a cursor per column (in the row layout all four
- * are the same run), so one decoder serves both; with sinks set, it also copies the bytes of each
+ * structure, seq deltas, pointer codes, times, freed pointers - into five runs that compress far
+ * better apart (BLK2). The decoder reads every field through a cursor per column (in the row
+ * layout all are the same run), so one decoder serves both; with sinks set, it also copies the bytes of each
  * field to its column, which is how trace_block_seal turns rows into columns.
  *
  * Everything here is bounded by its input and allocation-free (it is compiled into the recorder).
@@ -14,7 +14,9 @@
 
 #include "trace_wire.h"
 
-enum { WIRE_COL_MAIN, WIRE_COL_SEQ, WIRE_COL_PTR, WIRE_COL_TIME, WIRE_COLUMNS };
+/* The columns: structure (opcodes, stacks, sizes, definitions...), seq deltas, the pointers of
+ * allocations, times, the pointers of frees. */
+enum { WIRE_COL_MAIN, WIRE_COL_SEQ, WIRE_COL_PTR, WIRE_COL_TIME, WIRE_COL_FREE_PTR, WIRE_COLUMNS };
 
 struct wire_in {
     const uint8_t *p[WIRE_COLUMNS], *end[WIRE_COLUMNS];
@@ -32,7 +34,7 @@ static inline void wire_in_rows(struct wire_in *in, const uint8_t *raw, size_t l
     in->end[0] = raw + len;
 }
 
-/* The column layout: four u32 column lengths, then the columns in order. */
+/* The column layout: a u32 length per column, then the columns in order. */
 #define WIRE_COLUMN_TABLE (4 * WIRE_COLUMNS)
 
 /* Sets the cursors over a column-layout block; 0 when its column table does not add up. */
@@ -172,7 +174,7 @@ static inline int wire_decode_tail(struct wire_in *in, struct trace_event *ev, u
             st->last_ptr = ev->old_ptr;
     }
     if (fields & WF(WF_PTR)) {
-        GET(WIRE_COL_PTR, v);
+        GET(ev->kind == TRACE_EV_FREE ? WIRE_COL_FREE_PTR : WIRE_COL_PTR, v);
         if (generic) {
             ev->ptr = v;
         } else if (ev->kind == TRACE_EV_FREE) {

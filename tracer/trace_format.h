@@ -188,8 +188,8 @@ size_t trace_block_bound(size_t raw_len);
 
 /* trace_block_seal with another zlib level (0-9) and strategy (Z_DEFAULT_STRATEGY,
  * Z_HUFFMAN_ONLY, ...). Both split the records into columns when `za` can also lend a scratch
- * buffer of raw_len + 16 bytes after zlib's own state (the file is then smaller; FORMAT.md,
- * BLK2), and otherwise write them as rows (BLK1). */
+ * buffer of raw_len + 20 bytes after zlib's own state (the file is then about a third smaller;
+ * FORMAT.md, BLK2), and otherwise write them as rows (BLK1). */
 size_t trace_block_seal_level(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
                               uint32_t thread, uint64_t first_seq, uint64_t last_seq,
                               const struct trace_zalloc *za, int level, int strategy);

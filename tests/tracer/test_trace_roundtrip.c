@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "tracegen.h"
 
@@ -354,9 +355,61 @@ static void realistic_stream_bytes_per_event(void **state)
     unlink(path);
 }
 
+/* ---- Memory: the reader streams ---- */
+
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static void reader_memory_is_bounded(void **state)
+{
+    (void)state;
+    char path[512], err[512];
+    gen_tmppath(path, sizeof path, "long.trace");
+    unlink(path);
+    struct trace_header h;
+    memset(&h, 0, sizeof h);
+    struct trace_file_writer *w = trace_file_writer_open(path, 0, &h, err, sizeof err);
+    assert_non_null(w);
+    const uint64_t n = 1000000;
+    uint64_t s = 1;
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t t = (uint32_t)(gen_rand(&s) % 4);
+        struct trace_event ev = {.seq = i, .time_ns = i * 100, .thread = t,
+                                 .kind = i % 2 ? TRACE_EV_FREE : TRACE_EV_MALLOC,
+                                 .size = 16 + gen_rand(&s) % 512,
+                                 .ptr = 0x555555559000 + 16 * (gen_rand(&s) % 100000)};
+        assert_int_equal(trace_file_writer_event(w, &ev), 0);
+    }
+    assert_int_equal(trace_file_writer_close(w, err, sizeof err), 0);
+    long before = max_rss_kib();
+    struct trace_reader *r = trace_reader_open(path, err, sizeof err);
+    assert_non_null(r);
+    struct trace_event ev;
+    uint64_t count = 0, last = 0;
+    while (trace_reader_next(r, &ev) == 1) {
+        assert_true(count == 0 || ev.seq == last + 1);
+        last = ev.seq;
+        count++;
+    }
+    assert_int_equal(count, n);
+    trace_reader_close(r);
+    long grown = max_rss_kib() - before;
+    printf("reading %llu events (%zu MiB as structs) grew the peak RSS by %ld KiB\n",
+           (unsigned long long)n, (size_t)(n * sizeof ev >> 20), grown);
+#ifndef __SANITIZE_ADDRESS__
+    assert_true(grown < 32 * 1024);
+#endif
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reader_memory_is_bounded),     /* first: before the others raise the peak */
         cmocka_unit_test(random_streams_round_trip),
         cmocka_unit_test(encoder_api_with_caller_pool),
         cmocka_unit_test(worst_case_event_fits),

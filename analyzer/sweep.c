@@ -6,6 +6,9 @@
  * never share a file); as each child finishes, the parent copies its run into FILE under a new
  * run id (steps re-keyed to the new run) and removes the temporary file. The children store the
  * steps and aggregates only; `fragscope report FILE --run N` analyses a run when asked.
+ *
+ * With --preload LIB the trace also runs natively (the replayer's native runner, the allocator
+ * preloaded into it): those runs have no model, only the whole process's peak RSS and the time.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,12 +19,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "../cli.h"
+#include "../replayer/replay_native.h"
 #include "analyzer_int.h"
 #include "db_util.h"
 
 #define MAX_DIMS 8
 #define MAX_VALUES 16
 #define MAX_COMBOS 4096
+#define MAX_PRELOAD 8
 
 struct dim {
     char name[64];
@@ -31,6 +36,7 @@ struct dim {
 
 struct job {
     pid_t pid;
+    const char *preload;        /* a native run with this allocator preloaded (no model) */
     char settings[REPLAY_MAX_OVERRIDES][128];
     unsigned set_count;
     char label[512];
@@ -144,6 +150,59 @@ static int child_run(const char *trace, const struct job *j, const struct replay
     return 0;
 }
 
+/* "205.21 MiB" -> bytes. */
+static uint64_t parse_human(const char *s)
+{
+    double v = strtod(s, NULL);
+    const char *u = strpbrk(s, "BKMGT");
+    double mult = !u ? 1 : *u == 'K' ? 1024.0 : *u == 'M' ? 1048576.0 : *u == 'G' ? 1073741824.0
+                  : *u == 'T' ? 1099511627776.0 : 1;
+    return (uint64_t)(v * mult + 0.5);
+}
+
+/* A native run: the trace on the real process with `preload`, through the replayer's native
+ * runner; its peak RSS (whole child) and wall time are stored as a run without steps. */
+static int child_native(const char *trace, const struct job *j, const struct replay_options *base)
+{
+    struct replay_options ro = *base;
+    ro.trace_path = trace;
+    ro.progress = 0;
+    char *text = NULL, err[1024];
+    size_t len = 0;
+    FILE *mf = open_memstream(&text, &len);
+    if (!mf)
+        return 1;
+    int rc = replay_native(&ro, j->preload, mf, err, sizeof err);
+    fclose(mf);
+    if (rc) {
+        fprintf(stderr, "sweep: %s: %s\n", j->label, err);
+        free(text);
+        return 1;
+    }
+    const char *w = strstr(text, "wall time"), *p = strstr(text, "peak RSS");
+    double secs = w ? strtod(w + 9, NULL) : 0;
+    uint64_t peak = p ? parse_human(p + 8 + strspn(p + 8, " ")) : 0;
+    free(text);
+    sqlite3 *db = analyzer_db_open(j->tmp, 1, err, sizeof err);
+    if (!db) {
+        fprintf(stderr, "sweep: %s\n", err);
+        return 1;
+    }
+    char now[32];
+    db_now(now, sizeof now);
+    char *sql = sqlite3_mprintf(
+        "INSERT INTO runs(trace, settings, options, tool_version, started_at, ended_at, "
+        "completed, peak_rss, seconds, analyzed) VALUES(%Q, %Q, 'native', %Q, %Q, %Q, 1, %llu, "
+        "%.6f, 1)",
+        trace, j->label, FRAGSCOPE_VERSION, now, now, (unsigned long long)peak, secs);
+    rc = db_exec(db, sql, err, sizeof err);
+    sqlite3_free(sql);
+    analyzer_db_close(db);
+    if (rc)
+        fprintf(stderr, "sweep: %s: %s\n", j->label, err);
+    return rc ? 1 : 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: fragscope sweep TRACE --set NAME=V1,V2,... [--set ...] --db FILE [options]\n"
@@ -157,6 +216,8 @@ static void usage(FILE *f)
                "  -j, --jobs N        replays at once (default: the number of CPUs)\n"
                "  --cpus N            the CPU count the arena limit sees\n"
                "  --every N           store one step in N (peaks always)\n"
+               "  --preload LIB       also run the trace natively with this allocator preloaded\n"
+               "                      (repeatable; peak RSS of the whole process and time only)\n"
                "  -h, --help          this help\n");
 }
 
@@ -189,6 +250,8 @@ int cmd_sweep(int argc, char **argv)
     };
     static struct dim dims[MAX_DIMS];
     unsigned ndims = 0;
+    const char *preloads[MAX_PRELOAD];
+    unsigned npreload = 0;
     const char *db_path = NULL;
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t every = 1;
@@ -234,9 +297,16 @@ int cmd_sweep(int argc, char **argv)
             }
             break;
         case OPT_PRELOAD:
-            fprintf(stderr, "sweep: --preload: native allocator runs are not supported by "
-                            "sweep yet\n");
-            return 2;
+            if (npreload == MAX_PRELOAD) {
+                fprintf(stderr, "sweep: --preload: at most %d allocators\n", MAX_PRELOAD);
+                return 2;
+            }
+            if (access(optarg, R_OK)) {
+                fprintf(stderr, "sweep: --preload %s: %s\n", optarg, strerror(errno));
+                return 2;
+            }
+            preloads[npreload++] = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -283,12 +353,21 @@ int cmd_sweep(int argc, char **argv)
         fprintf(stderr, "sweep: %s\n", err);
         return 1;
     }
+    unsigned model_jobs = combos;
+    combos += npreload;
     struct job *js = calloc(combos, sizeof *js);
     if (!js) {
         analyzer_db_close(db);
         return 1;
     }
     for (unsigned k = 0; k < combos; k++) {
+        snprintf(js[k].tmp, sizeof js[k].tmp, "%s.sweep-%d-%u", db_path, (int)getpid(), k);
+        unlink(js[k].tmp);
+        if (k >= model_jobs) {
+            js[k].preload = preloads[k - model_jobs];
+            snprintf(js[k].label, sizeof js[k].label, "preload=%.400s (native)", js[k].preload);
+            continue;
+        }
         unsigned rest = k;
         size_t l = 0;
         for (unsigned d = 0; d < ndims; d++) {
@@ -301,8 +380,6 @@ int cmd_sweep(int argc, char **argv)
         }
         if (!l)
             snprintf(js[k].label, sizeof js[k].label, "as recorded");
-        snprintf(js[k].tmp, sizeof js[k].tmp, "%s.sweep-%d-%u", db_path, (int)getpid(), k);
-        unlink(js[k].tmp);
     }
     fflush(NULL);
     unsigned next = 0, running = 0, done = 0;
@@ -312,7 +389,8 @@ int cmd_sweep(int argc, char **argv)
             struct job *j = &js[next++];
             pid_t pid = fork();
             if (pid == 0)
-                _exit(child_run(trace, j, &base, every));
+                _exit(j->preload ? child_native(trace, j, &base)
+                                 : child_run(trace, j, &base, every));
             if (pid < 0) {
                 j->failed = 1;
                 done++;
@@ -364,20 +442,29 @@ int cmd_sweep(int argc, char **argv)
                                       "SELECT id, settings, peak_rss, final_rss, "
                                       "frag_at_rss_peak, CASE WHEN final_live > 0 THEN "
                                       "(final_rss - final_live) * 1.0 / final_live END, seconds "
-                                      "FROM runs WHERE id IN (%s) ORDER BY final_rss, peak_rss",
+                                      "FROM runs WHERE id IN (%s) ORDER BY final_rss IS NULL, "
+                                      "final_rss, peak_rss",
                                       ids)
                          : NULL;
+    /* Unknown figures (native runs: no model, so no final heap RSS) print as "-". */
     while (st && sqlite3_step(st) == SQLITE_ROW) {
-        char b1[32], b2[32], fin[32];
+        char b1[32], b2[32], pk[32], fin[32];
+        if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+            snprintf(b2, sizeof b2, "-");
+        else
+            analyzer_bytes(b2, sizeof b2, (uint64_t)sqlite3_column_int64(st, 3), 0);
+        if (sqlite3_column_type(st, 4) == SQLITE_NULL)
+            snprintf(pk, sizeof pk, "-");
+        else
+            snprintf(pk, sizeof pk, "%.2f", sqlite3_column_double(st, 4));
         if (sqlite3_column_type(st, 5) == SQLITE_NULL)
             snprintf(fin, sizeof fin, "-");
         else
             snprintf(fin, sizeof fin, "%.2f", sqlite3_column_double(st, 5));
-        printf("%-4lld %-40s %12s %12s %10.2f %10s %7.2fs\n", (long long)sqlite3_column_int64(st, 0),
+        printf("%-4lld %-40s %12s %12s %10s %10s %7.2fs\n", (long long)sqlite3_column_int64(st, 0),
                (const char *)sqlite3_column_text(st, 1),
-               analyzer_bytes(b1, sizeof b1, (uint64_t)sqlite3_column_int64(st, 2), 0),
-               analyzer_bytes(b2, sizeof b2, (uint64_t)sqlite3_column_int64(st, 3), 0),
-               sqlite3_column_double(st, 4), fin, sqlite3_column_double(st, 6));
+               analyzer_bytes(b1, sizeof b1, (uint64_t)sqlite3_column_int64(st, 2), 0), b2, pk,
+               fin, sqlite3_column_double(st, 6));
     }
     sqlite3_finalize(st);
     for (unsigned k = 0; k < combos; k++)

@@ -10,6 +10,8 @@ add_library(fragscope-trace SHARED
   ${CMAKE_CURRENT_SOURCE_DIR}/stacks.c
   ${CMAKE_CURRENT_SOURCE_DIR}/modules.c
   ${CMAKE_CURRENT_SOURCE_DIR}/flush.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/block_writer.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/output_file.c
   ${CMAKE_CURRENT_SOURCE_DIR}/trace_encode.c)
 get_target_property(fs_preload_opts fragscope-trace COMPILE_OPTIONS)
 if(fs_preload_opts)

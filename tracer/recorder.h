@@ -74,6 +74,7 @@ struct rec_thread {
     uint64_t drain_pos;
     volatile int hold;            /* fork in progress: the flusher leaves this thread alone */
     volatile int ready;           /* set once the state is initialised */
+    volatile int drain_lock;      /* held by the one drainer of this thread's records */
     void *stack_cache;            /* stacks.c: recent call sites of this thread */
     uint64_t *fork_rec;           /* the FORK record awaiting the child's pid */
     int in_fork;                  /* inside our fork() wrapper */
@@ -223,8 +224,21 @@ void modules_scan(void) REC_HIDDEN;
 uint32_t module_count(void) REC_HIDDEN;
 const struct trace_module *module_at(uint32_t i) REC_HIDDEN;
 
-/* ---- flush.c ---- */
+/* ---- output_file.c ---- */
 int output_open(pid_t parent_pid, uint64_t fork_seq, uint64_t first_seq, int root) REC_HIDDEN;
+
+/* ---- block_writer.c ---- */
+void blocks_set_output(int fd) REC_HIDDEN;
+void blocks_write_raw(const void *p, size_t n) REC_HIDDEN;
+int blocks_round(int ctx, int final) REC_HIDDEN;   /* ctx 0: the flusher, 1: program threads */
+void blocks_write_end(void) REC_HIDDEN;
+void blocks_take_back_end(void) REC_HIDDEN;
+int blocks_ended(void) REC_HIDDEN;
+void blocks_stats(uint64_t *v) REC_HIDDEN;        /* blocks, raw, file bytes, seals by mode */
+void blocks_after_fork(void) REC_HIDDEN;
+
+/* ---- flush.c ---- */
+int flush_room_waiters(void) REC_HIDDEN;
 int flusher_start(void) REC_HIDDEN;
 void flusher_wake(void) REC_HIDDEN;
 void flush_sync(unsigned timeout_ms) REC_HIDDEN;      /* everything committed so far is written */

@@ -1,0 +1,520 @@
+/* block_writer.c: turns the threads' raw records into trace blocks and writes them.
+ *
+ * A drain takes a thread's committed records in order, rebuilds each as a struct trace_event,
+ * encodes it (trace_encode_event) after the definitions of any stack or module the file does not
+ * hold yet, seals ~1 MiB of records into a block and appends it to the file.
+ *
+ * Several drainers may work at once, each in its own context (encode buffer, sealed buffer,
+ * zlib arena): context 0 belongs to the flusher task, context 1 to a program thread that would
+ * otherwise wait for buffer memory. A thread's records are drained by one drainer at a time
+ * (its drain lock, held until its blocks are written, so each thread's blocks stay in order);
+ * writes are serialised by the output lock. A stack counts as defined for later blocks only
+ * once the block defining it is written; until then a concurrent block defines it again
+ * (allowed by the format). Modules are written by context 0 only.
+ *
+ * Compression adapts (see seal_mode): level 1 normally, Huffman-only for a thread whose data
+ * does not shrink, stored while full chunks wait to be drained. All are raw deflate.
+ */
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+#include "recorder.h"
+#include "rec_syscall.h"
+#include "trace_wire.h"
+
+#define RAW_TARGET (1u << 20)
+#define RAW_CAP (RAW_TARGET + (256u << 10))
+#define ZARENA_BYTES (1u << 20)
+#define STACK_BITMAP_BYTES ((1u << 20) / 8)
+#define DEFINED_MAX 512u
+#define MAX_THREADS_TRACKED 1024u
+#define N_CTX 2
+
+struct drain_ctx {
+    volatile int lock;
+    uint8_t *raw, *sealed;
+    size_t sealed_cap;
+    char *zarena;
+    size_t zused;
+    struct trace_event ev;               /* kept all-zero between events */
+    uint32_t defined[DEFINED_MAX];       /* stacks defined in blocks not yet written */
+    unsigned ndefined;
+};
+
+static struct drain_ctx ctxs[N_CTX];
+static uint8_t *stack_written;           /* bit per stack id: defined in a written block */
+static volatile int out_lock;
+static int out_fd = -1;
+static int out_owner_pid;                /* the process whose descriptor table holds out_fd */
+static dev_t out_dev;
+static ino_t out_ino;
+static uint64_t file_bytes, end_offset, blocks_written, raw_bytes;
+static uint32_t modules_written;
+static int ended;
+static uint64_t seal_counts[3];
+static uint8_t poor_ratio[MAX_THREADS_TRACKED], poor_retry[MAX_THREADS_TRACKED];
+static volatile uint32_t chunks_closed, chunks_drained;
+
+struct block {
+    struct drain_ctx *ctx;
+    size_t len;
+    uint32_t thread;
+    uint64_t first_seq, last_seq, events;
+    struct trace_encode_state enc;
+};
+
+/* ---- locks ---- */
+
+static void spin_lock(volatile int *l)
+{
+    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+        rsys0(SYS_sched_yield);
+}
+static int spin_trylock(volatile int *l)
+{
+    return __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
+}
+static void spin_unlock(volatile int *l)
+{
+    __atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- memory ---- */
+
+static void *z_alloc(void *opaque, unsigned items, unsigned size)
+{
+    struct drain_ctx *c = opaque;
+    size_t n = ((size_t)items * size + 15) & ~(size_t)15;
+    if (c->zused + n > ZARENA_BYTES)
+        return NULL;
+    void *p = c->zarena + c->zused;
+    c->zused += n;
+    return p;
+}
+
+static void z_free(void *opaque, void *addr)
+{
+    (void)opaque;
+    (void)addr;
+}
+
+static int ctx_ready(struct drain_ctx *c)
+{
+    if (c->raw)
+        return 1;
+    if (!stack_written && !(stack_written = rec_map(STACK_BITMAP_BYTES)))
+        return 0;
+    c->sealed_cap = trace_block_bound(RAW_CAP);
+    c->raw = rec_map(RAW_CAP);
+    c->sealed = rec_map(c->sealed_cap);
+    c->zarena = rec_map(ZARENA_BYTES);
+    if (c->raw && c->sealed && c->zarena)
+        return 1;
+    rec_unmap(c->raw, RAW_CAP);
+    rec_unmap(c->sealed, c->sealed_cap);
+    rec_unmap(c->zarena, ZARENA_BYTES);
+    c->raw = c->sealed = NULL;
+    c->zarena = NULL;
+    return 0;
+}
+
+/* ---- the output file ---- */
+
+void blocks_set_output(int fd)
+{
+    struct stat st;
+    out_fd = fd;
+    out_owner_pid = (int)rsys0(SYS_getpid);
+    rsys2(SYS_fstat, fd, &st);
+    out_dev = st.st_dev;
+    out_ino = st.st_ino;
+    file_bytes = end_offset = blocks_written = raw_bytes = 0;
+    modules_written = 0;
+    ended = 0;
+}
+
+/* The flusher task has its own copy of the descriptor table; in the program the descriptor
+ * may have been closed (and its number reused) by the program itself. */
+static int out_fd_ok(void)
+{
+    struct stat st;
+    if (out_fd < 0)
+        return 0;
+    if (rsys0(SYS_getpid) != out_owner_pid)
+        return 1;
+    if (rsys2(SYS_fstat, out_fd, &st) != 0)
+        return 0;
+    return st.st_dev == out_dev && st.st_ino == out_ino;
+}
+
+/* Appends bytes; the caller holds out_lock. */
+static void out_append(const void *p, size_t n)
+{
+    if (out_fd_ok() && rec_write_all(out_fd, p, n) == 0)
+        file_bytes += n;
+}
+
+void blocks_write_raw(const void *p, size_t n)
+{
+    spin_lock(&out_lock);
+    out_append(p, n);
+    spin_unlock(&out_lock);
+}
+
+/* ---- compression mode ---- */
+
+enum { SEAL_LEVEL1, SEAL_HUFFMAN, SEAL_STORED };
+
+void flush_note_chunk_closed(void)
+{
+    __atomic_add_fetch(&chunks_closed, 1, __ATOMIC_RELAXED);
+}
+
+static int seal_mode(uint32_t thread)
+{
+    if (rec.cfg.compress >= 0)
+        return rec.cfg.compress;
+    uint32_t backlog = __atomic_load_n(&chunks_closed, __ATOMIC_RELAXED) -
+                       __atomic_load_n(&chunks_drained, __ATOMIC_RELAXED);
+    if (backlog >= 2 || flush_room_waiters())
+        return SEAL_STORED;
+    uint32_t k = thread % MAX_THREADS_TRACKED;
+    if (poor_ratio[k] && ++poor_retry[k] % 16)
+        return SEAL_HUFFMAN;
+    return SEAL_LEVEL1;
+}
+
+/* trace_block_seal with another deflate level and strategy (the same framing, trace_wire.h). */
+static size_t seal_with(struct drain_ctx *c, int level, int strategy, const struct block *b)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    zs.zalloc = z_alloc;
+    zs.zfree = z_free;
+    zs.opaque = c;
+    if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8, strategy) != Z_OK)
+        return 0;
+    zs.next_in = c->raw;
+    zs.avail_in = (uInt)b->len;
+    zs.next_out = c->sealed + WIRE_BLOCK_FRAME;
+    zs.avail_out = (uInt)(c->sealed_cap - WIRE_BLOCK_FRAME);
+    int rc = deflate(&zs, Z_FINISH);
+    size_t payload = zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END)
+        return 0;
+    uint8_t *o = c->sealed;
+    memcpy(o, WIRE_BLOCK_TAG, 4);
+    wire_put32(o + 4, (uint32_t)payload);
+    wire_put32(o + 8, (uint32_t)b->len);
+    wire_put32(o + 12, b->thread);
+    wire_put64(o + 16, b->events ? b->first_seq : 0);
+    wire_put64(o + 24, b->events ? b->last_seq : 0);
+    wire_put32(o + 32, (uint32_t)crc32(0, o + WIRE_BLOCK_FRAME, (uInt)payload));
+    wire_put32(o + 36, (uint32_t)crc32(0, o, 36));
+    return WIRE_BLOCK_FRAME + payload;
+}
+
+/* ---- blocks ---- */
+
+static void block_begin(struct block *b, uint32_t thread)
+{
+    b->len = 0;
+    b->thread = thread;
+    b->first_seq = b->last_seq = b->events = 0;
+    trace_encode_state_reset(&b->enc);
+}
+
+static void block_seal(struct block *b)
+{
+    struct drain_ctx *c = b->ctx;
+    if (b->len == 0)
+        return;
+    c->zused = 0;
+    int mode = seal_mode(b->thread);
+    size_t n;
+    if (mode == SEAL_LEVEL1) {
+        struct trace_zalloc za = {z_alloc, z_free, c};
+        n = trace_block_seal(c->sealed, c->sealed_cap, c->raw, b->len, b->thread,
+                             b->events ? b->first_seq : 0, b->events ? b->last_seq : 0, &za);
+        if (b->len >= 4096)
+            poor_ratio[b->thread % MAX_THREADS_TRACKED] = n * 4 > b->len * 3;
+    } else {
+        n = seal_with(c, mode == SEAL_STORED ? 0 : 1,
+                      mode == SEAL_STORED ? Z_DEFAULT_STRATEGY : Z_HUFFMAN_ONLY, b);
+    }
+    spin_lock(&out_lock);
+    if (n && !ended) {
+        out_append(c->sealed, n);
+        blocks_written++;
+        raw_bytes += b->len;
+        seal_counts[mode]++;
+    }
+    /* Now that the block is in the file, later blocks may use its stacks. */
+    for (unsigned i = 0; i < c->ndefined; i++)
+        stack_written[c->defined[i] >> 3] |= (uint8_t)(1u << (c->defined[i] & 7));
+    spin_unlock(&out_lock);
+    c->ndefined = 0;
+    block_begin(b, b->thread);
+}
+
+static void block_modules(struct block *b)
+{
+    uint32_t n = module_count();
+    while (modules_written < n) {
+        if (b->len + TRACE_MODULE_MAX_BYTES > RAW_CAP)
+            block_seal(b);
+        b->len += trace_encode_module(b->ctx->raw + b->len, RAW_CAP - b->len,
+                                      module_at(modules_written));
+        modules_written++;
+    }
+}
+
+/* Fills ev (all zero on entry) from a raw record; event_clear() zeroes it again. */
+static void record_to_event(const uint64_t *w, uint32_t thread, struct trace_event *ev)
+{
+    uint64_t h = w[0];
+    const uint64_t *a = w + 3;
+    ev->kind = (uint8_t)h;
+    ev->chunk_flags = (uint8_t)(h >> 8);
+    ev->err = (int8_t)(h >> 24);
+    ev->stack_id = (uint32_t)(h >> 32);
+    ev->seq = w[1];
+    ev->time_ns = w[2];
+    ev->thread = thread;
+    switch (ev->kind) {
+    case TRACE_EV_MALLOC: case TRACE_EV_VALLOC: case TRACE_EV_PVALLOC:
+        ev->size = a[0]; ev->ptr = a[1]; break;
+    case TRACE_EV_CALLOC:
+        ev->nmemb = a[0]; ev->size = a[1]; ev->ptr = a[2]; break;
+    case TRACE_EV_REALLOC:
+        ev->old_ptr = a[0]; ev->size = a[1]; ev->ptr = a[2]; break;
+    case TRACE_EV_REALLOCARRAY:
+        ev->old_ptr = a[0]; ev->nmemb = a[1]; ev->size = a[2]; ev->ptr = a[3]; break;
+    case TRACE_EV_FREE:
+        ev->ptr = a[0]; break;
+    case TRACE_EV_MEMALIGN: case TRACE_EV_ALIGNED_ALLOC:
+        ev->alignment = a[0]; ev->size = a[1]; ev->ptr = a[2]; break;
+    case TRACE_EV_POSIX_MEMALIGN:
+        ev->alignment = a[0]; ev->size = a[1]; ev->ptr = a[2]; ev->result = (int64_t)a[3]; break;
+    case TRACE_EV_MALLOPT:
+        ev->param = (int64_t)a[0]; ev->value = (int64_t)a[1]; ev->result = (int64_t)a[2]; break;
+    case TRACE_EV_MALLOC_TRIM:
+        ev->size = a[0]; ev->result = (int64_t)a[1]; break;
+    case TRACE_EV_THREAD_START:
+        ev->thread = (uint32_t)a[0]; ev->os_tid = a[1]; ev->value = (int64_t)a[2]; break;
+    case TRACE_EV_THREAD_EXIT:
+        ev->thread = (uint32_t)a[0]; break;
+    case TRACE_EV_FORK:
+        ev->value = (int64_t)a[0]; break;
+    case TRACE_EV_SAMPLE: {
+        struct trace_sample *s = &ev->sample;
+        uint64_t *f[13] = {&s->rss_pages, &s->heap_resident_pages, &s->brk, &s->arena,
+                           &s->ordblks, &s->smblks, &s->hblks, &s->hblkhd, &s->usmblks,
+                           &s->fsmblks, &s->uordblks, &s->fordblks, &s->keepcost};
+        for (int i = 0; i < 13; i++)
+            *f[i] = a[i];
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static void event_clear(struct trace_event *ev)
+{
+    if (ev->kind == TRACE_EV_SAMPLE) {
+        memset(ev, 0, sizeof *ev);
+        return;
+    }
+    ev->chunk_flags = 0;
+    ev->err = 0;
+    ev->stack_id = 0;
+    ev->size = ev->nmemb = ev->alignment = ev->old_ptr = ev->ptr = ev->os_tid = 0;
+    ev->param = ev->value = ev->result = 0;
+    ev->thread = 0;
+}
+
+/* Puts the definition of stack id in the block unless the file or the block has it. */
+static void block_stack(struct block *b, uint32_t id)
+{
+    struct drain_ctx *c = b->ctx;
+    if (stack_written[id >> 3] & (1u << (id & 7)))
+        return;
+    for (unsigned i = 0; i < c->ndefined; i++)
+        if (c->defined[i] == id)
+            return;
+    const uint64_t *frames;
+    unsigned depth = stack_frames(id, &frames);
+    if (c->ndefined == DEFINED_MAX)
+        block_seal(b);
+    b->len += trace_encode_stack(c->raw + b->len, RAW_CAP - b->len, id, frames, depth);
+    c->defined[c->ndefined++] = id;
+}
+
+static void block_event(struct block *b, const uint64_t *w, int with_modules)
+{
+    struct drain_ctx *c = b->ctx;
+    struct trace_event *ev = &c->ev;
+    record_to_event(w, b->thread, ev);
+    if (b->len + TRACE_EVENT_MAX_BYTES + TRACE_STACK_MAX_BYTES > RAW_CAP)
+        block_seal(b);
+    if (b->len == 0 && with_modules)
+        block_modules(b);
+    if (ev->stack_id) {
+        const uint64_t *frames;
+        if (ev->stack_id < (1u << 20) && stack_frames(ev->stack_id, &frames))
+            block_stack(b, ev->stack_id);
+        else
+            ev->stack_id = 0;
+    }
+    b->len += trace_encode_event(c->raw + b->len, ev, &b->enc);
+    if (!b->events)
+        b->first_seq = ev->seq;
+    b->last_seq = ev->seq;
+    b->events++;
+    event_clear(ev);
+    if (b->len >= RAW_TARGET)
+        block_seal(b);
+}
+
+/* Drains one piece of a thread's committed records: up to the end of the current chunk or one
+ * full block, whichever comes first, sealed and written before the thread's drain lock is
+ * released (so the thread's blocks stay in order, and another drainer can take the next piece if
+ * this one stalls). Returns 1 if records were drained, 0 if none or another drainer has the
+ * thread. */
+static int drain_piece(struct block *b, struct rec_thread *t, int final, int with_modules)
+{
+    if (final)
+        spin_lock(&t->drain_lock);
+    else if (!spin_trylock(&t->drain_lock))
+        return 0;
+    struct rec_chunk *c = t->drain;
+    uint64_t pos = t->drain_pos;
+    int progress = 0;
+    if (c) {
+        block_begin(b, c->thread);
+        uint32_t closed = __atomic_load_n(&c->closed, __ATOMIC_ACQUIRE);
+        uint64_t end = __atomic_load_n(&c->committed, __ATOMIC_ACQUIRE);
+        while (pos < end && b->len < RAW_TARGET) {
+            const uint64_t *w = c->words + pos;
+            unsigned nw = (unsigned)((w[0] >> 16) & 0xff);
+            if (nw < 3 || pos + nw > end)
+                break;                /* cannot happen: only whole records are committed */
+            block_event(b, w, with_modules);
+            pos += nw;
+            progress = 1;
+        }
+        block_seal(b);
+        if (closed && pos >= end) {
+            t->drain = c->next;
+            t->drain_pos = 0;
+            thread_chunk_recycle(c);
+            __atomic_add_fetch(&chunks_drained, 1, __ATOMIC_RELAXED);
+            progress = 1;
+        } else {
+            t->drain_pos = pos;
+        }
+    }
+    spin_unlock(&t->drain_lock);
+    return progress;
+}
+
+/* Passes over every thread with context ctx, one piece per thread per pass, until nothing is
+ * left (or, outside the final round, for at most a few passes). Returns the pieces drained, or
+ * -1 if the context is busy. final: wait for threads another drainer has, include threads held
+ * for a fork, and drain to the end. */
+int blocks_round(int ctx, int final)
+{
+    struct drain_ctx *c = &ctxs[ctx];
+    if (final)
+        spin_lock(&c->lock);
+    else if (!spin_trylock(&c->lock))
+        return -1;
+    if (!ctx_ready(c) || ended) {
+        spin_unlock(&c->lock);
+        return 0;
+    }
+    struct block b;
+    b.ctx = c;
+    block_begin(&b, 0);
+    int total = 0;
+    for (unsigned pass = 0;; pass++) {
+        int progress = 0;
+        uint32_t n = thread_count();
+        for (uint32_t i = 0; i < n; i++) {
+            struct rec_thread *t = thread_at(i);
+            if (!__atomic_load_n(&t->ready, __ATOMIC_ACQUIRE) || (t->hold && !final))
+                continue;
+            progress += drain_piece(&b, t, final, ctx == 0);
+        }
+        total += progress;
+        /* Stop when dry; outside the final round also after a few passes, so that a busy
+         * program cannot keep one round (and its context) going forever. */
+        if (!progress || (!final && pass >= 8))
+            break;
+    }
+    if (ctx == 0 && modules_written < module_count()) {
+        block_begin(&b, 0);
+        block_modules(&b);
+        block_seal(&b);
+    }
+    spin_unlock(&c->lock);
+    return total;
+}
+
+/* The end marker: nothing is written after it (until blocks_take_back_end). */
+void blocks_write_end(void)
+{
+    uint8_t end[TRACE_END_BYTES];
+    spin_lock(&out_lock);
+    if (!ended) {
+        size_t n = trace_encode_end(end, sizeof end, blocks_written, rec_seq);
+        end_offset = file_bytes;
+        out_append(end, n);
+        ended = 1;
+    }
+    spin_unlock(&out_lock);
+}
+
+/* exec failed: remove the end marker and carry on. */
+void blocks_take_back_end(void)
+{
+    spin_lock(&out_lock);
+    if (ended && out_fd_ok()) {
+        rsys2(SYS_ftruncate, out_fd, end_offset);
+        rsys3(SYS_lseek, out_fd, end_offset, 0 /* SEEK_SET */);
+        file_bytes = end_offset;
+        ended = 0;
+    }
+    spin_unlock(&out_lock);
+}
+
+int blocks_ended(void)
+{
+    return __atomic_load_n(&ended, __ATOMIC_ACQUIRE);
+}
+
+void blocks_stats(uint64_t *v)
+{
+    v[0] = blocks_written;
+    v[1] = raw_bytes;
+    v[2] = file_bytes;
+    v[3] = seal_counts[0];
+    v[4] = seal_counts[1];
+    v[5] = seal_counts[2];
+}
+
+/* In a fork child: everything here described the parent's file. */
+void blocks_after_fork(void)
+{
+    for (int i = 0; i < N_CTX; i++) {
+        ctxs[i].lock = 0;
+        ctxs[i].ndefined = 0;
+    }
+    out_lock = 0;
+    out_fd = -1;
+    chunks_closed = chunks_drained = 0;
+    if (stack_written)
+        rsys3(SYS_madvise, stack_written, STACK_BITMAP_BYTES, 4 /* MADV_DONTNEED */);
+}

@@ -643,15 +643,34 @@ static int finish(struct trace_reader *r)
     return r->final_rc;
 }
 
+static int lookahead_room(const struct trace_reader *r)
+{
+    return r->buffered < r->lookahead && r->heap_len < MAX_PENDING_BLOCKS;
+}
+
+static int stack_known(struct trace_reader *r, uint32_t id)
+{
+    struct stack_slot *s = stack_slot_for(r, id);
+    return s && s->used;
+}
+
 int trace_reader_next(struct trace_reader *r, struct trace_event *ev)
 {
     if (r->finished)
         return r->final_rc;
-    while (!r->stopped && (r->heap_len == 0 || r->heap[0]->head.seq != r->expected) &&
-           (r->heap_len == 0 || (r->buffered < r->lookahead && r->heap_len < MAX_PENDING_BLOCKS)))
+    for (;;) {
+        while (!r->stopped && (r->heap_len == 0 || r->heap[0]->head.seq != r->expected) &&
+               (r->heap_len == 0 || lookahead_room(r)))
+            read_frame(r);
+        if (r->heap_len == 0)
+            return finish(r);
+        /* A stack defined in a block further on (another thread's, flushed later) is still
+         * found if it lies within the window. */
+        uint32_t id = r->heap[0]->head.stack_id;
+        if (!id || r->stopped || !lookahead_room(r) || stack_known(r, id))
+            break;
         read_frame(r);
-    if (r->heap_len == 0)
-        return finish(r);
+    }
     struct pending *b = r->heap[0];
     if (r->delivered_any && b->head.seq <= r->last_delivered) {
         /* Only possible when blocks lag further behind than the lookahead window, or the file

@@ -319,6 +319,55 @@ static void merge_counts_gaps_and_bounds_lookahead(void **state)
     unlink(path);
 }
 
+/* A stack used in one thread's block and defined in another thread's block that the file holds
+ * later (each stack defined once per process, in whichever thread used it first) is known by
+ * the time the event using it is delivered. */
+static void stack_defined_in_a_later_block(void **state)
+{
+    (void)state;
+    static uint8_t file[1 << 14], raw[4096];
+    struct trace_header h;
+    memset(&h, 0, sizeof h);
+    size_t off = trace_encode_header(file, sizeof file, &h);
+    struct trace_zalloc za = {pool_alloc, pool_free, NULL};
+    struct trace_encode_state st;
+    uint64_t frames[2] = {0x401000, 0x402000};
+    /* Thread 1's block: seq 0 uses stack 5. Thread 0's block, later in the file: defines 5
+     * (thread 0 used it first, in the recorder's eyes), then seqs 1 and 2. */
+    trace_encode_state_reset(&st);
+    struct trace_event e1 = {.seq = 0, .thread = 1, .kind = TRACE_EV_MALLOC, .size = 8, .ptr = 0x1000, .stack_id = 5};
+    size_t len = trace_encode_event(raw, &e1, &st);
+    pool_used = 0;
+    off += trace_block_seal(file + off, sizeof file - off, raw, len, 1, 0, 0, &za);
+    trace_encode_state_reset(&st);
+    len = trace_encode_stack(raw, sizeof raw, 5, frames, 2);
+    struct trace_event e0 = {.seq = 1, .kind = TRACE_EV_MALLOC, .size = 8, .ptr = 0x2000, .stack_id = 5};
+    struct trace_event e2 = {.seq = 2, .kind = TRACE_EV_FREE, .ptr = 0x2000, .stack_id = 5};
+    len += trace_encode_event(raw + len, &e0, &st);
+    len += trace_encode_event(raw + len, &e2, &st);
+    pool_used = 0;
+    off += trace_block_seal(file + off, sizeof file - off, raw, len, 0, 1, 2, &za);
+    off += trace_encode_end(file + off, sizeof file - off, 2, 3);
+    char path[512], err[512];
+    gen_tmppath(path, sizeof path, "late-stack.trace");
+    FILE *f = fopen(path, "wb");
+    assert_int_equal(fwrite(file, 1, off, f), off);
+    fclose(f);
+    struct trace_reader *r = trace_reader_open(path, err, sizeof err);
+    assert_non_null(r);
+    struct trace_event ev;
+    for (uint64_t seq = 0; seq < 3; seq++) {
+        assert_int_equal(trace_reader_next(r, &ev), 1);
+        assert_int_equal(ev.seq, seq);
+        const uint64_t *fr;
+        assert_int_equal(trace_reader_stack(r, 5, &fr), 2);
+        assert_memory_equal(fr, frames, sizeof frames);
+    }
+    assert_int_equal(trace_reader_next(r, &ev), 0);
+    trace_reader_close(r);
+    unlink(path);
+}
+
 /* ---- Size ---- */
 
 static void realistic_stream_bytes_per_event(void **state)
@@ -414,6 +463,7 @@ int main(void)
         cmocka_unit_test(encoder_api_with_caller_pool),
         cmocka_unit_test(worst_case_event_fits),
         cmocka_unit_test(merge_counts_gaps_and_bounds_lookahead),
+        cmocka_unit_test(stack_defined_in_a_later_block),
         cmocka_unit_test(realistic_stream_bytes_per_event),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,12 +69,18 @@ static const char page_css[] =
     "svg .grid{stroke:#e6e9ef;stroke-width:1}\n"
     "svg .frame,svg .tick{stroke:#8a93a3;stroke-width:1}\n"
     "svg .atitle{font-size:13px;fill:#5b6475}\n"
-    "path.s-rss{fill:rgba(228,87,86,.18);stroke:#e45756;stroke-width:2;stroke-linejoin:round}\n"
-    "path.s-system{fill:rgba(121,112,110,.08);stroke:#79706e;stroke-width:1.5;"
-    "stroke-dasharray:6 4}\n"
-    "path.s-live{fill:rgba(76,120,168,.22);stroke:#4c78a8;stroke-width:2;stroke-linejoin:round}\n"
+    "path.s-rss{fill:rgba(228,87,86,.25);stroke:#e45756;stroke-width:2.5;stroke-linejoin:round}\n"
+    "path.line{fill:none}\n"
+    "path.s-system{fill:rgba(121,112,110,.1);stroke:#79706e;stroke-width:1.5;"
+    "stroke-dasharray:7 5}\n"
+    "path.s-live{fill:rgba(76,120,168,.28);stroke:#4c78a8;stroke-width:1.5;stroke-linejoin:round}\n"
     "path.s-top{fill:rgba(178,121,162,.25);stroke:#b279a2;stroke-width:1.5}\n"
     ".stack path{stroke:#fff;stroke-width:.4}\n"
+    ".endlabel{font-size:12px;font-weight:600}.l-rss{fill:#c23b3a}.l-system{fill:#79706e}"
+    ".l-live{fill:#3b6595}.l-top{fill:#8f5a83}\n"
+    ".answer{background:#fff8e6;border:1px solid #f0d9a0;border-radius:8px;padding:12px 16px;"
+    "margin:14px 0;font-size:16px}\n"
+    ".answer p{margin:4px 0}.answer .fixline{color:var(--good);font-weight:600}\n"
     ".flag line{stroke:#1d2330;stroke-width:1.2;stroke-dasharray:3 3}\n"
     ".flag circle{fill:#1d2330}.flag text{fill:#fff;font-size:11px;font-weight:700}\n"
     ".flag:hover circle{fill:var(--accent)}\n"
@@ -105,7 +111,7 @@ static const char page_css[] =
     ".wbar{position:relative;height:12px;width:160px;background:#eef1f6;border-radius:2px}\n"
     ".wbar span{position:absolute;left:0;top:0;height:12px;border-radius:2px}\n"
     ".wbar .before{background:#c5d3ea}.wbar .after{background:#2a5db0;top:3px;height:6px}\n"
-    "tr.helps td.verdict{color:var(--good);font-weight:600}\n"
+    "tr.helps td.verdict,td.down{color:var(--good);font-weight:600}td.up{color:var(--bad)}\n"
     "tr.nohelp td{color:var(--muted)}\n"
     "footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}\n";
 
@@ -192,12 +198,48 @@ static void header(const struct pen *p, const struct analyzer_report *r)
     fprintf(f, "</div>\n");
 }
 
+/* The answer first, as the text report gives it: what is held, the cause, the verified fix. */
+static void answer(const struct pen *p, const struct analyzer_report *r)
+{
+    FILE *f = p->f;
+    const struct analyzer_measures *m = &r->measures;
+    char b1[32], b2[32], b3[32];
+    fprintf(f, "<div class=\"answer\">\n<p><b>In short:</b> heap RSS is %s at the end for %s "
+               "live (peak %s at step %" PRIu64 ").</p>\n",
+            B(p, b1, m->final_rss), B(p, b2, m->final_live), B(p, b3, m->peak_rss),
+            m->peak_rss_step);
+    if (r->finding_count) {
+        const struct analyzer_finding *top = &r->findings[0];
+        const struct analyzer_whatif *best = NULL;
+        /* A setting before a change to the program, as the findings are ranked. */
+        for (int pass = 0; pass < 2 && !best; pass++)
+            for (unsigned k = 0; k < top->whatif_count; k++) {
+                const struct analyzer_whatif *w = &top->whatif[k];
+                int setting = !strstr(w->setting, "malloc_trim") && !strstr(w->setting, "freed");
+                if (w->helps && setting == !pass && (!best || w->after < best->after))
+                    best = w;
+            }
+        fprintf(f, "<p><b>Cause</b> (<a href=\"#finding-1\">finding 1</a>): ");
+        html_esc(f, top->cause);
+        fprintf(f, ".</p>\n");
+        if (best) {
+            fprintf(f, "<p class=\"fixline\"><b>Fix:</b> ");
+            html_esc(f, top->fix);
+            fprintf(f, " (heap RSS %s &rarr; %s, verified by replay).</p>\n",
+                    B(p, b1, best->before), B(p, b2, best->after));
+        }
+    } else {
+        fprintf(f, "<p>No finding: nothing in this run holds memory the allocator could give "
+                   "back.</p>\n");
+    }
+    fprintf(f, "</div>\n");
+}
+
 static void whatif_row(const struct pen *p, const struct analyzer_report *r,
                        const struct analyzer_whatif *w)
 {
     FILE *f = p->f;
     char b1[32], b2[32], b3[32], b4[32];
-    uint64_t mx = w->before > w->after ? w->before : w->after;
     fprintf(f, "<tr class=\"%s\"><td><code>", w->helps ? "helps" : "nohelp");
     html_esc(f, w->setting);
     fprintf(f, "</code></td><td>");
@@ -206,10 +248,13 @@ static void whatif_row(const struct pen *p, const struct analyzer_report *r,
     else
         fprintf(f, "the end");
     fprintf(f, "</td><td class=\"num\">%s &rarr; %s</td>", B(p, b1, w->before), B(p, b2, w->after));
-    fprintf(f, "<td><div class=\"wbar\" title=\"before / after\"><span class=\"before\" "
-               "style=\"width:%.1f%%\"></span><span class=\"after\" style=\"width:%.1f%%\">"
-               "</span></div></td>",
-            pct(w->before, mx), pct(w->after, mx));
+    if (w->after < w->before)
+        fprintf(f, "<td class=\"num down\">&minus;%s (&minus;%.1f%%)</td>",
+                B(p, b3, w->before - w->after), pct(w->before - w->after, w->before));
+    else if (w->after > w->before)
+        fprintf(f, "<td class=\"num up\">+%s</td>", B(p, b3, w->after - w->before));
+    else
+        fprintf(f, "<td class=\"num\">no change</td>");
     fprintf(f, "<td class=\"num\">%s &rarr; %s</td>", B(p, b3, w->system_before),
             B(p, b4, w->system_after));
     if (w->peak_before)
@@ -257,7 +302,7 @@ static void findings(const struct pen *p, const struct analyzer_report *r)
         fprintf(f, "</dd>\n</dl>\n");
         if (x->whatif_count) {
             fprintf(f, "<table class=\"whatif\">\n<thead><tr><th>what if</th><th>measured at"
-                       "</th><th class=\"num\">heap RSS</th><th></th><th class=\"num\">heap "
+                       "</th><th class=\"num\">heap RSS</th><th class=\"num\">change</th><th class=\"num\">heap "
                        "size</th><th class=\"num\">peak heap RSS</th><th>verdict</th></tr>"
                        "</thead>\n<tbody>\n");
             for (unsigned k = 0; k < x->whatif_count; k++)
@@ -465,6 +510,7 @@ int analyzer_report_html(FILE *f, struct sqlite3 *db, const struct analyzer_repo
         return -1;
     page_head(&p, r);
     header(&p, r);
+    answer(&p, r);
     html_sweep(f, db, r, p.exact);
     html_timeline(f, db, r, &s);
     findings(&p, r);

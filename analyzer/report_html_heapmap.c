@@ -24,12 +24,13 @@
 #define MAP_W 1100
 #define LABEL_W 92
 #define ROW_W (MAP_W - LABEL_W - 8)
-#define ROW_H 15
-#define ROW_GAP 3
+#define ROW_H 11
+#define ROW_GAP 2
 #define SEG_HEAD 20
 #define MAX_ROWS 96
 #define MAX_SEGS 48
 #define MAX_MARKED 8
+#define MARK_BUDGET 3000         /* marks per map before chunks wider than a pixel are gathered */
 
 struct seg {
     uint64_t start, end;
@@ -74,6 +75,8 @@ struct map {
     FILE *f;
     uint64_t row_bytes;
     double scale;                /* pixels per byte */
+    double gather;               /* chunks narrower than this (pixels) are gathered */
+    int arenas;                  /* the snapshot has more than one arena */
     struct group g;
     long rects;
     struct mark marks[MAX_MARKED];
@@ -116,14 +119,15 @@ struct chunk_row {
     const char *state, *function, *location;
 };
 
-static void chunk_title(FILE *f, const struct chunk_row *c)
+static void chunk_title(FILE *f, const struct chunk_row *c, int arenas)
 {
     char b1[32], b2[32];
     fprintf(f, "0x%" PRIx64 ": %s, %s", c->address, html_bytes(b1, sizeof b1, c->size, 0),
             state_labels[state_index(c->state)]);
     if (c->has_request)
         fprintf(f, ", request %s", html_bytes(b2, sizeof b2, c->request, 0));
-    fprintf(f, ", arena %d", c->arena);
+    if (arenas)
+        fprintf(f, ", arena %d", c->arena);
     if (c->resident < c->size)
         fprintf(f, ", %s resident", html_bytes(b1, sizeof b1, c->resident, 0));
     if (c->has_step)
@@ -132,8 +136,9 @@ static void chunk_title(FILE *f, const struct chunk_row *c)
         fprintf(f, " by ");
         html_esc(f, c->function);
         if (c->location && *c->location) {
+            const char *base = strrchr(c->location, '/');
             fprintf(f, " (");
-            html_esc(f, c->location);
+            html_esc(f, base ? base + 1 : c->location);
             fprintf(f, ")");
         }
     }
@@ -153,9 +158,9 @@ static void piece(struct map *m, const struct chunk_row *c, uint64_t a, uint64_t
             m->marks[i].y = y;
             m->marks[i].w = x1 - x0;
         }
-    if (x1 - x0 < 1.0) {
+    if (x1 - x0 < m->gather) {
         struct group *g = &m->g;
-        if (g->open && (g->y != y || x1 - g->x0 > 2.0))
+        if (g->open && (g->y != y || x1 - g->x0 > 2 * m->gather))
             group_flush(m);
         if (!g->open) {
             g->open = 1;
@@ -174,7 +179,7 @@ static void piece(struct map *m, const struct chunk_row *c, uint64_t a, uint64_t
     fprintf(m->f, "<rect class=\"st-%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\">"
                   "<title>",
             state_names[st], x0, y, x1 - x0, ROW_H);
-    chunk_title(m->f, c);
+    chunk_title(m->f, c, m->arenas);
     fprintf(m->f, "</title></rect>\n");
     m->rects++;
 }
@@ -264,6 +269,17 @@ long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int sn
     }
     m.row_bytes = rb;
     m.scale = (double)ROW_W / (double)rb;
+    uint64_t nchunks = 0, nrows = 0;
+    for (size_t i = 0; i < nseg; i++) {
+        nchunks += segs[i].chunks;
+        nrows += (segs[i].end - segs[i].start + rb - 1) / rb;
+        m.arenas |= segs[i].arena != segs[0].arena;
+    }
+    m.gather = 1;
+    if (nchunks > MARK_BUDGET) {
+        m.gather = (double)nrows * ROW_W / MARK_BUDGET;
+        m.gather = m.gather < 1 ? 1 : m.gather > 16 ? 16 : m.gather;
+    }
     double y = 4;
     for (size_t i = 0; i < nseg; i++) {
         segs[i].y = y;
@@ -285,9 +301,11 @@ long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int sn
     fprintf(f, " (step %" PRIu64 ")</h3>\n", snap_step);
     fprintf(f, "<p class=\"note\">Each row is %s of address space drawn to scale (1 pixel = %s); "
                "hover over a chunk for its address, size, state and allocating call site. Chunks "
-               "under a pixel wide are gathered into one mark at least a pixel wide.</p>\n",
+               "under %.3g pixel%s wide are gathered into one mark, coloured by the state with the most "
+               "bytes in it.</p>\n",
             html_bytes(b1, sizeof b1, rb, 0),
-            html_bytes(b2, sizeof b2, (uint64_t)((double)rb / ROW_W + 0.5), 0));
+            html_bytes(b2, sizeof b2, (uint64_t)((double)rb / ROW_W + 0.5), 0), m.gather,
+            m.gather == 1 ? "" : "s");
     if (nseg) {
         fprintf(f, "<svg class=\"map\" viewBox=\"0 0 %d %.0f\" role=\"img\" aria-label=\"heap "
                    "map\">\n",
@@ -306,7 +324,7 @@ long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int sn
                 fprintf(f, "<text class=\"rowlabel\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">+%s"
                            "</text><rect class=\"rowbg\" x=\"%d\" y=\"%.1f\" width=\"%.2f\" "
                            "height=\"%d\"/>\n",
-                        LABEL_W - 6, ry + 11, k ? html_bytes(b1, sizeof b1, k * rb, 0) : "0",
+                        LABEL_W - 6, ry + ROW_H - 2, k ? html_bytes(b1, sizeof b1, k * rb, 0) : "0",
                         LABEL_W, ry, (double)len * m.scale, ROW_H);
             }
         }
@@ -366,7 +384,7 @@ long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int sn
                     k->pins_top ? ": it pins the top" : "", x, k->y - 3, w, ROW_H + 6);
             int left = x > MAP_W - 200;
             fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%zu%s</text></g></a>\n",
-                    left ? x - 5 : x + w + 5, k->y + 11, left ? "end" : "start", k->finding,
+                    left ? x - 5 : x + w + 5, k->y + ROW_H - 1, left ? "end" : "start", k->finding,
                     k->pins_top ? ": pins the top" : "");
         }
         fprintf(f, "</svg>\n");

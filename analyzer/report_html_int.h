@@ -51,7 +51,7 @@ struct html_bucket {
     uint64_t step_lo, step_hi;        /* the steps [step_lo, step_hi] the bucket covers */
     uint64_t min[HS_COUNT], max[HS_COUNT];
     double avg[HS_COUNT];             /* mean of the stored steps in the bucket */
-    uint64_t rows;                    /* stored steps that fell in it (0: carried over) */
+    uint64_t rows;                    /* values folded in (stored steps, carried values) */
 };
 
 struct html_series {
@@ -59,6 +59,7 @@ struct html_series {
     size_t count;                     /* buckets */
     struct html_bucket *b;
     uint64_t rows;                    /* stored steps read */
+    uint64_t last[HS_COUNT];          /* the values at the last stored step */
 };
 
 #define HTML_SERIES_BUCKETS 2000

@@ -76,7 +76,7 @@ int html_series_load(sqlite3 *db, int64_t run, size_t max_buckets, struct html_s
     }
     /* Columns 1.. in the order of cur[]: live, rss, system, mmapped, top, tcache, ... */
     int64_t cur[10] = {0};
-    uint64_t v[HS_COUNT];
+    uint64_t v[HS_COUNT] = {0};
     size_t at = 0;                      /* the bucket being filled */
     int have = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -114,6 +114,7 @@ int html_series_load(sqlite3 *db, int64_t run, size_t max_buckets, struct html_s
         html_series_free(s);
         return -1;
     }
+    memcpy(s->last, v, sizeof s->last);
     for (; have && at < nb; at++)
         if (!s->b[at].rows)
             fold(&s->b[at], v);

@@ -18,7 +18,7 @@
 #define CW 1100
 #define CH 360
 #define ML 78
-#define MR 18
+#define MR 150
 #define MT 34
 #define MB 46
 
@@ -80,17 +80,27 @@ static void axes(FILE *f, const struct frame *fr, const struct html_axis *ya, co
     fprintf(f, "</g>\n");
 }
 
-/* One series as a min..max band: the max edge forward, the min edge back. */
+/* One series as a min..max band: the max edge forward, the min edge back (or the axis, for an
+ * area). A series whose buckets each hold one value is a plain line. */
 static void band(FILE *f, const struct frame *fr, const struct html_series *s, int k,
-                 const char *cls)
+                 const char *cls, int area)
 {
-    fprintf(f, "<path class=\"%s\" d=\"", cls);
+    int flat = 1;
+    for (size_t i = 0; i < s->count && flat; i++)
+        flat = s->b[i].min[k] == s->b[i].max[k];
+    fprintf(f, "<path class=\"%s%s\" d=\"", cls, flat && !area ? " line" : "");
     for (size_t i = 0; i < s->count; i++)
         fprintf(f, "%c%.1f %.1f", i ? 'L' : 'M', bucket_x(fr, &s->b[i]),
                 fy(fr, (double)s->b[i].max[k]));
-    for (size_t i = s->count; i-- > 0;)
-        fprintf(f, "L%.1f %.1f", bucket_x(fr, &s->b[i]), fy(fr, (double)s->b[i].min[k]));
-    fprintf(f, "Z\"/>\n");
+    if (area) {
+        fprintf(f, "L%.1f %.1fL%.1f %.1fZ", bucket_x(fr, &s->b[s->count - 1]), fr->y0,
+                bucket_x(fr, &s->b[0]), fr->y0);
+    } else if (!flat) {
+        for (size_t i = s->count; i-- > 0;)
+            fprintf(f, "L%.1f %.1f", bucket_x(fr, &s->b[i]), fy(fr, (double)s->b[i].min[k]));
+        fprintf(f, "Z");
+    }
+    fprintf(f, "\"/>\n");
 }
 
 /* Flags for the findings (numbered as in the report) and ticks for the snapshots. */
@@ -154,6 +164,45 @@ static void peak_dot(FILE *f, const struct frame *fr, uint64_t step, uint64_t v,
             fy(fr, (double)v));
 }
 
+/* The final value of each series, written at the right end of its line, pushed apart so that
+ * labels of nearly equal values do not overlap. */
+static void end_labels(FILE *f, const struct frame *fr, const struct html_series *s)
+{
+    static const struct {
+        int k;
+        const char *name, *cls;
+    } series[] = {{HS_RSS, "heap RSS", "l-rss"}, {HS_SYSTEM, "system", "l-system"},
+                  {HS_LIVE, "live", "l-live"}, {HS_TOP, "top", "l-top"}};
+    const int n = (int)(sizeof series / sizeof *series);
+    double y[4];
+    int order[4];
+    for (int i = 0; i < n; i++) {
+        y[i] = fy(fr, (double)s->last[series[i].k]);
+        order[i] = i;
+    }
+    for (int i = 1; i < n; i++)             /* by y, top first */
+        for (int j = i; j > 0 && y[order[j]] < y[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    double pos[4], prev = -1e9;
+    for (int i = 0; i < n; i++) {
+        pos[order[i]] = y[order[i]] > prev + 14 ? y[order[i]] : prev + 14;
+        prev = pos[order[i]];
+    }
+    /* Labels pushed below the axis move up together. */
+    double over = prev - (fr->y0 + 4);
+    if (over > 0)
+        for (int i = 0; i < n; i++)
+            pos[i] -= over;
+    char b[32];
+    for (int i = 0; i < n; i++)
+        fprintf(f, "<text class=\"endlabel %s\" x=\"%.1f\" y=\"%.1f\">%s %s</text>\n",
+                series[i].cls, fr->x1 + 8, pos[i] + 4,
+                html_bytes(b, sizeof b, s->last[series[i].k], 0), series[i].name);
+}
+
 static void legend_item(FILE *f, const char *cls, const char *name, const char *desc)
 {
     fprintf(f, "<span class=\"key\"><i class=\"%s\"></i>%s<small>%s</small></span>\n", cls, name,
@@ -189,10 +238,11 @@ void html_timeline(FILE *f, sqlite3 *db, const struct analyzer_report *r,
                "the run\">\n",
             CW, CH);
     axes(f, &fr, &ya, "bytes");
-    band(f, &fr, s, HS_SYSTEM, "s-system");
-    band(f, &fr, s, HS_RSS, "s-rss");
-    band(f, &fr, s, HS_LIVE, "s-live");
-    band(f, &fr, s, HS_TOP, "s-top");
+    band(f, &fr, s, HS_LIVE, "s-live", 1);
+    band(f, &fr, s, HS_TOP, "s-top", 0);
+    band(f, &fr, s, HS_RSS, "s-rss", 0);
+    band(f, &fr, s, HS_SYSTEM, "s-system", 0);
+    end_labels(f, &fr, s);
     const struct analyzer_measures *m = &r->measures;
     peak_dot(f, &fr, m->peak_rss_step, m->peak_rss, "heap RSS peak", "pk-rss");
     peak_dot(f, &fr, m->peak_live_step, m->peak_live, "live peak", "pk-live");
@@ -245,24 +295,25 @@ void html_free_stack(FILE *f, const struct analyzer_report *r, const struct html
                "aria-label=\"free memory by bin over the run\">\n",
             CW, CH);
     axes(f, &fr, &ya, "free bytes (stacked)");
-    /* Each layer between the running sum below it and the sum including it. */
+    /* Layer l is drawn as the area of the sum of layers 0..l, from the top layer down, each
+     * covering the ones below it: one edge per path. Empty layers are left out. */
     fprintf(f, "<g class=\"stack\">\n");
-    for (int l = 0; l < nl; l++) {
+    for (int l = nl - 1; l >= 0; l--) {
+        int empty = 1;
+        for (size_t i = 0; i < s->count && empty; i++)
+            empty = s->b[i].avg[layers[l].k] <= 0;
+        if (empty)
+            continue;
         fprintf(f, "<path fill=\"%s\" d=\"", html_state_color(layers[l].state));
         for (size_t i = 0; i < s->count; i++) {
-            double below = 0;
-            for (int j = 0; j < l; j++)
-                below += s->b[i].avg[layers[j].k];
-            fprintf(f, "%c%.1f %.1f", i ? 'L' : 'M', bucket_x(&fr, &s->b[i]),
-                    fy(&fr, below + s->b[i].avg[layers[l].k]));
+            double sum = 0;
+            for (int j = 0; j <= l; j++)
+                sum += s->b[i].avg[layers[j].k];
+            fprintf(f, "%c%.1f %.1f", i ? 'L' : 'M', bucket_x(&fr, &s->b[i]), fy(&fr, sum));
         }
-        for (size_t i = s->count; i-- > 0;) {
-            double below = 0;
-            for (int j = 0; j < l; j++)
-                below += s->b[i].avg[layers[j].k];
-            fprintf(f, "L%.1f %.1f", bucket_x(&fr, &s->b[i]), fy(&fr, below));
-        }
-        fprintf(f, "Z\"><title>%s</title></path>\n", layers[l].name);
+        fprintf(f, "L%.1f %.1fL%.1f %.1fZ\"><title>%s</title></path>\n",
+                bucket_x(&fr, &s->b[s->count - 1]), fr.y0, bucket_x(&fr, &s->b[0]), fr.y0,
+                layers[l].name);
     }
     fprintf(f, "</g>\n</svg>\n");
     fprintf(f, "<p class=\"note\">Free chunks by where the allocator keeps them, averaged within "

@@ -325,7 +325,8 @@ static void heap_flame_sweep(void **state)
 
     snprintf(cmd, sizeof cmd,
              "'%s' sweep '%s/b4000.fstrace' --set tcache_count=0,7 --set mxfast=0,128 --db "
-             "'%s/sweep.db' -j 2 2>/dev/null",
+             "'%s/sweep.db' -j 2 --preload /usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 "
+             "2>/dev/null",
              FRAGSCOPE_BIN, dir, dir);
     assert_int_equal(run(cmd, out, sizeof out), 0);
     /* Ranked by final heap RSS: a tcache_count=0 run first. */
@@ -338,6 +339,11 @@ static void heap_flame_sweep(void **state)
     *eol = '\n';
     assert_non_null(strstr(out, "132 KiB"));
     assert_non_null(strstr(out, "201 MiB"));
+    /* The native run with the preloaded allocator: last, its peak RSS that of the process. */
+    const char *native = strstr(out, "libc_malloc_debug.so.0 (native)");
+    assert_non_null(native);
+    assert_null(strstr(native, "tcache_count"));
+    assert_non_null(strstr(native, " MiB"));
 }
 
 int main(void)

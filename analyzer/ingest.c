@@ -608,7 +608,8 @@ int analyzer_ingest_finish(struct analyzer_ingest *ing, const struct replay_summ
         if (rc)
             snprintf(err, errlen, "%s: %s", ing->db_path, e2);
     }
-    if (rc == 0 && !ing->io.no_analysis && ing->ro.trace_path)
+    /* An interrupted replay is stored as far as it went; `report` analyses it when asked. */
+    if (rc == 0 && completed && !ing->io.no_analysis && ing->ro.trace_path)
         rc = analyzer_analyze_run(ing->db, ing->run, &ing->io, err, errlen);
     if (rc == 0 && completed) {
         char *sql = sqlite3_mprintf("UPDATE runs SET completed = 1 WHERE id = %lld",

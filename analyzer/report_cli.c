@@ -208,7 +208,17 @@ static int db_hook(const char *db_path, const struct replay_options *o, int argc
         }
     }
     io.quiet = !isatty(STDERR_FILENO);
-    return analyzer_replay_to_db(o, db_path, &io, out, err, errlen);
+    if (analyzer_replay_to_db(o, db_path, &io, out, err, errlen))
+        return -1;
+    char e2[256];
+    sqlite3 *db = analyzer_db_open(db_path, 0, e2, sizeof e2);
+    int64_t run = db ? analyzer_db_last_run(db) : -1;
+    if (db)
+        analyzer_db_close(db);
+    fprintf(stderr, "replay: stored as run %lld in %s%s; see: fragscope report %s --run %lld\n",
+            (long long)run, db_path, out && !out->completed ? " (incomplete)" : "", db_path,
+            (long long)run);
+    return 0;
 }
 
 __attribute__((constructor)) static void install_db_hook(void)

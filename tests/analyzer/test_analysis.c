@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,11 +242,94 @@ static void subcommands(void **state)
     assert_non_null(strstr(out, "\"completed\": true"));
 }
 
+static volatile int stop_flag;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+/* A replay stopped the way SIGINT stops it: the steps so far are stored and consistent, the run
+ * is marked incomplete, and no analysis ran. */
+static void interrupted_replay(void **state)
+{
+    (void)state;
+    char path[320], db[320], err[512];
+    snprintf(path, sizeof path, "%s/long.fstrace", dir);
+    snprintf(db, sizeof db, "%s/long.db", dir);
+    struct trace_header h;
+    memset(&h, 0, sizeof h);
+    h.version = TRACE_VERSION;
+    h.heap_start = 0x555555559000ull;
+    h.page_size = 4096;
+    h.cpu_count = 2;
+    snprintf(h.glibc_version, sizeof h.glibc_version, "2.36");
+    h.argv = (char *)"long";
+    h.malloc_env = (char *)"";
+    struct trace_file_writer *w = trace_file_writer_open(path, 1, &h, err, sizeof err);
+    assert_non_null(w);
+    seq = 0;
+    for (uint64_t i = 0; i < 2000000; i++) {
+        uint64_t p = 0x30000000 + (i % 512) * 0x1000;
+        if (i % 2 == 0)
+            event(w, (struct trace_event){.kind = TRACE_EV_MALLOC, .size = 16 + i % 1000,
+                                          .ptr = p, .chunk_flags = TRACE_CHUNK_PREV_INUSE});
+        else
+            event(w, (struct trace_event){.kind = TRACE_EV_FREE, .ptr = p});
+    }
+    assert_int_equal(trace_file_writer_close(w, err, sizeof err), 0);
+
+    struct replay_options ro;
+    replay_options_default(&ro);
+    ro.trace_path = path;
+    stop_flag = 0;
+    ro.interrupted = &stop_flag;
+    struct analyzer_ingest_options io;
+    analyzer_ingest_options_default(&io);
+    io.quiet = 1;
+    io.commit_every = 4096;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 0}, {0, 100000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct replay_summary sum;
+    assert_int_equal(analyzer_replay_to_db(&ro, db, &io, &sum, err, sizeof err), 0);
+    signal(SIGALRM, SIG_DFL);
+    assert_true(stop_flag);
+    assert_false(sum.completed);
+    assert_true(sum.steps > 0 && sum.steps < 2000000);
+
+    sqlite3 *d = NULL;
+    assert_int_equal(sqlite3_open(db, &d), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(d, "SELECT completed, final_step, steps_stored, analyzed, "
+                                           "(SELECT count(*) FROM steps), (SELECT count(*) FROM "
+                                           "findings) FROM runs",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 0);
+    assert_int_equal((uint64_t)sqlite3_column_int64(q, 1), sum.steps);
+    assert_int_equal(sqlite3_column_int64(q, 2), sqlite3_column_int64(q, 4));
+    assert_int_equal(sqlite3_column_int64(q, 4), (int64_t)sum.steps);
+    assert_int_equal(sqlite3_column_int(q, 3), 0);
+    assert_int_equal(sqlite3_column_int(q, 5), 0);
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_prepare_v2(d, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+    sqlite3_close(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(report_model),
         cmocka_unit_test(subcommands),
+        cmocka_unit_test(interrupted_replay),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -651,7 +651,11 @@ static char tmpdir[256];
 const char *gen_tmpdir(void)
 {
     if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/fs-tracer-test-XXXXXX");
+        /* tmpfs when there is one: the damage tests write thousands of small files. */
+        const char *base = getenv("TMPDIR");
+        if (!base || !*base)
+            base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(tmpdir, sizeof tmpdir, "%s/fs-tracer-test-XXXXXX", base);
         if (!mkdtemp(tmpdir))
             abort();
     }

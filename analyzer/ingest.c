@@ -133,13 +133,16 @@ struct analyzer_ingest *analyzer_ingest_open(const char *db_path, const struct r
         goto bad;
 
     char settings[2048], options[256], started[32], e2[512];
+    /* The trace's absolute path, so that what-if replays and `report` find it from anywhere. */
+    char *trace_abs = ro && ro->trace_path ? realpath(ro->trace_path, NULL) : NULL;
     stored_options_encode(ro, settings, sizeof settings, options, sizeof options);
     db_now(started, sizeof started);
     char *sql = sqlite3_mprintf(
         "INSERT INTO runs(trace, settings, options, tool_version, started_at, every) "
         "VALUES(%Q, %Q, %Q, %Q, %Q, %lld)",
-        ro && ro->trace_path ? ro->trace_path : NULL, settings, options, FRAGSCOPE_VERSION,
-        started, (long long)ing->io.every);
+        trace_abs ? trace_abs : ro && ro->trace_path ? ro->trace_path : NULL, settings, options,
+        FRAGSCOPE_VERSION, started, (long long)ing->io.every);
+    free(trace_abs);
     int rc = db_exec(ing->db, sql, e2, sizeof e2);
     sqlite3_free(sql);
     if (rc) {

@@ -139,7 +139,7 @@ static int pin_event(struct pin_state *ps, const struct trace_event *ev)
                                        ev->kind == TRACE_EV_REALLOCARRAY) && ev->old_ptr)) {
         uint64_t p = ev->kind == TRACE_EV_FREE ? ev->ptr : ev->old_ptr;
         int was;
-        if (p && !ptr_map_put(&ps->freed_by, p, ev->thread + 1ull, 0, 0, ev->thread, &was, NULL))
+        if (p && !ptr_map_put(&ps->freed_by, p, ev->thread + 1ull, 0, ev->thread, &was, NULL))
             return -1;
     }
     if (!is_alloc(ev->kind) || !ev->ptr || (ev->chunk_flags & TRACE_CHUNK_MMAPPED))

@@ -108,7 +108,7 @@ static int note_block(struct native_enc *e, const struct trace_event *ev, uint64
              req - write_from, 0x5a);
         e->writes++;
     }
-    if (!ptr_map_put(&e->map, ev->ptr, idx, req, 0, ev->thread, &was_live, &old))
+    if (!ptr_map_put(&e->map, ev->ptr, idx, req, ev->thread, &was_live, &old))
         return -1;
     if (was_live)   /* untraced free: free it now, as the model replay does */
         emit(e, NATIVE_OP_FREE, (uint16_t)ev->thread, (uint32_t)old.val, 0, 0, 0);

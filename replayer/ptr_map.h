@@ -14,11 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ptr_entry {
+struct ptr_entry {       /* 32 bytes: two per cache line */
     uint64_t key;       /* traced pointer; 0 = empty slot */
     uint64_t val;       /* replayed pointer (live entries) */
-    uint64_t size;      /* request size in bytes (live entries) */
-    uint64_t step;      /* live: step of the allocation; freed: step of the free */
+    union {
+        uint64_t size;  /* live: request size in bytes */
+        uint64_t step;  /* freed: the step of the free */
+    };
     uint32_t freed;     /* 1 = tombstone */
     uint32_t thread;    /* thread that allocated it */
 };
@@ -28,6 +30,7 @@ struct ptr_map {
     uint64_t mask;      /* capacity - 1 */
     uint64_t live, freed;
     unsigned shift;     /* 64 - log2(capacity) */
+    size_t mapped;      /* bytes mmap'd for the slots (large tables), 0 = calloc'd */
 };
 
 int ptr_map_init(struct ptr_map *m);
@@ -39,8 +42,7 @@ struct ptr_entry *ptr_map_find(struct ptr_map *m, uint64_t key);
 /* Inserts or overwrites a live entry. Returns it, or NULL on host OOM. If a live entry with
  * this key already existed, *was_live is set to 1 and *old receives it (a missed free). */
 struct ptr_entry *ptr_map_put(struct ptr_map *m, uint64_t key, uint64_t val, uint64_t size,
-                              uint64_t step, uint32_t thread, int *was_live,
-                              struct ptr_entry *old);
+                              uint32_t thread, int *was_live, struct ptr_entry *old);
 
 /* Turns the live entry e into a tombstone freed at `step`. */
 void ptr_map_mark_freed(struct ptr_map *m, struct ptr_entry *e, uint64_t step);

@@ -282,7 +282,7 @@ static int note_alloc(struct replay *rp, const struct trace_event *ev, uint64_t 
         ptmalloc_touch(rp->pm, res.ptr, req);
     int was_live;
     struct ptr_entry old;
-    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, step, t, &was_live, &old))
+    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, t, &was_live, &old))
         return -1;
     if (was_live) {
         rp->out->missed_frees++;
@@ -475,7 +475,7 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
         ptr_map_mark_freed(&rp->map, e, step);
     int was_live;
     struct ptr_entry old;
-    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, step, t, &was_live, &old))
+    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, t, &was_live, &old))
         return -1;
     if (was_live && ev->ptr != ev->old_ptr) {
         rp->out->missed_frees++;

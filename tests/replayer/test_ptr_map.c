@@ -47,7 +47,7 @@ static void test_random_against_reference(void **state)
         if (op < 5) {
             int was_live;
             struct ptr_entry old;
-            struct ptr_entry *e = ptr_map_put(&m, k, step * 3, step % 1000, step, 0, &was_live,
+            struct ptr_entry *e = ptr_map_put(&m, k, step * 3, step % 1000, 0, &was_live,
                                               &old);
             assert_non_null(e);
             assert_int_equal(was_live, ref[i].state == 1);
@@ -111,7 +111,7 @@ static void test_memory_follows_live_set(void **state)
     for (uint64_t i = 1; i <= 2000000; i++) {
         int was_live;
         uint64_t k = 0x7f0000000000ull + i * 48;
-        assert_non_null(ptr_map_put(&m, k, i, 8, i, 0, &was_live, NULL));
+        assert_non_null(ptr_map_put(&m, k, i, 8, 0, &was_live, NULL));
         if (i > 100) {
             struct ptr_entry *e = ptr_map_find(&m, 0x7f0000000000ull + (i - 100) * 48);
             assert_non_null(e);
@@ -135,7 +135,7 @@ static void test_growth(void **state)
     assert_int_equal(ptr_map_init(&m), 0);
     for (uint64_t i = 1; i <= 300000; i++) {
         int was_live;
-        assert_non_null(ptr_map_put(&m, i * 32, i, i, i, 0, &was_live, NULL));
+        assert_non_null(ptr_map_put(&m, i * 32, i, i, 0, &was_live, NULL));
         assert_int_equal(was_live, 0);
     }
     for (uint64_t i = 1; i <= 300000; i++) {

@@ -89,6 +89,13 @@ static int walk_arena(struct ptmalloc *pm, struct pm_arena *a,
             starts[2 * i + 1] = pm->segs[i].end;
         }
         qsort(starts, n, 2 * sizeof *starts, cmp_u64);
+        /* bytes skipped to align the first chunk of an unaligned initial break */
+        for (uint32_t i = 0; i < n; i++)
+            if (starts[2 * i] > pm->sbrk_base && starts[2 * i] - pm->sbrk_base < MALLOC_ALIGNMENT) {
+                r = emit(fn, ctx, pm->sbrk_base, starts[2 * i] - pm->sbrk_base, PTM_CHUNK_OVERHEAD,
+                         a->index, -1);
+                break;
+            }
         for (uint32_t i = 0; i < n && !r; i++)
             if (starts[2 * i + 1] > starts[2 * i])
                 r = walk_piece(pm, a, starts[2 * i], starts[2 * i + 1], fn, ctx);

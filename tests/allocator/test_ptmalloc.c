@@ -623,6 +623,37 @@ static void test_sbrk_failure_fallback(void **state)
     ptmalloc_destroy(pm);
 }
 
+/* A statically linked program's break need not be aligned: sysmalloc skips to the next
+ * 16-byte boundary (+ the header) and corrects the end to a page boundary with a second sbrk. */
+static void test_unaligned_break(void **state)
+{
+    (void)state;
+    struct ptmalloc_settings s;
+    ptmalloc_settings_default(&s);
+    struct sysmem_config cfg;
+    sysmem_config_default(&cfg);
+    cfg.brk_start += 8;
+    struct ptmalloc *pm = ptmalloc_new(&s, sysmem_new(&cfg));
+    assert_non_null(pm);
+    uint64_t h = ptmalloc_heap_start(pm);
+    assert_int_equal(h, cfg.brk_start);
+    assert_int_equal(M(pm, 0, 1), h + 8 + 0x2a0);
+    assert_int_equal(brk_now(pm) % 4096, 0);
+    struct ptmalloc_stats st;
+    ptmalloc_stats(pm, 0, &st);
+    assert_int_equal(st.system_bytes, brk_now(pm) - h);
+    struct walk_sum w;
+    memset(&w, 0, sizeof w);
+    w.ordered = 1;
+    ptmalloc_walk(pm, 0, walk_cb, &w);
+    uint64_t heap = 0;
+    for (int k = 0; k < 9; k++)
+        heap += w.bytes[k];
+    assert_int_equal(heap, st.system_bytes);
+    assert_int_equal(w.bytes[PTM_CHUNK_OVERHEAD], 8);
+    ptmalloc_destroy(pm);
+}
+
 struct bin_rec {
     uint64_t addr[16];
     int n;
@@ -684,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_walk_matches_stats),
         cmocka_unit_test(test_largebin_order),
         cmocka_unit_test(test_sbrk_failure_fallback),
+        cmocka_unit_test(test_unaligned_break),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

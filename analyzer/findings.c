@@ -34,6 +34,7 @@ struct fchunk {
     int64_t request;            /* -1 = none */
     uint32_t stack;
     int arena;
+    int thread;                 /* tcache chunks: the thread whose tcache holds it, else -1 */
     enum fstate state;
 };
 
@@ -77,7 +78,7 @@ static int load_chunks(struct fctx *x)
 {
     sqlite3_stmt *st = db_prepare(x->db, x->err, sizeof x->err,
                                   "SELECT address, size, resident, alloc_step, request, stack, "
-                                  "arena, state FROM chunks WHERE run = %lld AND snap = %d "
+                                  "arena, state, thread FROM chunks WHERE run = %lld AND snap = %d "
                                   "ORDER BY arena, address",
                                   (long long)x->run, x->snap);
     if (!st)
@@ -103,6 +104,7 @@ static int load_chunks(struct fctx *x)
         c->stack = (uint32_t)sqlite3_column_int64(st, 5);
         c->arena = sqlite3_column_int(st, 6);
         c->state = parse_state((const char *)sqlite3_column_text(st, 7));
+        c->thread = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 8);
     }
     sqlite3_finalize(st);
     return 0;
@@ -311,6 +313,8 @@ struct region {
     size_t top;                 /* index of the top chunk */
     uint64_t bytes, resident;
     uint64_t tcache_n, tcache_b, fast_n, fast_b, binned_n;
+    int owners[4];              /* threads whose tcaches hold the region's tcache chunks */
+    unsigned owner_n;
 };
 
 /* The chunks of arena a: [*first, *end). */
@@ -345,6 +349,11 @@ static int top_region(const struct fctx *x, size_t first, size_t end, struct reg
         if (c->state == F_TCACHE) {
             r->tcache_n++;
             r->tcache_b += c->size;
+            int known = c->thread < 0;
+            for (unsigned k = 0; k < r->owner_n; k++)
+                known |= r->owners[k] == c->thread;
+            if (!known && r->owner_n < 4)
+                r->owners[r->owner_n++] = c->thread;
         } else if (c->state == F_FASTBIN) {
             r->fast_n++;
             r->fast_b += c->size;
@@ -381,7 +390,7 @@ static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
                  "be trimmed",
                  arena, tc ? "tcache" : "fastbin", B(b1, r.bytes));
         site_text(x, pin->stack, f.site, sizeof f.site);
-        char cached[128];
+        char cached[256];
         if (r.tcache_n && r.fast_n)
             snprintf(cached, sizeof cached, "%" PRIu64 " tcache chunks (%s) and %" PRIu64
                      " fastbin chunks (%s)", r.tcache_n, B(b1, r.tcache_b), r.fast_n,
@@ -390,8 +399,22 @@ static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
             snprintf(cached, sizeof cached, "%" PRIu64 " %s chunks (%s)",
                      r.tcache_n ? r.tcache_n : r.fast_n, r.tcache_n ? "tcache" : "fastbin",
                      B(b1, r.tcache_n ? r.tcache_b : r.fast_b));
+        if (r.owner_n) {
+            size_t l = strlen(cached);
+            l += (size_t)snprintf(cached + l, sizeof cached - l, " stay marked in use (in the "
+                                  "tcache%s of thread%s", r.owner_n > 1 ? "s" : "",
+                                  r.owner_n > 1 ? "s" : "");
+            for (unsigned k = 0; k < r.owner_n && l < sizeof cached; k++)
+                l += (size_t)snprintf(cached + l, sizeof cached - l, "%s %d",
+                                      k ? (k + 1 == r.owner_n ? " and" : ",") : "", r.owners[k]);
+            if (l < sizeof cached)
+                snprintf(cached + l, sizeof cached - l, ")");
+        } else {
+            size_t l = strlen(cached);
+            snprintf(cached + l, sizeof cached - l, " stay marked in use");
+        }
         snprintf(f.evidence, sizeof f.evidence,
-                 "at step %" PRIu64 ", %s stay marked in use between %" PRIu64
+                 "at step %" PRIu64 ", %s between %" PRIu64
                  " free chunks and the top (0x%" PRIx64 ", %s); %s of the %s below top is "
                  "resident; the chunk right below top is 0x%" PRIx64 " (%" PRIu64
                  " bytes, %s), allocated at step %" PRIu64,

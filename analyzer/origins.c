@@ -9,6 +9,7 @@
 int origins_init(struct origins *o)
 {
     o->aligned_calls = 0;
+    o->threads = 1;
     return chunk_map_init(&o->chunks);
 }
 
@@ -51,7 +52,11 @@ uint64_t origins_request_bytes(const struct trace_event *ev)
 int origins_step(struct origins *o, const struct replay_step *s)
 {
     const struct trace_event *ev = s->event;
-    if (!ev || s->skipped)
+    if (!ev)
+        return 0;
+    if (ev->thread + 1 > o->threads)
+        o->threads = ev->thread + 1;
+    if (s->skipped)
         return 0;
     unsigned k = ev->kind;
     if (k == TRACE_EV_FREE) {

@@ -9,6 +9,7 @@
 struct origins {
     struct chunk_map chunks;     /* model chunk -> allocation */
     uint64_t aligned_calls;      /* memalign family calls seen (for the aligned-leftover finding) */
+    uint32_t threads;            /* highest thread index seen + 1 */
 };
 
 int origins_init(struct origins *o);

@@ -79,6 +79,7 @@ static const char schema_sql[] =
     "  run INTEGER NOT NULL, snap INTEGER NOT NULL, address INTEGER NOT NULL,\n"
     "  size INTEGER NOT NULL, state TEXT NOT NULL, arena INTEGER NOT NULL, bin INTEGER,\n"
     "  resident INTEGER NOT NULL, request INTEGER, alloc_step INTEGER, stack INTEGER,\n"
+    "  thread INTEGER,\n"
     "  PRIMARY KEY(run, snap, address)\n"
     ") WITHOUT ROWID;\n"
     "CREATE TABLE IF NOT EXISTS sites(\n"

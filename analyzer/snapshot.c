@@ -3,9 +3,10 @@
  * Each chunk is stored with its state, arena, bin, the bytes of it that are resident (pages
  * shared by two chunks are split at the chunk boundary, so the resident bytes of all chunks of a
  * heap add up to its RSS) and, from origins.c, the request, step and stack of the allocation that
- * returned it. In-use chunks without a plausible live origin are stored as state 'internal'
+ * returned it; a tcache chunk also names the thread whose tcache holds it. In-use chunks without a plausible live origin are stored as state 'internal'
  * (tcache structs, arena headers): they are the allocator's, not the program's.
  */
+#include <stdlib.h>
 #include <string.h>
 #include "analyzer_int.h"
 #include "db_util.h"
@@ -35,8 +36,61 @@ uint64_t snapshot_resident(struct sysmem *mem, uint64_t a, uint64_t size)
     return total;
 }
 
+/* Which thread's tcache holds each tcache chunk: (address, thread) pairs sorted by address. */
+struct tcache_owner {
+    uint64_t address;
+    uint32_t thread;
+};
+
+struct owner_list {
+    struct tcache_owner *v;
+    size_t n, cap;
+    uint32_t thread;
+};
+
+static int collect_owner(void *ctx, enum ptmalloc_chunk_state kind, int bin, uint64_t address,
+                         uint64_t size)
+{
+    (void)bin;
+    (void)size;
+    struct owner_list *l = ctx;
+    if (kind != PTM_CHUNK_TCACHE)
+        return 1;                /* the tcache comes first; the arena's bins are not needed */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        struct tcache_owner *n = realloc(l->v, cap * sizeof *n);
+        if (!n)
+            return 1;
+        l->v = n;
+        l->cap = cap;
+    }
+    l->v[l->n].address = address;
+    l->v[l->n++].thread = l->thread;
+    return 0;
+}
+
+static int owner_cmp(const void *a, const void *b)
+{
+    const struct tcache_owner *x = a, *y = b;
+    return x->address < y->address ? -1 : x->address > y->address;
+}
+
+static int owner_of(const struct owner_list *l, uint64_t address)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l->v[mid].address < address)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < l->n && l->v[lo].address == address ? (int)l->v[lo].thread : -1;
+}
+
 struct snap_ctx {
     sqlite3_stmt *ins;
+    struct owner_list owners;
     struct sysmem *mem;
     const struct origins *org;
     int64_t run;
@@ -99,6 +153,11 @@ static int snap_chunk(void *vctx, const struct ptmalloc_chunk *c)
         sqlite3_bind_null(q, 10);
         sqlite3_bind_null(q, 11);
     }
+    int owner = c->state == PTM_CHUNK_TCACHE ? owner_of(&x->owners, c->address) : -1;
+    if (owner >= 0)
+        sqlite3_bind_int(q, 12, owner);
+    else
+        sqlite3_bind_null(q, 12);
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
     if (rc != SQLITE_DONE) {
@@ -120,13 +179,21 @@ int snapshot_write(sqlite3 *db, int64_t run, int snap, uint64_t step, const char
     if (rc)
         return -1;
     struct snap_ctx x = {.mem = ptmalloc_sysmem(pm), .org = org, .run = run, .snap = snap};
-    if (sqlite3_prepare_v2(db, "INSERT INTO chunks VALUES(?,?,?,?,?,?,?,?,?,?,?)", -1, &x.ins,
+    for (uint32_t t = 0; org && t < org->threads; t++) {
+        x.owners.thread = t;
+        ptmalloc_bins(pm, -1, t, collect_owner, &x.owners);
+    }
+    if (x.owners.n)
+        qsort(x.owners.v, x.owners.n, sizeof *x.owners.v, owner_cmp);
+    if (sqlite3_prepare_v2(db, "INSERT INTO chunks VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", -1, &x.ins,
                            NULL) != SQLITE_OK) {
+        free(x.owners.v);
         snprintf(err, errlen, "chunks: %s", sqlite3_errmsg(db));
         return -1;
     }
     ptmalloc_walk(pm, -1, snap_chunk, &x);
     sqlite3_finalize(x.ins);
+    free(x.owners.v);
     if (x.failed) {
         snprintf(err, errlen, "chunks: %s", sqlite3_errmsg(db));
         return -1;

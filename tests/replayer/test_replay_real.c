@@ -6,8 +6,9 @@
  * (normalised), and every mallinfo2 sample the tracer took must be equal. Single-threaded
  * programs must match 100%, with default settings and under GLIBC_TUNABLES / MALLOC_*
  * variants (the replay takes the settings from the trace); multi-threaded ones must match at
- * least 99.9% with --arenas recorded. On failure the replay's report (the first divergences and
- * the model's bins before them) is printed.
+ * least 99.9% with --arenas recorded. --native must run the sqlite3 trace on glibc and on
+ * each installed alternative allocator (--preload). On failure the replay's report (the first
+ * divergences and the model's bins before them) is printed.
  *
  * Label nosan: the recorder is preloaded into uninstrumented programs.
  */
@@ -198,6 +199,43 @@ static void test_real(void **state)
     free(out);
 }
 
+/* --native: the sqlite3 trace (recorded by the first case) on the real allocator, then on each
+ * installed alternative allocator. */
+static void test_native(void **state)
+{
+    (void)state;
+    char trace[512], cmd[2048], *out = NULL;
+    struct stat sb;
+    snprintf(trace, sizeof trace, "%s/sqlite3.fstrace", dir);
+    if (stat(trace, &sb) != 0)
+        skip();
+    snprintf(cmd, sizeof cmd, "'%s' replay '%s' --native 2>&1", FRAGSCOPE_BIN, trace);
+    int st = run_capture(cmd, &out);
+    if (st != 0 || !strstr(out, "glibc malloc") || !strstr(out, "mallinfo2      arena ") ||
+        !strstr(out, "0 frees of unknown pointers and double frees skipped")) {
+        fprintf(stderr, "replay --native: status %d:\n%s\n", st, out);
+        free(out);
+        fail();
+    }
+    free(out);
+    static const char *const libs[] = {"/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+                                       "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+                                       "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"};
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        if (stat(libs[i], &sb) != 0)
+            continue;
+        snprintf(cmd, sizeof cmd, "'%s' replay '%s' --native --preload '%s' 2>&1", FRAGSCOPE_BIN,
+                 trace, libs[i]);
+        st = run_capture(cmd, &out);
+        if (st != 0 || !strstr(out, libs[i]) || !strstr(out, "wall time")) {
+            fprintf(stderr, "replay --native --preload %s: status %d:\n%s\n", libs[i], st, out);
+            free(out);
+            fail();
+        }
+        free(out);
+    }
+}
+
 static const struct real_case cases[] = {
     {"sqlite3", "", "sqlite3 ':memory:' < %D/script.sql", "sqlite3", 0, 0},
     {"sqlite3-tcache0", "GLIBC_TUNABLES=glibc.malloc.tcache_count=0",
@@ -228,11 +266,12 @@ static const struct real_case cases[] = {
 
 int main(void)
 {
-    struct CMUnitTest tests[sizeof cases / sizeof cases[0]];
+    struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 1];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tests[i] = (struct CMUnitTest)cmocka_unit_test_prestate(test_real, (void *)&cases[i]);
         tests[i].name = cases[i].name;
     }
+    tests[sizeof cases / sizeof cases[0]] = (struct CMUnitTest)cmocka_unit_test(test_native);
     return _cmocka_run_group_tests("replay_real", tests, sizeof tests / sizeof tests[0],
                                    make_inputs, remove_inputs);
 }

@@ -12,6 +12,7 @@
 # DEMO_OUT=DIR writes elsewhere than demo-out/ (the tests do); an existing DIR is replaced only
 # if an earlier demo made it (it holds .fragscope-demo).
 set -uo pipefail
+umask 077
 
 if [ $# -ne 1 ]; then
   echo "usage: scripts/demo.sh BUILD_DIR" >&2

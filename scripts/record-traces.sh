@@ -3,7 +3,8 @@
 # program traces/trace-NAME with `fragscope record`. The heap numbers each recorded run printed
 # (heapstat lines: what the real glibc did during that very run) go to traces/NAME.heapstat.
 # Run from anywhere; needs BUILD_DIR/fragscope and BUILD_DIR/traces/trace-* built.
-set -euo pipefail
+set -euo pipefail -o noclobber   # noclobber: never write the .heapstat through a symlink
+umask 077
 
 if [ $# -ne 1 ]; then
   echo "usage: scripts/record-traces.sh BUILD_DIR" >&2
@@ -33,6 +34,7 @@ for entry in "${corpus[@]}"; do
   esac
   # shellcheck disable=SC2086  # args are words
   echo "record-traces: $name: fragscope record -o traces/$name.fstrace --force -- trace-$prog $args"
+  rm -f "traces/$name.heapstat"
   "$build/fragscope" record -o "traces/$name.fstrace" --force -- "$build/traces/trace-$prog" $args \
     >"traces/$name.heapstat"
   size=$(stat -c %s "traces/$name.fstrace")

@@ -8,7 +8,9 @@
  *
  * Given the same settings and the same calls, every run returns the same addresses. Requests that
  * glibc would abort on (double free, invalid pointer, corrupted sizes) return PTM_CORRUPT with
- * glibc's message and leave the model unchanged.
+ * glibc's message and leave the model unchanged. A double free glibc would not notice (it would
+ * silently corrupt its lists, e.g. a chunk freed again while in a fastbin below the head) is
+ * refused the same way, with a message saying glibc does not detect it.
  *
  * This library knows nothing of traces or SQLite.
  */
@@ -132,7 +134,8 @@ void ptmalloc_mallinfo2(struct ptmalloc *pm, struct ptmalloc_mallinfo2 *mi);
 /* Counters kept incrementally; O(arenas) to read. Bytes are chunk bytes. */
 struct ptmalloc_stats {
     uint64_t system_bytes;        /* heap memory obtained (sbrk + arena heaps), like mallinfo arena */
-    uint64_t in_use_bytes;        /* chunk bytes held by the program (excludes tcache/fastbin) */
+    uint64_t in_use_bytes;        /* chunk bytes held by the program (excludes tcache/fastbin),
+                                     plus each thread's tcache_perthread_struct chunk */
     uint64_t in_use_count;
     uint64_t top_bytes;
     uint64_t tcache_count, tcache_bytes;

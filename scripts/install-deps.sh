@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and the tests need, when they are missing.
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libunwind-dev zlib1g-dev libsqlite3-dev libcmocka-dev sqlite3 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)
+pkgs=(build-essential cmake pkg-config libunwind-dev zlib1g-dev libsqlite3-dev libcmocka-dev sqlite3 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

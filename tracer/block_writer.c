@@ -5,8 +5,8 @@
  * hold yet, seals ~1 MiB of records into a block and appends it to the file.
  *
  * Several drainers may work at once, each in its own context (encode buffer, sealed buffer,
- * zlib arena): context 0 belongs to the flusher task, context 1 to a program thread that would
- * otherwise wait for buffer memory. A thread's records are drained by one drainer at a time
+ * zlib arena): context 0 belongs to the flusher task, contexts 1 and 2 to program threads (one
+ * out of buffer memory drains its own records rather than wait; exit() does a round). A thread's records are drained by one drainer at a time
  * (its drain lock, held until its blocks are written, so each thread's blocks stay in order);
  * writes are serialised by the output lock. A stack counts as defined for later blocks only
  * once the block defining it is written; until then a concurrent block defines it again
@@ -28,7 +28,7 @@
 #define STACK_BITMAP_BYTES ((1u << 20) / 8)
 #define DEFINED_MAX 512u
 #define MAX_THREADS_TRACKED 1024u
-#define N_CTX 2
+#define N_CTX 3                 /* 0: the flusher; 1, 2: program threads helping */
 
 struct drain_ctx {
     volatile int lock;
@@ -63,12 +63,28 @@ struct block {
     struct trace_encode_state enc;
 };
 
-/* ---- locks ---- */
+/* ---- locks ----
+ * Once the program is dead (blocks_program_dead), a lock still held after ~200 ms belongs to a
+ * thread that died holding it: the flusher takes it over. A drainer that died mid-piece had not
+ * yet moved its thread's drain position, so its records are simply drained again. */
+static volatile int program_dead;
+
+void blocks_program_dead(void)
+{
+    program_dead = 1;
+}
 
 static void spin_lock(volatile int *l)
 {
-    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+    for (unsigned spins = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); spins++) {
+        if (program_dead && spins > 2000) {
+            struct rec_timespec ts = {0, 100000};
+            rsys2(SYS_nanosleep, &ts, 0);
+            if (spins > 4000)
+                return;
+        }
         rsys0(SYS_sched_yield);
+    }
 }
 static int spin_trylock(volatile int *l)
 {
@@ -383,11 +399,13 @@ static void block_event(struct block *b, const uint64_t *w, int with_modules)
  * released (so the thread's blocks stay in order, and another drainer can take the next piece if
  * this one stalls). Returns 1 if records were drained, 0 if none or another drainer has the
  * thread. */
-static int drain_piece(struct block *b, struct rec_thread *t, int final, int with_modules)
+enum { PIECE_TRY, PIECE_WAIT, PIECE_LOCKED };
+
+static int drain_piece(struct block *b, struct rec_thread *t, int how, int with_modules)
 {
-    if (final)
+    if (how == PIECE_WAIT)
         spin_lock(&t->drain_lock);
-    else if (!spin_trylock(&t->drain_lock))
+    else if (how == PIECE_TRY && (t->helper_wants || !spin_trylock(&t->drain_lock)))
         return 0;
     struct rec_chunk *c = t->drain;
     uint64_t pos = t->drain_pos;
@@ -416,7 +434,8 @@ static int drain_piece(struct block *b, struct rec_thread *t, int final, int wit
             t->drain_pos = pos;
         }
     }
-    spin_unlock(&t->drain_lock);
+    if (how != PIECE_LOCKED)
+        spin_unlock(&t->drain_lock);
     return progress;
 }
 
@@ -446,7 +465,7 @@ int blocks_round(int ctx, int final)
             struct rec_thread *t = thread_at(i);
             if (!__atomic_load_n(&t->ready, __ATOMIC_ACQUIRE) || (t->hold && !final))
                 continue;
-            progress += drain_piece(&b, t, final, ctx == 0);
+            progress += drain_piece(&b, t, final ? PIECE_WAIT : PIECE_TRY, ctx == 0);
         }
         total += progress;
         /* Stop when dry; outside the final round also after a few passes, so that a busy
@@ -458,6 +477,37 @@ int blocks_round(int ctx, int final)
         block_begin(&b, 0);
         block_modules(&b);
         block_seal(&b);
+    }
+    spin_unlock(&c->lock);
+    return total;
+}
+
+/* Thread t (the caller) is out of buffer memory: it drains a few pieces of its own records in
+ * a free helper context, taking its drain lock from the flusher between two pieces. Returns the
+ * pieces drained (0: no context free). */
+int blocks_help(struct rec_thread *t)
+{
+    struct drain_ctx *c = NULL;
+    for (int i = 1; i < N_CTX && !c; i++)
+        if (spin_trylock(&ctxs[i].lock))
+            c = &ctxs[i];
+    if (!c)
+        return 0;
+    int total = 0;
+    if (ctx_ready(c) && !ended) {
+        struct block b;
+        b.ctx = c;
+        block_begin(&b, 0);
+        t->helper_wants = 1;
+        spin_lock(&t->drain_lock);
+        t->helper_wants = 0;
+        for (int i = 0; i < 4; i++) {
+            int p = drain_piece(&b, t, PIECE_LOCKED, 0);
+            total += p;
+            if (!p)
+                break;
+        }
+        spin_unlock(&t->drain_lock);
     }
     spin_unlock(&c->lock);
     return total;
@@ -514,6 +564,7 @@ void blocks_after_fork(void)
     }
     out_lock = 0;
     out_fd = -1;
+    program_dead = 0;
     chunks_closed = chunks_drained = 0;
     if (stack_written)
         rsys3(SYS_madvise, stack_written, STACK_BITMAP_BYTES, 4 /* MADV_DONTNEED */);

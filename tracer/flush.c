@@ -110,6 +110,7 @@ static int flusher_main(void *arg)
     for (;;) {
         uint32_t w = __atomic_load_n(&wake_word, __ATOMIC_ACQUIRE);
         if (program_gone()) {
+            blocks_program_dead();
             if (!blocks_ended()) {
                 blocks_round(0, 1);
                 blocks_write_end();
@@ -257,10 +258,11 @@ void flush_resume_after_failed_exec(void)
     final_done = 0;
 }
 
-/* A writer is out of buffer memory: help, or wait for the flusher to free some. */
-void flush_wait_for_room(void)
+/* A writer is out of buffer memory: drain its own records (whoever the machine runs does
+ * the work), or wait for the flusher to free some. */
+void flush_wait_for_room(struct rec_thread *t)
 {
-    if (!blocks_ended() && blocks_round(1, 0) > 0) {
+    if (!blocks_ended() && blocks_help(t) > 0) {
         helped_rounds++;
         return;
     }

@@ -75,6 +75,7 @@ struct rec_thread {
     volatile int hold;            /* fork in progress: the flusher leaves this thread alone */
     volatile int ready;           /* set once the state is initialised */
     volatile int drain_lock;      /* held by the one drainer of this thread's records */
+    volatile int helper_wants;    /* the thread itself waits for drain_lock: the flusher yields */
     void *stack_cache;            /* stacks.c: recent call sites of this thread */
     uint64_t *fork_rec;           /* the FORK record awaiting the child's pid */
     int in_fork;                  /* inside our fork() wrapper */
@@ -236,6 +237,8 @@ void blocks_take_back_end(void) REC_HIDDEN;
 int blocks_ended(void) REC_HIDDEN;
 void blocks_stats(uint64_t *v) REC_HIDDEN;        /* blocks, raw, file bytes, seals by mode */
 void blocks_after_fork(void) REC_HIDDEN;
+void blocks_program_dead(void) REC_HIDDEN;
+int blocks_help(struct rec_thread *t) REC_HIDDEN;  /* a writer drains its own records */
 
 /* ---- flush.c ---- */
 int flush_room_waiters(void) REC_HIDDEN;
@@ -245,7 +248,7 @@ void flush_sync(unsigned timeout_ms) REC_HIDDEN;      /* everything committed so
 void flush_final(void) REC_HIDDEN;                    /* stop the flusher, write all, end marker */
 void flush_resume_after_failed_exec(void) REC_HIDDEN;
 void flush_after_fork_child(void) REC_HIDDEN;         /* forget the parent's flusher and file */
-void flush_wait_for_room(void) REC_HIDDEN;            /* a writer is out of chunk memory */
+void flush_wait_for_room(struct rec_thread *t) REC_HIDDEN; /* t is out of chunk memory */
 void flush_note_exiting(void) REC_HIDDEN;
 void flush_note_recycled(void) REC_HIDDEN;           /* the flusher freed chunk memory */
 void flush_note_chunk_closed(void) REC_HIDDEN;       /* a writer filled a chunk */

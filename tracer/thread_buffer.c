@@ -88,7 +88,7 @@ static void chunk_lock_give(void)
 
 static struct rec_chunk *free_small;
 
-static struct rec_chunk *chunk_get(int small)
+static struct rec_chunk *chunk_get(struct rec_thread *t, int small)
 {
     uint64_t words = small ? SMALL_WORDS : chunk_words();
     uint64_t bytes = sizeof(struct rec_chunk) + words * 8;
@@ -122,7 +122,7 @@ static struct rec_chunk *chunk_get(int small)
         }
         if (may_map)
             return NULL;
-        flush_wait_for_room();
+        flush_wait_for_room(t);
     }
 }
 
@@ -139,7 +139,7 @@ void thread_chunk_recycle(struct rec_chunk *c)
 static int new_chunk(struct rec_thread *t, int small)
 {
     t->depth++;
-    struct rec_chunk *c = chunk_get(small);
+    struct rec_chunk *c = chunk_get(t, small);
     t->depth--;
     if (!c)
         return -1;
@@ -284,6 +284,7 @@ void threads_reset_after_fork(struct rec_thread *self)
     self->exit_round = 0;
     self->parent = -1;
     self->hold = 0;
+    self->drain_lock = 0;
     self->os_tid = (pid_t)rsys0(SYS_gettid);
     self->depth++;
     thread_new_chunk(self);

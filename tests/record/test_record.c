@@ -738,6 +738,17 @@ static int file_size(const char *p)
     return lstat(p, &st) == 0 ? (int)st.st_size : -1;
 }
 
+static int ends_with_marker(const char *p)
+{
+    char tail[7] = {0};
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    fseek(f, -6, SEEK_END);
+    size_t n = fread(tail, 1, 6, f);
+    fclose(f);
+    return n == 6 && !strcmp(tail, "marker");
+}
+
 static void record_file_rules(void **state)
 {
     (void)state;
@@ -759,13 +770,14 @@ static void record_file_rules(void **state)
     st = run(rec_true, NULL, out, sizeof out, NULL);
     assert_int_equal(WEXITSTATUS(st), 1);
     assert_int_equal(file_size(trace), size + 6);
+    assert_true(ends_with_marker(trace));
 
     /* --force replaces a regular file */
     char *rec_force[] = {FRAGSCOPE_BIN, (char *)"record", (char *)"-q", (char *)"--force",
                          (char *)"-o", trace, (char *)"--", (char *)"/bin/true", NULL};
     st = run(rec_force, NULL, out, sizeof out, NULL);
     assert_int_equal(WEXITSTATUS(st), 0);
-    assert_int_not_equal(file_size(trace), size + 6);
+    assert_false(ends_with_marker(trace));
     assert_mode_0600(trace);
 
     /* a symlink is refused even with --force, and its target is untouched */

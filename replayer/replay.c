@@ -572,8 +572,8 @@ static void show_progress(struct replay *rp, uint64_t step)
     trace_reader_status(rp->r, &st);
     double el = t - rp->start;
     char bar[41];
-    double frac = rp->file_size && st.stop_offset ? (double)st.stop_offset / (double)rp->file_size
-                                                  : 0;
+    uint64_t done = st.file_bytes ? st.file_bytes : st.stop_offset;
+    double frac = rp->file_size && done ? (double)done / (double)rp->file_size : 0;
     if (frac > 1)
         frac = 1;
     int fill = (int)(frac * 40);

@@ -6,7 +6,7 @@
  *   - --db FILE: the analyzer's store through replay_db_hook (see replay.h), then the summary;
  *   - --native: the trace on the real allocator in a child (replay_native, native.c).
  * Exit status: 0 done, 1 error (unreadable trace, ...), 2 bad usage, 3 --verify=strict found a
- * divergence.
+ * divergence, 130 interrupted (the summary, marked incomplete, is printed first).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -69,7 +69,8 @@ static void usage(FILE *f)
         "  --no-progress        no progress bar (shown on a terminal after one second)\n"
         "  -h, --help           this help\n"
         "\n"
-        "Exit status: 0 done, 1 error, 2 bad usage, 3 --verify=strict found a divergence.\n");
+        "Exit status: 0 done, 1 error, 2 bad usage, 3 --verify=strict found a divergence,\n"
+        "130 interrupted (SIGINT: the summary is printed, marked incomplete).\n");
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t *out)
@@ -312,5 +313,5 @@ int cmd_replay(int argc, char **argv)
                 s.reader.reason[0] ? s.reader.reason : "no end marker");
     if (o.verify == REPLAY_VERIFY_STRICT && s.first_divergence_step)
         return 3;
-    return 0;
+    return s.interrupted ? 130 : 0;
 }

@@ -78,7 +78,9 @@ static int load_chunks(struct fctx *x)
 {
     sqlite3_stmt *st = db_prepare(x->db, x->err, sizeof x->err,
                                   "SELECT address, size, resident, alloc_step, request, stack, "
-                                  "arena, state, thread FROM chunks WHERE run = %lld AND snap = %d "
+                                  "arena, state, (SELECT thread FROM tcache_owners o WHERE "
+                                  "o.run = c.run AND o.snap = c.snap AND o.address = c.address) "
+                                  "FROM chunks c WHERE run = %lld AND snap = %d "
                                   "ORDER BY arena, address",
                                   (long long)x->run, x->snap);
     if (!st)

@@ -89,7 +89,7 @@ static int owner_of(const struct owner_list *l, uint64_t address)
 }
 
 struct snap_ctx {
-    sqlite3_stmt *ins;
+    sqlite3_stmt *ins, *ins_owner;
     struct owner_list owners;
     struct sysmem *mem;
     const struct origins *org;
@@ -153,13 +153,18 @@ static int snap_chunk(void *vctx, const struct ptmalloc_chunk *c)
         sqlite3_bind_null(q, 10);
         sqlite3_bind_null(q, 11);
     }
-    int owner = c->state == PTM_CHUNK_TCACHE ? owner_of(&x->owners, c->address) : -1;
-    if (owner >= 0)
-        sqlite3_bind_int(q, 12, owner);
-    else
-        sqlite3_bind_null(q, 12);
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
+    int owner = c->state == PTM_CHUNK_TCACHE ? owner_of(&x->owners, c->address) : -1;
+    if (rc == SQLITE_DONE && owner >= 0) {
+        sqlite3_stmt *o2 = x->ins_owner;
+        sqlite3_bind_int64(o2, 1, x->run);
+        sqlite3_bind_int(o2, 2, x->snap);
+        sqlite3_bind_int64(o2, 3, (int64_t)c->address);
+        sqlite3_bind_int(o2, 4, owner);
+        rc = sqlite3_step(o2);
+        sqlite3_reset(o2);
+    }
     if (rc != SQLITE_DONE) {
         x->failed = 1;
         return 1;
@@ -171,9 +176,10 @@ int snapshot_write(sqlite3 *db, int64_t run, int snap, uint64_t step, const char
                    struct ptmalloc *pm, const struct origins *org, char *err, size_t errlen)
 {
     char *sql = sqlite3_mprintf("DELETE FROM chunks WHERE run = %lld AND snap = %d;"
+                                "DELETE FROM tcache_owners WHERE run = %lld AND snap = %d;"
                                 "INSERT OR REPLACE INTO snapshots VALUES(%lld, %d, %llu, %Q)",
-                                (long long)run, snap, (long long)run, snap,
-                                (unsigned long long)step, reason);
+                                (long long)run, snap, (long long)run, snap, (long long)run,
+                                snap, (unsigned long long)step, reason);
     int rc = db_exec(db, sql, err, errlen);
     sqlite3_free(sql);
     if (rc)
@@ -185,14 +191,18 @@ int snapshot_write(sqlite3 *db, int64_t run, int snap, uint64_t step, const char
     }
     if (x.owners.n)
         qsort(x.owners.v, x.owners.n, sizeof *x.owners.v, owner_cmp);
-    if (sqlite3_prepare_v2(db, "INSERT INTO chunks VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", -1, &x.ins,
+    if (sqlite3_prepare_v2(db, "INSERT INTO chunks VALUES(?,?,?,?,?,?,?,?,?,?,?)", -1, &x.ins,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO tcache_owners VALUES(?,?,?,?)", -1, &x.ins_owner,
                            NULL) != SQLITE_OK) {
+        sqlite3_finalize(x.ins);
         free(x.owners.v);
         snprintf(err, errlen, "chunks: %s", sqlite3_errmsg(db));
         return -1;
     }
     ptmalloc_walk(pm, -1, snap_chunk, &x);
     sqlite3_finalize(x.ins);
+    sqlite3_finalize(x.ins_owner);
     free(x.owners.v);
     if (x.failed) {
         snprintf(err, errlen, "chunks: %s", sqlite3_errmsg(db));

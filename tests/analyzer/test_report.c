@@ -126,16 +126,15 @@ static void ledger_from_a_snapshot(void **state)
     snprintf(sql, sizeof sql,
              "INSERT INTO snapshots VALUES(%lld, 2, %llu, 'end');"
              "INSERT INTO chunks VALUES(%lld, 2, 4096, 656, 'internal', 0, NULL, 656, NULL, NULL, "
-             "NULL, NULL);"
-             "INSERT INTO chunks VALUES(%lld, 2, 8192, 40960, 'in_use', 0, NULL, 40960, 20480, 7, "
-             "3, NULL);"
-             "INSERT INTO chunks VALUES(%lld, 2, 49152, 4096, 'tcache', 0, 10, 4096, NULL, 9, 3, 0);"
-             "INSERT INTO chunks VALUES(%lld, 2, 53248, 8192, 'fastbin', 0, 2, 8192, NULL, 11, 4, "
              "NULL);"
+             "INSERT INTO chunks VALUES(%lld, 2, 8192, 40960, 'in_use', 0, NULL, 40960, 20480, 7, "
+             "3);"
+             "INSERT INTO chunks VALUES(%lld, 2, 49152, 4096, 'tcache', 0, 10, 4096, NULL, 9, 3);"
+             "INSERT INTO chunks VALUES(%lld, 2, 53248, 8192, 'fastbin', 0, 2, 8192, NULL, 11, 4);"
              "INSERT INTO chunks VALUES(%lld, 2, 61440, 131072, 'large', 0, 100, 65536, NULL, 12, "
-             "4, NULL);"
+             "4);"
              "INSERT INTO chunks VALUES(%lld, 2, 192512, %llu, 'top', 0, NULL, %llu, NULL, NULL, "
-             "NULL, NULL);",
+             "NULL);",
              (long long)run_id, (unsigned long long)n_steps, (long long)run_id,
              (long long)run_id, (long long)run_id, (long long)run_id, (long long)run_id,
              (long long)run_id, (unsigned long long)(top_res + 8192),

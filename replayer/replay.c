@@ -82,6 +82,7 @@ struct replay {
     unsigned next_detail;
     replay_step_fn fn;
     void *ctx;
+    int report_events;                /* forward model events (the main pass, not the details) */
     double start;
     double next_progress;
     int progress_shown;
@@ -117,7 +118,7 @@ static void on_model_event(void *ctx, const struct ptmalloc_event *ev)
     };
     if ((unsigned)ev->kind < sizeof bit / sizeof bit[0])
         rp->did |= bit[ev->kind];
-    if (rp->fn && rp->o->alloc_event_fn)
+    if (rp->report_events && rp->o->alloc_event_fn)
         rp->o->alloc_event_fn(rp->o->alloc_event_ctx, ev);
 }
 
@@ -825,6 +826,7 @@ int replay_run(const struct replay_options *o, replay_step_fn fn, void *ctx,
     rp.report = report;
     rp.fn = fn;
     rp.ctx = ctx;
+    rp.report_events = 1;
     rp.v = o->verify != REPLAY_VERIFY_OFF ? &v : NULL;
 
     ret = replay_pass(&rp, &set, NULL, err, errlen);

@@ -241,6 +241,28 @@ static void replay_verify(const char *path, struct replay_options *o, struct rep
     assert_int_equal(rc, 0);
 }
 
+struct event_count {
+    uint64_t by_kind[PTM_EV_THRESHOLD_RAISED + 1];
+    uint64_t steps_with[16];
+};
+
+static void count_model_event(void *ctx, const struct ptmalloc_event *ev)
+{
+    struct event_count *c = ctx;
+    if ((unsigned)ev->kind <= PTM_EV_THRESHOLD_RAISED)
+        c->by_kind[ev->kind]++;
+}
+
+static int count_did(void *ctx, struct ptmalloc *pm, const struct replay_step *s)
+{
+    (void)pm;
+    struct event_count *c = ctx;
+    for (unsigned b = 0; b < 12; b++)
+        if (s->did & (1u << b))
+            c->steps_with[b]++;
+    return 0;
+}
+
 static void test_self_replay_matches(void **state)
 {
     (void)state;
@@ -265,6 +287,21 @@ static void test_self_replay_matches(void **state)
     assert_int_equal(s.unknown_frees + s.double_frees + s.corrupt_calls + s.missed_frees, 0);
     assert_true(s.arenas >= 2);
     free(rep);
+
+    /* The model's system events reach alloc_event_fn, and mark their steps' `did`. */
+    struct event_count ec;
+    memset(&ec, 0, sizeof ec);
+    replay_options_default(&o);
+    o.trace_path = path;
+    o.alloc_event_fn = count_model_event;
+    o.alloc_event_ctx = &ec;
+    char err[512];
+    assert_int_equal(replay_run(&o, count_did, &ec, &s, NULL, err, sizeof err), 0);
+    assert_true(ec.by_kind[PTM_EV_SBRK_GROW] > 0);
+    assert_true(ec.by_kind[PTM_EV_MMAP] > 0);
+    assert_true(ec.by_kind[PTM_EV_ARENA_NEW] > 0);
+    assert_true(ec.steps_with[0] > 0 && ec.steps_with[0] <= ec.by_kind[PTM_EV_SBRK_GROW]);
+    assert_true(ec.steps_with[2] > 0 && ec.steps_with[2] <= ec.by_kind[PTM_EV_MMAP]);
 
     /* --arenas recorded: thread 1 is pinned to the arena its pointers came from. */
     replay_options_default(&o);

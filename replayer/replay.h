@@ -5,6 +5,15 @@
  * traced pointer to the replayed chunk, performs thread starts and exits, and after every
  * event hands the caller a `struct replay_step` with the model's counters. With `verify` it
  * compares each replayed address with the recorded one (normalised as described in verify.c).
+ *
+ * What the model cannot do as the program did is counted in the summary and skipped, never
+ * fatal: a free of a pointer the trace never allocated (allocated before tracing began, or by a
+ * path the tracer missed) or a second free of a pointer (step->skipped = 1); a realloc of an
+ * unknown pointer is replayed as a malloc of the new size (realloc(p, 0) of an unknown p is
+ * skipped); an allocation that returns a pointer still live in the trace (its free went
+ * untraced) frees the old replayed chunk first; calls the model refuses (PTM_CORRUPT) are
+ * skipped. Calls that failed in the recording (NULL) are replayed; if the model succeeds, the
+ * block is freed again at once (the program never had it).
  */
 #ifndef FRAGSCOPE_REPLAY_H
 #define FRAGSCOPE_REPLAY_H

@@ -67,6 +67,7 @@ static const char page_css[] =
     "svg{display:block;width:100%;height:auto}\n"
     "svg text{font-size:12px;fill:#39404d}\n"
     "svg .grid{stroke:#e6e9ef;stroke-width:1}\n"
+    "rect.b-peak{fill:#c5d3ea}rect.b-final{fill:#2a5db0}.barlabel.current{font-weight:700}\n"
     "svg .frame,svg .tick{stroke:#8a93a3;stroke-width:1}\n"
     "svg .atitle{font-size:13px;fill:#5b6475}\n"
     "path.s-rss{fill:rgba(228,87,86,.25);stroke:#e45756;stroke-width:2.5;stroke-linejoin:round}\n"

@@ -76,6 +76,8 @@ struct map {
     uint64_t row_bytes;
     double scale;                /* pixels per byte */
     double gather;               /* chunks narrower than this (pixels) are gathered */
+    double min_width;            /* of a mark, in pixels */
+    FILE *overlay;               /* gathered marks, drawn over the chunks wider than a pixel */
     int arenas;                  /* the snapshot has more than one arena */
     struct group g;
     long rects;
@@ -92,23 +94,26 @@ static void group_flush(struct map *m)
     for (int i = 1; i < ST_COUNT; i++)
         if (g->bytes[i] > g->bytes[best])
             best = i;
-    double w = g->x1 - g->x0 < 1 ? 1 : g->x1 - g->x0;
+    /* Widened around its true place, and drawn last so that its neighbours do not cover it. */
+    double w = g->x1 - g->x0 < m->min_width ? m->min_width : g->x1 - g->x0;
+    double x = g->x0 - (w - (g->x1 - g->x0)) / 2;
+    FILE *f = m->overlay ? m->overlay : m->f;
     char b[32];
-    fprintf(m->f, "<rect class=\"st-%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\">"
+    fprintf(f, "<rect class=\"st-%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\">"
                   "<title>",
-            state_names[best], g->x0, g->y, w, ROW_H);
+            state_names[best], x, g->y, w, ROW_H);
     if (g->count == 1) {
-        fprintf(m->f, "0x%" PRIx64 ": %s, %s", g->lo, html_bytes(b, sizeof b, g->hi - g->lo, 0),
+        fprintf(f, "0x%" PRIx64 ": %s, %s", g->lo, html_bytes(b, sizeof b, g->hi - g->lo, 0),
                 state_labels[best]);
     } else {
-        fprintf(m->f, "%" PRIu64 " small chunks, 0x%" PRIx64 " .. 0x%" PRIx64 " (%s):", g->count,
+        fprintf(f, "%" PRIu64 " small chunks, 0x%" PRIx64 " .. 0x%" PRIx64 " (%s):", g->count,
                 g->lo, g->hi, html_bytes(b, sizeof b, g->hi - g->lo, 0));
         for (int i = 0; i < ST_COUNT; i++)
             if (g->n[i])
-                fprintf(m->f, " %" PRIu64 " %s (%s)", g->n[i], state_labels[i],
+                fprintf(f, " %" PRIu64 " %s (%s)", g->n[i], state_labels[i],
                         html_bytes(b, sizeof b, g->bytes[i], 0));
     }
-    fprintf(m->f, "</title></rect>\n");
+    fprintf(f, "</title></rect>\n");
     m->rects++;
     memset(g, 0, sizeof *g);
 }
@@ -151,8 +156,10 @@ static void piece(struct map *m, const struct chunk_row *c, uint64_t a, uint64_t
     double x0 = LABEL_W + (double)(a - row_start) * m->scale;
     double x1 = LABEL_W + (double)(b - row_start) * m->scale;
     int st = state_index(c->state);
+    int is_free = st == ST_UNSORTED || st == ST_SMALL || st == ST_LARGE || st == ST_TOP;
     for (int i = 0; i < m->nmarks; i++)
-        if (m->marks[i].address == c->address && !m->marks[i].found) {
+        if (m->marks[i].address == c->address && !m->marks[i].found &&
+            !(m->marks[i].pins_top && is_free)) {
             m->marks[i].found = 1;
             m->marks[i].x = x0;
             m->marks[i].y = y;
@@ -206,6 +213,173 @@ static void map_legend(FILE *f)
     fprintf(f, "</div>\n");
 }
 
+/* Captions and row backgrounds of the stretches; rows are rb bytes. */
+static void draw_rows(FILE *f, const struct seg *segs, size_t nseg, uint64_t rb, double scale,
+                      const char *caption)
+{
+    char b1[32];
+    for (size_t i = 0; i < nseg; i++) {
+        const struct seg *s = &segs[i];
+        if (caption)
+            fprintf(f, "<text class=\"seghead\" x=\"2\" y=\"%.1f\">%s</text>\n", s->y + 14,
+                    caption);
+        else
+            fprintf(f, "<text class=\"seghead\" x=\"2\" y=\"%.1f\">arena %d: 0x%" PRIx64
+                       " .. 0x%" PRIx64 ", %s in %" PRIu64 " chunk%s</text>\n",
+                    s->y + 14, s->arena, s->start, s->end,
+                    html_bytes(b1, sizeof b1, s->end - s->start, 0), s->chunks,
+                    s->chunks == 1 ? "" : "s");
+        uint64_t rows = (s->end - s->start + rb - 1) / rb;
+        for (uint64_t k = 0; k < rows; k++) {
+            double ry = s->y + SEG_HEAD + (double)k * (ROW_H + ROW_GAP);
+            uint64_t len = s->end - s->start - k * rb < rb ? s->end - s->start - k * rb : rb;
+            fprintf(f, "<text class=\"rowlabel\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">+%s"
+                       "</text><rect class=\"rowbg\" x=\"%d\" y=\"%.1f\" width=\"%.2f\" "
+                       "height=\"%d\"/>\n",
+                    LABEL_W - 6, ry + ROW_H - 2, k ? html_bytes(b1, sizeof b1, k * rb, 0) : "0",
+                    LABEL_W, ry, (double)len * scale, ROW_H);
+        }
+    }
+}
+
+/* Pass 2: the chunks overlapping [lo, hi), in address order, cut to the stretches and rows. */
+static void draw_chunks(struct map *m, sqlite3 *db, long long run, int snap,
+                        const struct seg *segs, size_t nseg, uint64_t lo, uint64_t hi)
+{
+    char err[256];
+    uint64_t rb = m->row_bytes;
+    /* From the chunk that contains lo (the primary key finds it), up to hi. */
+    int64_t from = db_int(db, 0, "SELECT max(address) FROM chunks WHERE run = %lld AND snap = %d "
+                                 "AND address <= %lld", run, snap, (long long)lo);
+    sqlite3_stmt *st = db_prepare(db, err, sizeof err,
+                                  "SELECT c.address, c.size, c.state, c.arena, c.resident, "
+                                  "c.request, c.alloc_step, s.function, s.location FROM chunks c "
+                                  "LEFT JOIN sites s ON s.run = c.run AND s.stack = c.stack "
+                                  "WHERE c.run = %lld AND c.snap = %d AND c.address >= %lld AND "
+                                  "c.address < %lld AND c.state <> 'mmapped' ORDER BY c.address",
+                                  run, snap, (long long)from,
+                                  (long long)(hi > INT64_MAX ? INT64_MAX : hi));
+    char *ov = NULL;
+    size_t ov_len = 0;
+    m->overlay = open_memstream(&ov, &ov_len);
+    size_t si = 0;
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        struct chunk_row c;
+        c.address = (uint64_t)sqlite3_column_int64(st, 0);
+        c.size = (uint64_t)sqlite3_column_int64(st, 1);
+        c.state = (const char *)sqlite3_column_text(st, 2);
+        c.arena = sqlite3_column_int(st, 3);
+        c.resident = (uint64_t)sqlite3_column_int64(st, 4);
+        c.has_request = sqlite3_column_type(st, 5) != SQLITE_NULL;
+        c.request = (uint64_t)sqlite3_column_int64(st, 5);
+        c.has_step = sqlite3_column_type(st, 6) != SQLITE_NULL;
+        c.alloc_step = (uint64_t)sqlite3_column_int64(st, 6);
+        c.function = (const char *)sqlite3_column_text(st, 7);
+        c.location = (const char *)sqlite3_column_text(st, 8);
+        if (!c.state)
+            c.state = "other";
+        while (si < nseg && c.address >= segs[si].end)
+            si++;
+        if (si == nseg)
+            break;
+        const struct seg *s = &segs[si];
+        if (c.address + c.size <= s->start)
+            continue;
+        uint64_t a = c.address < s->start ? s->start : c.address, end = c.address + c.size;
+        if (end > s->end)
+            end = s->end;
+        while (a < end) {
+            uint64_t k = (a - s->start) / rb, row_start = s->start + k * rb;
+            uint64_t b = end < row_start + rb ? end : row_start + rb;
+            piece(m, &c, a, b, row_start, s->y + SEG_HEAD + (double)k * (ROW_H + ROW_GAP));
+            a = b;
+        }
+    }
+    sqlite3_finalize(st);
+    group_flush(m);
+    if (m->overlay) {
+        fclose(m->overlay);
+        m->overlay = NULL;
+        fwrite(ov, 1, ov_len, m->f);
+        free(ov);
+    }
+}
+
+/* The outlines of the chunks findings name, on top of everything. */
+static void draw_marks(struct map *m)
+{
+    for (int i = 0; i < m->nmarks; i++) {
+        const struct mark *k = &m->marks[i];
+        if (!k->found)
+            continue;
+        double w = k->w < 5 ? 5 : k->w, x = k->x - (w - k->w) / 2;
+        fprintf(m->f, "<a href=\"#finding-%zu\"><g class=\"mark\"><title>finding %zu names this "
+                      "chunk (0x%" PRIx64 ")%s</title><rect x=\"%.2f\" y=\"%.1f\" "
+                      "width=\"%.2f\" height=\"%d\"/>",
+                k->finding, k->finding, k->address, k->pins_top ? ": it pins the top" : "", x,
+                k->y - 3, w, ROW_H + 6);
+        int left = x > MAP_W - 200;
+        fprintf(m->f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%zu%s</text></g></a>\n",
+                left ? x - 5 : x + w + 5, k->y + ROW_H - 1, left ? "end" : "start", k->finding,
+                k->pins_top ? ": pins the top" : "");
+    }
+}
+
+/* The chunks findings name in a snapshot: at the finding's own step, or, for the chunk that
+ * pins the top, in any later snapshot where that chunk is still not free (checked as drawn). */
+static void find_marks(struct map *m, const struct analyzer_report *r, uint64_t snap_step)
+{
+    m->nmarks = 0;
+    for (size_t i = 0; i < r->finding_count && m->nmarks < MAX_MARKED; i++) {
+        const struct analyzer_finding *x = &r->findings[i];
+        int pins = !strncmp(x->kind, "top-pinned", 10);
+        if (!x->chunk_address)
+            continue;
+        if (x->step != snap_step && !(pins && x->alloc_step <= snap_step))
+            continue;
+        m->marks[m->nmarks++] = (struct mark){x->chunk_address, i + 1, pins, 0, 0, 0, 0};
+    }
+}
+
+/* A close-up at a finer scale of the stretch around the first chunk a finding names, when the
+ * map draws it narrower than a few pixels: where the chunks pinning the top can be seen. */
+static long zoom(FILE *f, sqlite3 *db, const struct analyzer_report *r, long long run, int snap,
+                 uint64_t snap_step, const struct seg *segs, size_t nseg, const struct map *big,
+                 const struct mark *k)
+{
+    const struct seg *s = NULL;
+    for (size_t i = 0; i < nseg && !s; i++)
+        if (segs[i].start <= k->address && k->address < segs[i].end)
+            s = &segs[i];
+    if (!s)
+        return 0;
+    /* A window of 2 rows ending a quarter past the chunk, so the top after it shows too. */
+    uint64_t zw = 256 << 10;
+    while (zw < big->row_bytes / 32 && zw < (s->end - s->start) / 2)
+        zw *= 2;
+    uint64_t rb = zw / 2;
+    uint64_t hi = k->address + zw / 4 < s->end ? k->address + zw / 4 : s->end;
+    uint64_t lo = hi - s->start > zw ? hi - zw : s->start;
+    struct seg z = {lo, hi, s->arena, 0, 4};
+    struct map m = {.f = f, .row_bytes = rb, .scale = (double)ROW_W / (double)rb, .gather = 1,
+                    .min_width = 3, .arenas = big->arenas};
+    find_marks(&m, r, snap_step);
+    char b1[32], b2[32], caption[256];
+    snprintf(caption, sizeof caption, "close-up near finding %zu: 0x%" PRIx64 " .. 0x%" PRIx64
+             " (%s), 1 pixel = %s, chunks at least 3 pixels wide", k->finding, lo, hi,
+             html_bytes(b1, sizeof b1, hi - lo, 0),
+             html_bytes(b2, sizeof b2, (uint64_t)((double)rb / ROW_W + 0.5), 0));
+    double height = 4 + SEG_HEAD + 2.0 * (ROW_H + ROW_GAP) + 8;
+    fprintf(f, "<svg class=\"map zoom\" viewBox=\"0 0 %d %.0f\" role=\"img\" aria-label=\"heap "
+               "map close-up\">\n",
+            MAP_W, height);
+    draw_rows(f, &z, 1, rb, m.scale, caption);
+    draw_chunks(&m, db, run, snap, &z, 1, lo, hi);
+    draw_marks(&m);
+    fprintf(f, "</svg>\n");
+    return m.rects;
+}
+
 long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int snap,
                    const char *title)
 {
@@ -224,7 +398,8 @@ long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int sn
     size_t nseg = 0, cap = 0, more_segs = 0;
     uint64_t total = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        uint64_t a = (uint64_t)sqlite3_column_int64(st, 0), sz = (uint64_t)sqlite3_column_int64(st, 1);
+        uint64_t a = (uint64_t)sqlite3_column_int64(st, 0);
+        uint64_t sz = (uint64_t)sqlite3_column_int64(st, 1);
         if (nseg && segs[nseg - 1].end == a) {
             segs[nseg - 1].end = a + sz;
             segs[nseg - 1].chunks++;
@@ -255,7 +430,7 @@ long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int sn
         return -1;
     }
 
-    struct map m = {.f = f};
+    struct map m = {.f = f, .min_width = 1};
     uint64_t rb = 4096;
     while (rb * 40 < total)
         rb *= 2;
@@ -286,108 +461,38 @@ long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int sn
         y += SEG_HEAD + (double)((segs[i].end - segs[i].start + rb - 1) / rb) * (ROW_H + ROW_GAP);
     }
     double height = y + 4;
-
-    /* The chunks findings name in this snapshot. */
-    for (size_t i = 0; i < r->finding_count && m.nmarks < MAX_MARKED; i++) {
-        const struct analyzer_finding *x = &r->findings[i];
-        int pins = !strncmp(x->kind, "top-pinned", 10);
-        if (!x->chunk_address || (x->step != snap_step && !pins))
-            continue;
-        m.marks[m.nmarks++] = (struct mark){x->chunk_address, i + 1, pins, 0, 0, 0, 0};
-    }
+    find_marks(&m, r, snap_step);
 
     fprintf(f, "<figure class=\"heapmap\" id=\"heapmap-%d\">\n<h3>Heap map ", snap);
     html_esc(f, title);
     fprintf(f, " (step %" PRIu64 ")</h3>\n", snap_step);
     fprintf(f, "<p class=\"note\">Each row is %s of address space drawn to scale (1 pixel = %s); "
-               "hover over a chunk for its address, size, state and allocating call site. Chunks "
-               "under %.3g pixel%s wide are gathered into one mark, coloured by the state with the most "
-               "bytes in it.</p>\n",
+               "hover over a chunk for its address, size, state and allocating call site. ",
             html_bytes(b1, sizeof b1, rb, 0),
-            html_bytes(b2, sizeof b2, (uint64_t)((double)rb / ROW_W + 0.5), 0), m.gather,
-            m.gather == 1 ? "" : "s");
+            html_bytes(b2, sizeof b2, (uint64_t)((double)rb / ROW_W + 0.5), 0));
+    if (m.gather > 1)
+        fprintf(f, "Chunks under %.3g pixels wide are gathered into one mark, coloured by the "
+                   "state with the most bytes in it.",
+                m.gather);
+    else
+        fprintf(f, "Chunks under a pixel wide are drawn a pixel wide (runs of them gathered into "
+                   "one mark).");
+    fprintf(f, "</p>\n");
     if (nseg) {
         fprintf(f, "<svg class=\"map\" viewBox=\"0 0 %d %.0f\" role=\"img\" aria-label=\"heap "
                    "map\">\n",
                 MAP_W, height);
-        for (size_t i = 0; i < nseg; i++) {
-            const struct seg *s = &segs[i];
-            fprintf(f, "<text class=\"seghead\" x=\"2\" y=\"%.1f\">arena %d: 0x%" PRIx64
-                       " .. 0x%" PRIx64 ", %s in %" PRIu64 " chunk%s</text>\n",
-                    s->y + 14, s->arena, s->start, s->end,
-                    html_bytes(b1, sizeof b1, s->end - s->start, 0), s->chunks,
-                    s->chunks == 1 ? "" : "s");
-            uint64_t rows = (s->end - s->start + rb - 1) / rb;
-            for (uint64_t k = 0; k < rows; k++) {
-                double ry = s->y + SEG_HEAD + (double)k * (ROW_H + ROW_GAP);
-                uint64_t len = s->end - s->start - k * rb < rb ? s->end - s->start - k * rb : rb;
-                fprintf(f, "<text class=\"rowlabel\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">+%s"
-                           "</text><rect class=\"rowbg\" x=\"%d\" y=\"%.1f\" width=\"%.2f\" "
-                           "height=\"%d\"/>\n",
-                        LABEL_W - 6, ry + ROW_H - 2, k ? html_bytes(b1, sizeof b1, k * rb, 0) : "0",
-                        LABEL_W, ry, (double)len * m.scale, ROW_H);
-            }
-        }
-        /* Pass 2: draw. */
-        st = db_prepare(db, err, sizeof err,
-                        "SELECT c.address, c.size, c.state, c.arena, c.resident, c.request, "
-                        "c.alloc_step, s.function, s.location FROM chunks c LEFT JOIN sites s ON "
-                        "s.run = c.run AND s.stack = c.stack WHERE c.run = %lld AND c.snap = %d "
-                        "AND c.state <> 'mmapped' ORDER BY c.address",
-                        run, snap);
-        size_t si = 0;
-        while (st && sqlite3_step(st) == SQLITE_ROW) {
-            struct chunk_row c;
-            c.address = (uint64_t)sqlite3_column_int64(st, 0);
-            c.size = (uint64_t)sqlite3_column_int64(st, 1);
-            c.state = (const char *)sqlite3_column_text(st, 2);
-            c.arena = sqlite3_column_int(st, 3);
-            c.resident = (uint64_t)sqlite3_column_int64(st, 4);
-            c.has_request = sqlite3_column_type(st, 5) != SQLITE_NULL;
-            c.request = (uint64_t)sqlite3_column_int64(st, 5);
-            c.has_step = sqlite3_column_type(st, 6) != SQLITE_NULL;
-            c.alloc_step = (uint64_t)sqlite3_column_int64(st, 6);
-            c.function = (const char *)sqlite3_column_text(st, 7);
-            c.location = (const char *)sqlite3_column_text(st, 8);
-            if (!c.state)
-                c.state = "other";
-            while (si < nseg && c.address >= segs[si].end)
-                si++;
-            if (si == nseg)
-                break;
-            if (c.address < segs[si].start)
-                continue;
-            const struct seg *s = &segs[si];
-            uint64_t a = c.address, end = c.address + c.size;
-            if (end > s->end)
-                end = s->end;
-            while (a < end) {
-                uint64_t k = (a - s->start) / rb, row_start = s->start + k * rb;
-                uint64_t b = end < row_start + rb ? end : row_start + rb;
-                piece(&m, &c, a, b, row_start,
-                      s->y + SEG_HEAD + (double)k * (ROW_H + ROW_GAP));
-                a = b;
-            }
-        }
-        sqlite3_finalize(st);
-        group_flush(&m);
-        /* The marks, on top of everything. */
-        for (int i = 0; i < m.nmarks; i++) {
-            const struct mark *k = &m.marks[i];
-            if (!k->found)
-                continue;
-            double w = k->w < 5 ? 5 : k->w, x = k->x - (w - k->w) / 2;
-            fprintf(f, "<a href=\"#finding-%zu\"><g class=\"mark\"><title>finding %zu names this "
-                       "chunk (0x%" PRIx64 ")%s</title><rect x=\"%.2f\" y=\"%.1f\" "
-                       "width=\"%.2f\" height=\"%d\"/>",
-                    k->finding, k->finding, k->address,
-                    k->pins_top ? ": it pins the top" : "", x, k->y - 3, w, ROW_H + 6);
-            int left = x > MAP_W - 200;
-            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%zu%s</text></g></a>\n",
-                    left ? x - 5 : x + w + 5, k->y + ROW_H - 1, left ? "end" : "start", k->finding,
-                    k->pins_top ? ": pins the top" : "");
-        }
+        draw_rows(f, segs, nseg, rb, m.scale, NULL);
+        draw_chunks(&m, db, run, snap, segs, nseg, 0, UINT64_MAX);
+        draw_marks(&m);
         fprintf(f, "</svg>\n");
+        /* Close-ups of (at most two) chunks findings name that the map draws too thin. */
+        int zooms = 0;
+        for (int i = 0; i < m.nmarks && zooms < 2; i++)
+            if (m.marks[i].found && m.marks[i].w < 3) {
+                m.rects += zoom(f, db, r, run, snap, snap_step, segs, nseg, &m, &m.marks[i]);
+                zooms++;
+            }
     }
     if (more_segs)
         fprintf(f, "<p class=\"note\">%zu more stretches of chunks are not drawn.</p>\n",
@@ -402,8 +507,8 @@ long html_heap_map(FILE *f, sqlite3 *db, const struct analyzer_report *r, int sn
             fprintf(f, "<p class=\"note\">Outlined: chunk 0x%" PRIx64 ", named by <a "
                        "href=\"#finding-%zu\">finding %zu</a>%s.</p>\n",
                     m.marks[i].address, m.marks[i].finding, m.marks[i].finding,
-                    m.marks[i].pins_top ? ": the in-use chunk nearest the top, which keeps the "
-                                          "free memory below it from being trimmed"
+                    m.marks[i].pins_top ? ": the chunk nearest the top that is not free, which "
+                                          "keeps the free memory below it from being trimmed"
                                         : "");
     fprintf(f, "</figure>\n");
     free(segs);

@@ -128,7 +128,7 @@ void html_sweep(FILE *f, sqlite3 *db, const struct analyzer_report *r, int exact
                    "height=\"%.0f\"/><rect class=\"b-final\" x=\"%.1f\" y=\"%.1f\" "
                    "width=\"%.2f\" height=\"%.0f\"/>",
                 L, y, wp, BAR, L, y + 5, wf, BAR - 10);
-        fprintf(f, "<text class=\"barvalue\" x=\"%.1f\" y=\"%.1f\">%s</text></g>\n",
+        fprintf(f, "<text class=\"barvalue\" x=\"%.1f\" y=\"%.1f\">final %s</text></g>\n",
                 L + (wp > wf ? wp : wf) + 6, y + BAR / 2 + 4,
                 html_bytes(b1, sizeof b1, x->final_rss, 0));
     }

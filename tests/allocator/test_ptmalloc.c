@@ -654,6 +654,71 @@ static void test_unaligned_break(void **state)
     ptmalloc_destroy(pm);
 }
 
+/* Garbage handed to free and realloc (interior, unaligned, freed, top, unmapped pointers, from
+ * several threads) is refused without touching the model: no simulated-memory fault, and the
+ * walk and statistics still agree afterwards. */
+static void test_garbage_requests(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    uint64_t live[64] = {0}, dead[64] = {0};
+    uint64_t x = 777;
+    int refused = 0;
+    for (int i = 0; i < 6000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((x >> 33) % 64);
+        uint32_t t = (uint32_t)((x >> 13) % 3);
+        int what = (int)((x >> 40) % 8);
+        if (what < 3) {
+            if (live[k]) {
+                F(pm, t, live[k]);
+                dead[k] = live[k];
+                live[k] = 0;
+            } else {
+                live[k] = M(pm, t, (x >> 45) % 3 ? (x >> 50) % 600 : (x >> 44) % 300000);
+            }
+            continue;
+        }
+        uint64_t bad;
+        switch (what) {
+        case 3: bad = dead[k]; break;                               /* double free */
+        case 4: bad = live[k] ? live[k] + 16 * (1 + (x >> 56) % 4) : 0; break;   /* interior */
+        case 5: bad = live[k] ? live[k] + 8 : 0; break;             /* unaligned */
+        case 6: bad = 0x10000 + ((x >> 20) & 0xffffff0); break;     /* unmapped */
+        default: bad = ptmalloc_heap_start(pm) + 16 * ((x >> 30) % 20000); break;
+        }
+        if (!bad)
+            continue;
+        int is_live = 0;
+        for (int j = 0; j < 64; j++)
+            is_live |= live[j] == bad;
+        if (is_live)
+            continue;
+        struct ptmalloc_result r = (x >> 60) & 1 ? ptmalloc_free(pm, t, bad) : ptmalloc_realloc(pm, t, bad, 100);
+        assert_int_equal(r.status, PTM_CORRUPT);
+        assert_non_null(r.message);
+        refused++;
+    }
+    assert_true(refused > 1000);
+    assert_int_equal(sysmem_fault_count(ptmalloc_sysmem(pm)), 0);
+    for (int a = 0; a < (int)ptmalloc_arena_count(pm); a++) {
+        struct walk_sum w;
+        memset(&w, 0, sizeof w);
+        w.ordered = 1;
+        ptmalloc_walk(pm, a, walk_cb, &w);
+        struct ptmalloc_stats st;
+        ptmalloc_stats(pm, a, &st);
+        uint64_t heap = 0;
+        for (int k = 0; k < 9; k++)
+            if (k != PTM_CHUNK_MMAPPED)
+                heap += w.bytes[k];
+        assert_int_equal(heap, st.system_bytes);
+        assert_int_equal(w.count[PTM_CHUNK_IN_USE], st.in_use_count);
+        assert_int_equal(w.bytes[PTM_CHUNK_TCACHE], st.tcache_bytes);
+    }
+    ptmalloc_destroy(pm);
+}
+
 struct bin_rec {
     uint64_t addr[16];
     int n;
@@ -716,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_largebin_order),
         cmocka_unit_test(test_sbrk_failure_fallback),
         cmocka_unit_test(test_unaligned_break),
+        cmocka_unit_test(test_garbage_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

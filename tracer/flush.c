@@ -104,9 +104,32 @@ static int program_gone(void)
     return r > 0 || r == -ESRCH;
 }
 
+/* The clone copied the program's descriptor table: keep only the trace file (and stderr for
+ * FRAGSCOPE_STATS), or the program's pipes and sockets would stay open in the flusher and, say,
+ * a reader would not see EOF when the program closes its end. */
+static void close_other_fds(void)
+{
+    int keep = rec.fd;
+    int from = 0;
+    if (rec.cfg.stats) {
+        rsys1(SYS_close, 0);
+        rsys1(SYS_close, 1);
+        from = 3;                              /* stderr stays */
+    }
+    long r = 0;
+    if (keep > from)
+        r |= rsys3(SYS_close_range, from, keep - 1, 0);
+    r |= rsys3(SYS_close_range, keep + 1, ~0u, 0);
+    if (r != 0)                                /* kernels before 5.9 */
+        for (int fd = from; fd < 65536; fd++)
+            if (fd != keep)
+                rsys1(SYS_close, fd);
+}
+
 static int flusher_main(void *arg)
 {
     (void)arg;
+    close_other_fds();
     for (;;) {
         uint32_t w = __atomic_load_n(&wake_word, __ATOMIC_ACQUIRE);
         if (program_gone()) {

@@ -814,6 +814,26 @@ static void record_file_rules(void **state)
     assert_int_equal(WEXITSTATUS(run(rec_usage, NULL, out, sizeof out, NULL)), 2);
 }
 
+/* The flusher must not keep the program's descriptors: a reader sees EOF as soon as a fork
+ * child (with its own flusher) closes its end of a pipe, not when the child exits. */
+static void program_pipes_close(void **state)
+{
+    (void)state;
+    char trace[512], out[256];
+    path_in_tmp(trace, sizeof trace, "pipe.fstrace");
+    char *argv[] = {FRAGSCOPE_BIN, (char *)"record", (char *)"-q", (char *)"-o", trace,
+                    (char *)"--", (char *)"/usr/bin/perl", (char *)"-e",
+                    (char *)"pipe(R, W) or die; my $pid = fork(); "
+                            "if (!$pid) { close R; close W; my @a = map { 'x' x $_ } 1..1000; "
+                            "sleep 2; exit 0 } "
+                            "close W; my $t = time; my $l = <R>; print time - $t < 2 ? 'eof' : 'late'; "
+                            "waitpid($pid, 0);",
+                    NULL};
+    int st = run(argv, NULL, out, sizeof out, NULL);
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(out, "eof");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -840,6 +860,7 @@ int main(void)
         cmocka_unit_test(sigkill_leaves_trace),
         cmocka_unit_test(real_programs_consistent),
         cmocka_unit_test(record_file_rules),
+        cmocka_unit_test(program_pipes_close),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

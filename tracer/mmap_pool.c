@@ -59,8 +59,8 @@ static void pool_lock_take(struct pool_sigsave *s)
 {
     uint64_t all = ~0ull;
     rsys4(SYS_rt_sigprocmask, SIG_BLOCK, &all, &s->old, 8);
-    while (__atomic_exchange_n(&pool_lock, 1, __ATOMIC_ACQUIRE))
-        __builtin_ia32_pause();
+    for (unsigned spins_ = 0; __atomic_exchange_n(&pool_lock, 1, __ATOMIC_ACQUIRE);)
+        rec_spin_pause(&spins_);
 }
 
 static void pool_lock_give(struct pool_sigsave *s)

@@ -103,8 +103,8 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 
 void modules_scan(void)
 {
-    while (__atomic_exchange_n(&mods_lock, 1, __ATOMIC_ACQUIRE))
-        __builtin_ia32_pause();
+    for (unsigned spins_ = 0; __atomic_exchange_n(&mods_lock, 1, __ATOMIC_ACQUIRE);)
+        rec_spin_pause(&spins_);
     if (!mods)
         mods = rec_map(MAX_MODULES * sizeof *mods);
     if (mods) {

@@ -29,6 +29,15 @@ static inline long rsys6(long n, long a, long b, long c, long d, long e, long f)
 #define rsys3(n, a, b, c) rsys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 #define rsys4(n, a, b, c, d) rsys6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
+/* Spin a little, then give the CPU away: the holder of a recorder lock may be descheduled. */
+static inline void rec_spin_pause(unsigned *spins)
+{
+    if (++*spins < 64)
+        __builtin_ia32_pause();
+    else
+        rsys0(SYS_sched_yield);
+}
+
 /* futex on a 32-bit word shared by the program's threads and the flusher (same memory). */
 #define REC_FUTEX_WAIT 0
 #define REC_FUTEX_WAKE 1

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <string.h>
 #include "recorder.h"
+#include "rec_syscall.h"
 
 #define STACK_SLOTS (1u << 20)
 #define STACK_MAX_IDS (STACK_SLOTS - 1)
@@ -126,8 +127,8 @@ static uint32_t intern(const uint64_t *f, unsigned n)
             __atomic_store_n(&stack_lock, 0, __ATOMIC_RELEASE);
             return id;
         }
-        while (__atomic_exchange_n(&stack_lock, 1, __ATOMIC_ACQUIRE))
-            __builtin_ia32_pause();
+        for (unsigned spins_ = 0; __atomic_exchange_n(&stack_lock, 1, __ATOMIC_ACQUIRE);)
+            rec_spin_pause(&spins_);
     }
 }
 
@@ -230,8 +231,8 @@ uint32_t stack_capture(struct rec_thread *t, uintptr_t ra, uintptr_t cfa)
 
 void stacks_atfork_prepare(void)
 {
-    while (__atomic_exchange_n(&stack_lock, 1, __ATOMIC_ACQUIRE))
-        __builtin_ia32_pause();
+    for (unsigned spins_ = 0; __atomic_exchange_n(&stack_lock, 1, __ATOMIC_ACQUIRE);)
+        rec_spin_pause(&spins_);
 }
 
 void stacks_atfork_release(void)

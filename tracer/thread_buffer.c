@@ -73,8 +73,8 @@ static uint64_t chunk_words(void)
 
 static void chunk_lock_take(void)
 {
-    while (__atomic_exchange_n(&chunk_lock, 1, __ATOMIC_ACQUIRE))
-        __builtin_ia32_pause();
+    for (unsigned spins_ = 0; __atomic_exchange_n(&chunk_lock, 1, __ATOMIC_ACQUIRE);)
+        rec_spin_pause(&spins_);
 }
 static void chunk_lock_give(void)
 {

@@ -43,6 +43,11 @@ struct pm_arena {
     /* Per-state chunk counters (chunkmap states), kept as chunks change state. */
     uint64_t st_count[CS_NSTATES];
     uint64_t st_bytes[CS_NSTATES];
+    /* The largest unsorted chunk: an upper bound, exact while unsorted_exact (a scan makes it
+     * exact, inserting keeps it so, removing a chunk of that size does not), so statistics
+     * walk the unsorted list only after the largest chunk left it. */
+    uint64_t unsorted_max;
+    int unsorted_exact;
 };
 
 static inline uint64_t bin_at(const struct pm_arena *av, unsigned i)

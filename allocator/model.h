@@ -88,6 +88,8 @@ static inline void stat_sub(struct ptmalloc *pm, uint64_t v)
     enum chunk_state s = cm_state(v);
     a->st_count[s]--;
     a->st_bytes[s] -= cm_size(v);
+    if (s == CS_UNSORTED && cm_size(v) >= a->unsorted_max)
+        a->unsorted_exact = 0;
 }
 static inline void chunk_note(struct ptmalloc *pm, uint64_t p, uint64_t size, uint32_t arena,
                               enum chunk_state st)
@@ -100,8 +102,11 @@ static inline void chunk_note(struct ptmalloc *pm, uint64_t p, uint64_t size, ui
     } else {
         cm_put(&pm->map, p, v);
     }
-    pm->arenas[arena]->st_count[st]++;
-    pm->arenas[arena]->st_bytes[st] += size;
+    struct pm_arena *a = pm->arenas[arena];
+    a->st_count[st]++;
+    a->st_bytes[st] += size;
+    if (st == CS_UNSORTED && size > a->unsorted_max)
+        a->unsorted_max = size;
 }
 static inline void chunk_forget(struct ptmalloc *pm, uint64_t p)
 {

@@ -35,6 +35,8 @@ void ptmalloc_mallinfo2(struct ptmalloc *pm, struct ptmalloc_mallinfo2 *mi)
     } while (a != main_arena(pm));
 }
 
+/* Largest free chunk of an arena: top, the fastbin and bin heads from the largest size down,
+ * and the unsorted list when its bound says it may beat them. */
 static uint64_t largest_free_in(struct ptmalloc *pm, struct pm_arena *a)
 {
     struct sysmem *m = pm->mem;
@@ -46,21 +48,41 @@ static uint64_t largest_free_in(struct ptmalloc *pm, struct pm_arena *a)
                 best = s;
             break;
         }
-    for (unsigned i = NBINS - 1; i >= 2; i--) {
-        uint64_t bin = bin_at(a, i);
-        uint64_t first = FD(m, a, bin);
-        if (first != bin) {
-            uint64_t s = chunk_size(m, first);
-            if (s > best)
-                best = s;
-            break;
+    /* Every non-empty bin has its binmap bit set (bits are only cleared lazily), so only the
+     * set bits need looking at, from the largest bin down. */
+    for (int block = BINMAPSIZE - 1, found = 0; block >= 0 && !found; block--) {
+        uint32_t map = a->binmap[block];
+        while (map) {
+            unsigned i = (unsigned)block * 32 + 31 - (unsigned)__builtin_clz(map);
+            map &= ~(1u << (i & 31));
+            uint64_t bin = bin_at(a, i);
+            uint64_t first = FD(m, a, bin);
+            if (first != bin) {
+                uint64_t s = chunk_size(m, first);
+                if (s > best)
+                    best = s;
+                found = 1;
+                break;
+            }
         }
     }
-    uint64_t ub = unsorted_bin(a);
-    for (uint64_t p = FD(m, a, ub); p != ub; p = FD(m, a, p)) {
-        uint64_t s = chunk_size(m, p);
-        if (s > best)
-            best = s;
+    if (a->st_count[CS_UNSORTED] == 0) {
+        a->unsorted_max = 0;
+        a->unsorted_exact = 1;
+    } else if (a->unsorted_exact) {
+        if (a->unsorted_max > best)
+            best = a->unsorted_max;
+    } else if (a->unsorted_max > best) {
+        uint64_t ub = unsorted_bin(a), umax = 0;
+        for (uint64_t p = FD(m, a, ub); p != ub; p = FD(m, a, p)) {
+            uint64_t s = chunk_size(m, p);
+            if (s > umax)
+                umax = s;
+        }
+        a->unsorted_max = umax;
+        a->unsorted_exact = 1;
+        if (umax > best)
+            best = umax;
     }
     return best;
 }

@@ -520,6 +520,7 @@ struct walk_sum {
     uint64_t bytes[9];
     uint64_t count[9];
     uint64_t last_addr;
+    uint64_t max_free;
     int ordered;
 };
 static int walk_cb(void *ctx, const struct ptmalloc_chunk *c)
@@ -530,6 +531,9 @@ static int walk_cb(void *ctx, const struct ptmalloc_chunk *c)
     if (c->state != PTM_CHUNK_MMAPPED && c->address < w->last_addr)
         w->ordered = 0;
     w->last_addr = c->address;
+    if (c->state != PTM_CHUNK_IN_USE && c->state != PTM_CHUNK_MMAPPED &&
+        c->state != PTM_CHUNK_OVERHEAD && c->size > w->max_free)
+        w->max_free = c->size;
     return 0;
 }
 
@@ -578,6 +582,37 @@ static void test_walk_matches_stats(void **state)
     ptmalloc_mallinfo2(pm, &mi);
     assert_int_equal(mi.uordblks + mi.fordblks, mi.arena);
     assert_int_equal(sysmem_fault_count(ptmalloc_sysmem(pm)), 0);
+    ptmalloc_destroy(pm);
+}
+
+/* largest_free (kept with a bound on the unsorted list) always equals the walk's largest free
+ * chunk, through many steps that move big chunks in and out of the unsorted list. */
+static void test_largest_free(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    uint64_t live[100] = {0};
+    uint64_t x = 4242;
+    for (int i = 0; i < 3000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((x >> 33) % 100);
+        uint32_t t = (uint32_t)((x >> 20) % 2);
+        if (live[k]) {
+            F(pm, t, live[k]);
+            live[k] = 0;
+        } else {
+            live[k] = M(pm, t, (x >> 40) % 3 == 0 ? (x >> 44) % 60000 : (x >> 44) % 2000);
+        }
+        if (i % 7 == 0) {
+            struct walk_sum w;
+            memset(&w, 0, sizeof w);
+            w.ordered = 1;
+            ptmalloc_walk(pm, -1, walk_cb, &w);
+            struct ptmalloc_stats st;
+            ptmalloc_stats(pm, -1, &st);
+            assert_int_equal(st.largest_free, w.max_free);
+        }
+    }
     ptmalloc_destroy(pm);
 }
 
@@ -778,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_thread_arena),
         cmocka_unit_test(test_arena_limit_round_robin),
         cmocka_unit_test(test_walk_matches_stats),
+        cmocka_unit_test(test_largest_free),
         cmocka_unit_test(test_largebin_order),
         cmocka_unit_test(test_sbrk_failure_fallback),
         cmocka_unit_test(test_unaligned_break),

@@ -85,8 +85,9 @@ void analyzer_report_text(FILE *f, const struct analyzer_report *r,
             }
         fprintf(f, "  Cause: %s.\n", top->cause);
         if (best)
-            fprintf(f, "  Fix: %s%s%s (heap RSS %s -> %s, verified by replay).\n", green(&p),
-                    top->fix, plain(&p), B(&p, b1, best->before), B(&p, b2, best->after));
+            fprintf(f, "  Fix: %s%s%s: heap RSS %s -> %s, verified by replay (finding 1 below).\n",
+                    green(&p), best->setting, plain(&p), B(&p, b1, best->before),
+                    B(&p, b2, best->after));
     }
     fprintf(f, "\n");
 

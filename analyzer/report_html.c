@@ -87,6 +87,8 @@ static const char page_css[] =
     ".flag:hover circle{fill:var(--accent)}\n"
     ".snapmark path{fill:#555}\n"
     ".pk-rss circle{fill:#e45756;stroke:#fff;stroke-width:1.5}"
+    ".pk-rss text{font-size:12px;font-weight:600;fill:#c23b3a;paint-order:stroke;stroke:#fff;"
+    "stroke-width:3px}"
     ".pk-live circle{fill:#4c78a8;stroke:#fff;stroke-width:1.5}\n"
     ".map .rowbg{fill:#f1f3f6}.map .rowlabel{font-size:11px;fill:#6b7383}\n"
     ".map .seghead{font-size:12px;font-weight:600;fill:#39404d}\n"

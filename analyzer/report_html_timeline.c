@@ -153,15 +153,22 @@ static void markers(FILE *f, sqlite3 *db, const struct frame *fr, const struct a
 }
 
 static void peak_dot(FILE *f, const struct frame *fr, uint64_t step, uint64_t v, const char *what,
-                     const char *cls)
+                     const char *cls, int label)
 {
     char b1[32];
     if (!step || step < fr->first || step >= fr->first + fr->span)
         return;
+    double x = fx(fr, (double)step), y = fy(fr, (double)v);
     fprintf(f, "<g class=\"%s\"><title>%s: %s at step %" PRIu64 "</title><circle cx=\"%.1f\" "
-               "cy=\"%.1f\" r=\"4\"/></g>\n",
-            cls, what, html_bytes(b1, sizeof b1, v, 0), step, fx(fr, (double)step),
-            fy(fr, (double)v));
+               "cy=\"%.1f\" r=\"4\"/>",
+            cls, what, html_bytes(b1, sizeof b1, v, 0), step, x, y);
+    /* The label above the dot, kept inside the plot. */
+    if (label) {
+        double lx = x < fr->x0 + 90 ? fr->x0 + 90 : x > fr->x1 - 90 ? fr->x1 - 90 : x;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s %s</text>", lx,
+                y - 9 < fr->y1 + 10 ? y + 18 : y - 9, what, b1);
+    }
+    fprintf(f, "</g>\n");
 }
 
 /* The final value of each series, written at the right end of its line, pushed apart so that
@@ -244,8 +251,8 @@ void html_timeline(FILE *f, sqlite3 *db, const struct analyzer_report *r,
     band(f, &fr, s, HS_SYSTEM, "s-system", 0);
     end_labels(f, &fr, s);
     const struct analyzer_measures *m = &r->measures;
-    peak_dot(f, &fr, m->peak_rss_step, m->peak_rss, "heap RSS peak", "pk-rss");
-    peak_dot(f, &fr, m->peak_live_step, m->peak_live, "live peak", "pk-live");
+    peak_dot(f, &fr, m->peak_live_step, m->peak_live, "live peak", "pk-live", 0);
+    peak_dot(f, &fr, m->peak_rss_step, m->peak_rss, "heap RSS peak", "pk-rss", 1);
     markers(f, db, &fr, r);
     fprintf(f, "</svg>\n");
     uint64_t per = (fr.span + s->count - 1) / s->count;

@@ -29,8 +29,10 @@ prog="$(cd "$(dirname "$prog")" && pwd)/trace-4000-blocks"
 (
   cd "$tmp"
   "$fragscope" record -q -o 4000-blocks.fstrace -- "$prog" >/dev/null
-  "$fragscope" replay 4000-blocks.fstrace --db 4000-blocks.db >/dev/null
-  "$fragscope" report 4000-blocks.db --format html -o report.html
+  "$fragscope" replay 4000-blocks.fstrace --db 4000-blocks.db >/dev/null 2>replay.log ||
+    { cat replay.log >&2; exit 1; }
+  "$fragscope" report 4000-blocks.db --format html -o report.html 2>report.log ||
+    { cat report.log >&2; exit 1; }
 )
 # The screenshot goes to the temporary folder first, then into place.
 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \

@@ -15,7 +15,8 @@
  *     same after threads exited;
  *   - the dynamic mmap threshold raised by a freed mmapped chunk, after which large requests
  *     land in the heap;
- *   - free leftovers next to blocks from memalign-family calls.
+ *   - free leftovers next to blocks from memalign-family calls;
+ *   - tcaches holding chunks of arenas their threads do not allocate from (cross-thread frees).
  * A fix counts as helping when the replay with it lowers the final (or, for the threshold, the
  * peak) heap RSS by at least 64 KiB and 5%.
  */
@@ -35,6 +36,7 @@ struct fchunk {
     uint32_t stack;
     int arena;
     int thread;                 /* tcache chunks: the thread whose tcache holds it, else -1 */
+    int thread_arena;           /* and the arena that thread allocates from, -1 unknown */
     enum fstate state;
 };
 
@@ -77,11 +79,12 @@ static int is_binned(enum fstate s)
 static int load_chunks(struct fctx *x)
 {
     sqlite3_stmt *st = db_prepare(x->db, x->err, sizeof x->err,
-                                  "SELECT address, size, resident, alloc_step, request, stack, "
-                                  "arena, state, (SELECT thread FROM tcache_owners o WHERE "
-                                  "o.run = c.run AND o.snap = c.snap AND o.address = c.address) "
-                                  "FROM chunks c WHERE run = %lld AND snap = %d "
-                                  "ORDER BY arena, address",
+                                  "SELECT c.address, c.size, c.resident, c.alloc_step, c.request, "
+                                  "c.stack, c.arena, c.state, o.thread, o.thread_arena FROM "
+                                  "chunks c LEFT JOIN tcache_owners o ON o.run = c.run AND "
+                                  "o.snap = c.snap AND o.address = c.address WHERE c.run = %lld "
+                                  "AND c.snap = %d "
+                                  "ORDER BY c.arena, c.address",
                                   (long long)x->run, x->snap);
     if (!st)
         return -1;
@@ -107,6 +110,8 @@ static int load_chunks(struct fctx *x)
         c->arena = sqlite3_column_int(st, 6);
         c->state = parse_state((const char *)sqlite3_column_text(st, 7));
         c->thread = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 8);
+        c->thread_arena =
+            sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 9);
     }
     sqlite3_finalize(st);
     return 0;
@@ -926,6 +931,79 @@ static int find_aligned_leftovers(struct fctx *x)
     return rc;
 }
 
+/* Cross-thread frees: a thread's tcache keeps chunks of an arena it does not allocate from.
+ * Only that thread could reuse them (and only for requests of their size); nobody can coalesce
+ * them. */
+static int find_cross_thread_tcache(struct fctx *x)
+{
+    enum { MAXT = 64 };
+    struct {
+        int thread, thread_arena, arena;
+        uint64_t n, bytes;
+        const struct fchunk *example;
+    } per[MAXT];
+    unsigned nper = 0;
+    uint64_t total = 0, total_n = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        const struct fchunk *c = &x->c[i];
+        if (c->state != F_TCACHE || c->thread < 0 || c->thread_arena < 0 ||
+            c->thread_arena == c->arena)
+            continue;
+        total += c->size;
+        total_n++;
+        unsigned k = 0;
+        while (k < nper && per[k].thread != c->thread)
+            k++;
+        if (k == nper) {
+            if (nper == MAXT)
+                continue;
+            nper++;
+            per[k].thread = c->thread;
+            per[k].thread_arena = c->thread_arena;
+            per[k].arena = c->arena;
+            per[k].n = per[k].bytes = 0;
+            per[k].example = c;
+        }
+        per[k].n++;
+        per[k].bytes += c->size;
+    }
+    if (!nper || total < 65536 || total * 100 < x->final_rss)
+        return 0;
+    unsigned w = 0;
+    for (unsigned k = 1; k < nper; k++)
+        if (per[k].bytes > per[w].bytes)
+            w = k;
+    char b1[32], b2[32];
+    struct finding_row f;
+    memset(&f, 0, sizeof f);
+    f.kind = "tcache-holds-other-arenas";
+    snprintf(f.cause, sizeof f.cause,
+             "tcaches hold %s of chunks freed by threads that did not allocate them (cross-thread "
+             "frees): only the caching thread could reuse them",
+             B(b1, total));
+    snprintf(f.evidence, sizeof f.evidence,
+             "at step %" PRIu64 ", %" PRIu64 " tcache chunks (%s) sit in the tcaches of %u "
+             "thread%s that allocate from other arenas; thread %d (arena %d) alone holds %" PRIu64
+             " chunks (%s) of arena %d, e.g. 0x%" PRIx64 " (%" PRIu64 " bytes, allocated at step "
+             "%" PRIu64 ")",
+             x->final_step, total_n, B(b1, total), nper, nper == 1 ? "" : "s", per[w].thread,
+             per[w].thread_arena, per[w].n, B(b2, per[w].bytes), per[w].arena,
+             per[w].example->address, per[w].example->size, per[w].example->alloc_step);
+    site_text(x, per[w].example->stack, f.site, sizeof f.site);
+    f.bytes = total;
+    f.step = x->final_step;
+    f.arena = per[w].arena;
+    f.chunk_address = per[w].example->address;
+    f.chunk_size = per[w].example->size;
+    f.alloc_step = per[w].example->alloc_step;
+    try_fix(x, &f, "tcache_count=0", "tcache_count=0", 0, 0, 1);
+    choose_fix(&f, "free blocks in the thread that allocated them (hand them back), or make the "
+                   "tcache smaller");
+    if (x->cache && !any_helps(&f))
+        return 0;
+    return store_finding(x, &f);
+}
+
 static int run_detectors(struct fctx *x)
 {
     int rc = 0;
@@ -936,6 +1014,8 @@ static int run_detectors(struct fctx *x)
         rc = find_top_pins(x, x->c[a0].arena, first, end);
         a0 = end;
     }
+    if (!rc)
+        rc = find_cross_thread_tcache(x);
     if (!rc)
         rc = find_fastbin_blocking(x);
     if (!rc && !already_found(x, "mmap-threshold-ratchet"))

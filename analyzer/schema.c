@@ -83,7 +83,7 @@ static const char schema_sql[] =
     ") WITHOUT ROWID;\n"
     "CREATE TABLE IF NOT EXISTS tcache_owners(\n"
     "  run INTEGER NOT NULL, snap INTEGER NOT NULL, address INTEGER NOT NULL,\n"
-    "  thread INTEGER NOT NULL,\n"
+    "  thread INTEGER NOT NULL, thread_arena INTEGER,\n"
     "  PRIMARY KEY(run, snap, address)\n"
     ") WITHOUT ROWID;\n"
     "CREATE TABLE IF NOT EXISTS sites(\n"

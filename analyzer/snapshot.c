@@ -40,12 +40,14 @@ uint64_t snapshot_resident(struct sysmem *mem, uint64_t a, uint64_t size)
 struct tcache_owner {
     uint64_t address;
     uint32_t thread;
+    int32_t thread_arena;       /* the arena that thread allocates from, -1 none */
 };
 
 struct owner_list {
     struct tcache_owner *v;
     size_t n, cap;
     uint32_t thread;
+    int32_t thread_arena;
 };
 
 static int collect_owner(void *ctx, enum ptmalloc_chunk_state kind, int bin, uint64_t address,
@@ -65,6 +67,7 @@ static int collect_owner(void *ctx, enum ptmalloc_chunk_state kind, int bin, uin
         l->cap = cap;
     }
     l->v[l->n].address = address;
+    l->v[l->n].thread_arena = l->thread_arena;
     l->v[l->n++].thread = l->thread;
     return 0;
 }
@@ -75,7 +78,7 @@ static int owner_cmp(const void *a, const void *b)
     return x->address < y->address ? -1 : x->address > y->address;
 }
 
-static int owner_of(const struct owner_list *l, uint64_t address)
+static const struct tcache_owner *owner_of(const struct owner_list *l, uint64_t address)
 {
     size_t lo = 0, hi = l->n;
     while (lo < hi) {
@@ -85,7 +88,7 @@ static int owner_of(const struct owner_list *l, uint64_t address)
         else
             hi = mid;
     }
-    return lo < l->n && l->v[lo].address == address ? (int)l->v[lo].thread : -1;
+    return lo < l->n && l->v[lo].address == address ? &l->v[lo] : NULL;
 }
 
 struct snap_ctx {
@@ -155,13 +158,18 @@ static int snap_chunk(void *vctx, const struct ptmalloc_chunk *c)
     }
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
-    int owner = c->state == PTM_CHUNK_TCACHE ? owner_of(&x->owners, c->address) : -1;
-    if (rc == SQLITE_DONE && owner >= 0) {
+    const struct tcache_owner *owner =
+        c->state == PTM_CHUNK_TCACHE ? owner_of(&x->owners, c->address) : NULL;
+    if (rc == SQLITE_DONE && owner) {
         sqlite3_stmt *o2 = x->ins_owner;
         sqlite3_bind_int64(o2, 1, x->run);
         sqlite3_bind_int(o2, 2, x->snap);
         sqlite3_bind_int64(o2, 3, (int64_t)c->address);
-        sqlite3_bind_int(o2, 4, owner);
+        sqlite3_bind_int(o2, 4, (int)owner->thread);
+        if (owner->thread_arena >= 0)
+            sqlite3_bind_int(o2, 5, owner->thread_arena);
+        else
+            sqlite3_bind_null(o2, 5);
         rc = sqlite3_step(o2);
         sqlite3_reset(o2);
     }
@@ -187,13 +195,14 @@ int snapshot_write(sqlite3 *db, int64_t run, int snap, uint64_t step, const char
     struct snap_ctx x = {.mem = ptmalloc_sysmem(pm), .org = org, .run = run, .snap = snap};
     for (uint32_t t = 0; org && t < org->threads; t++) {
         x.owners.thread = t;
+        x.owners.thread_arena = ptmalloc_thread_arena(pm, t);
         ptmalloc_bins(pm, -1, t, collect_owner, &x.owners);
     }
     if (x.owners.n)
         qsort(x.owners.v, x.owners.n, sizeof *x.owners.v, owner_cmp);
     if (sqlite3_prepare_v2(db, "INSERT INTO chunks VALUES(?,?,?,?,?,?,?,?,?,?,?)", -1, &x.ins,
                            NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT INTO tcache_owners VALUES(?,?,?,?)", -1, &x.ins_owner,
+        sqlite3_prepare_v2(db, "INSERT INTO tcache_owners VALUES(?,?,?,?,?)", -1, &x.ins_owner,
                            NULL) != SQLITE_OK) {
         sqlite3_finalize(x.ins);
         free(x.owners.v);

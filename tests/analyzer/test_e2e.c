@@ -278,6 +278,10 @@ static void tcache_cached_by_other_thread(void **state)
     const struct analyzer_finding *f = &r.findings[0];
     assert_string_equal(f->kind, "top-pinned-by-tcache");
     assert_true(whatif(f, "tcache_count=0")->helps);
+    /* The consumer's tcache holds the producer's chunks (~240 KB). */
+    f = finding(&r, "tcache-holds-other-arenas");
+    assert_true(f->bytes > 200 * 1024);
+    assert_true(whatif(f, "tcache_count=0")->helps);
     analyzer_report_free(&r);
 }
 

@@ -86,6 +86,8 @@ static const char page_css[] =
     ".flag circle{fill:#1d2330}.flag text{fill:#fff;font-size:11px;font-weight:700}\n"
     ".flag:hover circle{fill:var(--accent)}\n"
     ".snapmark path{fill:#555}\n"
+    ".cursor line{stroke:#1d2330;stroke-width:1}.cursor text{font-size:12px;font-weight:600;"
+    "paint-order:stroke;stroke:#fff;stroke-width:4px}\n"
     ".pk-rss circle{fill:#e45756;stroke:#fff;stroke-width:1.5}"
     ".pk-rss text{font-size:12px;font-weight:600;fill:#c23b3a;paint-order:stroke;stroke:#fff;"
     "stroke-width:3px}"
@@ -122,7 +124,25 @@ static const char head_script[] =
     "window.fsErrors=[];window.addEventListener('error',function(e){"
     "window.fsErrors.push(String(e.message||e));});";
 
+/* The timeline's read-out: the bucket under the pointer, its steps and values. */
 static const char tail_script[] =
+    "(function(){var d=document.getElementById('tl-data'),svg=document.getElementById('tl-svg'),"
+    "c=document.getElementById('tl-cursor');if(!d||!svg||!c)return;"
+    "var D=JSON.parse(d.textContent),ln=c.querySelector('line'),tx=c.querySelector('text');"
+    "function fmt(v){var u=['B','KiB','MiB','GiB','TiB'],i=0;while(v>=1024&&i<4){v/=1024;i++;}"
+    "return (i?v.toFixed(v<10?2:v<100?1:0):String(v))+' '+u[i];}"
+    "function show(e){var p=svg.createSVGPoint();p.x=e.clientX;p.y=e.clientY;"
+    "var q=p.matrixTransform(svg.getScreenCTM().inverse()),n=D.s.length,"
+    "i=Math.floor((q.x-D.x0)/(D.x1-D.x0)*n);"
+    "if(i<0||i>=n){c.setAttribute('visibility','hidden');return;}"
+    "var b=D.s[i],x=D.x0+((b[0]+b[1])/2-D.first+0.5)/D.span*(D.x1-D.x0),"
+    "right=x>(D.x0+D.x1)/2;ln.setAttribute('x1',x);ln.setAttribute('x2',x);"
+    "tx.setAttribute('x',right?x-6:x+6);tx.setAttribute('text-anchor',right?'end':'start');"
+    "tx.textContent=(b[0]==b[1]?'step '+b[0]:'steps '+b[0]+'-'+b[1])+': heap RSS '+fmt(b[2])+"
+    "', live '+fmt(b[3])+', system '+fmt(b[4])+', top '+fmt(b[5]);"
+    "c.setAttribute('visibility','visible');}"
+    "svg.addEventListener('mousemove',show);"
+    "svg.addEventListener('mouseleave',function(){c.setAttribute('visibility','hidden');});})();"
     "(function(){var n=document.querySelectorAll('svg').length;"
     "document.body.setAttribute('data-charts',String(n));"
     "if(!window.fsErrors.length)document.body.setAttribute('data-report-ok','1');})();";

@@ -241,8 +241,8 @@ void html_timeline(FILE *f, sqlite3 *db, const struct analyzer_report *r,
     fprintf(f, "<span class=\"key\"><b class=\"flagkey\">1</b>finding (click for details)</span>"
                "<span class=\"key\"><b class=\"snapkey\"></b>heap map snapshot</span>\n");
     fprintf(f, "</div>\n");
-    fprintf(f, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"memory over "
-               "the run\">\n",
+    fprintf(f, "<svg class=\"chart\" id=\"tl-svg\" viewBox=\"0 0 %d %d\" role=\"img\" "
+               "aria-label=\"memory over the run\">\n",
             CW, CH);
     axes(f, &fr, &ya, "bytes");
     band(f, &fr, s, HS_LIVE, "s-live", 1);
@@ -254,14 +254,29 @@ void html_timeline(FILE *f, sqlite3 *db, const struct analyzer_report *r,
     peak_dot(f, &fr, m->peak_live_step, m->peak_live, "live peak", "pk-live", 0);
     peak_dot(f, &fr, m->peak_rss_step, m->peak_rss, "heap RSS peak", "pk-rss", 1);
     markers(f, db, &fr, r);
+    /* The hover read-out (the page's script moves it; hidden until then). */
+    fprintf(f, "<g id=\"tl-cursor\" class=\"cursor\" visibility=\"hidden\"><line x1=\"0\" "
+               "y1=\"%.1f\" x2=\"0\" y2=\"%.1f\"/><text x=\"0\" y=\"%.1f\"></text></g>\n",
+            fr.y1, fr.y0, fr.y1 + 12);
     fprintf(f, "</svg>\n");
+    /* The buckets for the read-out: [first step, last step, heap RSS, live, system, top]. */
+    fprintf(f, "<script type=\"application/json\" id=\"tl-data\">{\"x0\":%.1f,\"x1\":%.1f,"
+               "\"first\":%" PRIu64 ",\"span\":%" PRIu64 ",\"s\":[",
+            fr.x0, fr.x1, fr.first, fr.span);
+    for (size_t i = 0; i < s->count; i++) {
+        const struct html_bucket *b = &s->b[i];
+        fprintf(f, "%s[%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "]",
+                i ? "," : "", b->step_lo, b->step_hi, b->max[HS_RSS], b->max[HS_LIVE],
+                b->max[HS_SYSTEM], b->max[HS_TOP]);
+    }
+    fprintf(f, "]}</script>\n");
     uint64_t per = (fr.span + s->count - 1) / s->count;
     fprintf(f, "<p class=\"note\">%" PRIu64 " steps (%" PRIu64 " stored) drawn as %zu points",
             fr.span, s->rows, s->count);
     if (per > 1)
         fprintf(f, " of up to %" PRIu64 " steps each; each band spans the minimum to the maximum "
                    "within its point", per);
-    fprintf(f, ".</p>\n");
+    fprintf(f, ". Hover over the chart for the values at a step.</p>\n");
     fprintf(f, "</section>\n");
 }
 

@@ -6,7 +6,8 @@
  * error happened (read back with --dump-dom), and Chromium's log (--enable-logging=stderr) must
  * hold no console message at all: no uncaught error, no blocked fetch (the page's
  * Content-Security-Policy forbids any). A page with a deliberate error shows that both checks
- * catch one. Last, a screenshot at 1400x2400 is decoded (PNG, with zlib) and must show the
+ * catch one. The timeline's read-out is moved by a synthetic pointer event and must show the
+ * heap RSS under it. Last, a screenshot at 1400x2400 is decoded (PNG, with zlib) and must show the
  * charts: many distinct colours, among them the exact fills of the heap-RSS legend, live bytes
  * and the unsorted bin (the free-memory chart). The screenshot is kept next to the test binary
  * (report-4000-blocks.png) to look at.
@@ -195,6 +196,48 @@ static void report_loads_without_errors(void **state)
     free(log);
 }
 
+/* The timeline's read-out: a copy of the report with a script that moves the pointer over the
+ * middle of the timeline and writes what the read-out shows into <body data-hover>. */
+static void timeline_readout_follows_the_pointer(void **state)
+{
+    (void)state;
+    char src[400], page[400];
+    snprintf(src, sizeof src, "%s/report.html", dir);
+    snprintf(page, sizeof page, "%s/hover.html", dir);
+    size_t len = 0;
+    char *html = slurp(src, &len);
+    assert_non_null(html);
+    char *end = strstr(html, "</body>");
+    assert_non_null(end);
+    FILE *f = fopen(page, "w");
+    assert_non_null(f);
+    fwrite(html, 1, (size_t)(end - html), f);
+    fputs("<script>(function(){var svg=document.getElementById('tl-svg'),"
+          "r=svg.getBoundingClientRect();svg.dispatchEvent(new MouseEvent('mousemove',"
+          "{clientX:r.left+r.width*0.5,clientY:r.top+r.height*0.5,bubbles:true}));"
+          "var c=document.getElementById('tl-cursor');document.body.setAttribute('data-hover',"
+          "c.getAttribute('visibility')+'|'+c.querySelector('text').textContent);})();</script>",
+          f);
+    fputs(end, f);
+    fclose(f);
+    free(html);
+    char *dom, *log;
+    load(page, &dom, &log);
+    print_console(log);
+    assert_null(strstr(log, ":CONSOLE"));
+    const char *hover = strstr(dom, "data-hover=\"");
+    assert_non_null(hover);
+    const char *q = strchr(hover + 12, '"');
+    assert_non_null(q);
+    fprintf(stderr, "read-out: %.*s\n", (int)(q - hover - 12), hover + 12);
+    /* The middle of the run: live bytes falling from the peak, heap RSS held at 201 MiB. */
+    assert_true(strncmp(hover, "data-hover=\"visible|steps ", 26) == 0);
+    char *rss = strstr(hover, ": heap RSS 201 MiB, live ");
+    assert_true(rss != NULL && rss < q);
+    free(dom);
+    free(log);
+}
+
 static void sweep_report_loads_without_errors(void **state)
 {
     (void)state;
@@ -361,6 +404,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_script_error_is_caught),
         cmocka_unit_test(report_loads_without_errors),
+        cmocka_unit_test(timeline_readout_follows_the_pointer),
         cmocka_unit_test(sweep_report_loads_without_errors),
         cmocka_unit_test(screenshot_shows_the_charts),
     };

@@ -10,7 +10,8 @@
  * table, the free chunks by size and, for a sweep database, the settings compared
  * (report_html_sweep.c). Every string from the trace or the database is escaped (html_esc).
  *
- * The script only records whether any script error happened and, when none did, sets
+ * The script moves the timeline's read-out (the values under the pointer, from a small JSON of
+ * the buckets), records whether any script error happened and, when none did, sets
  * data-report-ok="1" on <body>: the browser test reads that from the DOM.
  */
 #include <inttypes.h>
@@ -325,9 +326,9 @@ static void findings(const struct pen *p, const struct analyzer_report *r)
         fprintf(f, "</dd>\n</dl>\n");
         if (x->whatif_count) {
             fprintf(f, "<table class=\"whatif\">\n<thead><tr><th>what if</th><th>measured at"
-                       "</th><th class=\"num\">heap RSS</th><th class=\"num\">change</th><th class=\"num\">heap "
-                       "size</th><th class=\"num\">peak heap RSS</th><th>verdict</th></tr>"
-                       "</thead>\n<tbody>\n");
+                       "</th><th class=\"num\">heap RSS</th><th class=\"num\">change</th>"
+                       "<th class=\"num\">heap size</th><th class=\"num\">peak heap RSS</th>"
+                       "<th>verdict</th></tr></thead>\n<tbody>\n");
             for (unsigned k = 0; k < x->whatif_count; k++)
                 whatif_row(p, r, &x->whatif[k]);
             fprintf(f, "</tbody>\n</table>\n");

@@ -419,8 +419,8 @@ static void strings_from_the_trace_are_escaped(void **state)
     /* The trace path (title and header), the site (in chunk tooltips), the cause, the site. */
     assert_true(count(h, escaped) >= 5);
     assert_true(strstr(h, "/tmp/&lt;script&gt;alert(1)&lt;/script&gt;/t.fstrace") != NULL);
-    assert_true(strstr(h, "allocated at step 200100 by make_&lt;script&gt;alert(1)&lt;/script&gt; (") !=
-                NULL);
+    assert_true(strstr(h, "allocated at step 200100 by make_&lt;script&gt;alert(1)&lt;/script&gt; "
+                          "(") != NULL);
     assert_true(strstr(h, "evidence &amp; more &lt;b&gt;") != NULL);
     assert_true(strstr(h, "fix it: a&lt;b") != NULL);
     free(h);

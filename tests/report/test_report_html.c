@@ -557,6 +557,28 @@ static void sweep_database_compares_settings(void **state)
     free(h);
 }
 
+/* A run that stored no step (stopped at once): the page still renders, saying so. */
+static void empty_run_renders(void **state)
+{
+    (void)state;
+    char path[400], err[512];
+    snprintf(path, sizeof path, "%s/empty.db", dir);
+    struct analyzer_ingest_options io;
+    analyzer_ingest_options_default(&io);
+    io.no_analysis = 1;
+    io.quiet = 1;
+    struct analyzer_ingest *ing = analyzer_ingest_open(path, NULL, &io, err, sizeof err);
+    assert_non_null(ing);
+    assert_int_equal(analyzer_ingest_finish(ing, NULL, err, sizeof err), 0);
+    char *h = render(path, -1);
+    char why[256];
+    assert_int_equal(check_html(h, why, sizeof why), 0);
+    assert_true(strstr(h, "The run stored no step.") != NULL);
+    assert_true(strstr(h, "The run has no chunk snapshot") != NULL);
+    assert_null(strstr(h, "id=\"tl-data\""));
+    free(h);
+}
+
 static void output_file_is_created_safely(void **state)
 {
     (void)state;
@@ -628,6 +650,7 @@ int main(void)
         cmocka_unit_test(sampled_run_carries_values),
         cmocka_unit_test(big_heap_map_stays_small),
         cmocka_unit_test(sweep_database_compares_settings),
+        cmocka_unit_test(empty_run_renders),
         cmocka_unit_test(output_file_is_created_safely),
         cmocka_unit_test(report_command_writes_html),
     };

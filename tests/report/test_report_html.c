@@ -7,8 +7,8 @@
  * its SVG charts, escapes every string from the database, keeps the spike in the downsampled
  * timeline (min/max buckets), draws the big snapshot with a bounded number of marks and outlines
  * the pinning chunk. A sweep database (three runs of one trace) gets the settings comparison,
- * a single run does not. Report files are created 0600, never over an existing file without
- * --force, never through a symlink even with it.
+ * a single run does not; a run with no step still renders. Report files are created 0600, never
+ * over an existing file without --force, never through a symlink even with it.
  */
 #include <setjmp.h>
 #include <stdarg.h>

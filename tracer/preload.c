@@ -40,6 +40,7 @@
 
 struct recorder rec = {.fd = -1};
 volatile uint64_t rec_seq_line[8] __attribute__((aligned(64)));
+volatile int rec_multi;
 
 /* glibc's own entry points: calling them never re-enters us and never runs dlsym. */
 extern void *__libc_malloc(size_t);
@@ -625,6 +626,7 @@ EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)
         if (!real_pthread_create)
             return EAGAIN;
     }
+    __atomic_store_n(&rec_multi, 1, __ATOMIC_SEQ_CST);   /* before the thread exists */
     if (rec.state != REC_ON)
         return real_pthread_create(th, attr, fn, arg);
     struct rec_thread *t = thread_lookup();
@@ -693,6 +695,7 @@ static void atfork_child(void)
     stacks_atfork_release();
     pid_t parent = rec.pid;
     struct rec_thread *t = thread_lookup();
+    rec_multi = 0;                        /* the child has one thread */
     threads_reset_after_fork(t);
     flush_after_fork_child();
     rec.pid = (pid_t)rsys0(SYS_getpid);

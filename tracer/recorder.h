@@ -196,14 +196,17 @@ static inline void rec_commit(struct rec_thread *t, unsigned n)
     __atomic_store_n(&t->cur->committed, (uint64_t)(t->wp - t->cur->words), __ATOMIC_RELEASE);
 }
 
-/* While glibc says the process has one thread (it clears the flag in pthread_create before the
- * second thread exists, and never sets it again), no other thread can take a number, and a
- * signal handler that interrupts a hook is served from the pool without one: a plain
- * increment is enough. Otherwise one atomic add, which is also the full barrier. */
+/* While the process has one thread, no other thread can take a number, and a signal handler
+ * that interrupts a hook is served from the pool without one: a plain increment is enough.
+ * rec_multi is set by our pthread_create before the second thread exists (and by any thread
+ * registering later); glibc's __libc_single_threaded also covers threads libc creates itself
+ * (it is cleared in pthread_create before the thread exists, and never set again). Otherwise
+ * one atomic add, which is also the full barrier. */
 extern char __libc_single_threaded;
+extern volatile int rec_multi REC_HIDDEN;
 static inline uint64_t rec_next_seq(void)
 {
-    if (REC_LIKELY(__libc_single_threaded))
+    if (REC_LIKELY(!rec_multi && __libc_single_threaded))
         return rec_seq++;
     return __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
 }

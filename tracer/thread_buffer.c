@@ -227,6 +227,8 @@ struct rec_thread *thread_register(int parent)
     uint32_t i = __atomic_fetch_add(&states_used, 1, __ATOMIC_ACQ_REL);
     if (i >= MAX_THREADS)
         return NULL;
+    if (i > 0)
+        __atomic_store_n(&rec_multi, 1, __ATOMIC_SEQ_CST);
     t = thread_at(i);
     memset(t, 0, sizeof *t);
     t->tcb = k;

@@ -12,19 +12,19 @@
  * once the block defining it is written; until then a concurrent block defines it again
  * (allowed by the format). Modules are written by context 0 only.
  *
- * Compression adapts (see seal_mode): level 1 normally, Huffman-only for a thread whose data
- * does not shrink, stored while full chunks wait to be drained. All are raw deflate.
+ * Compression adapts (see seal_mode): level 1 normally, Huffman-only while full chunks wait
+ * to be drained or for a thread whose data does not shrink (trace_block_seal_level; the
+ * zlib arena is large enough to lend the column scratch, so blocks are column blocks).
  */
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
 #include "recorder.h"
 #include "rec_syscall.h"
-#include "trace_wire.h"
 
 #define RAW_TARGET (1u << 20)
 #define RAW_CAP (RAW_TARGET + (256u << 10))
-#define ZARENA_BYTES (1u << 20)
+#define ZARENA_BYTES (RAW_CAP + (1u << 20))   /* zlib's state, then the column scratch */
 #define STACK_BITMAP_BYTES ((1u << 20) / 8)
 #define DEFINED_MAX 512u
 #define MAX_THREADS_TRACKED 1024u
@@ -186,6 +186,9 @@ void flush_note_chunk_closed(void)
     __atomic_add_fetch(&chunks_closed, 1, __ATOMIC_RELAXED);
 }
 
+/* Huffman-only costs about what storing costs (the encoder dominates) and saves a third:
+ * it is the mode while the flusher is behind, and for threads whose data level 1 cannot
+ * shrink (re-tried every 16 blocks). */
 static int seal_mode(uint32_t thread)
 {
     if (rec.cfg.compress >= 0)
@@ -193,42 +196,11 @@ static int seal_mode(uint32_t thread)
     uint32_t backlog = __atomic_load_n(&chunks_closed, __ATOMIC_RELAXED) -
                        __atomic_load_n(&chunks_drained, __ATOMIC_RELAXED);
     if (backlog >= 2 || flush_room_waiters())
-        return SEAL_STORED;
+        return SEAL_HUFFMAN;
     uint32_t k = thread % MAX_THREADS_TRACKED;
     if (poor_ratio[k] && ++poor_retry[k] % 16)
         return SEAL_HUFFMAN;
     return SEAL_LEVEL1;
-}
-
-/* trace_block_seal with another deflate level and strategy (the same framing, trace_wire.h). */
-static size_t seal_with(struct drain_ctx *c, int level, int strategy, const struct block *b)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    zs.zalloc = z_alloc;
-    zs.zfree = z_free;
-    zs.opaque = c;
-    if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8, strategy) != Z_OK)
-        return 0;
-    zs.next_in = c->raw;
-    zs.avail_in = (uInt)b->len;
-    zs.next_out = c->sealed + WIRE_BLOCK_FRAME;
-    zs.avail_out = (uInt)(c->sealed_cap - WIRE_BLOCK_FRAME);
-    int rc = deflate(&zs, Z_FINISH);
-    size_t payload = zs.total_out;
-    deflateEnd(&zs);
-    if (rc != Z_STREAM_END)
-        return 0;
-    uint8_t *o = c->sealed;
-    memcpy(o, WIRE_BLOCK_TAG, 4);
-    wire_put32(o + 4, (uint32_t)payload);
-    wire_put32(o + 8, (uint32_t)b->len);
-    wire_put32(o + 12, b->thread);
-    wire_put64(o + 16, b->events ? b->first_seq : 0);
-    wire_put64(o + 24, b->events ? b->last_seq : 0);
-    wire_put32(o + 32, (uint32_t)crc32(0, o + WIRE_BLOCK_FRAME, (uInt)payload));
-    wire_put32(o + 36, (uint32_t)crc32(0, o, 36));
-    return WIRE_BLOCK_FRAME + payload;
 }
 
 /* ---- blocks ---- */
@@ -248,17 +220,13 @@ static void block_seal(struct block *b)
         return;
     c->zused = 0;
     int mode = seal_mode(b->thread);
-    size_t n;
-    if (mode == SEAL_LEVEL1) {
-        struct trace_zalloc za = {z_alloc, z_free, c};
-        n = trace_block_seal(c->sealed, c->sealed_cap, c->raw, b->len, b->thread,
-                             b->events ? b->first_seq : 0, b->events ? b->last_seq : 0, &za);
-        if (b->len >= 4096)
-            poor_ratio[b->thread % MAX_THREADS_TRACKED] = n * 4 > b->len * 3;
-    } else {
-        n = seal_with(c, mode == SEAL_STORED ? 0 : 1,
-                      mode == SEAL_STORED ? Z_DEFAULT_STRATEGY : Z_HUFFMAN_ONLY, b);
-    }
+    struct trace_zalloc za = {z_alloc, z_free, c};
+    size_t n = trace_block_seal_level(c->sealed, c->sealed_cap, c->raw, b->len, b->thread,
+                                      b->events ? b->first_seq : 0, b->events ? b->last_seq : 0,
+                                      &za, mode == SEAL_STORED ? 0 : 1,
+                                      mode == SEAL_HUFFMAN ? Z_HUFFMAN_ONLY : Z_DEFAULT_STRATEGY);
+    if (mode == SEAL_LEVEL1 && b->len >= 4096)
+        poor_ratio[b->thread % MAX_THREADS_TRACKED] = n * 4 > b->len * 3;
     spin_lock(&out_lock);
     if (n && !ended) {
         out_append(c->sealed, n);

@@ -12,9 +12,9 @@
  * once the block defining it is written; until then a concurrent block defines it again
  * (allowed by the format). Modules are written by context 0 only.
  *
- * Compression adapts (see seal_mode): level 1 normally, Huffman-only while full chunks wait
- * to be drained or for a thread whose data does not shrink (trace_block_seal_level; the
- * zlib arena is large enough to lend the column scratch, so blocks are column blocks).
+ * Compression adapts (see seal_mode): level 1 column blocks normally, stored row blocks while
+ * full chunks wait to be drained, Huffman-only rows for a thread whose data does not shrink
+ * (trace_block_seal_level; columns when the zlib arena lends the scratch).
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -36,6 +36,7 @@ struct drain_ctx {
     size_t sealed_cap;
     char *zarena;
     size_t zused;
+    int rows_only;                       /* refuse the column scratch (zlib's own pieces are <= 64 KiB) */
     struct trace_event ev;               /* kept all-zero between events */
     uint32_t defined[DEFINED_MAX];       /* stacks defined in blocks not yet written */
     unsigned ndefined;
@@ -101,7 +102,7 @@ static void *z_alloc(void *opaque, unsigned items, unsigned size)
 {
     struct drain_ctx *c = opaque;
     size_t n = ((size_t)items * size + 15) & ~(size_t)15;
-    if (c->zused + n > ZARENA_BYTES)
+    if (c->zused + n > ZARENA_BYTES || (c->rows_only && n > (96u << 10)))
         return NULL;
     void *p = c->zarena + c->zused;
     c->zused += n;
@@ -186,8 +187,11 @@ void flush_note_chunk_closed(void)
     __atomic_add_fetch(&chunks_closed, 1, __ATOMIC_RELAXED);
 }
 
-/* Huffman-only costs about what storing costs (the encoder dominates) and saves a third:
- * it is the mode while the flusher is behind, and for threads whose data level 1 cannot
+/* What sealing costs per event on malloc_bench, next to encoding (1x): stored rows +0.07x,
+ * Huffman rows +0.8x, level 1 rows +1.7x, level 1 columns +3x, for 6.5, 4.5, 4.3 and 3.75
+ * bytes per event; real programs' records shrink far more, and faster. So: level 1 with
+ * columns while the flusher keeps up; stored rows while full chunks wait to be drained (the
+ * program must not wait on compression); Huffman rows for a thread whose data level 1 cannot
  * shrink (re-tried every 16 blocks). */
 static int seal_mode(uint32_t thread)
 {
@@ -196,7 +200,7 @@ static int seal_mode(uint32_t thread)
     uint32_t backlog = __atomic_load_n(&chunks_closed, __ATOMIC_RELAXED) -
                        __atomic_load_n(&chunks_drained, __ATOMIC_RELAXED);
     if (backlog >= 2 || flush_room_waiters())
-        return SEAL_HUFFMAN;
+        return SEAL_STORED;
     uint32_t k = thread % MAX_THREADS_TRACKED;
     if (poor_ratio[k] && ++poor_retry[k] % 16)
         return SEAL_HUFFMAN;
@@ -220,6 +224,8 @@ static void block_seal(struct block *b)
         return;
     c->zused = 0;
     int mode = seal_mode(b->thread);
+    /* Columns need a scratch as large as the block: lend it at level 1 only. */
+    c->rows_only = mode != SEAL_LEVEL1;
     struct trace_zalloc za = {z_alloc, z_free, c};
     size_t n = trace_block_seal_level(c->sealed, c->sealed_cap, c->raw, b->len, b->thread,
                                       b->events ? b->first_seq : 0, b->events ? b->last_seq : 0,

@@ -1,8 +1,9 @@
 /* ingest.c: storing a replay in SQLite, one row per step, fast and compact.
  *
- * analyzer_ingest_step is the replay's per-step callback. It binds the step into one prepared
- * INSERT inside a long transaction that is committed every `commit_every` steps (a replay killed
- * between commits leaves every committed chunk and the run row marked incomplete). To stay near
+ * analyzer_ingest_step is the replay's per-step callback. It gathers the step's row in a batch
+ * (row_batch.c: one multi-row INSERT per 32 rows) inside a long transaction that is committed
+ * every `commit_every` steps (a replay killed between commits leaves every committed chunk and
+ * the run row marked incomplete). To stay near
  * 40-60 bytes a step, a counter that did not change since the previous stored row is stored as
  * NULL (SCHEMA.md: "NULL = unchanged"); every 4096th stored row of a run is complete so that a
  * lookup of the value at a step never reads far back. With --every N only every Nth step is
@@ -20,12 +21,15 @@
 #include "../cli.h"
 #include "analyzer_int.h"
 #include "db_util.h"
+#include "row_batch.h"
 
 #define KEYFRAME_EVERY 4096
 #define DEFAULT_COMMIT_EVERY (1u << 18)
+#define STEP_BATCH 32                   /* rows per INSERT statement (row_batch.h) */
+#define ARENA_COLS 12
 
 enum step_col {
-    C_RUN_STEP = 1, C_TIME, C_THREAD, C_CALL, C_SIZE, C_ADDRESS, C_STACK,
+    C_RUN_STEP = 0, C_TIME, C_THREAD, C_CALL, C_SIZE, C_ADDRESS, C_STACK,
     C_LIVE, C_IN_USE, C_SYSTEM, C_MMAPPED, C_RSS, C_TOP, C_LARGEST,
     C_TCACHE_N, C_TCACHE_B, C_FAST_N, C_FAST_B, C_UNSORTED_N, C_UNSORTED_B, C_SMALL_N, C_SMALL_B,
     C_LARGE_N, C_LARGE_B, C_MMAPPED_N, C_ARENAS, C_ARENA, C_DID, C_COUNT
@@ -45,10 +49,10 @@ struct analyzer_ingest {
     int64_t run;
     struct analyzer_ingest_options io;
     struct replay_options ro;
-    sqlite3_stmt *ins_step, *ins_arena, *ins_event;
+    struct row_batch steps, arena_steps;
+    sqlite3_stmt *ins_event;
     uint64_t commit_every, since_commit, stored;
     int64_t prev[C_COUNT];
-    unsigned char bound_null[C_COUNT];   /* the statement's binding is already NULL */
     int have_prev;
     uint64_t heap_start;
     struct run_point live_peak, rss_peak, sys_peak, last;
@@ -56,6 +60,7 @@ struct analyzer_ingest {
     uint64_t max_thread, thread_exits, threshold_raises, threads_seen;
     struct arena_last *arenas;
     size_t arena_cap;
+    int64_t arena_sum[9];                /* the arenas' last values, summed */
     struct origins org;
     int snapshots_taken;
     int failed;
@@ -150,13 +155,13 @@ struct analyzer_ingest *analyzer_ingest_open(const char *db_path, const struct r
         goto bad;
     }
     ing->run = sqlite3_last_insert_rowid(ing->db);
-    if (sqlite3_prepare_v2(ing->db,
-                           "INSERT INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                           "?,?,?,?,?,?,?)",
-                           -1, &ing->ins_step, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ing->db, "INSERT INTO arena_steps VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-                           -1, &ing->ins_arena, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ing->db, "INSERT OR REPLACE INTO sys_events VALUES(?,?,?,?,?)", -1,
+    if (row_batch_init(&ing->steps, ing->db, "steps", C_COUNT, STEP_BATCH, e2, sizeof e2) ||
+        row_batch_init(&ing->arena_steps, ing->db, "arena_steps", ARENA_COLS, STEP_BATCH, e2,
+                       sizeof e2)) {
+        snprintf(err, errlen, "%s: %s", db_path, e2);
+        goto bad;
+    }
+    if (sqlite3_prepare_v2(ing->db, "INSERT OR REPLACE INTO sys_events VALUES(?,?,?,?,?)", -1,
                            &ing->ins_event, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", db_path, sqlite3_errmsg(ing->db));
         goto bad;
@@ -167,8 +172,8 @@ struct analyzer_ingest *analyzer_ingest_open(const char *db_path, const struct r
     }
     return ing;
 bad:
-    sqlite3_finalize(ing->ins_step);
-    sqlite3_finalize(ing->ins_arena);
+    row_batch_free(&ing->steps);
+    row_batch_free(&ing->arena_steps);
     sqlite3_finalize(ing->ins_event);
     if (ing->db)
         analyzer_db_close(ing->db);
@@ -183,9 +188,19 @@ int64_t analyzer_ingest_run_id(const struct analyzer_ingest *ing)
     return ing->run;
 }
 
+/* Writes the rows still gathered in the batches. */
+static void flush_rows(struct analyzer_ingest *ing)
+{
+    if (row_batch_flush(&ing->steps) != SQLITE_OK)
+        fail(ing, "steps");
+    if (row_batch_flush(&ing->arena_steps) != SQLITE_OK)
+        fail(ing, "arena_steps");
+}
+
 static void commit_chunk(struct analyzer_ingest *ing)
 {
     char e2[256];
+    flush_rows(ing);
     if (db_exec(ing->db, "COMMIT; BEGIN", e2, sizeof e2))
         fail(ing, "commit");
     ing->since_commit = 0;
@@ -238,22 +253,22 @@ static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, uint64_t
         return;
     /* Like steps: a value unchanged since this arena's previous row is NULL. */
     int full = !al->valid || al->rows % KEYFRAME_EVERY == 0;
-    sqlite3_stmt *s = ing->ins_arena;
-    sqlite3_bind_int64(s, 1, ing->run);
-    sqlite3_bind_int64(s, 2, (int64_t)step);
-    sqlite3_bind_int(s, 3, arena);
+    unsigned char *nul;
+    int64_t *row = row_batch_next(&ing->arena_steps, &nul);
+    row[0] = ing->run;
+    row[1] = (int64_t)step;
+    row[2] = arena;
     for (int i = 0; i < 9; i++) {
-        if (!full && v[i] == al->v[i])
-            sqlite3_bind_null(s, 4 + i);
-        else
-            sqlite3_bind_int64(s, 4 + i, v[i]);
+        row[3 + i] = v[i];
+        nul[3 + i] = !full && v[i] == al->v[i];
     }
+    for (int i = 0; i < 9; i++)
+        ing->arena_sum[i] += v[i] - (al->valid ? al->v[i] : 0);
     al->valid = 1;
     al->rows++;
     memcpy(al->v, v, sizeof v);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    if (row_batch_commit_row(&ing->arena_steps) != SQLITE_OK)
         fail(ing, "arena_steps");
-    sqlite3_reset(s);
 }
 
 static void take_point(struct run_point *p, const struct replay_step *s)
@@ -329,20 +344,31 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
     if (s->did & REPLAY_DID_MADVISE)
         sys_event(ing, s->step, "madvise", s->arena, (int64_t)st->resident_bytes);
 
-    if (pm && st->arena_count > 1) {
+    if (pm && st->arena_count > 1 && ev && ev->kind != TRACE_EV_SAMPLE &&
+        ev->kind != TRACE_EV_MODULE) {
         /* The caller's arena, and the arena of the chunk a free or realloc released (it was
          * allocated there); a new arena or a thread exit: every arena. */
-        if ((s->did & REPLAY_DID_ARENA_NEW) || (ev && ev->kind == TRACE_EV_THREAD_EXIT)) {
-            for (uint32_t a = 0; a < st->arena_count; a++)
-                arena_row(ing, pm, s->step, (int)a);
-        } else {
+        int all = (s->did & REPLAY_DID_ARENA_NEW) || ev->kind == TRACE_EV_THREAD_EXIT;
+        if (!all) {
             arena_row(ing, pm, s->step, s->arena);
             const struct chunk_origin *o =
                 s->replayed_old_ptr ? chunk_map_get(&ing->org.chunks, s->replayed_old_ptr - 16)
                                     : NULL;
             if (o && o->arena >= 0 && o->arena != s->arena)
                 arena_row(ing, pm, s->step, o->arena);
+            /* The arenas' values must add up to the totals; when they do not, another arena
+             * changed too (a chunk of another arena taken from the caller's tcache, a trim of
+             * every arena): look at them all. */
+            int64_t tot[9] = {(int64_t)st->system_bytes, (int64_t)st->in_use_bytes,
+                              (int64_t)st->resident_bytes, (int64_t)st->top_bytes,
+                              (int64_t)st->tcache_bytes, (int64_t)st->fastbin_bytes,
+                              (int64_t)st->unsorted_bytes, (int64_t)st->small_bytes,
+                              (int64_t)st->large_bytes};
+            all = memcmp(tot, ing->arena_sum, sizeof tot) != 0;
         }
+        if (all)
+            for (uint32_t a = 0; a < st->arena_count; a++)
+                arena_row(ing, pm, s->step, (int)a);
     }
     for (unsigned i = 0; i < ing->io.snapshot_at_count; i++)
         if (ing->io.snapshot_at[i] == s->step && pm) {
@@ -385,52 +411,39 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
     v[C_ARENAS] = (int64_t)st->arena_count;
     v[C_ARENA] = s->arena;
 
-    sqlite3_stmt *q = ing->ins_step;
-    sqlite3_bind_int64(q, C_RUN_STEP, (ing->run << 40) + (int64_t)s->step);
+    unsigned char *nul;
+    int64_t *row = row_batch_next(&ing->steps, &nul);
+    row[C_RUN_STEP] = (ing->run << 40) + (int64_t)s->step;
     if (ev) {
-        sqlite3_bind_int64(q, C_TIME, (int64_t)ev->time_ns);
-        sqlite3_bind_int64(q, C_THREAD, ev->thread);
-        sqlite3_bind_int(q, C_CALL, ev->kind);
+        row[C_TIME] = (int64_t)ev->time_ns;
+        row[C_THREAD] = ev->thread;
+        row[C_CALL] = ev->kind;
         if (origins_is_allocation(ev->kind) || ev->kind == TRACE_EV_MALLOC_TRIM)
-            sqlite3_bind_int64(q, C_SIZE, (int64_t)(s->request_bytes ? s->request_bytes
-                                                                     : origins_request_bytes(ev)));
+            row[C_SIZE] = (int64_t)(s->request_bytes ? s->request_bytes
+                                                     : origins_request_bytes(ev));
         else
-            sqlite3_bind_null(q, C_SIZE);
-        if (ev->stack_id)
-            sqlite3_bind_int64(q, C_STACK, ev->stack_id);
-        else
-            sqlite3_bind_null(q, C_STACK);
+            nul[C_SIZE] = 1;
+        row[C_STACK] = ev->stack_id;
+        nul[C_STACK] = !ev->stack_id;
     } else {
         for (int c = C_TIME; c <= C_SIZE; c++)
-            sqlite3_bind_null(q, c);
-        sqlite3_bind_null(q, C_STACK);
+            nul[c] = 1;
+        nul[C_STACK] = 1;
     }
-    if (s->replayed_ptr)
-        sqlite3_bind_int64(q, C_ADDRESS, (int64_t)(s->replayed_ptr - ing->heap_start));
-    else
-        sqlite3_bind_null(q, C_ADDRESS);
+    row[C_ADDRESS] = (int64_t)(s->replayed_ptr - ing->heap_start);
+    nul[C_ADDRESS] = !s->replayed_ptr;
     int full = !ing->have_prev || ing->stored % KEYFRAME_EVERY == 0;
-    /* Bindings survive sqlite3_reset: a column that stays unchanged keeps its NULL. */
     for (int c = FIRST_DELTA_COL; c <= LAST_DELTA_COL; c++) {
-        if (!full && v[c] == ing->prev[c]) {
-            if (!ing->bound_null[c]) {
-                sqlite3_bind_null(q, c);
-                ing->bound_null[c] = 1;
-            }
-        } else {
-            sqlite3_bind_int64(q, c, v[c]);
-            ing->bound_null[c] = 0;
-        }
+        row[c] = v[c];
+        nul[c] = !full && v[c] == ing->prev[c];
         ing->prev[c] = v[c];
     }
-    sqlite3_bind_int(q, C_DID, (int)s->did);
+    row[C_DID] = (int64_t)s->did;
     ing->have_prev = 1;
-    if (sqlite3_step(q) != SQLITE_DONE) {
+    if (row_batch_commit_row(&ing->steps) != SQLITE_OK) {
         fail(ing, "steps");
-        sqlite3_reset(q);
         return 1;
     }
-    sqlite3_reset(q);
     ing->stored++;
     if (++ing->since_commit >= ing->commit_every)
         commit_chunk(ing);
@@ -539,10 +552,17 @@ int analyzer_ingest_finish(struct analyzer_ingest *ing, const struct replay_summ
         rc = -1;
     }
     /* Whatever happened, the stored steps are committed and the run row says how far it got. */
-    sqlite3_finalize(ing->ins_step);
-    sqlite3_finalize(ing->ins_arena);
+    if (!ing->failed) {
+        flush_rows(ing);
+        if (ing->failed) {
+            snprintf(err, errlen, "%s", ing->errmsg);
+            rc = -1;
+        }
+    }
+    row_batch_free(&ing->steps);
+    row_batch_free(&ing->arena_steps);
     sqlite3_finalize(ing->ins_event);
-    ing->ins_step = ing->ins_arena = ing->ins_event = NULL;
+    ing->ins_event = NULL;
     if (db_exec(ing->db, "COMMIT", e2, sizeof e2) && rc == 0) {
         snprintf(err, errlen, "%s: %s", ing->db_path, e2);
         rc = -1;

@@ -13,15 +13,19 @@
  *
  * - Pages. A three-level radix table (13 + 13 + 9 bits of the 35-bit page number). A leaf covers
  *   512 pages (2 MiB) and holds their residency bitmap; only when the allocator stores into a page
- *   does the leaf get a page array, the page a record, and the touched 512-byte block of the page
- *   a 64-word host buffer. Untouched memory costs nothing, touched-only memory one bit a page,
- *   and a sparse page of chunk headers one block rather than four KiB. Invariant: a page with
- *   contents is resident, and a resident page is in the break area or a mapping.
+ *   does the leaf get a region table for the page's 128 KiB (one flat array of 256 block
+ *   pointers) and the touched 512-byte block of the page a 64-word host buffer. Untouched memory
+ *   costs nothing, touched-only memory one bit a page, and a sparse page of chunk headers one
+ *   block rather than four KiB. Invariant: a page with contents is resident, and a resident page
+ *   is in the break area or a mapping. Each region also marks its pages whose protection is not
+ *   read/write (set by mprotect, carried by mremap), so that a region with none of them can be
+ *   cached: every block it lists is then read/write.
  *
- * - The access cache (struct sysmem_tlb, the first member of struct sysmem): the static inline
- *   sysmem_load/sysmem_store in sysmem.h hit it; this file refills it on a miss and empties the
- *   affected entries whenever blocks are freed (page by page, as their page's contents go) or
- *   move or lose write permission (by range).
+ * - The region cache (struct sysmem_rcache, the first member of struct sysmem): direct-mapped by
+ *   region address; the static inline sysmem_load/sysmem_store in sysmem.h find a block through
+ *   it in two indexed steps. This file fills it on a miss (only with regions marking no
+ *   non-read/write page) and empties an entry when its region is freed or a page of it loses
+ *   read/write permission. A freed or moved block just leaves a NULL in its region's table.
  *
  * Counters (resident pages, resident pages of the break area, mapped bytes, host bytes) are kept
  * as things change. Misuse by the model (access outside the space or to PROT_NONE, misaligned
@@ -38,6 +42,9 @@
 #define BLOCK_WORDS (BLOCK_SIZE / 8)
 #define BLOCKS_PER_PAGE (PAGE_SIZE / BLOCK_SIZE)
 
+#define REGION_SIZE ((uint64_t)1 << SYSMEM_REGION_SHIFT)
+#define REGION_BLOCKS SYSMEM_REGION_BLOCKS
+#define REGION_PAGES (REGION_SIZE / PAGE_SIZE)
 #define LEAF_BITS 9
 #define MID_BITS 13
 #define TOP_BITS 13
@@ -45,6 +52,8 @@
 #define MID_ENTRIES ((uint64_t)1 << MID_BITS)
 #define TOP_ENTRIES ((uint64_t)1 << TOP_BITS)
 #define MID_PAGES (LEAF_PAGES * MID_ENTRIES)
+#define LEAF_REGIONS (LEAF_PAGES / REGION_PAGES)
+_Static_assert(REGION_PAGES <= 32 && REGION_PAGES >= 1, "a region's page marks fit in 32 bits");
 
 /* x86_64 user space: [mmap_min_addr, TASK_SIZE). */
 #define SPACE_END ((uint64_t)1 << 47)
@@ -63,12 +72,15 @@ static uint64_t page_up(uint64_t a) { return (a + PAGE_SIZE - 1) & ~(PAGE_SIZE -
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
-struct page_rec {
-    uint64_t *block[BLOCKS_PER_PAGE];
+/* The blocks of one 128 KiB region, by block index (blk first: the region cache points at it). */
+struct region {
+    uint64_t *blk[REGION_BLOCKS];
+    uint32_t nblocks;               /* non-NULL entries of blk */
+    uint32_t nonrw;                 /* bit per page: protection is not read/write */
 };
 
 struct leaf {
-    struct page_rec **pages;        /* LEAF_PAGES entries, allocated on the first store */
+    struct region *reg[LEAF_REGIONS];   /* allocated on the first store into the region */
     uint32_t nresident;
     uint64_t resident[LEAF_PAGES / 64];
 };
@@ -88,7 +100,7 @@ struct vma {
 };
 
 struct sysmem {
-    struct sysmem_tlb tlb;          /* first: sysmem.h's inline fast path reads it */
+    struct sysmem_rcache rc;        /* first: sysmem.h's inline fast path reads it */
     struct sysmem_config cfg;
     uint64_t brk;                   /* the break, byte-exact */
     uint64_t brk_lo, brk_hi;        /* the break area, page-aligned */
@@ -130,50 +142,36 @@ static void note_fault(struct sysmem *m, uint64_t addr, const char *why) {
     }
 }
 
-/* ---- the access cache ---- */
+/* ---- the region cache ---- */
 
-static void tlb_clear_all(struct sysmem *m) {
-    for (unsigned i = 0; i < SYSMEM_TLB_ENTRIES; i++) {
-        m->tlb.e[i].base = SYSMEM_FAIL;
-        m->tlb.e[i].words = NULL;
+static const struct region empty_region;   /* all NULL: what an empty cache entry points at */
+
+static void rc_clear_all(struct sysmem *m) {
+    for (unsigned i = 0; i < SYSMEM_RCACHE_ENTRIES; i++) {
+        m->rc.e[i].base = SYSMEM_FAIL;
+        m->rc.e[i].blk = empty_region.blk;
     }
 }
 
-/* Empties the entries for blocks in [lo, hi): by the slots those blocks map to when the range
- * is small, else by a scan of the whole cache. */
-static void tlb_clear_range(struct sysmem *m, uint64_t lo, uint64_t hi) {
-    if (hi <= lo)
-        return;
-    uint64_t first = lo >> SYSMEM_BLOCK_SHIFT, last = (hi - 1) >> SYSMEM_BLOCK_SHIFT;
-    if (last - first < SYSMEM_TLB_ENTRIES) {
-        for (uint64_t b = first; b <= last; b++) {
-            struct sysmem_tlb_entry *e = &m->tlb.e[b & (SYSMEM_TLB_ENTRIES - 1)];
-            if (e->base != SYSMEM_FAIL && e->base >= lo && e->base < hi) {
-                e->base = SYSMEM_FAIL;
-                e->words = NULL;
-            }
-        }
-        return;
-    }
-    for (unsigned i = 0; i < SYSMEM_TLB_ENTRIES; i++) {
-        struct sysmem_tlb_entry *e = &m->tlb.e[i];
-        if (e->base != SYSMEM_FAIL && e->base >= lo && e->base < hi) {
-            e->base = SYSMEM_FAIL;
-            e->words = NULL;
-        }
-    }
+static inline struct sysmem_rcache_entry *rc_slot(struct sysmem *m, uint64_t addr) {
+    return &m->rc.e[(addr >> SYSMEM_REGION_SHIFT) & (SYSMEM_RCACHE_ENTRIES - 1)];
 }
 
-/* Empties the entries for the blocks of page pn (called when its contents are freed). */
-static void tlb_forget_page(struct sysmem *m, uint64_t pn) {
-    for (uint64_t j = 0; j < BLOCKS_PER_PAGE; j++) {
-        uint64_t base = (pn << PAGE_SHIFT) + j * BLOCK_SIZE;
-        struct sysmem_tlb_entry *e =
-            &m->tlb.e[(base >> SYSMEM_BLOCK_SHIFT) & (SYSMEM_TLB_ENTRIES - 1)];
-        if (e->base == base) {
-            e->base = SYSMEM_FAIL;
-            e->words = NULL;
-        }
+/* Caches region r (holding addr) when all its written pages are read/write. */
+static inline void rc_fill(struct sysmem *m, uint64_t addr, const struct region *r) {
+    if (r->nonrw)
+        return;
+    struct sysmem_rcache_entry *e = rc_slot(m, addr);
+    e->base = addr & ~(REGION_SIZE - 1);
+    e->blk = r->blk;
+}
+
+/* Empties the entry of region r (holding addr) if it is cached. */
+static void rc_forget(struct sysmem *m, uint64_t addr, const struct region *r) {
+    struct sysmem_rcache_entry *e = rc_slot(m, addr);
+    if (e->blk == r->blk) {
+        e->base = SYSMEM_FAIL;
+        e->blk = empty_region.blk;
     }
 }
 
@@ -477,6 +475,73 @@ static struct leaf *leaf_make(struct sysmem *m, uint64_t pn) {
     return *ls;
 }
 
+static uint64_t word_mask(unsigned lo, unsigned hi) {
+    uint64_t upper = hi >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << hi) - 1);
+    return upper & ~(((uint64_t)1 << lo) - 1);
+}
+
+/* Frees region k of leaf lf (its first page is pn) with its blocks, and forgets it in the cache. */
+static void region_free(struct sysmem *m, struct leaf *lf, unsigned k, uint64_t pn) {
+    struct region *r = lf->reg[k];
+    rc_forget(m, pn << PAGE_SHIFT, r);
+    for (unsigned b = 0; b < REGION_BLOCKS; b++)
+        host_free(m, r->blk[b], BLOCK_SIZE);
+    host_free(m, r, sizeof *r);
+    lf->reg[k] = NULL;
+}
+
+/* Frees the contents of page pn (its blocks; the region too when it empties). */
+static void page_contents_free(struct sysmem *m, struct leaf *lf, uint64_t pn) {
+    unsigned idx = (unsigned)(pn & (LEAF_PAGES - 1));
+    unsigned k = idx / REGION_PAGES;
+    struct region *r = lf->reg[k];
+    if (!r)
+        return;
+    uint64_t **b = &r->blk[(idx % REGION_PAGES) * BLOCKS_PER_PAGE];
+    for (unsigned j = 0; j < BLOCKS_PER_PAGE; j++)
+        if (b[j]) {
+            host_free(m, b[j], BLOCK_SIZE);
+            b[j] = NULL;
+            r->nblocks--;
+        }
+    if (r->nblocks == 0)
+        region_free(m, lf, k, pn & ~(REGION_PAGES - 1));
+}
+
+/* Sets (nonrw) or clears the "not read/write" mark of pages [pn_lo, pn_hi) in the regions that
+ * exist; a region that gains a mark leaves the cache. */
+static void mark_nonrw(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi, int nonrw) {
+    if (pn_hi > SPACE_PAGES)
+        pn_hi = SPACE_PAGES;
+    uint64_t pn = pn_lo;
+    while (pn < pn_hi) {
+        const struct mid *md = m->top[pn >> (LEAF_BITS + MID_BITS)];
+        if (!md) {
+            pn = ((pn >> (LEAF_BITS + MID_BITS)) + 1) << (LEAF_BITS + MID_BITS);
+            continue;
+        }
+        struct leaf *lf = md->leaf[(pn >> LEAF_BITS) & (MID_ENTRIES - 1)];
+        if (!lf) {
+            pn = (pn | (LEAF_PAGES - 1)) + 1;
+            continue;
+        }
+        uint64_t end = min_u64(pn_hi, (pn | (REGION_PAGES - 1)) + 1);
+        struct region *r = lf->reg[(pn & (LEAF_PAGES - 1)) / REGION_PAGES];
+        if (r) {
+            unsigned a = (unsigned)(pn & (REGION_PAGES - 1));
+            unsigned b = a + (unsigned)(end - pn);
+            uint32_t bits = (uint32_t)word_mask(a, b);
+            if (nonrw) {
+                r->nonrw |= bits;
+                rc_forget(m, pn << PAGE_SHIFT, r);
+            } else {
+                r->nonrw &= ~bits;
+            }
+        }
+        pn = end;
+    }
+}
+
 /* Frees the leaf of pn if nothing in it is resident (and its mid if that empties). */
 static void leaf_release_if_empty(struct sysmem *m, uint64_t pn) {
     struct mid **slot = &m->top[pn >> (LEAF_BITS + MID_BITS)];
@@ -487,7 +552,9 @@ static void leaf_release_if_empty(struct sysmem *m, uint64_t pn) {
     struct leaf *lf = *ls;
     if (!lf || lf->nresident)
         return;
-    host_free(m, lf->pages, LEAF_PAGES * sizeof *lf->pages);
+    for (unsigned k = 0; k < LEAF_REGIONS; k++)
+        if (lf->reg[k])   /* not reached: contents imply residency */
+            region_free(m, lf, k, (pn & ~(LEAF_PAGES - 1)) + k * REGION_PAGES);
     host_free(m, lf, sizeof *lf);
     *ls = NULL;
     if (--md->nleaves == 0) {
@@ -496,11 +563,6 @@ static void leaf_release_if_empty(struct sysmem *m, uint64_t pn) {
     }
 }
 
-static void page_rec_free(struct sysmem *m, struct page_rec *pr) {
-    for (uint64_t b = 0; b < BLOCKS_PER_PAGE; b++)
-        host_free(m, pr->block[b], BLOCK_SIZE);
-    host_free(m, pr, sizeof *pr);
-}
 
 static int in_brk_area(const struct sysmem *m, uint64_t pn) {
     return pn >= (m->brk_lo >> PAGE_SHIFT) && pn < (m->brk_hi >> PAGE_SHIFT);
@@ -513,10 +575,6 @@ static uint64_t brk_overlap_pages(const struct sysmem *m, uint64_t pn_lo, uint64
     return b > a ? b - a : 0;
 }
 
-static uint64_t word_mask(unsigned lo, unsigned hi) {
-    uint64_t upper = hi >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << hi) - 1);
-    return upper & ~(((uint64_t)1 << lo) - 1);
-}
 
 /* Marks pages [pn_lo, pn_hi) resident. 0, or -1 on host OOM (some pages may be marked). */
 static int mark_resident(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
@@ -591,11 +649,7 @@ static void drop_pages(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
                     unsigned idx = w * 64 + i;
                     gone++;
                     gone_brk += in_brk_area(m, base0 + idx);
-                    if (lf->pages && lf->pages[idx]) {
-                        page_rec_free(m, lf->pages[idx]);
-                        lf->pages[idx] = NULL;
-                        tlb_forget_page(m, base0 + idx);
-                    }
+                    page_contents_free(m, lf, base0 + idx);
                 }
             }
             lf->nresident -= (uint32_t)gone;
@@ -639,20 +693,26 @@ static uint64_t count_resident(const struct sysmem *m, uint64_t pn_lo, uint64_t 
     return total;
 }
 
-/* The host block holding addr, or NULL if never written. */
-static inline uint64_t *block_find(const struct sysmem *m, uint64_t addr) {
+/* The region table holding addr, or NULL if nothing in its region was written. */
+static inline struct region *region_find(const struct sysmem *m, uint64_t addr) {
     uint64_t pn = addr >> PAGE_SHIFT;
     const struct leaf *lf = leaf_get(m, pn);
-    if (!lf || !lf->pages)
-        return NULL;
-    const struct page_rec *pr = lf->pages[pn & (LEAF_PAGES - 1)];
-    if (!pr)
-        return NULL;
-    return pr->block[(addr >> SYSMEM_BLOCK_SHIFT) & (BLOCKS_PER_PAGE - 1)];
+    return lf ? lf->reg[(pn & (LEAF_PAGES - 1)) / REGION_PAGES] : NULL;
 }
 
-/* The host block holding addr, created (and the page made resident) if needed; NULL on OOM. */
-static uint64_t *block_make(struct sysmem *m, uint64_t addr) {
+static inline uint64_t *region_block(const struct region *r, uint64_t addr) {
+    return r->blk[(addr >> SYSMEM_BLOCK_SHIFT) & (REGION_BLOCKS - 1)];
+}
+
+/* The host block holding addr, or NULL if never written. */
+static inline uint64_t *block_find(const struct sysmem *m, uint64_t addr) {
+    const struct region *r = region_find(m, addr);
+    return r ? region_block(r, addr) : NULL;
+}
+
+/* The host block holding addr, created (and the page made resident) if needed; NULL on OOM.
+ * rw: the page is read/write (else it is marked so in its region). *rp: the region. */
+static uint64_t *block_make(struct sysmem *m, uint64_t addr, int rw, struct region **rp) {
     uint64_t pn = addr >> PAGE_SHIFT;
     struct leaf *lf = leaf_make(m, pn);
     if (!lf)
@@ -664,14 +724,24 @@ static uint64_t *block_make(struct sysmem *m, uint64_t addr) {
         m->resident_total++;
         m->resident_brk += in_brk_area(m, pn);
     }
-    if (!lf->pages && !(lf->pages = host_zalloc(m, LEAF_PAGES * sizeof *lf->pages)))
+    struct region **rs = &lf->reg[idx / REGION_PAGES];
+    if (!*rs && !(*rs = host_zalloc(m, sizeof **rs)))
         return NULL;
-    struct page_rec **pr = &lf->pages[idx];
-    if (!*pr && !(*pr = host_zalloc(m, sizeof **pr)))
-        return NULL;
-    uint64_t **blk = &(*pr)->block[(addr >> SYSMEM_BLOCK_SHIFT) & (BLOCKS_PER_PAGE - 1)];
-    if (!*blk)
-        *blk = host_zalloc(m, BLOCK_SIZE);
+    struct region *r = *rs;
+    *rp = r;
+    uint32_t bit = (uint32_t)1 << (idx % REGION_PAGES);
+    if (rw) {
+        r->nonrw &= ~bit;
+    } else if (!(r->nonrw & bit)) {
+        r->nonrw |= bit;
+        rc_forget(m, addr, r);
+    }
+    uint64_t **blk = &r->blk[(addr >> SYSMEM_BLOCK_SHIFT) & (REGION_BLOCKS - 1)];
+    if (!*blk) {
+        if (!(*blk = host_zalloc(m, BLOCK_SIZE)))
+            return NULL;
+        r->nblocks++;
+    }
     return *blk;
 }
 
@@ -682,12 +752,35 @@ static int move_page(struct sysmem *m, uint64_t src, uint64_t dst) {
     if (!dl)
         return -1;
     unsigned si = (unsigned)(src & (LEAF_PAGES - 1)), di = (unsigned)(dst & (LEAF_PAGES - 1));
-    struct page_rec *pr = sl->pages ? sl->pages[si] : NULL;
-    if (pr) {
-        if (!dl->pages && !(dl->pages = host_zalloc(m, LEAF_PAGES * sizeof *dl->pages)))
-            return -1;
-        dl->pages[di] = pr;
-        sl->pages[si] = NULL;
+    struct region *sr = sl->reg[si / REGION_PAGES];
+    if (sr) {
+        uint64_t **sb = &sr->blk[(si % REGION_PAGES) * BLOCKS_PER_PAGE];
+        uint32_t sbit = (uint32_t)1 << (si % REGION_PAGES);
+        unsigned n = 0;
+        for (unsigned j = 0; j < BLOCKS_PER_PAGE; j++)
+            n += sb[j] != NULL;
+        if (n) {
+            struct region **ds = &dl->reg[di / REGION_PAGES];
+            if (!*ds && !(*ds = host_zalloc(m, sizeof **ds)))
+                return -1;
+            struct region *dr = *ds;
+            uint64_t **db = &dr->blk[(di % REGION_PAGES) * BLOCKS_PER_PAGE];
+            for (unsigned j = 0; j < BLOCKS_PER_PAGE; j++) {
+                db[j] = sb[j];
+                sb[j] = NULL;
+            }
+            dr->nblocks += n;
+            sr->nblocks -= n;
+            uint32_t dbit = (uint32_t)1 << (di % REGION_PAGES);
+            if (sr->nonrw & sbit) {
+                dr->nonrw |= dbit;
+                rc_forget(m, dst << PAGE_SHIFT, dr);
+            } else {
+                dr->nonrw &= ~dbit;
+            }
+            if (sr->nblocks == 0)
+                region_free(m, sl, si / REGION_PAGES, src & ~(REGION_PAGES - 1));
+        }
     }
     dl->resident[di / 64] |= (uint64_t)1 << (di % 64);
     dl->nresident++;
@@ -763,7 +856,7 @@ struct sysmem *sysmem_new(const struct sysmem_config *cfg) {
     m->brk_lo = page_down(cfg->brk_start);
     m->brk_hi = page_up(cfg->brk_start);
     m->first_fault = SYSMEM_FAIL;
-    tlb_clear_all(m);
+    rc_clear_all(m);
     return m;
 }
 
@@ -786,16 +879,13 @@ void sysmem_free(struct sysmem *m) {
             struct leaf *lf = md->leaf[i];
             if (!lf)
                 continue;
-            if (lf->pages) {
-                for (uint64_t p = 0; p < LEAF_PAGES; p++) {
-                    struct page_rec *pr = lf->pages[p];
-                    if (!pr)
-                        continue;
-                    for (uint64_t b = 0; b < BLOCKS_PER_PAGE; b++)
-                        free(pr->block[b]);
-                    free(pr);
-                }
-                free(lf->pages);
+            for (unsigned k = 0; k < LEAF_REGIONS; k++) {
+                struct region *r = lf->reg[k];
+                if (!r)
+                    continue;
+                for (unsigned b = 0; b < REGION_BLOCKS; b++)
+                    free(r->blk[b]);
+                free(r);
             }
             free(lf);
         }
@@ -907,6 +997,7 @@ int sysmem_munmap(struct sysmem *m, uint64_t addr, uint64_t len) {
         return -1;
     m->mapped -= vma_remove_range(m, addr, end);
     drop_pages(m, addr >> PAGE_SHIFT, end >> PAGE_SHIFT);
+    mark_nonrw(m, addr >> PAGE_SHIFT, end >> PAGE_SHIFT, 0);
     vma_changed(m);
     return 0;
 }
@@ -926,8 +1017,7 @@ int sysmem_mprotect(struct sysmem *m, uint64_t addr, uint64_t len, int prot) {
     vma_merge_at(m, addr);
     vma_merge_at(m, end);
     vma_changed(m);
-    if (prot != SYSMEM_PROT_RW)
-        tlb_clear_range(m, addr, end);
+    mark_nonrw(m, addr >> PAGE_SHIFT, end >> PAGE_SHIFT, prot != SYSMEM_PROT_RW);
     return 0;
 }
 
@@ -1009,7 +1099,6 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
                 note_fault(m, pn << PAGE_SHIFT, "host out of memory in mremap");
         }
     }
-    tlb_clear_range(m, addr, old_end);
     if (sysmem_munmap(m, addr, old_len))
         return SYSMEM_FAIL;
     vma_merge_at(m, dst);
@@ -1031,12 +1120,6 @@ static inline int quick_rw(const struct sysmem *m, uint64_t addr) {
     return 0;
 }
 
-static inline void tlb_fill(struct sysmem *m, uint64_t addr, uint64_t *blk) {
-    struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
-    e->base = addr & ~(BLOCK_SIZE - 1);
-    e->words = blk;
-}
-
 static __attribute__((noinline)) uint64_t load_general(struct sysmem *m, uint64_t addr) {
     if (addr & 7) {
         note_fault(m, addr, "misaligned load");
@@ -1051,22 +1134,24 @@ static __attribute__((noinline)) uint64_t load_general(struct sysmem *m, uint64_
         note_fault(m, addr, prot < 0 ? "load from unmapped memory" : "load from PROT_NONE memory");
         return 0;
     }
-    uint64_t *blk = block_find(m, addr);
-    if (!blk)
+    const struct region *r = region_find(m, addr);
+    if (!r)
         return 0;
     if (prot == SYSMEM_PROT_RW)
-        tlb_fill(m, addr, blk);
-    return blk[(addr >> 3) & (BLOCK_WORDS - 1)];
+        rc_fill(m, addr, r);
+    const uint64_t *blk = region_block(r, addr);
+    return blk ? blk[(addr >> 3) & (BLOCK_WORDS - 1)] : 0;
 }
 
 uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr) {
     if (__builtin_expect(!quick_rw(m, addr), 0))
         return load_general(m, addr);
-    uint64_t *blk = block_find(m, addr);
-    if (!blk)
+    const struct region *r = region_find(m, addr);
+    if (!r)
         return 0;
-    tlb_fill(m, addr, blk);
-    return blk[(addr >> 3) & (BLOCK_WORDS - 1)];
+    rc_fill(m, addr, r);
+    const uint64_t *blk = region_block(r, addr);
+    return blk ? blk[(addr >> 3) & (BLOCK_WORDS - 1)] : 0;
 }
 
 static __attribute__((noinline)) void store_general(struct sysmem *m, uint64_t addr,
@@ -1084,23 +1169,26 @@ static __attribute__((noinline)) void store_general(struct sysmem *m, uint64_t a
         note_fault(m, addr, prot < 0 ? "store to unmapped memory" : "store to PROT_NONE memory");
         return;
     }
-    uint64_t *blk = block_make(m, addr);
+    struct region *r;
+    uint64_t *blk = block_make(m, addr, prot == SYSMEM_PROT_RW, &r);
     if (!blk) {
         note_fault(m, addr, "host out of memory");
         return;
     }
     if (prot == SYSMEM_PROT_RW)
-        tlb_fill(m, addr, blk);
+        rc_fill(m, addr, r);
     blk[(addr >> 3) & (BLOCK_WORDS - 1)] = value;
 }
 
 void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value) {
+    const struct region *r;
     uint64_t *blk;
-    if (__builtin_expect(!quick_rw(m, addr) || !(blk = block_find(m, addr)), 0)) {
+    if (__builtin_expect(!quick_rw(m, addr) || !(r = region_find(m, addr)) ||
+                             !(blk = region_block(r, addr)), 0)) {
         store_general(m, addr, value);
         return;
     }
-    tlb_fill(m, addr, blk);
+    rc_fill(m, addr, r);
     blk[(addr >> 3) & (BLOCK_WORDS - 1)] = value;
 }
 
@@ -1150,8 +1238,9 @@ void sysmem_copy(struct sysmem *m, uint64_t dst, uint64_t src, uint64_t len) {
         n = min_u64(n, BLOCK_SIZE - (d & (BLOCK_SIZE - 1)));
         const uint64_t *sb = block_find(m, s);
         uint64_t *db = block_find(m, d);
+        struct region *dr;
         if (sb) {
-            if (!db && !(db = block_make(m, d))) {
+            if (!db && !(db = block_make(m, d, prot_at(m, d) == SYSMEM_PROT_RW, &dr))) {
                 note_fault(m, d, "host out of memory");
                 return;
             }

@@ -86,39 +86,52 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
  * Breaking the precondition is a model bug: it is counted (sysmem_fault_count below), the load
  * returns 0 and the store is dropped; the host never crashes.
  *
- * Both are static inline: a small direct-mapped cache of 512-byte blocks (the first member of
- * struct sysmem) answers most accesses without a call; a miss goes to sysmem_load_slow /
- * sysmem_store_slow, which check the mapping, walk the page table and refill the cache. The
- * cache only ever holds blocks that are read/write and have host storage, so a hit needs no
- * further check. Misaligned addresses never hit (their low bits stay in the compared tag). */
+ * Both are static inline. Written memory is kept in 512-byte host blocks, and the blocks of each
+ * 128 KiB region of the space are listed in one flat table (struct sysmem_region's first
+ * member). A direct-mapped cache of region tables (the first member of struct sysmem) turns an
+ * address into its block in two indexed steps without a call; a miss (an uncached region, or a
+ * block never written) goes to sysmem_load_slow / sysmem_store_slow, which check the mapping,
+ * find or make the block and refill the cache. The cache only ever holds regions whose written
+ * pages are all read/write, so a hit needs no further check. Misaligned addresses never hit
+ * (their low bits stay in the compared tag). */
 #define SYSMEM_BLOCK_SHIFT 9u
-#define SYSMEM_TLB_ENTRIES 4096u
-/* the word-offset bits of an address inside a block (the low 3 bits stay in the tag) */
-#define SYSMEM_TLB_OFFSET_MASK ((((uint64_t)1 << SYSMEM_BLOCK_SHIFT) - 1) & ~(uint64_t)7)
-struct sysmem_tlb_entry {
-    uint64_t base;             /* block address, or SYSMEM_FAIL when empty */
-    uint64_t *words;           /* the block's 64 words */
+#define SYSMEM_REGION_SHIFT 17u
+#define SYSMEM_REGION_BLOCKS (1u << (SYSMEM_REGION_SHIFT - SYSMEM_BLOCK_SHIFT))
+#define SYSMEM_RCACHE_ENTRIES 2048u
+/* the block-and-word bits of an address inside a region (the low 3 bits stay in the tag) */
+#define SYSMEM_REGION_OFFSET_MASK ((((uint64_t)1 << SYSMEM_REGION_SHIFT) - 1) & ~(uint64_t)7)
+struct sysmem_rcache_entry {
+    uint64_t base;             /* region address, or SYSMEM_FAIL when empty */
+    uint64_t *const *blk;      /* the region's SYSMEM_REGION_BLOCKS block pointers (NULL: none) */
 };
-struct sysmem_tlb {
-    struct sysmem_tlb_entry e[SYSMEM_TLB_ENTRIES];
+struct sysmem_rcache {
+    struct sysmem_rcache_entry e[SYSMEM_RCACHE_ENTRIES];
 };
 uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr);
 void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value);
 
-static inline struct sysmem_tlb_entry *sysmem_tlb_slot(struct sysmem *m, uint64_t addr) {
-    return &((struct sysmem_tlb *)(void *)m)->e[(addr >> SYSMEM_BLOCK_SHIFT) &
-                                                 (SYSMEM_TLB_ENTRIES - 1)];
+static inline const struct sysmem_rcache_entry *sysmem_rcache_slot(const struct sysmem *m,
+                                                                   uint64_t addr) {
+    return &((const struct sysmem_rcache *)(const void *)m)
+                ->e[(addr >> SYSMEM_REGION_SHIFT) & (SYSMEM_RCACHE_ENTRIES - 1)];
+}
+/* The host block holding addr when the cache knows it, else NULL. */
+static inline uint64_t *sysmem_cached_block(const struct sysmem *m, uint64_t addr) {
+    const struct sysmem_rcache_entry *e = sysmem_rcache_slot(m, addr);
+    if ((addr & ~SYSMEM_REGION_OFFSET_MASK) != e->base)
+        return 0;
+    return e->blk[(addr >> SYSMEM_BLOCK_SHIFT) & (SYSMEM_REGION_BLOCKS - 1)];
 }
 static inline uint64_t sysmem_load(struct sysmem *m, uint64_t addr) {
-    const struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
-    if ((addr & ~SYSMEM_TLB_OFFSET_MASK) == e->base)
-        return e->words[(addr & SYSMEM_TLB_OFFSET_MASK) >> 3];
+    const uint64_t *b = sysmem_cached_block(m, addr);
+    if (__builtin_expect(b != 0, 1))
+        return b[(addr >> 3) & ((1u << (SYSMEM_BLOCK_SHIFT - 3)) - 1)];
     return sysmem_load_slow(m, addr);
 }
 static inline void sysmem_store(struct sysmem *m, uint64_t addr, uint64_t value) {
-    struct sysmem_tlb_entry *e = sysmem_tlb_slot(m, addr);
-    if ((addr & ~SYSMEM_TLB_OFFSET_MASK) == e->base)
-        e->words[(addr & SYSMEM_TLB_OFFSET_MASK) >> 3] = value;
+    uint64_t *b = sysmem_cached_block(m, addr);
+    if (__builtin_expect(b != 0, 1))
+        b[(addr >> 3) & ((1u << (SYSMEM_BLOCK_SHIFT - 3)) - 1)] = value;
     else
         sysmem_store_slow(m, addr, value);
 }

@@ -737,6 +737,179 @@ static void random_ops_match_a_naive_model(void **state) {
     sysmem_free(m);
 }
 
+/* ---- contents against a naive reference, through protection changes and moves ----
+ *
+ * Words stored, read back, mprotected away and back, unmapped, discarded and moved by mremap in
+ * a 512-page window (16 of the 128 KiB regions the access cache works by): every load must give
+ * what the reference holds (zero for unwritten or dropped memory) and every access to a page that
+ * is not read/write must count a fault, whatever the cache holds at that moment. */
+
+#define CW_PAGES 512
+#define CW_WORDS (PG / 8)
+
+struct content_ref {
+    int prot[CW_PAGES];                 /* -1 unmapped */
+    uint64_t word[CW_PAGES][CW_WORDS];
+};
+
+static void cw_zero(struct content_ref *r, uint64_t pg) {
+    memset(r->word[pg], 0, sizeof r->word[pg]);
+}
+
+/* The longest run from page `pg` with one protection, at most `max` pages. */
+static uint64_t cw_run(const struct content_ref *r, uint64_t pg, uint64_t max) {
+    uint64_t n = 0;
+    while (pg + n < CW_PAGES && n < max && r->prot[pg + n] == r->prot[pg])
+        n++;
+    return n;
+}
+
+static void contents_follow_protection_and_moves(void **state) {
+    (void)state;
+    struct sysmem_config cfg;
+    sysmem_config_default(&cfg);
+    uint64_t floor = (cfg.brk_start + 64 * PG + (2 * MiB - 1)) & ~(2 * MiB - 1);
+    cfg.mmap_base = floor + CW_PAGES * PG;
+    cfg.thp_align = 0;
+    struct sysmem *m = sysmem_new(&cfg);
+    assert_non_null(m);
+    /* everything below the window is taken, so every placement lands inside it */
+    assert_int_equal(sysmem_mmap(m, 0x10000, floor - 0x10000, SYSMEM_PROT_NONE), 0x10000);
+    struct content_ref *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    for (int i = 0; i < CW_PAGES; i++)
+        r->prot[i] = -1;
+    uint64_t faults = sysmem_fault_count(m);
+    uint64_t seed = 777;
+    for (int step = 0; step < 6000; step++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = seed >> 20;
+        uint64_t pg = (x >> 4) % CW_PAGES;
+        uint64_t len = 1 + (x >> 14) % 40;
+        if (pg + len > CW_PAGES)
+            len = CW_PAGES - pg;
+        uint64_t addr = floor + pg * PG;
+        int prot = (x >> 20) % 3 ? SYSMEM_PROT_RW : SYSMEM_PROT_NONE;
+        switch (x % 16) {
+        case 0: {   /* mmap at a hint: expected there only when the range is free */
+            int is_free = 1;
+            for (uint64_t i = 0; i < len; i++)
+                is_free &= r->prot[pg + i] < 0;
+            uint64_t got = sysmem_mmap(m, addr, len * PG, prot);
+            if (is_free)
+                assert_int_equal(got, addr);
+            if (got == SYSMEM_FAIL)
+                break;
+            assert_true(got >= floor && got + len * PG <= floor + CW_PAGES * PG);
+            for (uint64_t i = 0; i < len; i++) {
+                uint64_t q = (got - floor) / PG + i;
+                assert_true(r->prot[q] < 0);
+                r->prot[q] = prot;
+                cw_zero(r, q);
+            }
+            break;
+        }
+        case 1:
+            assert_int_equal(sysmem_munmap(m, addr, len * PG), 0);
+            for (uint64_t i = 0; i < len; i++) {
+                r->prot[pg + i] = -1;
+                cw_zero(r, pg + i);
+            }
+            break;
+        case 2: case 3: {
+            int mapped = 1;
+            for (uint64_t i = 0; i < len; i++)
+                mapped &= r->prot[pg + i] >= 0;
+            assert_int_equal(sysmem_mprotect(m, addr, len * PG, prot), mapped ? 0 : -1);
+            if (mapped)
+                for (uint64_t i = 0; i < len; i++)
+                    r->prot[pg + i] = prot;
+            break;
+        }
+        case 4: {
+            int mapped = 1;
+            for (uint64_t i = 0; i < len; i++)
+                mapped &= r->prot[pg + i] >= 0;
+            assert_int_equal(sysmem_madvise_dontneed(m, addr, len * PG), mapped ? 0 : -1);
+            for (uint64_t i = 0; i < len; i++)
+                cw_zero(r, pg + i);
+            break;
+        }
+        case 5: {   /* mremap part of one mapping, growing or shrinking, maybe moving */
+            if (r->prot[pg] < 0)
+                break;
+            uint64_t old = cw_run(r, pg, len);
+            uint64_t nl = 1 + (x >> 24) % 48;
+            if (pg + nl > CW_PAGES)     /* growing in place must stay in the window */
+                nl = CW_PAGES - pg;
+            uint64_t got = sysmem_mremap(m, addr, old * PG, nl * PG, 1);
+            if (got == SYSMEM_FAIL)
+                break;
+            int p = r->prot[pg];
+            uint64_t keep = nl < old ? nl : old;
+            static uint64_t saved[48][CW_WORDS];
+            for (uint64_t i = 0; i < keep; i++)
+                memcpy(saved[i], r->word[pg + i], sizeof saved[i]);
+            if (got != addr || nl < old)
+                for (uint64_t i = got == addr ? nl : 0; i < old; i++) {
+                    r->prot[pg + i] = -1;
+                    cw_zero(r, pg + i);
+                }
+            assert_true(got >= floor && got + nl * PG <= floor + CW_PAGES * PG);
+            uint64_t q0 = (got - floor) / PG;
+            for (uint64_t i = 0; i < nl; i++) {
+                if (i >= old || got != addr)
+                    assert_true(r->prot[q0 + i] < 0);
+                r->prot[q0 + i] = p;
+                if (i < keep)
+                    memcpy(r->word[q0 + i], saved[i], sizeof saved[i]);
+                else
+                    cw_zero(r, q0 + i);
+            }
+            break;
+        }
+        default: {  /* stores and loads, a few words of a few pages */
+            for (int k = 0; k < 8; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                uint64_t y = seed >> 16;
+                uint64_t q = (pg + (y & 7)) % CW_PAGES;
+                uint64_t w = (y >> 3) % 64 * 8 + (y >> 9) % 8;   /* clustered words */
+                uint64_t a = floor + q * PG + w * 8;
+                if ((y >> 12) & 1) {
+                    uint64_t v = y | 1;
+                    sysmem_store(m, a, v);
+                    if (r->prot[q] == SYSMEM_PROT_RW)
+                        r->word[q][w] = v;
+                    else
+                        faults++;
+                } else {
+                    uint64_t v = sysmem_load(m, a);
+                    if (r->prot[q] == SYSMEM_PROT_RW) {
+                        assert_int_equal(v, r->word[q][w]);
+                    } else {
+                        assert_int_equal(v, 0);
+                        faults++;
+                    }
+                }
+                assert_int_equal(sysmem_fault_count(m), faults);
+            }
+            break;
+        }
+        }
+        if (step % 500 == 499) {
+            for (uint64_t q = 0; q < CW_PAGES; q++) {
+                if (r->prot[q] != SYSMEM_PROT_RW)
+                    continue;
+                for (uint64_t w = 0; w < CW_WORDS; w++)
+                    assert_int_equal(sysmem_load(m, floor + q * PG + w * 8), r->word[q][w]);
+            }
+            assert_int_equal(sysmem_fault_count(m), faults);
+        }
+    }
+    free(r);
+    sysmem_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(default_layout),
@@ -758,6 +931,7 @@ int main(void) {
         cmocka_unit_test(copy_moves_contents_and_residency),
         cmocka_unit_test(ten_gib_heap_is_cheap),
         cmocka_unit_test(random_ops_match_a_naive_model),
+        cmocka_unit_test(contents_follow_protection_and_moves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

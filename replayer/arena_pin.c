@@ -139,7 +139,7 @@ static int pin_event(struct pin_state *ps, const struct trace_event *ev)
                                        ev->kind == TRACE_EV_REALLOCARRAY) && ev->old_ptr)) {
         uint64_t p = ev->kind == TRACE_EV_FREE ? ev->ptr : ev->old_ptr;
         int was;
-        if (p && !ptr_map_put(&ps->freed_by, p, ev->thread + 1ull, 0, ev->thread, &was, NULL))
+        if (p && !ptr_map_put(&ps->freed_by, p, ev->thread + 1ull, 0, &was, NULL, NULL))
             return -1;
     }
     if (!is_alloc(ev->kind) || !ev->ptr || (ev->chunk_flags & TRACE_CHUNK_MMAPPED))
@@ -162,7 +162,8 @@ static int pin_event(struct pin_state *ps, const struct trace_event *ev)
         return -1;
     /* A new arena's first traced pointer always settles its thread. */
     struct ptr_entry *f = ptr_map_find(&ps->freed_by, ev->ptr);
-    int own_free = f && !f->freed && f->val == ev->thread + 1ull;
+    int own_free = f && !ptr_entry_freed(f) &&
+                   ptr_entry_val(&ps->freed_by, f) == ev->thread + 1ull;
     if (f)
         ptr_map_remove(&ps->freed_by, f);
     if (!ps->informed[ev->thread] && through_thread_arena && !own_free) {

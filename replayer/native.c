@@ -102,16 +102,16 @@ static int note_block(struct native_enc *e, const struct trace_event *ev, uint64
                       uint64_t req, uint64_t write_from)
 {
     int was_live;
-    struct ptr_entry old;
+    uint64_t old_idx;
     if (e->touch && req > write_from && req != UINT64_MAX) {
         emit(e, NATIVE_OP_WRITE, (uint16_t)ev->thread, (uint32_t)idx, write_from,
              req - write_from, 0x5a);
         e->writes++;
     }
-    if (!ptr_map_put(&e->map, ev->ptr, idx, req, ev->thread, &was_live, &old))
+    if (!ptr_map_put(&e->map, ev->ptr, idx, req, &was_live, &old_idx, NULL))
         return -1;
     if (was_live)   /* untraced free: free it now, as the model replay does */
-        emit(e, NATIVE_OP_FREE, (uint16_t)ev->thread, (uint32_t)old.val, 0, 0, 0);
+        emit(e, NATIVE_OP_FREE, (uint16_t)ev->thread, (uint32_t)old_idx, 0, 0, 0);
     return 0;
 }
 
@@ -166,7 +166,7 @@ static int encode_event(struct native_enc *e, const struct trace_event *ev, char
         int array = ev->kind == TRACE_EV_REALLOCARRAY;
         req = array ? mul_sat(ev->nmemb, ev->size) : ev->size;
         struct ptr_entry *b = ev->old_ptr ? ptr_map_find(&e->map, ev->old_ptr) : NULL;
-        if (ev->old_ptr && (!b || b->freed)) {
+        if (ev->old_ptr && (!b || ptr_entry_freed(b))) {
             e->unknown_reallocs++;
             if (!req || !ev->ptr)
                 return 0;
@@ -175,8 +175,8 @@ static int encode_event(struct native_enc *e, const struct trace_event *ev, char
         }
         if (ev->old_ptr && !ev->ptr && req)
             return 0;   /* failed in the recording: the block stays */
-        uint32_t ref = b ? (uint32_t)b->val : NATIVE_REF_NULL;
-        uint64_t old_size = b ? b->size : 0;
+        uint32_t ref = b ? (uint32_t)ptr_entry_val(&e->map, b) : NATIVE_REF_NULL;
+        uint64_t old_size = b ? ptr_entry_size(&e->map, b) : 0;
         if (b)
             ptr_map_mark_freed(&e->map, b, 1);
         idx = emit(e, array ? NATIVE_OP_REALLOCARRAY : NATIVE_OP_REALLOC, th, ref,
@@ -189,11 +189,11 @@ static int encode_event(struct native_enc *e, const struct trace_event *ev, char
         if (!ev->ptr)
             return 0;
         struct ptr_entry *b = ptr_map_find(&e->map, ev->ptr);
-        if (!b || b->freed) {
+        if (!b || ptr_entry_freed(b)) {
             e->skipped_frees++;
             return 0;
         }
-        emit(e, NATIVE_OP_FREE, th, (uint32_t)b->val, 0, 0, 0);
+        emit(e, NATIVE_OP_FREE, th, (uint32_t)ptr_entry_val(&e->map, b), 0, 0, 0);
         ptr_map_mark_freed(&e->map, b, 1);
         return 0;
     }

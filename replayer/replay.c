@@ -282,14 +282,14 @@ static int note_alloc(struct replay *rp, const struct trace_event *ev, uint64_t 
     if (res.ptr && rp->o->touch == REPLAY_TOUCH_ALL && req)
         ptmalloc_touch(rp->pm, res.ptr, req);
     int was_live;
-    struct ptr_entry old;
-    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, t, &was_live, &old))
+    uint64_t old_val, old_size;
+    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, &was_live, &old_val, &old_size))
         return -1;
     if (was_live) {
         rp->out->missed_frees++;
-        rp->live -= old.size;
-        if (old.val && old.val != res.ptr)
-            ptmalloc_free(rp->pm, t, old.val);
+        rp->live -= old_size;
+        if (old_val && old_val != res.ptr)
+            ptmalloc_free(rp->pm, t, old_val);
     }
     rp->live += req;
     return 0;
@@ -307,32 +307,33 @@ static void do_free(struct replay *rp, const struct trace_event *ev, uint64_t st
         s->skipped = 1;
         return;
     }
-    if (e->freed) {
+    if (ptr_entry_freed(e)) {
         rp->out->double_frees++;
         s->skipped = 1;
         if (rp->report && rp->out->double_frees <= MAX_DOUBLE_FREE_REPORTS)
             fprintf(rp->report, "replay: step %" PRIu64 ": thread %u: double free of 0x%" PRIx64
                                 " (already freed at step %" PRIu64 "); skipped\n",
-                    step, ev->thread, ev->ptr, e->step);
+                    step, ev->thread, ev->ptr, ptr_entry_step(e));
         return;
     }
-    s->replayed_old_ptr = e->val;
-    if (e->val && rp->o->free_order == REPLAY_FREES_LATE && rp->alive > 1) {
+    uint64_t val = ptr_entry_val(&rp->map, e);
+    s->replayed_old_ptr = val;
+    if (val && rp->o->free_order == REPLAY_FREES_LATE && rp->alive > 1) {
         struct pending_free *pf = &rp->pending[ev->thread];
         pf->active = 1;
         pf->step = step;
-        pf->val = e->val;
+        pf->val = val;
         pf->ev = *ev;
-        uint64_t csize = sysmem_load(rp->mem, e->val - 8) & ~7ull;
+        uint64_t csize = sysmem_load(rp->mem, val - 8) & ~7ull;
         pf->lo = ev->ptr - 16;
         pf->hi = pf->lo + (csize ? csize : 32);
         rp->npending++;
-    } else if (e->val) {
-        struct ptmalloc_result res = ptmalloc_free(rp->pm, ev->thread, e->val);
+    } else if (val) {
+        struct ptmalloc_result res = ptmalloc_free(rp->pm, ev->thread, val);
         if (res.status == PTM_CORRUPT)
             report_corrupt(rp, ev, step, &res, s);
     }
-    rp->live -= e->size;
+    rp->live -= ptr_entry_size(&rp->map, e);
     ptr_map_mark_freed(&rp->map, e, step);
 }
 
@@ -408,23 +409,24 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
     struct ptr_entry *e = ev->old_ptr ? ptr_map_find(&rp->map, ev->old_ptr) : NULL;
     struct ptmalloc_result res;
 
-    if (ev->old_ptr && (!e || e->freed || !e->val)) {
-        if (!e || e->freed)
+    int e_live = e && !ptr_entry_freed(e);
+    if (ev->old_ptr && (!e_live || !ptr_entry_val(&rp->map, e))) {
+        if (!e_live)
             rp->out->unknown_reallocs++;
-        if (e && e->freed && rp->report && rp->out->unknown_reallocs <= MAX_DOUBLE_FREE_REPORTS)
+        if (e && !e_live && rp->report && rp->out->unknown_reallocs <= MAX_DOUBLE_FREE_REPORTS)
             fprintf(rp->report, "replay: step %" PRIu64 ": thread %u: realloc of 0x%" PRIx64
                                 ", freed at step %" PRIu64 "; replayed as malloc\n",
-                    step, t, ev->old_ptr, e->step);
+                    step, t, ev->old_ptr, ptr_entry_step(e));
         if (!req) {
             s->skipped = 1;
-            if (e && !e->freed) {
-                rp->live -= e->size;
+            if (e_live) {
+                rp->live -= ptr_entry_size(&rp->map, e);
                 ptr_map_mark_freed(&rp->map, e, step);
             }
             return 0;
         }
-        if (e && !e->freed) {   /* the model failed to allocate it earlier */
-            rp->live -= e->size;
+        if (e_live) {   /* the model failed to allocate it earlier */
+            rp->live -= ptr_entry_size(&rp->map, e);
             ptr_map_mark_freed(&rp->map, e, step);
         }
         res = array ? ptmalloc_reallocarray(rp->pm, t, 0, ev->nmemb, ev->size)
@@ -437,7 +439,7 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
         return note_alloc(rp, ev, step, res, req, s);
     }
 
-    uint64_t old_val = e->val, old_size = e->size;
+    uint64_t old_val = ptr_entry_val(&rp->map, e), old_size = ptr_entry_size(&rp->map, e);
     s->replayed_old_ptr = old_val;
     res = array ? ptmalloc_reallocarray(rp->pm, t, old_val, ev->nmemb, ev->size)
                 : ptmalloc_realloc(rp->pm, t, old_val, ev->size);
@@ -459,8 +461,8 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
     if (!ev->ptr) {
         /* The real realloc failed and the program keeps its old block. */
         rp->out->failed_calls++;
-        if (res.ptr)
-            e->val = res.ptr;
+        if (res.ptr && ptr_map_set_val(&rp->map, e, res.ptr) < 0)
+            return -1;
         return 0;
     }
     if (!res.ptr) {
@@ -475,14 +477,14 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
     if (ev->ptr != ev->old_ptr)
         ptr_map_mark_freed(&rp->map, e, step);
     int was_live;
-    struct ptr_entry old;
-    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, t, &was_live, &old))
+    uint64_t prev_val, prev_size;
+    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, &was_live, &prev_val, &prev_size))
         return -1;
     if (was_live && ev->ptr != ev->old_ptr) {
         rp->out->missed_frees++;
-        rp->live -= old.size;
-        if (old.val && old.val != res.ptr)
-            ptmalloc_free(rp->pm, t, old.val);
+        rp->live -= prev_size;
+        if (prev_val && prev_val != res.ptr)
+            ptmalloc_free(rp->pm, t, prev_val);
     }
     rp->live += req;
     return 0;
@@ -588,6 +590,17 @@ static void show_progress(struct replay *rp, uint64_t step)
 
 /* ---- one pass ---- */
 
+#define LOOKAHEAD 8
+
+/* The map slots an event will look up (always inlined: see ptr_map_prefetch). */
+__attribute__((always_inline)) static inline void prefetch_event(const struct ptr_map *m, const struct trace_event *ev)
+{
+    if (ev->ptr)
+        ptr_map_prefetch(m, ev->ptr);
+    if (ev->old_ptr)
+        ptr_map_prefetch(m, ev->old_ptr);
+}
+
 static int setup_model(struct replay *rp, const struct ptmalloc_settings *set, char *err,
                        size_t errlen)
 {
@@ -654,7 +667,12 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
     if (!details && rp->v)
         verify_init(rp->v, rp->h->heap_start, ptmalloc_heap_start(rp->pm), o->verify_details);
 
-    struct trace_event ev;
+    /* Summary mode reads a few events ahead and prefetches their pointer-map slots, so that
+     * the map's cache misses overlap the model's work on the events before them. With a step
+     * callback the reader stays at the current event (it may look at the reader). */
+    struct trace_event ring[LOOKAHEAD];
+    unsigned depth = rp->fn || details ? 1 : LOOKAHEAD, head = 0, queued = 0;
+    int at_end = 0;
     uint64_t step = 0;
     int rc = 0;
     rp->start = now_seconds();
@@ -664,9 +682,21 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
             out->interrupted = 1;
             break;
         }
-        rc = trace_reader_next(rp->r, &ev);
-        if (rc <= 0)
+        while (queued < depth && !at_end) {
+            struct trace_event *n = &ring[(head + queued) % LOOKAHEAD];
+            rc = trace_reader_next(rp->r, n);
+            if (rc <= 0) {
+                at_end = 1;
+                break;
+            }
+            prefetch_event(&rp->map, n);
+            queued++;
+        }
+        if (!queued)
             break;
+        const struct trace_event *ev = &ring[head];
+        head = (head + 1) % LOOKAHEAD;
+        queued--;
         step++;
         if (details) {
             while (rp->next_detail < details->ndetails &&
@@ -681,7 +711,7 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         /* Every field is set below (stats only for a callback): no memset on the hot path. */
         struct replay_step s;
         s.step = step;
-        s.event = &ev;
+        s.event = ev;
         s.replayed_ptr = 0;
         s.skipped = 0;
         s.arena = -1;
@@ -691,21 +721,21 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         s.request_bytes = 0;
         rp->did = 0;
         if (rp->npending)
-            flush_for(rp, &ev, &s);
-        if (do_event(rp, &ev, step, &s) < 0) {
+            flush_for(rp, ev, &s);
+        if (do_event(rp, ev, step, &s) < 0) {
             snprintf(err, errlen, "%s: step %" PRIu64 ": out of memory", o->trace_path, step);
             ret = -1;
             break;
         }
         if (details)
             continue;
-        if (ev.kind < TRACE_EV_KIND_COUNT)
-            out->events_by_kind[ev.kind]++;
+        if (ev->kind < TRACE_EV_KIND_COUNT)
+            out->events_by_kind[ev->kind]++;
         s.did = rp->did;
         s.live_bytes = rp->live;
         if (rp->fn) {
-            s.arena = ev.kind == TRACE_EV_MODULE || ev.kind == TRACE_EV_SAMPLE
-                          ? -1 : ptmalloc_thread_arena(rp->pm, ev.thread);
+            s.arena = ev->kind == TRACE_EV_MODULE || ev->kind == TRACE_EV_SAMPLE
+                          ? -1 : ptmalloc_thread_arena(rp->pm, ev->thread);
             ptmalloc_stats(rp->pm, -1, &s.stats);
             rp->held = s.stats.system_bytes + s.stats.mmapped_bytes;
         } else if (!rp->held_known || (rp->did & HELD_CHANGES)) {

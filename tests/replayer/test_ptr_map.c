@@ -1,8 +1,10 @@
 /* test_ptr_map.c: the replayer's traced-pointer table against a plain reference array.
  *
  * Random puts, frees and removes over a small key space (so keys collide and come back), with
- * every entry checked after each operation; tombstones must report the step of their free until
- * a purge, and memory must follow the live set when many distinct pointers come and go.
+ * every entry checked after each operation (values and sizes that do not pack into a slot
+ * included); tombstones must report the step of their free until a purge; a stream of new
+ * pointers with a bounded live set purges the tombstones in place many times and must keep
+ * every live entry; memory must follow the live set when many distinct pointers come and go.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +35,17 @@ static uint64_t key_of(unsigned i)
     return 0x555555559000ull + (uint64_t)i * 16;
 }
 
+/* Values and sizes that mostly pack into the slot's word, and sometimes do not. */
+static uint64_t value_of(uint64_t step)
+{
+    return step % 13 == 0 ? 0xffff800000000000ull + step * 16 : 0x7ff000000000ull + step * 16;
+}
+
+static uint64_t size_of(uint64_t step)
+{
+    return step % 11 == 0 ? (1ull << 20) + step : step % 32767;
+}
+
 static void test_random_against_reference(void **state)
 {
     (void)state;
@@ -46,29 +59,41 @@ static void test_random_against_reference(void **state)
         unsigned op = (unsigned)(next_rand() % 10);
         if (op < 5) {
             int was_live;
-            struct ptr_entry old;
-            struct ptr_entry *e = ptr_map_put(&m, k, step * 3, step % 1000, 0, &was_live,
-                                              &old);
+            uint64_t old_val = 0, old_size = 0;
+            uint64_t val = value_of(step), size = size_of(step);
+            struct ptr_entry *e = ptr_map_put(&m, k, val, size, &was_live, &old_val, &old_size);
             assert_non_null(e);
             assert_int_equal(was_live, ref[i].state == 1);
-            if (was_live)
-                assert_int_equal(old.val, ref[i].val);
-            ref[i] = (struct ref){1, step * 3, step % 1000, step};
+            if (was_live) {
+                assert_int_equal(old_val, ref[i].val);
+                assert_int_equal(old_size, ref[i].size);
+            }
+            ref[i] = (struct ref){1, val, size, step};
+        } else if (op == 5) {
+            /* A realloc that the model failed: the value changes, the size stays. */
+            struct ptr_entry *e = ptr_map_find(&m, k);
+            if (ref[i].state == 1) {
+                assert_non_null(e);
+                uint64_t val = value_of(step + 7);
+                assert_int_equal(ptr_map_set_val(&m, e, val), 0);
+                ref[i].val = val;
+                assert_int_equal(ptr_entry_size(&m, e), ref[i].size);
+            }
         } else if (op < 9) {
             struct ptr_entry *e = ptr_map_find(&m, k);
             if (ref[i].state == 1) {
                 assert_non_null(e);
-                assert_int_equal(e->freed, 0);
-                assert_int_equal(e->val, ref[i].val);
-                assert_int_equal(e->size, ref[i].size);
+                assert_int_equal(ptr_entry_freed(e), 0);
+                assert_int_equal(ptr_entry_val(&m, e), ref[i].val);
+                assert_int_equal(ptr_entry_size(&m, e), ref[i].size);
                 ptr_map_mark_freed(&m, e, step);
                 ref[i].state = 2;
                 ref[i].step = step;
             } else if (e) {
                 /* Freed (a purge may have dropped it: then e is NULL and that is allowed). */
                 assert_int_equal(ref[i].state, 2);
-                assert_int_equal(e->freed, 1);
-                assert_int_equal(e->step, ref[i].step);
+                assert_int_equal(ptr_entry_freed(e), 1);
+                assert_int_equal(ptr_entry_step(e), ref[i].step);
             }
         } else {
             struct ptr_entry *e = ptr_map_find(&m, k);
@@ -86,12 +111,13 @@ static void test_random_against_reference(void **state)
                 if (ref[j].state == 1) {
                     live++;
                     assert_non_null(e);
-                    assert_int_equal(e->freed, 0);
-                    assert_int_equal(e->val, ref[j].val);
+                    assert_int_equal(ptr_entry_freed(e), 0);
+                    assert_int_equal(ptr_entry_val(&m, e), ref[j].val);
+                    assert_int_equal(ptr_entry_size(&m, e), ref[j].size);
                 } else if (ref[j].state == 0) {
                     assert_null(e);
                 } else if (e) {
-                    assert_int_equal(e->freed, 1);
+                    assert_int_equal(ptr_entry_freed(e), 1);
                 }
             }
             assert_int_equal(m.live, live);
@@ -111,7 +137,7 @@ static void test_memory_follows_live_set(void **state)
     for (uint64_t i = 1; i <= 2000000; i++) {
         int was_live;
         uint64_t k = 0x7f0000000000ull + i * 48;
-        assert_non_null(ptr_map_put(&m, k, i, 8, 0, &was_live, NULL));
+        assert_non_null(ptr_map_put(&m, k, i, 8, &was_live, NULL, NULL));
         if (i > 100) {
             struct ptr_entry *e = ptr_map_find(&m, 0x7f0000000000ull + (i - 100) * 48);
             assert_non_null(e);
@@ -123,7 +149,67 @@ static void test_memory_follows_live_set(void **state)
     /* A recent double free is still recognised. */
     struct ptr_entry *e = ptr_map_find(&m, 0x7f0000000000ull + (2000000 - 100) * 48);
     assert_non_null(e);
-    assert_int_equal(e->freed, 1);
+    assert_int_equal(ptr_entry_freed(e), 1);
+    assert_int_equal(ptr_entry_step(e), 2000000);
+    ptr_map_free(&m);
+}
+
+/* New pointers all the time, a live set of a few thousand freed in random order: the table
+ * purges its tombstones in place again and again and must keep every live entry and every
+ * tombstone it still has right. */
+static void test_purges_keep_live_entries(void **state)
+{
+    (void)state;
+    enum { N = 400000, LIVE = 3000 };
+    struct ptr_map m;
+    assert_int_equal(ptr_map_init(&m), 0);
+    struct ref *ref = calloc(N, sizeof *ref);
+    uint32_t *live = calloc(LIVE + 1, sizeof *live);
+    assert_non_null(ref);
+    assert_non_null(live);
+    unsigned nlive = 0;
+    size_t initial = ptr_map_bytes(&m);
+    for (uint64_t i = 0; i < N; i++) {
+        int was_live;
+        uint64_t val = value_of(i + 1), size = size_of(i + 1);
+        assert_non_null(ptr_map_put(&m, key_of((unsigned)i), val, size, &was_live, NULL, NULL));
+        assert_int_equal(was_live, 0);
+        ref[i] = (struct ref){1, val, size, 0};
+        live[nlive++] = (uint32_t)i;
+        if (nlive > LIVE) {
+            unsigned pick = (unsigned)(next_rand() % nlive);
+            uint32_t k = live[pick];
+            live[pick] = live[--nlive];
+            struct ptr_entry *e = ptr_map_find(&m, key_of(k));
+            assert_non_null(e);
+            assert_int_equal(ptr_entry_freed(e), 0);
+            assert_int_equal(ptr_entry_val(&m, e), ref[k].val);
+            assert_int_equal(ptr_entry_size(&m, e), ref[k].size);
+            ptr_map_mark_freed(&m, e, i + 1);
+            ref[k].state = 2;
+            ref[k].step = i + 1;
+        }
+        if (i % 50000 == 49999) {
+            for (unsigned j = 0; j <= i; j++) {
+                struct ptr_entry *e = ptr_map_find(&m, key_of(j));
+                if (ref[j].state == 1) {
+                    assert_non_null(e);
+                    assert_int_equal(ptr_entry_freed(e), 0);
+                    assert_int_equal(ptr_entry_val(&m, e), ref[j].val);
+                    assert_int_equal(ptr_entry_size(&m, e), ref[j].size);
+                } else if (e) {
+                    assert_int_equal(ptr_entry_freed(e), 1);
+                    assert_int_equal(ptr_entry_step(e), ref[j].step);
+                }
+            }
+            assert_int_equal(m.live, nlive);
+        }
+    }
+    /* 3000 live entries and as many tombstones at most: a table of 8192 or 16384 slots, and
+     * the spill table for the entries that do not pack. */
+    assert_true(ptr_map_bytes(&m) <= 8 * initial);
+    free(live);
+    free(ref);
     ptr_map_free(&m);
 }
 
@@ -135,13 +221,14 @@ static void test_growth(void **state)
     assert_int_equal(ptr_map_init(&m), 0);
     for (uint64_t i = 1; i <= 300000; i++) {
         int was_live;
-        assert_non_null(ptr_map_put(&m, i * 32, i, i, 0, &was_live, NULL));
+        assert_non_null(ptr_map_put(&m, i * 32, i, i, &was_live, NULL, NULL));
         assert_int_equal(was_live, 0);
     }
     for (uint64_t i = 1; i <= 300000; i++) {
         struct ptr_entry *e = ptr_map_find(&m, i * 32);
         assert_non_null(e);
-        assert_int_equal(e->val, i);
+        assert_int_equal(ptr_entry_val(&m, e), i);
+        assert_int_equal(ptr_entry_size(&m, e), i);   /* above 32766: spilled */
     }
     assert_null(ptr_map_find(&m, 0));
     assert_null(ptr_map_find(&m, 7));
@@ -153,6 +240,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_against_reference),
         cmocka_unit_test(test_memory_follows_live_set),
+        cmocka_unit_test(test_purges_keep_live_entries),
         cmocka_unit_test(test_growth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,6 +181,23 @@ int analyzer_analyze_run(sqlite3 *db, int64_t run, const struct analyzer_ingest_
         }
     }
     if (cache) {
+        /* The replays the findings ask for, run side by side (whatif.c): the findings are made
+         * with the replays queued, the queue is run, and again while the answers lead to new
+         * questions. */
+        cache->collect = 1;
+        for (int round = 0; round < 4; round++) {
+            whatif_cached(cache, "", 1, 0, 0, x.final_step);
+            if (findings_compute(db, run, cache, err, errlen)) {
+                free(cache);
+                return -1;
+            }
+            if (!cache->queued)
+                break;
+            whatif_run_queued(cache, io ? io->whatif_workers : 0);
+        }
+        cache->collect = 0;
+    }
+    if (cache) {
         /* What malloc_trim(0) would give back at the end: the same run, trimmed after its last
          * step. */
         const struct whatif_result *t = whatif_cached(cache, "", 1, 0, 0, x.final_step);

@@ -48,6 +48,9 @@ struct analyzer_ingest_options {
     int no_analysis;                   /* finish: aggregates only (no snapshots, sites, findings) */
     int no_whatif;                     /* finish: findings without what-if replays */
     int quiet;                         /* no progress lines on stderr */
+    unsigned whatif_workers;           /* what-if replays at once (0: one per CPU, 1: in turn) */
+    uint64_t series_min_steps;         /* store the downsampled series (SCHEMA.md: series) when
+                                          at least this many steps are stored (default 1000000) */
 };
 void analyzer_ingest_options_default(struct analyzer_ingest_options *io);
 

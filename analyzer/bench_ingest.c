@@ -10,11 +10,12 @@
  *       every step, tcache and fastbin counts often, bins and the top now and then, system bytes
  *       and RSS rarely). Then it times a report on the database (text, JSON and HTML). With DB
  *       the database is kept (e.g. the 10M-step database the HTML report is timed on).
- *   bench_ingest --replay TRACE [--runs N] [--db DB]
+ *   bench_ingest --replay TRACE [--runs N] [--db DB] [--workers N]
  *       a whole `replay --db`: the trace through the model into a fresh database, timed in
  *       parts: the replay alone with a no-op step callback (model + its per-step statistics, the
  *       replayer's share), the ingest (the same replay storing every step), and finish
- *       (aggregates, snapshots, call sites, findings with their what-if replays).
+ *       (aggregates, snapshots, call sites, findings with their what-if replays, run by N
+ *       workers at once: 0, the default, one per CPU; 1 one after another).
  *   bench_ingest --synth-trace STEPS FILE
  *       writes a single-thread, single-arena trace of STEPS malloc/free events (a working set of
  *       mixed sizes, a few large blocks) for --replay.
@@ -329,6 +330,8 @@ static long long table_bytes(const char *path)
     return v;
 }
 
+static unsigned whatif_workers;        /* --workers: 0 one per CPU, 1 one after another */
+
 static int bench_replay_once(const char *trace, const char *db_path, struct replay_times *t)
 {
     char err[512];
@@ -359,6 +362,7 @@ static int bench_replay_once(const char *trace, const char *db_path, struct repl
     struct analyzer_ingest_options io;
     analyzer_ingest_options_default(&io);
     io.quiet = 1;
+    io.whatif_workers = whatif_workers;
     t0 = now();
     double c0 = cpu_now();
     struct analyzer_ingest *ing = analyzer_ingest_open(db_path, &ro, &io, err, sizeof err);
@@ -421,7 +425,8 @@ static int bench_replay(const char *trace, int runs, const char *keep_db)
            "target; the store's own share %.3f s (%.0f%%), the replay's %.0f%%\n",
            ing, n / ing, n / median(cpu, runs), n / ing / TARGET_STEPS_PER_S, ing - rep,
            100 * (ing - rep) / ing, 100 * rep / ing);
-    printf("  finish (analysis, what-ifs): %.3f s; whole replay --db %.3f s\n",
+    printf("  finish (analysis, what-ifs with %s): %.3f s; whole replay --db %.3f s\n",
+           whatif_workers == 1 ? "one replay at a time" : "a worker per CPU",
            median(finish, runs), median(total, runs));
     printf("  database: %lld bytes = %.1f bytes/step (steps + arena_steps tables: %.1f "
            "bytes/step)\n",
@@ -434,7 +439,7 @@ static int bench_replay(const char *trace, int runs, const char *keep_db)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_ingest [STEPS] [DB]\n"
-               "       bench_ingest --replay TRACE [--runs N] [--db DB]\n"
+               "       bench_ingest --replay TRACE [--runs N] [--db DB] [--workers N]\n"
                "       bench_ingest --synth-trace STEPS FILE\n");
 }
 
@@ -454,6 +459,8 @@ int main(int argc, char **argv)
                 runs = atoi(argv[i + 1]);
             else if (!strcmp(argv[i], "--db"))
                 db = argv[i + 1];
+            else if (!strcmp(argv[i], "--workers"))
+                whatif_workers = (unsigned)atoi(argv[i + 1]);
         }
         if (runs < 1 || runs > MAX_RUNS) {
             fprintf(stderr, "bench_ingest: --runs: 1 to %d\n", MAX_RUNS);

@@ -168,6 +168,14 @@ static int try_fix(struct fctx *x, struct finding_row *f, const char *label, con
         return 0;
     const struct whatif_result *r =
         whatif_cached(x->cache, settings, trim, free_chunk, f->arena, x->final_step);
+    if (!r && x->cache->last_pending) {
+        /* Queued (whatif.h): count it as helping for now, so that the finding is kept and the
+         * replays the findings after it ask for are the ones they will ask for with the
+         * answers. */
+        f->w[f->nw].helps = 1;
+        snprintf(f->w[f->nw++].setting, sizeof f->w[0].setting, "%s", label);
+        return 1;
+    }
     if (!r)
         return 0;
     struct analyzer_whatif *w = &f->w[f->nw++];

@@ -324,12 +324,62 @@ static void interrupted_replay(void **state)
     sqlite3_close(d);
 }
 
+/* The findings' what-if replays give the same numbers run in worker processes side by side as
+ * run one after another. */
+static char *findings_text(const char *path)
+{
+    sqlite3 *d = NULL;
+    assert_int_equal(sqlite3_open(path, &d), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(d, "SELECT kind || '|' || evidence || '|' || fix FROM "
+                                           "findings UNION ALL SELECT setting || '|' || "
+                                           "rss_after || '|' || system_after || '|' || "
+                                           "peak_after || '|' || helps FROM whatifs UNION ALL "
+                                           "SELECT name || '|' || value FROM measures",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    size_t cap = 1 << 16, n = 0;
+    char *text = calloc(1, cap);
+    assert_non_null(text);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        n += (size_t)snprintf(text + n, cap - n, "%s\n", (const char *)sqlite3_column_text(q, 0));
+    assert_true(n < cap);
+    sqlite3_finalize(q);
+    sqlite3_close(d);
+    return text;
+}
+
+static void whatifs_in_parallel(void **state)
+{
+    (void)state;
+    char texts[2][300], err[512];
+    char *got[2];
+    for (int w = 0; w < 2; w++) {
+        snprintf(texts[w], sizeof texts[w], "%s/workers%d.db", dir, w + 1);
+        struct replay_options ro;
+        replay_options_default(&ro);
+        ro.trace_path = trace_path;
+        struct analyzer_ingest_options io;
+        analyzer_ingest_options_default(&io);
+        io.quiet = 1;
+        io.whatif_workers = (unsigned)w + 1;
+        struct replay_summary sum;
+        assert_int_equal(analyzer_replay_to_db(&ro, texts[w], &io, &sum, err, sizeof err), 0);
+        got[w] = findings_text(texts[w]);
+    }
+    assert_non_null(strstr(got[0], "tcache_count=0|"));
+    assert_string_equal(got[0], got[1]);
+    free(got[0]);
+    free(got[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(report_model),
         cmocka_unit_test(subcommands),
         cmocka_unit_test(interrupted_replay),
+        cmocka_unit_test(whatifs_in_parallel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -22,6 +22,7 @@
 #include "analyzer_int.h"
 #include "db_util.h"
 #include "row_batch.h"
+#include "series.h"
 
 #define KEYFRAME_EVERY 4096
 #define DEFAULT_COMMIT_EVERY (1u << 18)
@@ -62,6 +63,7 @@ struct analyzer_ingest {
     size_t arena_cap;
     int64_t arena_sum[9];                /* the arenas' last values, summed */
     struct origins org;
+    struct series_acc series;
     int snapshots_taken;
     int failed;
     char errmsg[512];
@@ -75,6 +77,7 @@ void analyzer_ingest_options_default(struct analyzer_ingest_options *io)
     memset(io, 0, sizeof *io);
     io->every = 1;
     io->commit_every = DEFAULT_COMMIT_EVERY;
+    io->series_min_steps = 1000000;
 }
 
 static double now_seconds(void)
@@ -129,7 +132,7 @@ struct analyzer_ingest *analyzer_ingest_open(const char *db_path, const struct r
         replay_options_default(&ing->ro);
     ing->db_path = strdup(db_path);
     ing->t0 = now_seconds();
-    if (!ing->db_path || origins_init(&ing->org)) {
+    if (!ing->db_path || origins_init(&ing->org) || series_acc_init(&ing->series)) {
         snprintf(err, errlen, "out of memory");
         goto bad;
     }
@@ -178,6 +181,7 @@ bad:
     if (ing->db)
         analyzer_db_close(ing->db);
     origins_free(&ing->org);
+    series_acc_free(&ing->series);
     free(ing->db_path);
     free(ing);
     return NULL;
@@ -440,6 +444,10 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
     }
     row[C_DID] = (int64_t)s->did;
     ing->have_prev = 1;
+    uint64_t sv[SERIES_COUNTERS] = {s->live_bytes, rss, st->system_bytes + st->mmapped_bytes,
+                                    st->top_bytes, st->tcache_bytes, st->fastbin_bytes,
+                                    st->unsorted_bytes, st->small_bytes, st->large_bytes};
+    series_acc_add(&ing->series, s->step, sv);
     if (row_batch_commit_row(&ing->steps) != SQLITE_OK) {
         fail(ing, "steps");
         return 1;
@@ -616,6 +624,8 @@ int analyzer_ingest_finish(struct analyzer_ingest *ing, const struct replay_summ
             rc = db_exec(ing->db, sql, e2, sizeof e2);
             sqlite3_free(sql);
         }
+        if (!rc && ing->stored >= ing->io.series_min_steps)
+            rc = series_acc_store(&ing->series, ing->db, ing->run, ing->last.step, e2, sizeof e2);
         if (!rc && ing->end_state_taken) {
             sql = sqlite3_mprintf(
                 "INSERT OR REPLACE INTO measures VALUES(%lld, 'top_trim_gain', %llu, %llu);",
@@ -644,6 +654,7 @@ int analyzer_ingest_finish(struct analyzer_ingest *ing, const struct replay_summ
     }
     analyzer_db_close(ing->db);
     origins_free(&ing->org);
+    series_acc_free(&ing->series);
     free(ing->arenas);
     free(ing->db_path);
     free(ing);

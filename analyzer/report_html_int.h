@@ -64,11 +64,15 @@ struct html_series {
 
 #define HTML_SERIES_BUCKETS 2000
 
-/* Reads run's steps in step order (one streaming query on the primary key, never all rows in
- * memory) into at most max_buckets buckets with min / max / mean per counter, NULL counters
- * carried forward (SCHEMA.md: NULL = unchanged). Returns 0 (count 0 when the run has no step),
- * or -1 with a message. */
+/* Run's steps in at most max_buckets buckets with min / max / mean per counter: the run's stored
+ * series (series.c) when it has one of at most max_buckets buckets, else html_series_scan.
+ * Returns 0 (count 0 when the run has no step), or -1 with a message. */
 int html_series_load(sqlite3 *db, int64_t run, size_t max_buckets, struct html_series *s,
+                     char *err, size_t errlen);
+/* Reads run's steps in step order (one streaming query on the primary key, never all rows in
+ * memory) into exactly min(steps, max_buckets) equal buckets, NULL counters carried forward
+ * (SCHEMA.md: NULL = unchanged). */
+int html_series_scan(sqlite3 *db, int64_t run, size_t max_buckets, struct html_series *s,
                      char *err, size_t errlen);
 void html_series_free(struct html_series *s);
 

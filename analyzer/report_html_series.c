@@ -1,7 +1,9 @@
 /* report_html_series.c: a run's steps downsampled for the charts: at most ~2000 buckets with the
  * min, max and mean of each counter, so a 10M-step run still draws as a small page.
  *
- * One query walks the run's rows of `steps` in run_step order: the range run << 40 .. (run + 1)
+ * A run stored with its series (series.c: computed while it was ingested, the `series` table) is
+ * read from there: ~2000 rows. Otherwise (short runs, databases from before the table) one query
+ * walks the run's rows of `steps` in run_step order: the range run << 40 .. (run + 1)
  * << 40 of the INTEGER PRIMARY KEY, so SQLite reads the table b-tree in order, with no sort and
  * no temporary table, and each row is folded into its bucket as it arrives (memory is the buckets
  * only). A counter stored as NULL is unchanged since the previous stored row (SCHEMA.md), so the
@@ -33,7 +35,82 @@ static void fold(struct html_bucket *b, const uint64_t v[HS_COUNT])
     b->rows++;
 }
 
+/* The stored series of run, if it has one that fits max_buckets: 1 loaded, 0 none, -1 error. */
+static int stored_load(sqlite3 *db, int64_t run, size_t max_buckets, struct html_series *s,
+                       char *err, size_t errlen)
+{
+    int64_t n = db_int(db, 0, "SELECT count(*) FROM series WHERE run = %lld", (long long)run);
+    if (n <= 0 || (size_t)n > max_buckets)
+        return 0;
+    memset(s, 0, sizeof *s);
+    s->b = calloc((size_t)n, sizeof *s->b);
+    if (!s->b) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sqlite3_stmt *st = db_prepare(db, err, errlen,
+                                  "SELECT step_lo, step_hi, rows, live_min, live_max, live_avg, "
+                                  "rss_min, rss_max, rss_avg, system_min, system_max, system_avg, "
+                                  "top_min, top_max, top_avg, tcache_min, tcache_max, tcache_avg, "
+                                  "fast_min, fast_max, fast_avg, unsorted_min, unsorted_max, "
+                                  "unsorted_avg, small_min, small_max, small_avg, large_min, "
+                                  "large_max, large_avg FROM series WHERE run = %lld "
+                                  "ORDER BY bucket",
+                                  (long long)run);
+    if (!st) {
+        html_series_free(s);
+        return -1;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && s->count < (size_t)n) {
+        struct html_bucket *b = &s->b[s->count++];
+        b->step_lo = (uint64_t)sqlite3_column_int64(st, 0);
+        b->step_hi = (uint64_t)sqlite3_column_int64(st, 1);
+        b->rows = (uint64_t)sqlite3_column_int64(st, 2);
+        for (int k = 0; k < HS_COUNT; k++) {
+            b->min[k] = (uint64_t)sqlite3_column_int64(st, 3 + 3 * k);
+            b->max[k] = (uint64_t)sqlite3_column_int64(st, 4 + 3 * k);
+            b->avg[k] = (double)sqlite3_column_int64(st, 5 + 3 * k);
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        snprintf(err, errlen, "series of run %lld: %s", (long long)run, sqlite3_errmsg(db));
+        html_series_free(s);
+        return -1;
+    }
+    s->first_step = s->b[0].step_lo;
+    s->last_step = s->b[s->count - 1].step_hi;
+    s->rows = (uint64_t)db_int(db, 0, "SELECT steps_stored FROM runs WHERE id = %lld",
+                               (long long)run);
+    /* The values at the end, for the labels at the right of the lines. */
+    st = db_prepare(db, err, errlen,
+                    "SELECT live, rss, system + mmapped, top, tcache_b, fast_b, unsorted_b, "
+                    "small_b, large_b FROM run_points WHERE run = %lld AND label = 'end'",
+                    (long long)run);
+    if (st && sqlite3_step(st) == SQLITE_ROW) {
+        for (int k = 0; k < HS_COUNT; k++)
+            s->last[k] = (uint64_t)sqlite3_column_int64(st, k);
+    } else {
+        for (int k = 0; k < HS_COUNT; k++)
+            s->last[k] = (uint64_t)s->b[s->count - 1].avg[k];
+    }
+    sqlite3_finalize(st);
+    return 1;
+}
+
 int html_series_load(sqlite3 *db, int64_t run, size_t max_buckets, struct html_series *s,
+                     char *err, size_t errlen)
+{
+    if (!max_buckets)
+        max_buckets = HTML_SERIES_BUCKETS;
+    int rc = stored_load(db, run, max_buckets, s, err, errlen);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    return html_series_scan(db, run, max_buckets, s, err, errlen);
+}
+
+int html_series_scan(sqlite3 *db, int64_t run, size_t max_buckets, struct html_series *s,
                      char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);

@@ -47,7 +47,7 @@ struct job {
 
 static const char *tables_with_run[] = {"arena_steps", "run_points", "sys_events", "snapshots",
                                         "chunks",      "tcache_owners", "sites", "measures",
-                                        "findings",    "whatifs"};
+                                        "findings",    "whatifs",       "series"};
 
 /* Copies table T's rows of run `old` from schema `s` into main under run `nu`. */
 static int copy_table(sqlite3 *db, const char *t, int64_t old, int64_t nu, char *err,

@@ -33,7 +33,8 @@
 #define HEAP_BASE 0x555500000000ull
 #define PAIRS 100000
 
-static char dir[256], db1[300], db2[300], db3[300];
+static char dir[256], db1[300], db2[300], db3[300], db4[300], db5[300];
+static uint64_t series_min_steps = 1000000;  /* ingest_run: store the series from this many steps */
 static uint64_t pin_address;
 
 /* A synthetic step: live bytes rise to the middle and fall; heap RSS follows the highest live
@@ -74,6 +75,7 @@ static int ingest_run(const char *path, const char *trace, const char *setting, 
     io.no_analysis = 1;
     io.quiet = 1;
     io.every = every;
+    io.series_min_steps = series_min_steps;
     struct replay_options ro;
     replay_options_default(&ro);
     ro.trace_path = trace;
@@ -193,6 +195,15 @@ static int setup(void **state)
         ingest_run(db2, "/tmp/sweep.fstrace", "mxfast=0", 0.5, 1))
         return -1;
     if (ingest_run(db3, "/tmp/sampled.fstrace", NULL, 1.0, 97))
+        return -1;
+    /* The same runs as one.db and sampled.db, with their series stored at ingest. */
+    snprintf(db4, sizeof db4, "%s/stored.db", dir);
+    snprintf(db5, sizeof db5, "%s/stored-sampled.db", dir);
+    series_min_steps = 0;
+    int rc = ingest_run(db4, "/tmp/stored.fstrace", NULL, 1.0, 1) ||
+             ingest_run(db5, "/tmp/stored-sampled.fstrace", NULL, 1.0, 97);
+    series_min_steps = 1000000;
+    if (rc)
         return -1;
     return exec_sql(db2, "UPDATE runs SET analyzed = 1") || exec_sql(db3, "UPDATE runs SET "
                                                                           "analyzed = 1");
@@ -474,6 +485,82 @@ static void timeline_keeps_the_spike(void **state)
     analyzer_db_close(db);
 }
 
+/* The series stored at ingest: whole buckets with exact min and max, the spike kept, read instead
+ * of the steps; the same page without it (a database from before the table) still renders. */
+static void stored_series_is_read(void **state)
+{
+    (void)state;
+    char err[512];
+    struct sqlite3 *db = analyzer_db_open(db4, 0, err, sizeof err);
+    assert_non_null(db);
+    struct html_series s;
+    assert_int_equal(html_series_load(db, 1, HTML_SERIES_BUCKETS, &s, err, sizeof err), 0);
+    /* 50000 steps in fine buckets of 16, grouped by two: 1563 buckets of 32 steps. */
+    assert_true(s.count > HTML_SERIES_BUCKETS / 2 && s.count <= HTML_SERIES_BUCKETS);
+    assert_int_equal(s.first_step, 1);
+    assert_int_equal(s.last_step, N_STEPS);
+    assert_int_equal(s.rows, N_STEPS);
+    uint64_t top = 0, next = 1;
+    size_t at = 0;
+    struct replay_step st;
+    struct trace_event ev;
+    for (size_t i = 0; i < s.count; i++) {
+        const struct html_bucket *b = &s.b[i];
+        assert_int_equal(b->step_lo, next);
+        next = b->step_hi + 1;
+        if (b->max[HS_RSS] > top) {
+            top = b->max[HS_RSS];
+            at = i;
+        }
+        uint64_t mn = UINT64_MAX, mx = 0;
+        double sum = 0;
+        for (uint64_t k = b->step_lo; k <= b->step_hi; k++) {
+            make_step(&st, &ev, k, 1.0);
+            mn = st.live_bytes < mn ? st.live_bytes : mn;
+            mx = st.live_bytes > mx ? st.live_bytes : mx;
+            sum += (double)st.live_bytes;
+        }
+        assert_int_equal(b->min[HS_LIVE], mn);
+        assert_int_equal(b->max[HS_LIVE], mx);
+        assert_int_equal(b->rows, b->step_hi - b->step_lo + 1);
+        assert_true(b->avg[HS_LIVE] >= sum / (double)b->rows - 1 &&
+                    b->avg[HS_LIVE] <= sum / (double)b->rows + 1);
+    }
+    assert_int_equal(next, N_STEPS + 1);
+    assert_int_equal(top, SPIKE_RSS);
+    assert_true(s.b[at].step_lo <= SPIKE_STEP && SPIKE_STEP <= s.b[at].step_hi);
+    make_step(&st, &ev, N_STEPS, 1.0);
+    assert_int_equal(s.last[HS_LIVE], st.live_bytes);
+    html_series_free(&s);
+    /* Read from the table: the steps are not needed any more. */
+    char *e = NULL;
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM steps", NULL, NULL, &e), SQLITE_OK);
+    assert_int_equal(html_series_load(db, 1, HTML_SERIES_BUCKETS, &s, err, sizeof err), 0);
+    assert_true(s.count > HTML_SERIES_BUCKETS / 2);
+    html_series_free(&s);
+    analyzer_db_close(db);
+
+    /* A sampled run: every bucket has values, carried where no step was stored. */
+    db = analyzer_db_open(db5, 0, err, sizeof err);
+    assert_non_null(db);
+    assert_int_equal(html_series_load(db, 1, HTML_SERIES_BUCKETS, &s, err, sizeof err), 0);
+    assert_true(s.count > 100);
+    for (size_t i = 0; i < s.count; i++) {
+        assert_true(s.b[i].rows > 0);
+        assert_true(s.b[i].min[HS_SYSTEM] > 0);
+    }
+    html_series_free(&s);
+    /* Without the table (an older database): the steps are streamed, the page renders. */
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE series", NULL, NULL, &e), SQLITE_OK);
+    analyzer_db_close(db);
+    char *h = render(db5, -1);
+    assert_non_null(strstr(h, "id=\"tl-svg\""));
+    free(h);
+    h = render(db1, -1);
+    assert_non_null(strstr(h, "id=\"tl-svg\""));
+    free(h);
+}
+
 static void sampled_run_carries_values(void **state)
 {
     (void)state;
@@ -648,6 +735,7 @@ int main(void)
         cmocka_unit_test(strings_from_the_trace_are_escaped),
         cmocka_unit_test(timeline_keeps_the_spike),
         cmocka_unit_test(sampled_run_carries_values),
+        cmocka_unit_test(stored_series_is_read),
         cmocka_unit_test(big_heap_map_stays_small),
         cmocka_unit_test(sweep_database_compares_settings),
         cmocka_unit_test(empty_run_renders),

@@ -386,6 +386,70 @@ static int significant(const struct fctx *x, uint64_t resident)
     return resident >= 65536 && resident * 100 >= x->final_rss;
 }
 
+/* A counter's value at a step (the last non-NULL one stored at or before it), or -1. */
+static int64_t value_at(struct fctx *x, const char *col, uint64_t step)
+{
+    int64_t key = (x->run << 40) + (int64_t)step;
+    return db_int(x->db, -1,
+                  "SELECT %s FROM steps WHERE run_step <= %lld AND run_step >= %lld AND %s IS NOT "
+                  "NULL ORDER BY run_step DESC LIMIT 1",
+                  col, (long long)key, (long long)(x->run << 40), col);
+}
+
+/* What the last consolidation before the snapshot did, when it left the top pinned: "; step N
+ * malloc(2000): malloc_consolidate merged 3993 fastbin chunks into one 201 MiB free chunk; ...".
+ * Appends to buf (empty when there was none). */
+static void consolidation_story(struct fctx *x, const char *pinned_by, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    sqlite3_stmt *st = db_prepare(x->db, x->err, sizeof x->err,
+                                  "SELECT step, value FROM sys_events WHERE run = %lld AND what = "
+                                  "'consolidate' AND step <= %llu ORDER BY step DESC LIMIT 1",
+                                  (long long)x->run, (unsigned long long)x->final_step);
+    if (!st)
+        return;
+    uint64_t step = 0, merged = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        step = (uint64_t)sqlite3_column_int64(st, 0);
+        merged = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (!step)
+        return;
+    int64_t key = (x->run << 40) + (int64_t)step;
+    int call = (int)db_int(x->db, 0, "SELECT call FROM steps WHERE run_step = %lld",
+                           (long long)key);
+    int64_t size = db_int(x->db, -1, "SELECT size FROM steps WHERE run_step = %lld",
+                          (long long)key);
+    int64_t did = db_int(x->db, 0, "SELECT did FROM steps WHERE run_step = %lld", (long long)key);
+    int64_t largest = value_at(x, "largest_free", step);
+    int64_t binned = value_at(x, "unsorted_b", step) + value_at(x, "small_b", step) +
+                     value_at(x, "large_b", step);
+    int64_t sys_before = value_at(x, "system", step - 1), sys_after = value_at(x, "system", step);
+    char what[64], b1[32];
+    if (size >= 0)
+        snprintf(what, sizeof what, "%s(%lld)", trace_event_kind_name((unsigned)call),
+                 (long long)size);
+    else
+        snprintf(what, sizeof what, "%s", trace_event_kind_name((unsigned)call));
+    size_t n = (size_t)snprintf(buf, cap, "; step %" PRIu64 " %s: malloc_consolidate merged %" PRIu64
+                                " fastbin chunk%s",
+                                step, what, merged, merged == 1 ? "" : "s");
+    if (n < cap && largest > 0 && binned > 0 && largest * 10 >= binned * 9)
+        n += (size_t)snprintf(buf + n, cap - n, " into one %s free chunk", B(b1, (uint64_t)largest));
+    else if (n < cap && largest > 0)
+        n += (size_t)snprintf(buf + n, cap - n, " with their free neighbours (largest free chunk "
+                              "now %s)", B(b1, (uint64_t)largest));
+    int trimmed = (did & (REPLAY_DID_TRIM | REPLAY_DID_SBRK_SHRINK | REPLAY_DID_HEAP_SHRINK)) ||
+                  (sys_before >= 0 && sys_after >= 0 && sys_after < sys_before);
+    if (n < cap)
+        snprintf(buf + n, cap - n, "%s", trimmed ? "; the heap shrank"
+                                     : "; top stayed pinned");
+    if (n < cap && !trimmed && pinned_by)
+        snprintf(buf + strlen(buf), cap - strlen(buf), " by the %s, so nothing was trimmed",
+                 pinned_by);
+}
+
 static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
 {
     struct region r;
@@ -437,6 +501,14 @@ static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
                  analyzer_bytes((char[32]){0}, 32, r.resident, 0),
                  analyzer_bytes((char[32]){0}, 32, r.bytes, 0), pin->address,
                  pin->size, tc ? "tcache" : "fastbin", pin->alloc_step);
+        if (tc) {
+            char story[400], by[96];
+            snprintf(by, sizeof by, "%" PRIu64 " tcache chunk%s", r.tcache_n,
+                     r.tcache_n == 1 ? "" : "s");
+            consolidation_story(x, by, story, sizeof story);
+            size_t l = strlen(f.evidence);
+            snprintf(f.evidence + l, sizeof f.evidence - l, "%s", story);
+        }
         f.bytes = r.resident;
         f.step = x->final_step;
         f.arena = arena;

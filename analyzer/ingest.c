@@ -299,6 +299,11 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
         return 1;
     }
 
+    /* A consolidation that merged fastbin chunks (how many were there before the step). */
+    if ((s->did & REPLAY_DID_CONSOLIDATE) && ing->last.valid && ing->last.stats.fastbin_count)
+        sys_event(ing, s->step, "consolidate", s->arena,
+                  (int64_t)ing->last.stats.fastbin_count);
+
     /* Peaks. */
     uint64_t rss = stats_rss(st);
     int new_peak = 0;

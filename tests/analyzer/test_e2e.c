@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,21 @@ static uint64_t heap_rss_of(const char *out, const char *phase)
     assert_non_null(a);
     assert_non_null(b);
     return strtoull(a + 10, NULL, 10) + strtoull(b + 13, NULL, 10);
+}
+
+/* Field NAME (brk_offset, smblks, fordblks, ...) of the heapstat line of `phase`. */
+static uint64_t field_of(const char *out, const char *phase, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "phase=%s ", phase);
+    const char *line = strstr(out, key);
+    assert_non_null(line);
+    const char *eol = strchr(line, '\n');
+    snprintf(key, sizeof key, " %s=", name);
+    const char *a = strstr(line, key);
+    assert_non_null(a);
+    assert_true(!eol || a < eol);
+    return strtoull(a + strlen(key), NULL, 10);
 }
 
 /* Real run of PROG with an environment prefix; the heap RSS of `phase`. */
@@ -170,6 +186,36 @@ static void blocks4000(void **state)
     assert_true(w->system_after > w->system_before / 100 * 99);
     assert_true(r.measures.trim_known);
     assert_int_equal(r.measures.trim_gain, real_end - real_trim);
+
+    /* What the extra malloc(2000) did: it consolidated the fastbins (as many chunks as the real
+     * heap had in its fastbins after the frees) into one free chunk of what the real heap holds
+     * free below top, and nothing was trimmed (the real break did not move). */
+    char db[512], err[512];
+    snprintf(db, sizeof db, "%s/b4000.db", dir);
+    struct sqlite3 *h = analyzer_db_open(db, 0, err, sizeof err);
+    assert_non_null(h);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT step FROM steps_v WHERE run = 1 AND call = 1 "
+                                           "AND size = 2000", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    uint64_t extra_step = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    analyzer_db_close(h);
+    assert_int_equal(field_of(out, "after_extra", "brk_offset"),
+                     field_of(out, "after_free", "brk_offset"));
+    char b1[32], story[256];
+    snprintf(story, sizeof story,
+             "step %llu malloc(2000): malloc_consolidate merged %llu fastbin chunks into one %s "
+             "free chunk; top stayed pinned by the 7 tcache chunks, so nothing was trimmed",
+             (unsigned long long)extra_step,
+             (unsigned long long)field_of(out, "after_free", "smblks"),
+             analyzer_bytes(b1, sizeof b1,
+                            field_of(out, "after_extra", "fordblks") -
+                                field_of(out, "after_extra", "keepcost"),
+                            0));
+    if (!strstr(f->evidence, story))
+        fail_msg("evidence: %s\nwanted: %s", f->evidence, story);
 
     /* After the frees (before malloc(2000)): 3993 fastbin chunks between the big ones; only
      * tcache_count=0 with mxfast=0 gives the memory back there. */

@@ -4,6 +4,9 @@
 BUILD      ?= build
 BUILD_SAN  ?= build-san
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS  += --no-print-directory
+# cmake's generated makefiles must not inherit our flags (they would print every directory).
+CMAKE_BUILD = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL cmake --build
 
 .PHONY: all deps build build-san test test-plain test-san demo bench clean
 
@@ -14,11 +17,11 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@$(CMAKE_BUILD) $(BUILD) -j $(JOBS) -- --no-print-directory
 
 build-san: deps
 	@cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DFRAGSCOPE_SANITIZE=ON >/dev/null
-	@cmake --build $(BUILD_SAN) -j $(JOBS)
+	@$(CMAKE_BUILD) $(BUILD_SAN) -j $(JOBS) -- --no-print-directory
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

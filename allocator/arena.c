@@ -19,10 +19,6 @@
 
 #define MAIN_ARENA_FAKE_BASE ((uint64_t)1 << 47)   /* outside any user address */
 
-uint64_t heap_max_size(const struct ptmalloc *pm)
-{
-    return pm->hp_pagesize ? pm->hp_pagesize * 4 : HEAP_MAX_SIZE;
-}
 static uint64_t heap_min_size(const struct ptmalloc *pm)
 {
     return pm->hp_pagesize ? pm->hp_pagesize : HEAP_MIN_SIZE;

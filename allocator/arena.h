@@ -29,6 +29,7 @@ struct pm_arena {
      * fd words are still written in simulated memory as glibc writes them. */
     uint64_t *fstk[NFASTBINS];
     uint32_t fcount[NFASTBINS], fcap[NFASTBINS];
+    uint32_t fmap;                    /* bit i: fastbin i is not empty */
     uint64_t top;
     uint64_t last_remainder;
     uint64_t base;                    /* address of the malloc_state */
@@ -48,7 +49,14 @@ struct pm_arena {
      * walk the unsorted list only after the largest chunk left it. */
     uint64_t unsorted_max;
     int unsorted_exact;
+    /* Chunks of this arena in any thread's tcache, per size class (tc_class), and the classes
+     * holding any, so the largest is one bit scan away. */
+    uint32_t tc_n[TCACHE_MAX_BINS];
+    uint64_t tc_map;
 };
+
+/* A tcache chunk's size class: its bin index (sizes are exact multiples of 16 there). */
+static inline unsigned tc_class(uint64_t size) { return (unsigned)((size - MINSIZE) >> 4) & (TCACHE_MAX_BINS - 1); }
 
 static inline uint64_t bin_at(const struct pm_arena *av, unsigned i)
 {
@@ -99,6 +107,8 @@ static inline uint64_t fastbin_pop(struct pm_arena *av, unsigned idx)
         return 0;
     uint64_t p = av->fstk[idx][--n];
     av->fcount[idx] = n;
+    if (n == 0)
+        av->fmap &= ~(1u << idx);
     av->fastbins[idx] = n ? av->fstk[idx][n - 1] : 0;
     return p;
 }

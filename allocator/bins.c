@@ -24,6 +24,7 @@ void fastbin_push(struct sysmem *m, struct pm_arena *av, unsigned idx, uint64_t 
     mem_st(m, p + 16, protect_ptr(p + 16, av->fastbins[idx]));
     av->fstk[idx][n] = p;
     av->fcount[idx] = n + 1;
+    av->fmap |= 1u << idx;
     av->fastbins[idx] = p;
 }
 
@@ -38,6 +39,7 @@ void arena_init_state(struct ptmalloc *pm, struct pm_arena *av)
         av->fastbins[i] = 0;
         av->fcount[i] = 0;
     }
+    av->fmap = 0;
     for (int i = 0; i < BINMAPSIZE; i++)
         av->binmap[i] = 0;
     av->noncontiguous = av->index != 0;

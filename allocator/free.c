@@ -59,11 +59,8 @@ void int_free_e(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, struct cm_
         fastbin_push(m, av, idx, p);
         if (e && cm_arena(e->val) == av->index) {
             uint64_t v = e->val;
-            enum chunk_state st = cm_state(v);
-            av->st_count[st]--;
-            av->st_bytes[st] -= size;
-            av->st_count[CS_FAST]++;
-            av->st_bytes[CS_FAST] += size;
+            st_leave(av, cm_state(v), size);
+            st_enter(av, CS_FAST, size);
             e->val = (v & ~(uint64_t)15) | CS_FAST;
         } else {
             chunk_note(pm, p, size, av->index, CS_FAST);

@@ -81,15 +81,37 @@ struct ptmalloc {
 static inline struct pm_arena *main_arena(struct ptmalloc *pm) { return pm->arenas[0]; }
 static inline int is_main(const struct pm_arena *av) { return av->index == 0; }
 
+/* The per-arena counters as a chunk of `size` enters or leaves state st (with the tcache size
+ * classes and the unsorted bound that ptmalloc_stats reads). */
+static inline void st_enter(struct pm_arena *a, enum chunk_state st, uint64_t size)
+{
+    a->st_count[st]++;
+    a->st_bytes[st] += size;
+    if (st == CS_TCACHE) {
+        unsigned c = tc_class(size);
+        if (a->tc_n[c]++ == 0)
+            a->tc_map |= (uint64_t)1 << c;
+    } else if (st == CS_UNSORTED && size > a->unsorted_max) {
+        a->unsorted_max = size;
+    }
+}
+static inline void st_leave(struct pm_arena *a, enum chunk_state st, uint64_t size)
+{
+    a->st_count[st]--;
+    a->st_bytes[st] -= size;
+    if (st == CS_TCACHE) {
+        unsigned c = tc_class(size);
+        if (--a->tc_n[c] == 0)
+            a->tc_map &= ~((uint64_t)1 << c);
+    } else if (st == CS_UNSORTED && size >= a->unsorted_max) {
+        a->unsorted_exact = 0;
+    }
+}
+
 /* Chunk table updates with the per-arena counters. */
 static inline void stat_sub(struct ptmalloc *pm, uint64_t v)
 {
-    struct pm_arena *a = pm->arenas[cm_arena(v)];
-    enum chunk_state s = cm_state(v);
-    a->st_count[s]--;
-    a->st_bytes[s] -= cm_size(v);
-    if (s == CS_UNSORTED && cm_size(v) >= a->unsorted_max)
-        a->unsorted_exact = 0;
+    st_leave(pm->arenas[cm_arena(v)], cm_state(v), cm_size(v));
 }
 static inline void chunk_note(struct ptmalloc *pm, uint64_t p, uint64_t size, uint32_t arena,
                               enum chunk_state st)
@@ -102,11 +124,7 @@ static inline void chunk_note(struct ptmalloc *pm, uint64_t p, uint64_t size, ui
     } else {
         cm_put(&pm->map, p, v);
     }
-    struct pm_arena *a = pm->arenas[arena];
-    a->st_count[st]++;
-    a->st_bytes[st] += size;
-    if (st == CS_UNSORTED && size > a->unsorted_max)
-        a->unsorted_max = size;
+    st_enter(pm->arenas[arena], st, size);
 }
 static inline void chunk_forget(struct ptmalloc *pm, uint64_t p)
 {
@@ -176,7 +194,10 @@ int mtrim(struct ptmalloc *pm, struct pm_arena *av, uint64_t pad);
 uint64_t new_heap(struct ptmalloc *pm, uint32_t arena, uint64_t size, uint64_t top_pad);
 int grow_heap(struct ptmalloc *pm, struct pm_arena *av, uint64_t h, int64_t diff);
 int heap_trim(struct ptmalloc *pm, struct pm_arena *av, uint64_t heap, uint64_t pad);
-uint64_t heap_max_size(const struct ptmalloc *pm);
+static inline uint64_t heap_max_size(const struct ptmalloc *pm)
+{
+    return pm->hp_pagesize ? pm->hp_pagesize * 4 : HEAP_MAX_SIZE;
+}
 static inline uint64_t heap_for_ptr(const struct ptmalloc *pm, uint64_t p)
 {
     return p & ~(heap_max_size(pm) - 1);

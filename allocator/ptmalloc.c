@@ -237,10 +237,8 @@ static void mark_user(struct ptmalloc *pm, uint64_t mem)
     if (e && cm_state(e->val) == CS_INTERNAL) {
         struct pm_arena *a = pm->arenas[cm_arena(e->val)];
         uint64_t sz = cm_size(e->val);
-        a->st_count[CS_INTERNAL]--;
-        a->st_bytes[CS_INTERNAL] -= sz;
-        a->st_count[CS_USER]++;
-        a->st_bytes[CS_USER] += sz;
+        st_leave(a, CS_INTERNAL, sz);
+        st_enter(a, CS_USER, sz);
         e->val = (e->val & ~(uint64_t)15) | CS_USER;
     }
 }

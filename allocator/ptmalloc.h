@@ -131,7 +131,9 @@ struct ptmalloc_mallinfo2 {
 };
 void ptmalloc_mallinfo2(struct ptmalloc *pm, struct ptmalloc_mallinfo2 *mi);
 
-/* Counters kept incrementally; O(arenas) to read. Bytes are chunk bytes. */
+/* Counters kept incrementally; O(arenas) to read (residency comes from the address space's
+ * counters, the largest free chunk from size classes and the binmap): well under 100 ns for a
+ * few arenas, cheap enough to read after every step. Bytes are chunk bytes. */
 struct ptmalloc_stats {
     uint64_t system_bytes;        /* heap memory obtained (sbrk + arena heaps), like mallinfo arena */
     uint64_t in_use_bytes;        /* chunk bytes held by the program (excludes tcache/fastbin),
@@ -143,7 +145,8 @@ struct ptmalloc_stats {
     uint64_t unsorted_count, unsorted_bytes;
     uint64_t small_count, small_bytes;
     uint64_t large_count, large_bytes;
-    uint64_t largest_free;        /* largest free chunk, top included */
+    uint64_t largest_free;        /* largest free chunk, top and tcache chunks included (a
+                                     tcache chunk counts for the arena it lies in) */
     uint64_t mmapped_count, mmapped_bytes;
     uint64_t resident_bytes;      /* heap pages resident (break area + arena heaps) */
     uint64_t mmapped_resident_bytes;
@@ -151,6 +154,11 @@ struct ptmalloc_stats {
 };
 /* arena < 0: totals over all arenas; otherwise that arena only (mmapped figures are global). */
 void ptmalloc_stats(struct ptmalloc *pm, int arena, struct ptmalloc_stats *st);
+/* One arena's own figures only, in O(1) whatever the number of arenas: everything above but the
+ * global mmapped_* fields, which stay 0 (arena_count is 1; all 0 for an arena that does not
+ * exist). Summed over the arenas and with ptmalloc_stats's mmapped figures, they give the
+ * totals. */
+void ptmalloc_stats_arena(struct ptmalloc *pm, uint32_t arena, struct ptmalloc_stats *st);
 uint32_t ptmalloc_arena_count(const struct ptmalloc *pm);
 
 /* Heap introspection. */

@@ -53,6 +53,9 @@
 #define TOP_ENTRIES ((uint64_t)1 << TOP_BITS)
 #define MID_PAGES (LEAF_PAGES * MID_ENTRIES)
 #define LEAF_REGIONS (LEAF_PAGES / REGION_PAGES)
+#define ZONE_LEAVES 32                  /* a zone: 64 MiB, the size and alignment of a glibc heap */
+#define ZONE_PAGES (LEAF_PAGES * ZONE_LEAVES)
+#define MID_ZONES (MID_ENTRIES / ZONE_LEAVES)
 _Static_assert(REGION_PAGES <= 32 && REGION_PAGES >= 1, "a region's page marks fit in 32 bits");
 
 /* x86_64 user space: [mmap_min_addr, TASK_SIZE). */
@@ -81,6 +84,7 @@ struct region {
 
 struct leaf {
     struct region *reg[LEAF_REGIONS];   /* allocated on the first store into the region */
+    uint32_t *zone_resident;        /* its zone's counter in the mid */
     uint32_t nresident;
     uint64_t resident[LEAF_PAGES / 64];
 };
@@ -88,6 +92,7 @@ struct leaf {
 struct mid {
     struct leaf *leaf[MID_ENTRIES];
     uint32_t nleaves;
+    uint32_t zone_resident[MID_ZONES];  /* resident pages per 64 MiB zone */
 };
 
 struct vma {
@@ -470,6 +475,7 @@ static struct leaf *leaf_make(struct sysmem *m, uint64_t pn) {
     if (!*ls) {
         if (!(*ls = host_zalloc(m, sizeof **ls)))
             return NULL;
+        (*ls)->zone_resident = &md->zone_resident[(pn >> LEAF_BITS) % MID_ENTRIES / ZONE_LEAVES];
         md->nleaves++;
     }
     return *ls;
@@ -610,6 +616,7 @@ static int mark_resident(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
             }
         }
         lf->nresident += (uint32_t)added;
+        *lf->zone_resident += (uint32_t)added;
         m->resident_total += added;
         m->resident_brk += added_brk;
         pn = end;
@@ -653,6 +660,7 @@ static void drop_pages(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
                 }
             }
             lf->nresident -= (uint32_t)gone;
+            *lf->zone_resident -= (uint32_t)gone;
             m->resident_total -= gone;
             m->resident_brk -= gone_brk;
             leaf_release_if_empty(m, pn);
@@ -669,6 +677,11 @@ static uint64_t count_resident(const struct sysmem *m, uint64_t pn_lo, uint64_t 
         const struct mid *md = m->top[pn >> (LEAF_BITS + MID_BITS)];
         if (!md) {
             pn = ((pn >> (LEAF_BITS + MID_BITS)) + 1) << (LEAF_BITS + MID_BITS);
+            continue;
+        }
+        if (!(pn & (ZONE_PAGES - 1)) && pn_hi - pn >= ZONE_PAGES) {
+            total += md->zone_resident[(pn >> LEAF_BITS) % MID_ENTRIES / ZONE_LEAVES];
+            pn += ZONE_PAGES;
             continue;
         }
         uint64_t leaf_end = (pn | (LEAF_PAGES - 1)) + 1;
@@ -721,6 +734,7 @@ static uint64_t *block_make(struct sysmem *m, uint64_t addr, int rw, struct regi
     if (!(lf->resident[idx / 64] & ((uint64_t)1 << (idx % 64)))) {
         lf->resident[idx / 64] |= (uint64_t)1 << (idx % 64);
         lf->nresident++;
+        (*lf->zone_resident)++;
         m->resident_total++;
         m->resident_brk += in_brk_area(m, pn);
     }
@@ -784,8 +798,10 @@ static int move_page(struct sysmem *m, uint64_t src, uint64_t dst) {
     }
     dl->resident[di / 64] |= (uint64_t)1 << (di % 64);
     dl->nresident++;
+    (*dl->zone_resident)++;
     sl->resident[si / 64] &= ~((uint64_t)1 << (si % 64));
     sl->nresident--;
+    (*sl->zone_resident)--;
     leaf_release_if_empty(m, src);
     return 0;
 }
@@ -1254,6 +1270,13 @@ void sysmem_copy(struct sysmem *m, uint64_t dst, uint64_t src, uint64_t len) {
 }
 
 uint64_t sysmem_resident_pages(const struct sysmem *m, uint64_t lo, uint64_t hi) {
+    if (hi - lo == ZONE_PAGES << PAGE_SHIFT && !(lo & ((ZONE_PAGES << PAGE_SHIFT) - 1)) &&
+        hi <= SPACE_END) {
+        /* one whole zone (a glibc heap): its counter */
+        uint64_t pn = lo >> PAGE_SHIFT;
+        const struct mid *md = m->top[pn >> (LEAF_BITS + MID_BITS)];
+        return md ? md->zone_resident[(pn >> LEAF_BITS) % MID_ENTRIES / ZONE_LEAVES] : 0;
+    }
     if (hi <= lo || lo >= SPACE_END)
         return 0;
     hi = min_u64(hi, SPACE_END);

@@ -3,8 +3,9 @@
  * mallinfo2 is glibc's int_mallinfo summed over the arena ring: top and fastbin and bin chunks
  * are free, everything else in system_mem is "in use" (the tcache included). The model does not
  * walk the lists for it: the chunk table keeps per-arena counts and bytes for every state, so
- * both mallinfo2 and ptmalloc_stats cost O(arenas) (plus a walk of the unsorted list for the
- * largest free chunk, and the residency queries).
+ * both mallinfo2 and ptmalloc_stats cost O(arenas): residency is read from sim_space's counters
+ * (the break area, and one 64 MiB zone per heap), the largest free chunk from the size classes
+ * and the binmap (plus a walk of the unsorted list after its largest chunk left it).
  */
 #include "model.h"
 
@@ -35,19 +36,23 @@ void ptmalloc_mallinfo2(struct ptmalloc *pm, struct ptmalloc_mallinfo2 *mi)
     } while (a != main_arena(pm));
 }
 
-/* Largest free chunk of an arena: top, the fastbin and bin heads from the largest size down,
- * and the unsorted list when its bound says it may beat them. */
-static uint64_t largest_free_in(struct ptmalloc *pm, struct pm_arena *a)
+/* Largest free chunk of an arena: top, the largest fastbin and tcache size classes (their
+ * chunks are exactly that size), the first chunk of the highest non-empty bin (large bins are
+ * sorted, largest first), and the unsorted list when its bound says it may beat them. */
+static uint64_t largest_free_in(struct ptmalloc *pm, struct pm_arena *a, uint64_t top)
 {
     struct sysmem *m = pm->mem;
-    uint64_t best = top_size(m, a);
-    for (int i = NFASTBINS - 1; i >= 0; i--)
-        if (a->fastbins[i]) {
-            uint64_t s = chunk_size(m, a->fastbins[i]);
-            if (s > best)
-                best = s;
-            break;
-        }
+    uint64_t best = top;
+    if (a->fmap) {
+        uint64_t s = MINSIZE + 16 * (uint64_t)(31 - __builtin_clz(a->fmap));
+        if (s > best)
+            best = s;
+    }
+    if (a->tc_map) {
+        uint64_t s = MINSIZE + 16 * (uint64_t)(63 - __builtin_clzll(a->tc_map));
+        if (s > best)
+            best = s;
+    }
     /* Every non-empty bin has its binmap bit set (bits are only cleared lazily), so only the
      * set bits need looking at, from the largest bin down. */
     for (int block = BINMAPSIZE - 1, found = 0; block >= 0 && !found; block--) {
@@ -87,7 +92,9 @@ static uint64_t largest_free_in(struct ptmalloc *pm, struct pm_arena *a)
     return best;
 }
 
-/* Resident bytes of an arena's own memory (break area or heaps). */
+/* Resident bytes of an arena's own memory: the break area and any mmap fallback segments for
+ * the main arena; for another arena its heaps, each a heap_max_size-aligned reservation of its
+ * own (nothing else is ever mapped inside), which sim_space counts in O(1). */
 static uint64_t arena_resident(struct ptmalloc *pm, struct pm_arena *a)
 {
     struct sysmem *m = pm->mem;
@@ -97,15 +104,16 @@ static uint64_t arena_resident(struct ptmalloc *pm, struct pm_arena *a)
         for (uint32_t i = 0; i < pm->nsegs; i++) {
             struct pm_seg *s = &pm->segs[i];
             if (s->end <= bs || s->start >= be)   /* an mmap fallback segment */
-                pages += sysmem_resident_pages(m, ALIGN_DOWN(s->start, PAGESIZE), ALIGN_UP(s->end, PAGESIZE));
+                pages += sysmem_resident_pages(m, ALIGN_DOWN(s->start, PAGESIZE),
+                                               ALIGN_UP(s->end, PAGESIZE));
         }
         return pages * PAGESIZE;
     }
-    uint64_t pages = 0;
+    uint64_t pages = 0, max = heap_max_size(pm);
     uint64_t first = heap_for_ptr(pm, a->base);
     uint64_t h = heap_for_ptr(pm, a->top);
     for (int guard = 0; h && guard < 1 << 20; guard++) {
-        pages += sysmem_resident_pages(m, h, h + mem_ld(m, h + HI_MPROTECT));
+        pages += sysmem_resident_pages(m, h, h + max);
         if (h == first)
             break;
         h = mem_ld(m, h + HI_PREV);
@@ -113,52 +121,54 @@ static uint64_t arena_resident(struct ptmalloc *pm, struct pm_arena *a)
     return pages * PAGESIZE;
 }
 
+/* One arena's figures added into st. */
+static void add_arena(struct ptmalloc *pm, struct pm_arena *a, uint64_t resident,
+                      struct ptmalloc_stats *st)
+{
+    st->system_bytes += a->system_mem;
+    st->in_use_bytes += a->st_bytes[CS_USER] + a->st_bytes[CS_INTERNAL];
+    st->in_use_count += a->st_count[CS_USER] + a->st_count[CS_INTERNAL];
+    uint64_t top = top_size(pm->mem, a);
+    st->top_bytes += top;
+    st->tcache_count += a->st_count[CS_TCACHE];
+    st->tcache_bytes += a->st_bytes[CS_TCACHE];
+    st->fastbin_count += a->st_count[CS_FAST];
+    st->fastbin_bytes += a->st_bytes[CS_FAST];
+    st->unsorted_count += a->st_count[CS_UNSORTED];
+    st->unsorted_bytes += a->st_bytes[CS_UNSORTED];
+    st->small_count += a->st_count[CS_SMALL];
+    st->small_bytes += a->st_bytes[CS_SMALL];
+    st->large_count += a->st_count[CS_LARGE];
+    st->large_bytes += a->st_bytes[CS_LARGE];
+    uint64_t lf = largest_free_in(pm, a, top);
+    if (lf > st->largest_free)
+        st->largest_free = lf;
+    st->resident_bytes += resident;
+    st->arena_count++;
+}
+
+void ptmalloc_stats_arena(struct ptmalloc *pm, uint32_t arena, struct ptmalloc_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (arena < pm->arena_count) {
+        struct pm_arena *a = pm->arenas[arena];
+        add_arena(pm, a, arena_resident(pm, a), st);
+    }
+}
+
 void ptmalloc_stats(struct ptmalloc *pm, int arena, struct ptmalloc_stats *st)
 {
-    struct sysmem *m = pm->mem;
     memset(st, 0, sizeof *st);
     uint64_t heap_resident_all = 0;
     for (uint32_t i = 0; i < pm->arena_count; i++) {
         struct pm_arena *a = pm->arenas[i];
         uint64_t res = arena_resident(pm, a);
         heap_resident_all += res;
-        if (arena >= 0 && (uint32_t)arena != i)
-            continue;
-        st->system_bytes += a->system_mem;
-        st->in_use_bytes += a->st_bytes[CS_USER] + a->st_bytes[CS_INTERNAL];
-        st->in_use_count += a->st_count[CS_USER] + a->st_count[CS_INTERNAL];
-        st->top_bytes += top_size(m, a);
-        st->tcache_count += a->st_count[CS_TCACHE];
-        st->tcache_bytes += a->st_bytes[CS_TCACHE];
-        st->fastbin_count += a->st_count[CS_FAST];
-        st->fastbin_bytes += a->st_bytes[CS_FAST];
-        st->unsorted_count += a->st_count[CS_UNSORTED];
-        st->unsorted_bytes += a->st_bytes[CS_UNSORTED];
-        st->small_count += a->st_count[CS_SMALL];
-        st->small_bytes += a->st_bytes[CS_SMALL];
-        st->large_count += a->st_count[CS_LARGE];
-        st->large_bytes += a->st_bytes[CS_LARGE];
-        uint64_t lf = largest_free_in(pm, a);
-        if (lf > st->largest_free)
-            st->largest_free = lf;
-        st->resident_bytes += res;
-        st->arena_count++;
-    }
-    /* tcache chunks can be larger than anything in the arena's bins */
-    for (uint32_t i = 0; i < pm->nthreads; i++) {
-        struct pm_thread *t = pm->threads[i];
-        if (!t || !t->started || !t->tcache)
-            continue;
-        for (int b = TCACHE_MAX_BINS - 1; b >= 0; b--)
-            if (t->counts[b]) {
-                uint64_t s = chunk_size(m, tcache_head(t, (unsigned)b) - 16);
-                if (s > st->largest_free)
-                    st->largest_free = s;
-                break;
-            }
+        if (arena < 0 || (uint32_t)arena == i)
+            add_arena(pm, a, res, st);
     }
     st->mmapped_count = pm->n_mmaps;
     st->mmapped_bytes = pm->mmapped_mem;
-    uint64_t total = sysmem_resident_total(m) * PAGESIZE;
+    uint64_t total = sysmem_resident_total(pm->mem) * PAGESIZE;
     st->mmapped_resident_bytes = total > heap_resident_all ? total - heap_resident_all : 0;
 }

@@ -49,11 +49,8 @@ void tcache_put_entry(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, 
     tcache_link(pm, t, chunk, tc_idx);
     uint64_t v = ce->val;
     struct pm_arena *a = pm->arenas[cm_arena(v)];
-    enum chunk_state old = cm_state(v);
-    a->st_count[old]--;
-    a->st_bytes[old] -= cm_size(v);
-    a->st_count[CS_TCACHE]++;
-    a->st_bytes[CS_TCACHE] += cm_size(v);
+    st_leave(a, cm_state(v), cm_size(v));
+    st_enter(a, CS_TCACHE, cm_size(v));
     ce->val = (v & ~(uint64_t)15) | CS_TCACHE;
 }
 
@@ -67,10 +64,8 @@ uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx)
         uint64_t v = ce->val;
         struct pm_arena *a = pm->arenas[cm_arena(v)];
         enum chunk_state st = pm->ret_state;
-        a->st_count[CS_TCACHE]--;
-        a->st_bytes[CS_TCACHE] -= cm_size(v);
-        a->st_count[st]++;
-        a->st_bytes[st] += cm_size(v);
+        st_leave(a, CS_TCACHE, cm_size(v));
+        st_enter(a, st, cm_size(v));
         ce->val = (v & ~(uint64_t)15) | st;
     }
     return e;

@@ -118,7 +118,8 @@ static void step(struct ptmalloc *pm, uint64_t *slot, const struct bop *o, uint3
 
 static volatile uint64_t sink;
 
-/* CPU seconds for the sequence; with_stats: 0 none, 1 all arenas after each step, 2 arena 0. */
+/* CPU seconds for the sequence; with_stats after each step: 0 none, 1 ptmalloc_stats of all
+ * arenas, 2 ptmalloc_stats of arena 0, 3 ptmalloc_stats_arena of arena 0. */
 static double run(const struct bop *ops, uint64_t n, uint32_t threads, int with_stats)
 {
     struct ptmalloc *pm = fresh_model(threads);
@@ -130,7 +131,10 @@ static double run(const struct bop *ops, uint64_t n, uint32_t threads, int with_
     for (uint64_t i = 0; i < n; i++) {
         step(pm, slot, &ops[i], threads);
         if (with_stats) {
-            ptmalloc_stats(pm, with_stats == 1 ? -1 : 0, &st);
+            if (with_stats == 3)
+                ptmalloc_stats_arena(pm, 0, &st);
+            else
+                ptmalloc_stats(pm, with_stats == 1 ? -1 : 0, &st);
             sink += st.largest_free + st.resident_bytes;
         }
     }
@@ -161,16 +165,16 @@ static void bench_ops(uint64_t n, int reps)
 static void bench_stats(uint64_t n, uint32_t arenas)
 {
     struct bop *ops = make_ops(n);
-    double base = 1e30, all = 1e30, one = 1e30;
-    for (int r = 0; r < 3; r++) {
-        double a = run(ops, n, arenas, 0), b = run(ops, n, arenas, 1), c = run(ops, n, arenas, 2);
-        base = a < base ? a : base;
-        all = b < all ? b : all;
-        one = c < one ? c : one;
-    }
+    double t[4] = {1e30, 1e30, 1e30, 1e30};
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 4; k++) {
+            double x = run(ops, n, arenas, k);
+            t[k] = x < t[k] ? x : t[k];
+        }
     printf("ptmalloc_stats, %u arenas, after every step: all arenas %.1f ns/call, one arena "
-           "%.1f ns/call (steps alone %.1f ns/op)\n", arenas, (all - base) * 1e9 / (double)n,
-           (one - base) * 1e9 / (double)n, base * 1e9 / (double)n);
+           "%.1f ns/call, ptmalloc_stats_arena %.1f ns/call (steps alone %.1f ns/op)\n", arenas,
+           (t[1] - t[0]) * 1e9 / (double)n, (t[2] - t[0]) * 1e9 / (double)n,
+           (t[3] - t[0]) * 1e9 / (double)n, t[0] * 1e9 / (double)n);
 
     /* repeated calls on the final state */
     struct ptmalloc *pm = fresh_model(arenas);
@@ -192,8 +196,14 @@ static void bench_stats(uint64_t n, uint32_t arenas)
         sink += st.largest_free;
     }
     double t2 = cpu_now();
+    for (int i = 0; i < calls; i++) {
+        ptmalloc_stats_arena(pm, 0, &st);
+        sink += st.largest_free;
+    }
+    double t3 = cpu_now();
     printf("ptmalloc_stats, repeated with no step between: all arenas %.1f ns/call, one arena "
-           "%.1f ns/call\n", (t1 - t0) * 1e9 / calls, (t2 - t1) * 1e9 / calls);
+           "%.1f ns/call, ptmalloc_stats_arena %.1f ns/call\n", (t1 - t0) * 1e9 / calls,
+           (t2 - t1) * 1e9 / calls, (t3 - t2) * 1e9 / calls);
     ptmalloc_destroy(pm);
     free(slot);
     free(ops);

@@ -616,6 +616,123 @@ static void test_largest_free(void **state)
     ptmalloc_destroy(pm);
 }
 
+/* Per-arena statistics against the walk: largest free chunk (tcache chunks count for the arena
+ * that holds them in memory), and residency: each arena's heaps (counted here page range by page
+ * range, not from the zone counters), the mmapped chunks, and the whole space. */
+struct arena_walk {
+    uint64_t max_free;
+    uint64_t heaps[16];
+    int nheaps;
+    uint64_t mmapped_pages;
+    struct sysmem *m;
+};
+static int arena_walk_cb(void *ctx, const struct ptmalloc_chunk *c)
+{
+    struct arena_walk *w = ctx;
+    if (c->state == PTM_CHUNK_MMAPPED) {
+        uint64_t lo = c->address & ~(uint64_t)4095, hi = (c->address + c->size + 4095) & ~(uint64_t)4095;
+        w->mmapped_pages += sysmem_resident_pages(w->m, lo, hi);
+        return 0;
+    }
+    if (c->state != PTM_CHUNK_IN_USE && c->state != PTM_CHUNK_OVERHEAD && c->size > w->max_free)
+        w->max_free = c->size;
+    uint64_t h = c->address & ~((uint64_t)(64 << 20) - 1);
+    for (int i = 0; i < w->nheaps; i++)
+        if (w->heaps[i] == h)
+            return 0;
+    if (w->nheaps < 16)
+        w->heaps[w->nheaps++] = h;
+    return 0;
+}
+
+/* big: 1 = some mmapped sizes, 0 = small ones, -1 = fastbin sizes only */
+static void stats_per_arena_run(struct ptmalloc *pm, uint64_t seed, int big)
+{
+    struct sysmem *m = ptmalloc_sysmem(pm);
+    uint64_t live[300] = {0};
+    uint64_t x = seed;
+    for (int i = 0; i < 6000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((x >> 33) % 300);
+        uint32_t t = (uint32_t)((x >> 20) % 4);
+        if (live[k]) {
+            F(pm, t, live[k]);
+            live[k] = 0;
+        } else {
+            uint64_t sz = big > 0 && (x >> 40) % 5 == 0 ? (x >> 44) % 200000 : (x >> 44) % 1100;
+            if (big < 0)
+                sz %= 120;
+            live[k] = M(pm, t, sz);
+            if ((x >> 12) % 3 == 0)
+                ptmalloc_touch(pm, live[k], sz);
+        }
+        if (i % 50 != 0 && big > 0)
+            continue;
+        struct ptmalloc_stats all;
+        ptmalloc_stats(pm, -1, &all);
+        uint64_t resident_sum = 0, max_free = 0, mmapped_pages = 0;
+        for (uint32_t a = 0; a < ptmalloc_arena_count(pm); a++) {
+            struct arena_walk w;
+            memset(&w, 0, sizeof w);
+            w.m = m;
+            ptmalloc_walk(pm, (int)a, arena_walk_cb, &w);
+            struct ptmalloc_stats st;
+            ptmalloc_stats(pm, (int)a, &st);
+            assert_int_equal(st.largest_free, w.max_free);
+            uint64_t pages = 0;
+            if (a == 0) {
+                pages = sysmem_resident_brk(m);
+            } else {
+                for (int h = 0; h < w.nheaps; h++)    /* in two pieces: not one whole zone */
+                    pages += sysmem_resident_pages(m, w.heaps[h], w.heaps[h] + 4096) +
+                             sysmem_resident_pages(m, w.heaps[h] + 4096, w.heaps[h] + (64 << 20));
+            }
+            assert_int_equal(st.resident_bytes, pages * 4096);
+            assert_int_equal(st.mmapped_resident_bytes, all.mmapped_resident_bytes);
+            struct ptmalloc_stats own;              /* the same without the global figures */
+            ptmalloc_stats_arena(pm, a, &own);
+            st.mmapped_count = st.mmapped_bytes = st.mmapped_resident_bytes = 0;
+            assert_memory_equal(&own, &st, sizeof st);
+            mmapped_pages += w.mmapped_pages;     /* each arena's own mmapped chunks */
+            resident_sum += st.resident_bytes;
+            if (w.max_free > max_free)
+                max_free = w.max_free;
+        }
+        assert_int_equal(all.resident_bytes, resident_sum);
+        assert_int_equal(all.mmapped_resident_bytes, mmapped_pages * 4096);
+        assert_int_equal(all.largest_free, max_free);
+        assert_int_equal(all.resident_bytes + all.mmapped_resident_bytes,
+                         sysmem_resident_total(m) * 4096);
+    }
+    assert_true(ptmalloc_arena_count(pm) >= 3);
+}
+
+static void small_top(struct ptmalloc_settings *s)
+{
+    s->top_pad = 0;                  /* top stays under a page or so: small chunks can be the */
+    s->trim_threshold = 1ull << 40;  /* largest free ones (tcache and fastbin size classes) */
+}
+
+static void small_top_no_tcache(struct ptmalloc_settings *s)
+{
+    small_top(s);
+    s->tcache_count = 0;
+}
+
+static void test_stats_per_arena(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    stats_per_arena_run(pm, 777, 1);
+    ptmalloc_destroy(pm);
+    pm = model(small_top);
+    stats_per_arena_run(pm, 778, 0);
+    ptmalloc_destroy(pm);
+    pm = model(small_top_no_tcache);
+    stats_per_arena_run(pm, 779, -1);
+    ptmalloc_destroy(pm);
+}
+
 /* A break that cannot grow (a mapping right after it): sysmalloc falls back to mmap. glibc
  * 2.36 passes its minsize/pagesize arguments swapped, so the mapping is (request + top_pad +
  * MINSIZE - old top, page-rounded, + old top) rounded up to 1 MiB; the old top is fenced and
@@ -814,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_arena_limit_round_robin),
         cmocka_unit_test(test_walk_matches_stats),
         cmocka_unit_test(test_largest_free),
+        cmocka_unit_test(test_stats_per_arena),
         cmocka_unit_test(test_largebin_order),
         cmocka_unit_test(test_sbrk_failure_fallback),
         cmocka_unit_test(test_unaligned_break),

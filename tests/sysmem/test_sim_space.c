@@ -910,6 +910,55 @@ static void contents_follow_protection_and_moves(void **state) {
     sysmem_free(m);
 }
 
+/* Resident pages over whole 64 MiB-aligned zones (read from a counter) and over ranges that cut
+ * through them agree with a page-by-page count, through stores, touches, drops and moves. */
+static uint64_t resident_by_page(struct sysmem *m, uint64_t lo, uint64_t hi) {
+    uint64_t n = 0;
+    for (uint64_t a = lo; a < hi; a += PG)
+        n += sysmem_resident_pages(m, a, a + PG);
+    return n;
+}
+
+static void resident_counts_over_zones(void **state) {
+    (void)state;
+    struct sysmem *m = fresh();
+    const uint64_t zone = 64 * MiB;
+    uint64_t big = sysmem_mmap(m, 0, 4 * zone, SYSMEM_PROT_RW);
+    assert_int_not_equal(big, SYSMEM_FAIL);
+    uint64_t z0 = (big + zone - 1) & ~(zone - 1);          /* two whole zones inside */
+    uint64_t seed = 99;
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < 3000; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t off = (seed >> 20) % (2 * zone + 2 * MiB) / 8 * 8;
+            uint64_t a = z0 - MiB + off;
+            if ((seed >> 12) & 1)
+                sysmem_store(m, a, seed | 1);
+            else
+                sysmem_touch(m, a, 1 + (seed >> 40) % (3 * PG));
+        }
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t cut = z0 + (seed >> 30) % (2 * zone / PG - 64) * PG;
+        assert_int_equal(sysmem_madvise_dontneed(m, cut, 40 * PG), 0);
+        assert_int_equal(sysmem_resident_pages(m, z0, z0 + zone), resident_by_page(m, z0, z0 + zone));
+        assert_int_equal(sysmem_resident_pages(m, z0, z0 + 2 * zone),
+                         resident_by_page(m, z0, z0 + 2 * zone));
+        uint64_t lo = z0 - 3 * PG, hi = z0 + 2 * zone + 5 * PG;
+        assert_int_equal(sysmem_resident_pages(m, lo, hi), resident_by_page(m, lo, hi));
+        assert_int_equal(sysmem_resident_pages(m, z0 + 7 * PG, z0 + zone + 9 * PG),
+                         resident_by_page(m, z0 + 7 * PG, z0 + zone + 9 * PG));
+        assert_int_equal(sysmem_resident_pages(m, big, big + 4 * zone), sysmem_resident_total(m));
+    }
+    /* moved away (a page mapped right after it stops growth in place), the zones are empty */
+    assert_int_equal(sysmem_mmap(m, big + 4 * zone, PG, SYSMEM_PROT_NONE), big + 4 * zone);
+    uint64_t moved = sysmem_mremap(m, big, 4 * zone, 5 * zone, 1);
+    assert_int_not_equal(moved, big);
+    assert_int_equal(sysmem_resident_pages(m, z0, z0 + 2 * zone), 0);
+    assert_int_equal(sysmem_resident_pages(m, moved, moved + 5 * zone), sysmem_resident_total(m));
+    assert_int_equal(sysmem_fault_count(m), 0);
+    sysmem_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(default_layout),
@@ -932,6 +981,7 @@ int main(void) {
         cmocka_unit_test(ten_gib_heap_is_cheap),
         cmocka_unit_test(random_ops_match_a_naive_model),
         cmocka_unit_test(contents_follow_protection_and_moves),
+        cmocka_unit_test(resident_counts_over_zones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

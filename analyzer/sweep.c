@@ -218,6 +218,7 @@ static void usage(FILE *f)
                "  --every N           store one step in N (peaks always)\n"
                "  --preload LIB       also run the trace natively with this allocator preloaded\n"
                "                      (repeatable; peak RSS of the whole process and time only)\n"
+               "  --bytes             exact byte counts instead of KiB/MiB\n"
                "  -h, --help          this help\n");
 }
 
@@ -241,14 +242,16 @@ static int split_dim(const char *arg, struct dim *d)
 
 int cmd_sweep(int argc, char **argv)
 {
-    enum { OPT_SET = 256, OPT_DB, OPT_CPUS, OPT_EVERY, OPT_PRELOAD };
+    enum { OPT_SET = 256, OPT_DB, OPT_CPUS, OPT_EVERY, OPT_PRELOAD, OPT_BYTES };
     static const struct option opts[] = {
         {"set", required_argument, 0, OPT_SET},   {"db", required_argument, 0, OPT_DB},
         {"jobs", required_argument, 0, 'j'},      {"cpus", required_argument, 0, OPT_CPUS},
         {"every", required_argument, 0, OPT_EVERY}, {"preload", required_argument, 0, OPT_PRELOAD},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+        {"bytes", no_argument, 0, OPT_BYTES},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     static struct dim dims[MAX_DIMS];
+    int exact = 0;
     unsigned ndims = 0;
     const char *preloads[MAX_PRELOAD];
     unsigned npreload = 0;
@@ -306,6 +309,9 @@ int cmd_sweep(int argc, char **argv)
                 return 2;
             }
             preloads[npreload++] = optarg;
+            break;
+        case OPT_BYTES:
+            exact = 1;
             break;
         case 'h':
             usage(stdout);
@@ -452,7 +458,7 @@ int cmd_sweep(int argc, char **argv)
         if (sqlite3_column_type(st, 3) == SQLITE_NULL)
             snprintf(b2, sizeof b2, "-");
         else
-            analyzer_bytes(b2, sizeof b2, (uint64_t)sqlite3_column_int64(st, 3), 0);
+            analyzer_bytes(b2, sizeof b2, (uint64_t)sqlite3_column_int64(st, 3), exact);
         if (sqlite3_column_type(st, 4) == SQLITE_NULL)
             snprintf(pk, sizeof pk, "-");
         else
@@ -463,7 +469,7 @@ int cmd_sweep(int argc, char **argv)
             snprintf(fin, sizeof fin, "%.2f", sqlite3_column_double(st, 5));
         printf("%-4lld %-40s %12s %12s %10s %10s %7.2fs\n", (long long)sqlite3_column_int64(st, 0),
                (const char *)sqlite3_column_text(st, 1),
-               analyzer_bytes(b1, sizeof b1, (uint64_t)sqlite3_column_int64(st, 2), 0), b2, pk,
+               analyzer_bytes(b1, sizeof b1, (uint64_t)sqlite3_column_int64(st, 2), exact), b2, pk,
                fin, sqlite3_column_double(st, 6));
     }
     sqlite3_finalize(st);

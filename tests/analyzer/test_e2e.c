@@ -394,6 +394,14 @@ static void heap_flame_sweep(void **state)
     assert_non_null(native);
     assert_null(strstr(native, "tcache_count"));
     assert_non_null(strstr(native, " MiB"));
+    /* --bytes: the exact numbers (the tcache_count=0 run ends with the initial 132 KiB heap). */
+    snprintf(cmd, sizeof cmd,
+             "'%s' sweep '%s/b4000.fstrace' --set tcache_count=0 --db '%s/sweep-bytes.db' --bytes "
+             "2>/dev/null",
+             FRAGSCOPE_BIN, dir, dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, " 135168 "));
+    assert_null(strstr(out, "KiB"));
 }
 
 int main(void)

@@ -172,6 +172,8 @@ void analyzer_report_free(struct analyzer_report *r);
 struct analyzer_render_options {
     int exact_bytes;            /* --bytes */
     int color;                  /* ANSI colour (only on a terminal, never with NO_COLOR) */
+    int width;                  /* wrap long lines at this column, continuing them indented
+                                   (0: do not wrap) */
 };
 void analyzer_report_text(FILE *f, const struct analyzer_report *r,
                           const struct analyzer_render_options *o);

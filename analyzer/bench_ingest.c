@@ -214,7 +214,7 @@ static int bench_store(uint64_t n, const char *keep_path)
         return 1;
     }
     FILE *devnull = fopen("/dev/null", "w");
-    struct analyzer_render_options ro = {0, 0};
+    struct analyzer_render_options ro = {0, 0, 0};
     analyzer_report_text(devnull, &rep, &ro);
     analyzer_report_json(devnull, &rep);
     double r1 = now();

@@ -432,11 +432,13 @@ static void consolidation_story(struct fctx *x, const char *pinned_by, char *buf
                  (long long)size);
     else
         snprintf(what, sizeof what, "%s", trace_event_kind_name((unsigned)call));
-    size_t n = (size_t)snprintf(buf, cap, "; step %" PRIu64 " %s: malloc_consolidate merged %" PRIu64
+    size_t n = (size_t)snprintf(buf, cap,
+                                "; step %" PRIu64 " %s: malloc_consolidate merged %" PRIu64
                                 " fastbin chunk%s",
                                 step, what, merged, merged == 1 ? "" : "s");
     if (n < cap && largest > 0 && binned > 0 && largest * 10 >= binned * 9)
-        n += (size_t)snprintf(buf + n, cap - n, " into one %s free chunk", B(b1, (uint64_t)largest));
+        n += (size_t)snprintf(buf + n, cap - n, " into one %s free chunk",
+                              B(b1, (uint64_t)largest));
     else if (n < cap && largest > 0)
         n += (size_t)snprintf(buf + n, cap - n, " with their free neighbours (largest free chunk "
                               "now %s)", B(b1, (uint64_t)largest));

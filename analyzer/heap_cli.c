@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 #include "../cli.h"
 #include "analyzer_int.h"
@@ -20,6 +21,7 @@
 struct heap_view {
     FILE *f;
     int exact, color;
+    int width;                 /* bin lists wrap at this column */
     int arena;                 /* -1 = all */
     unsigned max;              /* bin entries shown per list (0 = all) */
     uint64_t step;
@@ -95,13 +97,30 @@ struct bin_print {
     unsigned in_list;
     uint64_t shown, hidden;     /* entries of the current list printed / left out */
     unsigned max;               /* entries printed per list (0 = all) */
+    int col;                    /* column the output is at */
 };
+
+/* Prints one " -> ..." piece of a bin list, on a new indented line when it would pass the
+ * width. */
+static void bin_piece(struct bin_print *p, const char *text)
+{
+    int len = (int)strlen(text);
+    if (p->col + len > p->v->width && p->col > 10) {
+        fprintf(p->v->f, "\n         ");
+        p->col = 9;
+    }
+    fputs(text, p->v->f);
+    p->col += len;
+}
 
 static void bin_end(struct bin_print *p)
 {
-    if (p->hidden)
-        fprintf(p->v->f, " -> ... (%" PRIu64 " more, %" PRIu64 " in all)", p->hidden,
-                p->hidden + p->shown);
+    if (p->hidden) {
+        char t[96];
+        snprintf(t, sizeof t, " -> ... (%" PRIu64 " more, %" PRIu64 " in all)", p->hidden,
+                 p->hidden + p->shown);
+        bin_piece(p, t);
+    }
     p->shown = p->hidden = 0;
 }
 
@@ -132,6 +151,7 @@ static int bin_entry(void *ctx, enum ptmalloc_chunk_state kind, int bin, uint64_
     if (bin != p->bin) {
         bin_end(p);
         fprintf(p->v->f, "\n    [%3d]", bin);
+        p->col = 9;
         p->bin = bin;
     }
     p->in_list = 1;
@@ -140,8 +160,10 @@ static int bin_entry(void *ctx, enum ptmalloc_chunk_state kind, int bin, uint64_
         return 0;
     }
     p->shown++;
-    fprintf(p->v->f, " -> 0x%" PRIx64 " (%s)", address,
-            analyzer_bytes(b, sizeof b, size, p->v->exact));
+    char t[96];
+    snprintf(t, sizeof t, " -> 0x%" PRIx64 " (%s)", address,
+             analyzer_bytes(b, sizeof b, size, p->v->exact));
+    bin_piece(p, t);
     return 0;
 }
 
@@ -157,13 +179,13 @@ static void show_model(struct heap_view *v, struct ptmalloc *pm)
         for (uint32_t t = 0; t < v->threads; t++) {
             if (ptmalloc_thread_arena(pm, t) != (int)a)
                 continue;
-            struct bin_print p = {v, 1, -1, -1, 0, 0, 0, v->max};
+            struct bin_print p = {v, 1, -1, -1, 0, 0, 0, v->max, 0};
             fprintf(v->f, "thread %u", t);
             ptmalloc_bins(pm, (int)a, t, bin_entry, &p);
             bin_end(&p);
             fprintf(v->f, "%s\n", p.in_list ? "" : ": tcache empty");
         }
-        struct bin_print p = {v, 0, -1, -1, 0, 0, 0, v->max};
+        struct bin_print p = {v, 0, -1, -1, 0, 0, 0, v->max, 0};
         fprintf(v->f, "bins");
         ptmalloc_bins(pm, (int)a, 0, bin_entry, &p);
         bin_end(&p);
@@ -334,6 +356,12 @@ int cmd_heap(int argc, char **argv)
     v.f = stdout;
     v.exact = exact;
     v.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    /* Bin lists fit the terminal (100 columns for a file or a pipe). */
+    struct winsize ws;
+    v.width = isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 &&
+                      ws.ws_col >= 40
+                  ? ws.ws_col
+                  : 100;
     v.arena = (int)arena;
     v.max = all ? 0 : 8;
     v.step = (uint64_t)step;

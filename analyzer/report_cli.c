@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 #include "../cli.h"
 #include "analyzer_int.h"
@@ -34,6 +35,8 @@ static void usage(FILE *f)
             "  -o, --output FILE    write to FILE (created 0600; never through a symlink)\n"
             "  -f, --force          replace FILE if it is an existing regular file\n"
             "  --bytes              exact byte counts instead of KiB / MiB\n"
+            "  --width N            wrap text lines at N columns (default: the terminal's width,\n"
+            "                       or 100 when not a terminal; 0: no wrapping)\n"
             "  --reanalyze          recompute snapshots, call sites and findings first\n"
             "  --no-whatif          with --reanalyze: skip the what-if replays\n"
             "  -h, --help           this help\n"
@@ -53,11 +56,12 @@ static int parse_run(const char *s, int64_t *out)
 
 int cmd_report(int argc, char **argv)
 {
-    enum { OPT_RUN = 256, OPT_FORMAT, OPT_BYTES, OPT_REANALYZE, OPT_NO_WHATIF };
+    enum { OPT_RUN = 256, OPT_FORMAT, OPT_BYTES, OPT_REANALYZE, OPT_NO_WHATIF, OPT_WIDTH };
     static const struct option opts[] = {
         {"run", required_argument, 0, OPT_RUN},
         {"format", required_argument, 0, OPT_FORMAT},
         {"bytes", no_argument, 0, OPT_BYTES},
+        {"width", required_argument, 0, OPT_WIDTH},
         {"reanalyze", no_argument, 0, OPT_REANALYZE},
         {"no-whatif", no_argument, 0, OPT_NO_WHATIF},
         {"help", no_argument, 0, 'h'},
@@ -68,7 +72,7 @@ int cmd_report(int argc, char **argv)
     int64_t run = -1;
     int json = 0, reanalyze = 0, no_whatif = 0, html = 0, force = 0;
     const char *out_path = NULL;
-    struct analyzer_render_options ro = {0, 0};
+    struct analyzer_render_options ro = {0, 0, -1};
     int c;
     optind = 1;
     opterr = 0;
@@ -94,6 +98,17 @@ int cmd_report(int argc, char **argv)
         case OPT_BYTES:
             ro.exact_bytes = 1;
             break;
+        case OPT_WIDTH: {
+            char *end;
+            long w = strtol(optarg, &end, 10);
+            if (!*optarg || *end || w < 0 || (w > 0 && w < 40) || w > 10000) {
+                fprintf(stderr, "report: --width '%s': expected 0 or a number from 40 to 10000\n",
+                        optarg);
+                return 2;
+            }
+            ro.width = (int)w;
+            break;
+        }
         case OPT_REANALYZE:
             reanalyze = 1;
             break;
@@ -161,6 +176,14 @@ int cmd_report(int argc, char **argv)
     FILE *out = out_path ? report_output_open(out_path, force, err, sizeof err) : stdout;
     int status = out ? 0 : 1;
     ro.color = !json && !html && !out_path && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    if (ro.width < 0) {
+        /* The terminal's width; 100 columns for a file or a pipe. */
+        struct winsize ws;
+        ro.width = !out_path && isatty(STDOUT_FILENO) &&
+                           ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40
+                       ? ws.ws_col
+                       : 100;
+    }
     if (out && html)
         status = analyzer_report_html(out, db, &r, &ro, err, sizeof err) ? 1 : 0;
     else if (out && json)

@@ -3,6 +3,7 @@
  * findings as cause -> evidence -> fix with the what-if replays that prove each fix. Colour is
  * the caller's decision (only on a terminal, never with NO_COLOR). */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "analyzer.h"
@@ -16,6 +17,61 @@ static const char *bold(const struct pen *p) { return p->o->color ? "\033[1m" : 
 static const char *green(const struct pen *p) { return p->o->color ? "\033[32m" : ""; }
 static const char *red(const struct pen *p) { return p->o->color ? "\033[31m" : ""; }
 static const char *plain(const struct pen *p) { return p->o->color ? "\033[0m" : ""; }
+
+/* Prints a formatted line (its own leading indentation included), broken at spaces so that no
+ * line passes o->width columns (a word longer than that stays whole); continuation lines start
+ * with `indent`. Colour sequences take no column. */
+__attribute__((format(printf, 3, 4))) static void wrapped(const struct pen *p, const char *indent,
+                                                          const char *fmt, ...)
+{
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    int width = p->o->width;
+    if (width <= 0) {
+        fprintf(p->f, "%s\n", text);
+        return;
+    }
+    int col = 0, ind = (int)strlen(indent);
+    const char *s = text;
+    /* The leading indentation belongs to the first line. */
+    while (*s == ' ') {
+        fputc(' ', p->f);
+        col++;
+        s++;
+    }
+    int line_start = 1;
+    while (*s) {
+        const char *w = s;
+        int vis = 0;
+        while (*s && *s != ' ') {
+            if (*s == '\033') {
+                while (*s && *s != 'm')
+                    s++;
+                if (*s)
+                    s++;
+                continue;
+            }
+            vis++;
+            s++;
+        }
+        if (!line_start && col + 1 + vis > width) {
+            fprintf(p->f, "\n%s", indent);
+            col = ind;
+        } else if (!line_start) {
+            fputc(' ', p->f);
+            col++;
+        }
+        fwrite(w, 1, (size_t)(s - w), p->f);
+        col += vis;
+        line_start = 0;
+        while (*s == ' ')
+            s++;
+    }
+    fputc('\n', p->f);
+}
 
 static const char *B(const struct pen *p, char *buf, uint64_t v)
 {
@@ -59,9 +115,10 @@ void analyzer_report_text(FILE *f, const struct analyzer_report *r,
     const struct analyzer_run_info *ri = &r->run;
     fprintf(f, "%sfragscope report: run %" PRId64 "%s of %s\n", bold(&p), ri->id, plain(&p),
             ri->trace[0] ? ri->trace : "(synthetic steps)");
-    fprintf(f, "  settings: %s\n", ri->settings[0] ? ri->settings : "as recorded");
-    fprintf(f, "  %" PRIu64 " events, %" PRIu64 " steps stored%s, %" PRIu64 " arena%s, %" PRIu64
-               " thread%s, %.2f s, fragscope %s, %s%s%s\n\n",
+    wrapped(&p, "    ", "  settings: %s", ri->settings[0] ? ri->settings : "as recorded");
+    wrapped(&p, "    ",
+            "  %" PRIu64 " events, %" PRIu64 " steps stored%s, %" PRIu64 " arena%s, %" PRIu64
+            " thread%s, %.2f s, fragscope %s, %s%s%s\n",
             ri->events, ri->steps_stored, ri->every > 1 ? " (sampled)" : "", ri->arenas,
             ri->arenas == 1 ? "" : "s", ri->threads, ri->threads == 1 ? "" : "s", ri->seconds,
             ri->tool_version, ri->completed ? "" : red(&p),
@@ -69,7 +126,8 @@ void analyzer_report_text(FILE *f, const struct analyzer_report *r,
 
     /* The answer first: what is held, and the best verified fix. */
     const struct analyzer_measures *mm = &r->measures;
-    fprintf(f, "%sIn short:%s heap RSS %s at the end for %s live (peak %s at step %" PRIu64 ").\n",
+    wrapped(&p, "    ", "%sIn short:%s heap RSS %s at the end for %s live (peak %s at step %" PRIu64
+            ").",
             bold(&p), plain(&p), B(&p, b1, mm->final_rss), B(&p, b2, mm->final_live),
             B(&p, b3, mm->peak_rss), mm->peak_rss_step);
     if (r->finding_count) {
@@ -83,9 +141,10 @@ void analyzer_report_text(FILE *f, const struct analyzer_report *r,
                 if (w->helps && setting == !pass && (!best || w->after < best->after))
                     best = w;
             }
-        fprintf(f, "  Cause: %s.\n", top->cause);
+        wrapped(&p, "    ", "  Cause: %s.", top->cause);
         if (best)
-            fprintf(f, "  Fix: %s%s%s: heap RSS %s -> %s, verified by replay (finding 1 below).\n",
+            wrapped(&p, "    ", "  Fix: %s%s%s: heap RSS %s -> %s, verified by replay (finding 1 "
+                    "below).",
                     green(&p), best->setting, plain(&p), B(&p, b1, best->before),
                     B(&p, b2, best->after));
     }
@@ -97,17 +156,20 @@ void analyzer_report_text(FILE *f, const struct analyzer_report *r,
 
     const struct analyzer_measures *m = &r->measures;
     fprintf(f, "%sFragmentation%s\n", bold(&p), plain(&p));
-    fprintf(f, "    at the live peak (step %" PRIu64 "): %s live, %s heap RSS: (held - live) / live "
-               "= %.2f\n",
+    wrapped(&p, "        ",
+            "    at the live peak (step %" PRIu64 "): %s live, %s heap RSS: (held - live) / live "
+            "= %.2f",
             m->peak_live_step, B(&p, b1, m->peak_live), B(&p, b2, m->rss_at_live_peak),
             m->frag_at_live_peak);
-    fprintf(f, "    at the RSS peak (step %" PRIu64 "): %s live, %s heap RSS: (held - live) / live "
-               "= %.2f\n",
+    wrapped(&p, "        ",
+            "    at the RSS peak (step %" PRIu64 "): %s live, %s heap RSS: (held - live) / live "
+            "= %.2f",
             m->peak_rss_step, B(&p, b1, m->live_at_rss_peak), B(&p, b2, m->peak_rss),
             m->frag_at_rss_peak);
-    fprintf(f, "    max held / max live (Johnstone-Wilson): %s / %s = %.2f\n",
+    wrapped(&p, "        ", "    max held / max live (Johnstone-Wilson): %s / %s = %.2f",
             B(&p, b1, m->peak_rss), B(&p, b2, m->peak_live), m->jw_ratio);
-    fprintf(f, "    retention at the end: %s held for %s live (%.1f%% of heap RSS not live)\n",
+    wrapped(&p, "        ",
+            "    retention at the end: %s held for %s live (%.1f%% of heap RSS not live)",
             B(&p, b1, m->final_rss), B(&p, b2, m->final_live), 100 * m->retention);
     if (m->trim_known) {
         fprintf(f, "    malloc_trim(0) now would give back: %s\n", B(&p, b3, m->trim_gain));
@@ -138,11 +200,11 @@ void analyzer_report_text(FILE *f, const struct analyzer_report *r,
         fprintf(f, "    none\n");
     for (size_t i = 0; i < r->finding_count; i++) {
         const struct analyzer_finding *x = &r->findings[i];
-        fprintf(f, "%s%2zu. %s%s [%s]\n", bold(&p), i + 1, x->cause, plain(&p), x->kind);
-        fprintf(f, "    evidence: %s\n", x->evidence);
+        wrapped(&p, "    ", "%s%2zu. %s%s [%s]", bold(&p), i + 1, x->cause, plain(&p), x->kind);
+        wrapped(&p, "        ", "    evidence: %s", x->evidence);
         if (x->site[0])
-            fprintf(f, "    call site: %s\n", x->site);
-        fprintf(f, "    fix: %s\n", x->fix);
+            wrapped(&p, "        ", "    call site: %s", x->site);
+        wrapped(&p, "        ", "    fix: %s", x->fix);
         for (unsigned k = 0; k < x->whatif_count; k++) {
             const struct analyzer_whatif *w = &x->whatif[k];
             char where[48] = "final heap RSS", heap[96] = "", peak[96] = "";
@@ -154,7 +216,7 @@ void analyzer_report_text(FILE *f, const struct analyzer_report *r,
             if (w->peak_after != w->peak_before && w->peak_before)
                 snprintf(peak, sizeof peak, ", peak heap RSS %s -> %s", B(&p, b1, w->peak_before),
                          B(&p, b2, w->peak_after));
-            fprintf(f, "    %s%s: %s %s -> %s%s%s%s, verified by replay%s\n",
+            wrapped(&p, "        ", "    %s%s: %s %s -> %s%s%s%s, verified by replay%s",
                     w->helps ? green(&p) : "", w->setting, where, B(&p, b1, w->before),
                     B(&p, b2, w->after), heap, peak, w->helps ? "" : " (does not help)",
                     plain(&p));

@@ -356,6 +356,14 @@ static void heap_flame_sweep(void **state)
     assert_non_null(strstr(out, "3993 in all"));
     assert_non_null(strstr(out, "52736"));
     assert_null(strstr(out, "\033["));
+    /* Not a terminal: lines fit 100 columns (long bin lists continue on indented lines). */
+    for (const char *line = out, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        if (nl - line > 100)
+            fail_msg("heap line of %d columns: %.*s", (int)(nl - line), (int)(nl - line), line);
+    }
 
     snprintf(cmd, sizeof cmd, "'%s' flame '%s/b4000.db'", FRAGSCOPE_BIN, dir);
     assert_int_equal(run(cmd, out, sizeof out), 0);

@@ -164,7 +164,7 @@ static void ledger_from_a_snapshot(void **state)
     char *text = NULL, *json = NULL;
     size_t tlen = 0, jlen = 0;
     FILE *f = open_memstream(&text, &tlen);
-    struct analyzer_render_options ro = {1, 0};
+    struct analyzer_render_options ro = {1, 0, 0};
     analyzer_report_text(f, &r, &ro);
     fclose(f);
     f = open_memstream(&json, &jlen);
@@ -190,6 +190,96 @@ static void ledger_from_a_snapshot(void **state)
     analyzer_db_close(db);
 }
 
+/* Visible columns of a line (colour sequences take none). */
+static size_t visible(const char *s, size_t n)
+{
+    size_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\033') {
+            while (i < n && s[i] != 'm')
+                i++;
+            continue;
+        }
+        v++;
+    }
+    return v;
+}
+
+/* Long cause, evidence and fix lines wrap at the width asked for, continued indented, colour or
+ * not; the words are those of the unwrapped text; width 0 does not wrap. */
+static void long_lines_wrap(void **state)
+{
+    (void)state;
+    struct analyzer_report r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.run.trace, sizeof r.run.trace, "/t/x.fstrace");
+    r.run.completed = 1;
+    struct analyzer_finding fd;
+    memset(&fd, 0, sizeof fd);
+    snprintf(fd.kind, sizeof fd.kind, "top-pinned-by-tcache");
+    snprintf(fd.cause, sizeof fd.cause, "the top of arena 0 is pinned by tcache chunks: 201 MiB "
+             "of free memory below it cannot be trimmed");
+    size_t n = 0;
+    for (int i = 0; i < 12; i++)
+        n += (size_t)snprintf(fd.evidence + n, sizeof fd.evidence - n,
+                              "%sword%d and some more words to fill", i ? " " : "", i);
+    snprintf(fd.fix, sizeof fd.fix, "set tcache_count=0: GLIBC_TUNABLES=glibc.malloc.tcache_count=0"
+             "; or call malloc_trim(0) after the frees");
+    fd.whatif_count = 1;
+    snprintf(fd.whatif[0].setting, sizeof fd.whatif[0].setting, "tcache_count=0");
+    fd.whatif[0].before = 211075072;
+    fd.whatif[0].after = 135168;
+    fd.whatif[0].helps = 1;
+    r.findings = &fd;
+    r.finding_count = 1;
+    for (int color = 0; color < 2; color++)
+        for (int width = 80; width <= 100; width += 20) {
+            char *text = NULL;
+            size_t len = 0;
+            FILE *f = open_memstream(&text, &len);
+            struct analyzer_render_options ro = {0, color, width};
+            analyzer_report_text(f, &r, &ro);
+            fclose(f);
+            int continued = 0;
+            for (char *line = text, *nl; *line; line = nl + 1) {
+                nl = strchr(line, '\n');
+                assert_non_null(nl);
+                assert_true(visible(line, (size_t)(nl - line)) <= (size_t)width);
+                if (!strncmp(line, "        ", 8) && line[8] != ' ')
+                    continued++;
+            }
+            assert_true(continued >= 4);
+            /* The evidence, joined again, is the original. */
+            char *ev = strstr(text, "evidence: ");
+            assert_non_null(ev);
+            char joined[2048];
+            size_t j = 0;
+            for (char *q = ev + 10; *q && j < sizeof joined - 1; q++) {
+                if (*q == '\n') {
+                    if (strncmp(q + 1, "        ", 8))
+                        break;
+                    q += 8;
+                    joined[j++] = ' ';
+                    continue;
+                }
+                joined[j++] = *q;
+            }
+            joined[j] = 0;
+            assert_string_equal(joined, fd.evidence);
+            free(text);
+        }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    struct analyzer_render_options ro = {0, 0, 0};
+    analyzer_report_text(f, &r, &ro);
+    fclose(f);
+    char want[1100];
+    snprintf(want, sizeof want, "    evidence: %s\n", fd.evidence);
+    assert_non_null(strstr(text, want));
+    free(text);
+}
+
 static void byte_units(void **state)
 {
     (void)state;
@@ -207,6 +297,7 @@ int main(void)
         cmocka_unit_test(ledger_and_measures_from_counters),
         cmocka_unit_test(ledger_from_a_snapshot),
         cmocka_unit_test(byte_units),
+        cmocka_unit_test(long_lines_wrap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -364,7 +364,7 @@ static char *render(const char *path, int64_t run)
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
     assert_non_null(f);
-    struct analyzer_render_options o = {0, 0};
+    struct analyzer_render_options o = {0, 0, 0};
     assert_int_equal(analyzer_report_html(f, db, &r, &o, err, sizeof err), 0);
     fclose(f);
     analyzer_report_free(&r);

@@ -2,8 +2,9 @@
  *
  * Every malloc-family call of the program lands here first. The hot path finds the thread's
  * state (thread_buffer.c), calls the real glibc function (the exported __libc_* entry points,
- * or dlsym(RTLD_NEXT) for those without one), takes a global sequence number (after an
- * allocation returns, before a free runs), reads the returned chunk's flag bits, optionally
+ * or dlsym(RTLD_NEXT) for those without one), takes a global sequence number after it returns
+ * (holding our lock of the arena it uses, when other threads exist: call_order.c), reads the
+ * returned chunk's flag bits, optionally
  * identifies the call stack (stacks.c), and appends a raw record to the thread's chunk. That is
  * all a program thread does; encoding, compression and writing happen in the flusher
  * (flush.c).
@@ -191,7 +192,7 @@ static void maybe_sample(struct rec_thread *t, uint64_t now);
 
 static inline void hook_leave(struct rec_thread *t, uint64_t now)
 {
-    if (REC_UNLIKELY(rec.cfg.sample_ms && now >= rec.next_sample_ns))
+    if (REC_UNLIKELY(rec.cfg.sample_ms && now >= rec.next_sample_ns) && !t->exited)
         maybe_sample(t, now);
     t->depth = 0;
 }
@@ -218,12 +219,61 @@ static inline void put_record(struct rec_thread *t, unsigned kind, uint8_t flags
                                     (uintptr_t)__builtin_dwarf_cfa())                         \
                     : 0)
 
-/* An allocation that returned p: seq now (after the real call), then stack and record.
+/* The order of calls across threads (call_order.c): an allocation holds the lock of its
+ * thread's arena, when known and when other threads exist, from before the real call until
+ * it is numbered. */
+static inline volatile uint32_t *order_first_call(struct rec_thread *t)
+{
+    /* A thread's first call, or an allocation while its arena is not known: glibc picks its
+     * arena and allocates its tcache, in steps of their own: hold every lock. (After
+     * THREAD_EXIT the thread holds them all already.) */
+    t->ordered_once = 1;
+    if (t->exited)
+        return NULL;
+    return arena_lock_all() ? REC_ALL_LOCKS : NULL;
+}
+
+static inline volatile uint32_t *order_alloc_begin(struct rec_thread *t)
+{
+    if (!rec_is_multi())
+        return NULL;
+    if (REC_UNLIKELY(!t->home_arena || t->exited))
+        return order_first_call(t);
+    return arena_lock(t->home_arena);
+}
+
+/* After an allocation that returned p through the thread's own arena. glibc keeps a thread on
+ * its arena, but the thread's tcache may return a chunk of another arena that the thread freed.
+ * A tcache hit leaves the chunk's second word 0 (glibc clears its tcache key); a chunk taken
+ * from a bin has its bk pointer there. So the guess is the arena of the thread's first
+ * allocation (its tcache is still empty), and moves only when a chunk that surely came through
+ * an arena (second word nonzero) came from another one. */
+static inline void note_home(struct rec_thread *t, const void *p)
+{
+    uintptr_t k = arena_key_of(p);
+    if (REC_LIKELY(k == t->home_arena) || !k)
+        return;
+    if (!t->home_arena || ((const uint64_t *)p)[1] != 0)
+        t->home_arena = k;
+}
+
+/* An allocation that returned p: seq now (after the real call), then stack and record. `lk` is
+ * the arena lock order_alloc_begin took (or NULL); `own` the announcement of the pointer this
+ * call freed (realloc), or NULL. The allocation waits for any other free of its address to be
+ * numbered, takes its number, then withdraws its announcement and unlocks. `home`: the call
+ * used the thread's own arena (not realloc of a pointer).
  * err is errno when p is NULL (the caller computes it before anything else can touch errno);
  * nothing here changes errno (stacks.c keeps it across libunwind). */
-#define RECORD_ALLOC(t, kind, p, err, ...)                                                    \
+#define RECORD_CALL(t, lk, own, home, kind, p, err, ...)                                      \
     do {                                                                                      \
+        if ((p) && rec_is_multi())                                                            \
+            inflight_wait((uint64_t)(uintptr_t)(p), (own));                                   \
         uint64_t seq_ = rec_next_seq();                                                       \
+        if (own)                                                                              \
+            inflight_release(own);                                                            \
+        order_unlock(lk);                                                                     \
+        if ((home) && (p))                                                                    \
+            note_home((t), (p));                                                              \
         uint64_t now_ = event_time();                                                         \
         uint32_t stack_ = STACK_HERE(t);                                                      \
         const uint64_t args_[] = {__VA_ARGS__};                                               \
@@ -231,6 +281,29 @@ static inline void put_record(struct rec_thread *t, unsigned kind, uint8_t flags
                    sizeof args_ / sizeof args_[0]);                                           \
         hook_leave((t), now_);                                                                \
     } while (0)
+#define RECORD_ALLOC(t, lk, kind, p, err, ...) RECORD_CALL(t, lk, NULL, 1, kind, p, err, __VA_ARGS__)
+
+/* realloc of old: the lock of old's arena (glibc reallocates there; an mmapped old: the
+ * thread's, for the malloc it may fall back to), and old announced as in flight. */
+static inline volatile uint64_t *order_realloc_begin(struct rec_thread *t, void *old,
+                                                     volatile uint32_t **lk)
+{
+    *lk = NULL;
+    if (!rec_is_multi())
+        return NULL;
+    if (!old) {
+        *lk = order_alloc_begin(t);
+        return NULL;
+    }
+    uintptr_t key = arena_key_of(old);
+    if (!key)
+        key = t->home_arena;
+    if (REC_UNLIKELY(!t->ordered_once || t->exited))
+        *lk = t->ordered_once ? NULL : order_first_call(t);
+    else if (key)
+        *lk = arena_lock(key);
+    return inflight_claim((uint64_t)(uintptr_t)old);
+}
 
 #define ERR_IF_NULL(p) ((p) ? 0 : errno)
 
@@ -243,8 +316,9 @@ EXPORT void *malloc(size_t size)
         return __libc_malloc(size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, 16);
+    volatile uint32_t *lk = order_alloc_begin(t);
     void *p = __libc_malloc(size);
-    RECORD_ALLOC(t, TRACE_EV_MALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, lk, TRACE_EV_MALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -261,11 +335,33 @@ EXPORT void free(void *p)
         __libc_free(p);
         return;
     }
-    uint64_t seq = rec_next_seq();
+    /* Numbered after the call, under the lock of the chunk's arena, announced while in
+     * flight; an mmapped chunk before the call (call_order.c). */
+    volatile uint64_t *own = NULL;
+    volatile uint32_t *lk = NULL;
+    uint64_t seq = 0;
+    if (rec_is_multi()) {
+        uintptr_t key = arena_key_of(p);
+        if (REC_UNLIKELY(!t->ordered_once || t->exited))
+            lk = t->ordered_once ? NULL : order_first_call(t);
+        else if (key)
+            lk = arena_lock(key);
+        if (!key || !(own = inflight_claim((uint64_t)(uintptr_t)p))) {
+            seq = rec_next_seq();
+            __libc_free(p);
+        } else {
+            __libc_free(p);
+            seq = rec_next_seq();
+            inflight_release(own);
+        }
+        order_unlock(lk);
+    } else {
+        __libc_free(p);
+        seq = rec_next_seq();
+    }
     uint64_t now = event_time();
     const uint64_t a[] = {(uint64_t)(uintptr_t)p};
     put_record(t, TRACE_EV_FREE, 0, 0, 0, seq, now, a, 1);
-    __libc_free(p);
     hook_leave(t, now);
 }
 
@@ -288,8 +384,9 @@ EXPORT void *calloc(size_t nmemb, size_t size)
             memset(q, 0, n);
         return q;
     }
+    volatile uint32_t *lk = order_alloc_begin(t);
     void *p = __libc_calloc(nmemb, size);
-    RECORD_ALLOC(t, TRACE_EV_CALLOC, p, ERR_IF_NULL(p), nmemb, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, lk, TRACE_EV_CALLOC, p, ERR_IF_NULL(p), nmemb, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -307,9 +404,12 @@ EXPORT void *realloc(void *old, size_t size)
         }
         return pool_alloc(size, 16);
     }
+    volatile uint32_t *lk;
+    volatile uint64_t *own = order_realloc_begin(t, old, &lk);
     void *p = __libc_realloc(old, size);
     int e = p || (old && size == 0) ? 0 : errno;     /* realloc(p, 0) freed p: no error */
-    RECORD_ALLOC(t, TRACE_EV_REALLOC, p, e, (uint64_t)(uintptr_t)old, size, (uint64_t)(uintptr_t)p);
+    RECORD_CALL(t, lk, own, !old, TRACE_EV_REALLOC, p, e, (uint64_t)(uintptr_t)old, size,
+                (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -344,10 +444,12 @@ EXPORT void *reallocarray(void *old, size_t nmemb, size_t size)
             return NULL;
         return old ? __libc_realloc(old, n) : pool_alloc(n, 16);
     }
+    volatile uint32_t *lk;
+    volatile uint64_t *own = order_realloc_begin(t, old, &lk);
     void *p = reallocarray_impl(old, nmemb, size);
     int e = p || (old && (nmemb == 0 || size == 0)) ? 0 : errno;
-    RECORD_ALLOC(t, TRACE_EV_REALLOCARRAY, p, e, (uint64_t)(uintptr_t)old, nmemb, size,
-                 (uint64_t)(uintptr_t)p);
+    RECORD_CALL(t, lk, own, !old, TRACE_EV_REALLOCARRAY, p, e, (uint64_t)(uintptr_t)old, nmemb,
+                size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -358,8 +460,9 @@ EXPORT void *memalign(size_t alignment, size_t size)
         return __libc_memalign(alignment, size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, alignment < 16 ? 16 : alignment);
+    volatile uint32_t *lk = order_alloc_begin(t);
     void *p = __libc_memalign(alignment, size);
-    RECORD_ALLOC(t, TRACE_EV_MEMALIGN, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, lk, TRACE_EV_MEMALIGN, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -371,8 +474,9 @@ EXPORT void *aligned_alloc(size_t alignment, size_t size)
         return real(alignment, size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, alignment < 16 ? 16 : alignment);
+    volatile uint32_t *lk = order_alloc_begin(t);
     void *p = real(alignment, size);
-    RECORD_ALLOC(t, TRACE_EV_ALIGNED_ALLOC, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, lk, TRACE_EV_ALIGNED_ALLOC, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -402,12 +506,13 @@ EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
         return 0;
     }
     void *p = NULL;
+    volatile uint32_t *lk = order_alloc_begin(t);
     int rc = posix_memalign_impl(&p, alignment, size);
     if (rc == 0)
         *out = p;
     else
         p = NULL;
-    RECORD_ALLOC(t, TRACE_EV_POSIX_MEMALIGN, p, rc, alignment, size, (uint64_t)(uintptr_t)p,
+    RECORD_ALLOC(t, lk, TRACE_EV_POSIX_MEMALIGN, p, rc, alignment, size, (uint64_t)(uintptr_t)p,
                  (uint64_t)(int64_t)rc);
     return rc;
 }
@@ -419,8 +524,9 @@ EXPORT void *valloc(size_t size)
         return __libc_valloc(size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, 4096);
+    volatile uint32_t *lk = order_alloc_begin(t);
     void *p = __libc_valloc(size);
-    RECORD_ALLOC(t, TRACE_EV_VALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, lk, TRACE_EV_VALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -431,8 +537,9 @@ EXPORT void *pvalloc(size_t size)
         return __libc_pvalloc(size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc((size + 4095) & ~(size_t)4095, 4096);
+    volatile uint32_t *lk = order_alloc_begin(t);
     void *p = __libc_pvalloc(size);
-    RECORD_ALLOC(t, TRACE_EV_PVALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, lk, TRACE_EV_PVALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -441,9 +548,11 @@ EXPORT int mallopt(int param, int value)
     struct rec_thread *t = hook_enter();
     if (REC_UNLIKELY(t == NULL || t == HOOK_POOL))
         return __libc_mallopt(param, value);
+    int all = t->exited ? 0 : arena_lock_all();
     int rc = __libc_mallopt(param, value);
     int saved = errno;
     uint64_t seq = rec_next_seq(), now = event_time();
+    arena_unlock_all(all);
     const uint64_t a[] = {(uint64_t)(int64_t)param, (uint64_t)(int64_t)value, (uint64_t)(int64_t)rc};
     put_record(t, TRACE_EV_MALLOPT, 0, 0, 0, seq, now, a, 3);
     hook_leave(t, now);
@@ -456,9 +565,11 @@ EXPORT int malloc_trim(size_t pad)
     struct rec_thread *t = hook_enter();
     if (REC_UNLIKELY(t == NULL || t == HOOK_POOL))
         return real_malloc_trim ? real_malloc_trim(pad) : 0;
+    int all = t->exited ? 0 : arena_lock_all();
     int rc = real_malloc_trim ? real_malloc_trim(pad) : 0;
     int saved = errno;
     uint64_t seq = rec_next_seq(), now = event_time();
+    arena_unlock_all(all);
     const uint64_t a[] = {pad, (uint64_t)(int64_t)rc};
     put_record(t, TRACE_EV_MALLOC_TRIM, 0, 0, 0, seq, now, a, 2);
     hook_leave(t, now);
@@ -532,10 +643,12 @@ static void maybe_sample(struct rec_thread *t, uint64_t now)
     rec.next_sample_ns = now + (uint64_t)rec.cfg.sample_ms * 1000000ull;
     int saved = errno;
     uint64_t a[13] = {0};
-    uint64_t brk_now = (uint64_t)(uintptr_t)sbrk(0);
     a[0] = rss_pages();
-    a[1] = heap_resident_pages(rec.heap_start, brk_now);
-    a[2] = brk_now;
+    a[1] = heap_resident_pages(rec.heap_start, (uint64_t)(uintptr_t)sbrk(0));
+    /* The break, mallinfo2 and the number under every arena lock: the sample sits between the
+     * calls it saw and those it did not (call_order.c). */
+    int all = arena_lock_all();
+    a[2] = (uint64_t)(uintptr_t)sbrk(0);
     if (real_mallinfo2) {
         struct mallinfo2 mi = real_mallinfo2();
         a[3] = mi.arena;
@@ -550,6 +663,7 @@ static void maybe_sample(struct rec_thread *t, uint64_t now)
         a[12] = mi.keepcost;
     }
     uint64_t seq = rec_next_seq();
+    arena_unlock_all(all);
     put_record(t, TRACE_EV_SAMPLE, 0, 0, 0, seq, event_time(), a, 13);
     errno = saved;
     __atomic_store_n(&rec.sampling, 0, __ATOMIC_RELEASE);
@@ -590,10 +704,16 @@ static void on_thread_exit(void *v)
     if (t->os_tid == rec.pid || t->exited || t->depth)
         return;
     t->depth = 1;
+    /* glibc frees the thread's tcache after this, unseen: every lock stays held until the
+     * thread has died, so no other thread's call is numbered after THREAD_EXIT but run before
+     * those frees (call_order.c). */
+    int all = arena_lock_all();
     uint64_t seq = rec_next_seq(), now = event_time();
     const uint64_t a[] = {t->index};
     put_record(t, TRACE_EV_THREAD_EXIT, 0, 0, 0, seq, now, a, 1);
     t->exited = 1;
+    if (all)
+        arena_keep_all_until_exit(t->os_tid);
     thread_retire_chunk(t);
     t->depth = 0;
 }
@@ -696,6 +816,7 @@ static void atfork_child(void)
     pid_t parent = rec.pid;
     struct rec_thread *t = thread_lookup();
     rec_multi = 0;                        /* the child has one thread */
+    call_order_after_fork();
     threads_reset_after_fork(t);
     flush_after_fork_child();
     rec.pid = (pid_t)rsys0(SYS_getpid);
@@ -1057,6 +1178,11 @@ static void rec_init(void)
     const char *root = getenv("FRAGSCOPE_ROOT");
     rec.is_root = !root || strcmp(root, "0") != 0;
 
+    if (call_order_init() != 0) {
+        __atomic_store_n(&rec.state, REC_DISABLED, __ATOMIC_RELEASE);
+        errno = saved;
+        return;
+    }
     modules_scan();
     resolve_real();
     stacks_init();

@@ -79,6 +79,8 @@ struct rec_thread {
     void *stack_cache;            /* stacks.c: recent call sites of this thread */
     uint64_t *fork_rec;           /* the FORK record awaiting the child's pid */
     int in_fork;                  /* inside our fork() wrapper */
+    int ordered_once;             /* call_order.c: its first call is done */
+    uintptr_t home_arena;         /* call_order.c: the arena of its allocations, 0 unknown */
 };
 
 /* ---- Global state (defined in preload.c) ---- */
@@ -209,6 +211,117 @@ static inline uint64_t rec_next_seq(void)
     if (REC_LIKELY(!rec_multi && __libc_single_threaded))
         return rec_seq++;
     return __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline int rec_is_multi(void)
+{
+    return rec_multi || !__libc_single_threaded;
+}
+
+/* ---- call_order.c: the order of calls across threads ----
+ * Arena locks: a call that uses arena A holds our lock for A from before the real call until it
+ * has its number, so calls on one arena are numbered in the order they really ran. */
+#define REC_ARENA_LOCKS 64u
+#define REC_MAIN_ARENA_KEY ((uintptr_t)1)
+#define REC_HEAP_MAX (64ull << 20)    /* glibc's HEAP_MAX_SIZE on x86_64 */
+extern volatile uint32_t *rec_arena_locks REC_HIDDEN;
+extern volatile uint32_t rec_gate REC_HIDDEN;   /* nonzero: a call holds (or is taking) every lock */
+void arena_lock_slow(volatile uint32_t *l) REC_HIDDEN;
+void arena_lock_gated(volatile uint32_t *l) REC_HIDDEN;
+void arena_unlock_wake(volatile uint32_t *l) REC_HIDDEN;
+int arena_lock_all(void) REC_HIDDEN;
+void arena_unlock_all(int taken) REC_HIDDEN;
+void arena_keep_all_until_exit(pid_t tid) REC_HIDDEN;
+
+/* The arena that owns the chunk of user pointer p (a live glibc chunk): its malloc_state address,
+ * REC_MAIN_ARENA_KEY for the main arena, 0 for an mmapped chunk (no arena). */
+static inline uintptr_t arena_key_of(const void *p)
+{
+    uint64_t size = ((const uint64_t *)p)[-1];
+    if (size & 2)
+        return 0;
+    if (!(size & 4))
+        return REC_MAIN_ARENA_KEY;
+    return *(const uintptr_t *)((uintptr_t)p & ~(uintptr_t)(REC_HEAP_MAX - 1));
+}
+
+static inline volatile uint32_t *arena_lock(uintptr_t key)
+{
+    volatile uint32_t *l = rec_arena_locks + (((key >> 4) * 0x9E3779B97F4A7C15ull) >> 58) * 16;
+    uint32_t zero = 0;
+    if (REC_UNLIKELY(!__atomic_compare_exchange_n(l, &zero, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)))
+        arena_lock_slow(l);
+    if (REC_UNLIKELY(__atomic_load_n(&rec_gate, __ATOMIC_SEQ_CST)))
+        arena_lock_gated(l);      /* give way to the call taking every lock */
+    return l;
+}
+
+static inline void arena_unlock(volatile uint32_t *l)
+{
+    if (REC_UNLIKELY(__atomic_exchange_n(l, 0, __ATOMIC_RELEASE) == 2))
+        arena_unlock_wake(l);
+}
+
+/* What a call holds: one lock, every lock (REC_ALL_LOCKS), or nothing (NULL). */
+#define REC_ALL_LOCKS ((volatile uint32_t *)1)
+static inline void order_unlock(volatile uint32_t *l)
+{
+    if (REC_UNLIKELY(l == REC_ALL_LOCKS))
+        arena_unlock_all(1);
+    else if (l)
+        arena_unlock(l);
+}
+
+/* Frees in flight: announced before the call, withdrawn once numbered (a safety net for the
+ * calls that do not hold the right arena lock). */
+#define REC_INFLIGHT_BUCKETS 512u
+#define REC_INFLIGHT_WAYS 8u          /* one cache line per bucket */
+extern volatile uint64_t *rec_inflight REC_HIDDEN;
+int call_order_init(void) REC_HIDDEN;
+void inflight_wait_slow(volatile uint64_t *slot, uint64_t p) REC_HIDDEN;
+void call_order_after_fork(void) REC_HIDDEN;
+
+static inline volatile uint64_t *inflight_bucket(uint64_t p)
+{
+    return rec_inflight +
+           ((p >> 4) * 0x9E3779B97F4A7C15ull >> 55 & (REC_INFLIGHT_BUCKETS - 1)) * REC_INFLIGHT_WAYS;
+}
+
+static inline volatile uint64_t *inflight_try_claim(volatile uint64_t *b, uint64_t p)
+{
+    for (unsigned i = 0; i < REC_INFLIGHT_WAYS; i++) {
+        uint64_t zero = 0;
+        if (b[i] == 0 && __atomic_compare_exchange_n(&b[i], &zero, p, 0, __ATOMIC_SEQ_CST,
+                                                     __ATOMIC_RELAXED))
+            return &b[i];
+    }
+    return 0;
+}
+volatile uint64_t *inflight_claim_slow(volatile uint64_t *b, uint64_t p) REC_HIDDEN;
+
+/* Announces a free of p. A full bucket is waited for (its slots are held for one call each);
+ * NULL only after 50 ms of that: then number the free before the call. */
+static inline volatile uint64_t *inflight_claim(uint64_t p)
+{
+    volatile uint64_t *b = inflight_bucket(p);
+    volatile uint64_t *s = inflight_try_claim(b, p);
+    return REC_LIKELY(s != 0) ? s : inflight_claim_slow(b, p);
+}
+
+/* The free announced in slot has its number. */
+static inline void inflight_release(volatile uint64_t *slot)
+{
+    __atomic_store_n(slot, 0, __ATOMIC_RELEASE);
+}
+
+/* Before numbering an allocation that returned p: waits while another thread's free of p
+ * (other than our own announcement `own`) has not taken its number. */
+static inline void inflight_wait(uint64_t p, volatile uint64_t *own)
+{
+    volatile uint64_t *b = inflight_bucket(p);
+    for (unsigned i = 0; i < REC_INFLIGHT_WAYS; i++)
+        if (REC_UNLIKELY(b[i] == p) && &b[i] != own)
+            inflight_wait_slow(&b[i], p);
 }
 
 /* ---- stacks.c ---- */

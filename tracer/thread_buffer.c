@@ -212,6 +212,8 @@ struct rec_thread *thread_register(int parent)
         t->exit_round = 0;
         t->parent = parent;
         t->os_tid = (pid_t)rsys0(SYS_gettid);
+        t->home_arena = 0;   /* a new thread: glibc picks its arena anew */
+        t->ordered_once = 0;
         stack_cache_forget(t);
         if (t->cur) {
             /* Move to a chunk of the new index; keep the old one for the flusher. */

@@ -89,6 +89,18 @@ static inline void lnk_st(struct sysmem *m, struct pm_arena *av, uint64_t field,
 #define SET_BK(m, av, p, v) lnk_st(m, av, (p) + 24, v)
 #define SET_FD_NS(m, av, p, v) lnk_st(m, av, (p) + 32, v)
 #define SET_BK_NS(m, av, p, v) lnk_st(m, av, (p) + 40, v)
+/* The same for a p known to be a chunk (never a bin header): straight to simulated memory. */
+#define CFD(m, p) sysmem_load(m, (p) + 16)
+#define CBK(m, p) sysmem_load(m, (p) + 24)
+#define CFD_NS(m, p) sysmem_load(m, (p) + 32)
+#define CBK_NS(m, p) sysmem_load(m, (p) + 40)
+#define CSET_FD(m, p, v) sysmem_store(m, (p) + 16, v)
+#define CSET_BK(m, p, v) sysmem_store(m, (p) + 24, v)
+#define CSET_FD_NS(m, p, v) sysmem_store(m, (p) + 32, v)
+#define CSET_BK_NS(m, p, v) sysmem_store(m, (p) + 40, v)
+/* fd and bk of bin i's header (host side). */
+static inline uint64_t *bin_fd_slot(struct pm_arena *av, unsigned i) { return &av->bins[(i - 1) * 2]; }
+static inline uint64_t *bin_bk_slot(struct pm_arena *av, unsigned i) { return &av->bins[(i - 1) * 2 + 1]; }
 
 /* Top chunk size (0 for the initial dummy top). */
 static inline uint64_t top_size(struct sysmem *m, const struct pm_arena *av)

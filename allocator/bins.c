@@ -60,13 +60,14 @@ void arena_init_state(struct ptmalloc *pm, struct pm_arena *av)
 void unlink_chunk(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
 {
     struct sysmem *m = pm->mem;
-    uint64_t fd = FD(m, av, p);
-    uint64_t bk = BK(m, av, p);
+    /* p and the nextsize neighbours are chunks; fd and bk may be bin headers */
+    uint64_t fd, bk;
+    sysmem_load_pair(m, p + 16, &fd, &bk);
     SET_BK(m, av, fd, bk);
     SET_FD(m, av, bk, fd);
-    if (!in_smallbin_range(chunk_head(m, p)) && FD_NS(m, av, p) != 0) {
-        uint64_t p_fdns = FD_NS(m, av, p);
-        uint64_t p_bkns = BK_NS(m, av, p);
+    uint64_t p_fdns;
+    if (!in_smallbin_range(chunk_head(m, p)) && (p_fdns = CFD_NS(m, p)) != 0) {
+        uint64_t p_bkns = CBK_NS(m, p);
         if (FD_NS(m, av, fd) == 0) {
             if (p_fdns == p) {
                 SET_FD_NS(m, av, fd, fd);
@@ -74,12 +75,12 @@ void unlink_chunk(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
             } else {
                 SET_FD_NS(m, av, fd, p_fdns);
                 SET_BK_NS(m, av, fd, p_bkns);
-                SET_BK_NS(m, av, p_fdns, fd);
-                SET_FD_NS(m, av, p_bkns, fd);
+                CSET_BK_NS(m, p_fdns, fd);
+                CSET_FD_NS(m, p_bkns, fd);
             }
         } else {
-            SET_BK_NS(m, av, p_fdns, p_bkns);
-            SET_FD_NS(m, av, p_bkns, p_fdns);
+            CSET_BK_NS(m, p_fdns, p_bkns);
+            CSET_FD_NS(m, p_bkns, p_fdns);
         }
     }
 }
@@ -90,15 +91,12 @@ void unsorted_push_front(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, u
 {
     struct sysmem *m = pm->mem;
     uint64_t bck = unsorted_bin(av);
-    uint64_t fwd = FD(m, av, bck);
-    SET_BK(m, av, p, bck);
-    SET_FD(m, av, p, fwd);
-    SET_FD(m, av, bck, p);
+    uint64_t fwd = *bin_fd_slot(av, 1);
+    sysmem_store_pair(m, p + 16, fwd, bck);
+    *bin_fd_slot(av, 1) = p;
     SET_BK(m, av, fwd, p);
-    if (!in_smallbin_range(size)) {
-        SET_FD_NS(m, av, p, 0);
-        SET_BK_NS(m, av, p, 0);
-    }
+    if (!in_smallbin_range(size))
+        sysmem_store_pair(m, p + 32, 0, 0);
     chunk_note(pm, p, size, av->index, CS_UNSORTED);
 }
 
@@ -110,49 +108,48 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
     struct sysmem *m = pm->mem;
     unsigned victim_index;
     uint64_t bck, fwd;
+    /* victim, and every chunk on a nextsize list, is a chunk; bck and fwd may be headers */
     if (in_smallbin_range(size)) {
         victim_index = smallbin_index(size);
         bck = bin_at(av, victim_index);
-        fwd = FD(m, av, bck);
+        fwd = *bin_fd_slot(av, victim_index);
         chunk_note(pm, victim, size, av->index, CS_SMALL);
     } else {
         victim_index = largebin_index(size);
         bck = bin_at(av, victim_index);
-        fwd = FD(m, av, bck);
+        fwd = *bin_fd_slot(av, victim_index);
         if (fwd != bck) {
             uint64_t sz = size | PREV_INUSE;
-            uint64_t last = BK(m, av, bck);
+            uint64_t last = *bin_bk_slot(av, victim_index);
             if (sz < chunk_head(m, last)) {
                 fwd = bck;
                 bck = last;
-                uint64_t first = FD(m, av, fwd);
-                SET_FD_NS(m, av, victim, first);
-                SET_BK_NS(m, av, victim, BK_NS(m, av, first));
-                uint64_t vbk = BK_NS(m, av, victim);
-                SET_BK_NS(m, av, first, victim);
-                SET_FD_NS(m, av, vbk, victim);
+                uint64_t first = *bin_fd_slot(av, victim_index);
+                uint64_t vbk = CBK_NS(m, first);
+                sysmem_store_pair(m, victim + 32, first, vbk);
+                CSET_BK_NS(m, first, victim);
+                CSET_FD_NS(m, vbk, victim);
             } else {
-                while (sz < chunk_head(m, fwd))
-                    fwd = FD_NS(m, av, fwd);
-                if (sz == chunk_head(m, fwd)) {
-                    fwd = FD(m, av, fwd);
+                uint64_t h;
+                while (sz < (h = chunk_head(m, fwd)))
+                    fwd = CFD_NS(m, fwd);
+                if (sz == h) {
+                    fwd = CFD(m, fwd);
                 } else {
-                    SET_FD_NS(m, av, victim, fwd);
-                    SET_BK_NS(m, av, victim, BK_NS(m, av, fwd));
-                    SET_BK_NS(m, av, fwd, victim);
-                    SET_FD_NS(m, av, BK_NS(m, av, victim), victim);
+                    uint64_t vbk = CBK_NS(m, fwd);
+                    sysmem_store_pair(m, victim + 32, fwd, vbk);
+                    CSET_BK_NS(m, fwd, victim);
+                    CSET_FD_NS(m, vbk, victim);
                 }
                 bck = BK(m, av, fwd);
             }
         } else {
-            SET_FD_NS(m, av, victim, victim);
-            SET_BK_NS(m, av, victim, victim);
+            sysmem_store_pair(m, victim + 32, victim, victim);
         }
         chunk_note(pm, victim, size, av->index, CS_LARGE);
     }
     mark_bin(av, victim_index);
-    SET_BK(m, av, victim, bck);
-    SET_FD(m, av, victim, fwd);
+    sysmem_store_pair(m, victim + 16, fwd, bck);
     SET_BK(m, av, fwd, victim);
     SET_FD(m, av, bck, victim);
 }

@@ -114,10 +114,22 @@ static inline uint64_t chunk_prev_size(struct sysmem *m, uint64_t p) { return sy
 static inline void set_head(struct sysmem *m, uint64_t p, uint64_t v) { sysmem_store(m, p + 8, v); }
 static inline void set_prev_size(struct sysmem *m, uint64_t p, uint64_t v) { sysmem_store(m, p, v); }
 static inline void set_foot(struct sysmem *m, uint64_t p, uint64_t s) { sysmem_store(m, p + s, s); }
+/* word |= set, then &= ~clear (one lookup when the block is cached) */
+static inline void word_update(struct sysmem *m, uint64_t a, uint64_t set, uint64_t clear)
+{
+    uint64_t *w = sysmem_word(m, a);
+    if (__builtin_expect(w != 0, 1))
+        *w = (*w | set) & ~clear;
+    else
+        sysmem_store(m, a, (sysmem_load(m, a) | set) & ~clear);
+}
 static inline void set_head_size(struct sysmem *m, uint64_t p, uint64_t s)
 {
-    uint64_t h = sysmem_load(m, p + 8);
-    sysmem_store(m, p + 8, (h & SIZE_BITS) | s);
+    uint64_t *w = sysmem_word(m, p + 8);
+    if (__builtin_expect(w != 0, 1))
+        *w = (*w & SIZE_BITS) | s;
+    else
+        sysmem_store(m, p + 8, (sysmem_load(m, p + 8) & SIZE_BITS) | s);
 }
 static inline int prev_inuse(struct sysmem *m, uint64_t p) { return (int)(chunk_head(m, p) & PREV_INUSE); }
 static inline int inuse_bit_at(struct sysmem *m, uint64_t p, uint64_t off)
@@ -126,17 +138,15 @@ static inline int inuse_bit_at(struct sysmem *m, uint64_t p, uint64_t off)
 }
 static inline void set_inuse_bit_at(struct sysmem *m, uint64_t p, uint64_t off)
 {
-    uint64_t a = p + off + 8;
-    sysmem_store(m, a, sysmem_load(m, a) | PREV_INUSE);
+    word_update(m, p + off + 8, PREV_INUSE, 0);
 }
 static inline void clear_inuse_bit_at(struct sysmem *m, uint64_t p, uint64_t off)
 {
-    uint64_t a = p + off + 8;
-    sysmem_store(m, a, sysmem_load(m, a) & ~(uint64_t)PREV_INUSE);
+    word_update(m, p + off + 8, 0, PREV_INUSE);
 }
 static inline void set_non_main(struct sysmem *m, uint64_t p)
 {
-    sysmem_store(m, p + 8, sysmem_load(m, p + 8) | NON_MAIN_ARENA);
+    word_update(m, p + 8, NON_MAIN_ARENA, 0);
 }
 
 #endif

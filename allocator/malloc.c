@@ -27,17 +27,14 @@ static void split_to_unsorted(struct ptmalloc *pm, struct pm_arena *av, uint64_t
     uint64_t remainder_size = size - nb;
     uint64_t remainder = victim + nb;
     uint64_t bck = unsorted_bin(av);
-    uint64_t fwd = FD(m, av, bck);
-    SET_BK(m, av, remainder, bck);
-    SET_FD(m, av, remainder, fwd);
-    SET_FD(m, av, bck, remainder);
+    uint64_t fwd = *bin_fd_slot(av, 1);
+    sysmem_store_pair(m, remainder + 16, fwd, bck);
+    *bin_fd_slot(av, 1) = remainder;
     SET_BK(m, av, fwd, remainder);
     if (advertise)
         av->last_remainder = remainder;
-    if (!in_smallbin_range(remainder_size)) {
-        SET_FD_NS(m, av, remainder, 0);
-        SET_BK_NS(m, av, remainder, 0);
-    }
+    if (!in_smallbin_range(remainder_size))
+        sysmem_store_pair(m, remainder + 32, 0, 0);
     set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
     set_head(m, remainder, remainder_size | PREV_INUSE);
     set_foot(m, remainder, remainder_size);
@@ -98,23 +95,24 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
     if (in_smallbin_range(nb)) {
         idx = smallbin_index(nb);
         uint64_t bin = bin_at(av, idx);
-        uint64_t victim = BK(m, av, bin);
+        uint64_t *bin_bk = bin_bk_slot(av, idx);
+        uint64_t victim = *bin_bk;
         if (victim != bin) {
-            uint64_t bck = BK(m, av, victim);
+            uint64_t bck = CBK(m, victim);
             set_inuse_bit_at(m, victim, nb);
-            SET_BK(m, av, bin, bck);
+            *bin_bk = bck;
             SET_FD(m, av, bck, bin);
             if (!is_main(av))
                 set_non_main(m, victim);
             chunk_note(pm, victim, nb, av->index, pm->ret_state);
             if (have_tc && tc_idx < pm->tcache_bins) {
                 uint64_t tc_victim;
-                while (t->counts[tc_idx] < pm->tcache_count && (tc_victim = BK(m, av, bin)) != bin) {
-                    bck = BK(m, av, tc_victim);
+                while (t->counts[tc_idx] < pm->tcache_count && (tc_victim = *bin_bk) != bin) {
+                    bck = CBK(m, tc_victim);
                     set_inuse_bit_at(m, tc_victim, nb);
                     if (!is_main(av))
                         set_non_main(m, tc_victim);
-                    SET_BK(m, av, bin, bck);
+                    *bin_bk = bck;
                     SET_FD(m, av, bck, bin);
                     tcache_put(pm, t, tc_victim, nb, av->index, tc_idx);
                 }
@@ -138,23 +136,20 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
     for (;;) {
         int iters = 0;
         uint64_t victim;
-        while ((victim = BK(m, av, unsorted)) != unsorted) {
-            uint64_t bck = BK(m, av, victim);
+        while ((victim = *bin_bk_slot(av, 1)) != unsorted) {
+            uint64_t bck = CBK(m, victim);
             uint64_t size = chunk_size(m, victim);
 
             if (in_smallbin_range(nb) && bck == unsorted && victim == av->last_remainder &&
                 size > nb + MINSIZE) {
                 uint64_t remainder_size = size - nb;
                 uint64_t remainder = victim + nb;
-                SET_BK(m, av, unsorted, remainder);
-                SET_FD(m, av, unsorted, remainder);
+                *bin_bk_slot(av, 1) = remainder;
+                *bin_fd_slot(av, 1) = remainder;
                 av->last_remainder = remainder;
-                SET_BK(m, av, remainder, unsorted);
-                SET_FD(m, av, remainder, unsorted);
-                if (!in_smallbin_range(remainder_size)) {
-                    SET_FD_NS(m, av, remainder, 0);
-                    SET_BK_NS(m, av, remainder, 0);
-                }
+                sysmem_store_pair(m, remainder + 16, unsorted, unsorted);
+                if (!in_smallbin_range(remainder_size))
+                    sysmem_store_pair(m, remainder + 32, 0, 0);
                 set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
                 set_head(m, remainder, remainder_size | PREV_INUSE);
                 set_foot(m, remainder, remainder_size);
@@ -164,7 +159,7 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
                 return victim + 16;
             }
 
-            SET_BK(m, av, unsorted, bck);
+            *bin_bk_slot(av, 1) = bck;
             SET_FD(m, av, bck, unsorted);
 
             if (size == nb) {
@@ -197,14 +192,16 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
 
         if (!in_smallbin_range(nb)) {
             uint64_t bin = bin_at(av, idx);
-            victim = FD(m, av, bin);
+            victim = *bin_fd_slot(av, idx);
             if (victim != bin && chunk_head(m, victim) >= nb) {
                 uint64_t size;
-                victim = BK_NS(m, av, victim);
+                victim = CBK_NS(m, victim);
                 while ((size = chunk_size(m, victim)) < nb)
-                    victim = BK_NS(m, av, victim);
-                if (victim != BK(m, av, bin) && chunk_head(m, victim) == chunk_head(m, FD(m, av, victim)))
-                    victim = FD(m, av, victim);
+                    victim = CBK_NS(m, victim);
+                /* not the last chunk: its fd is a chunk */
+                if (victim != *bin_bk_slot(av, idx) &&
+                    chunk_head(m, victim) == chunk_head(m, CFD(m, victim)))
+                    victim = CFD(m, victim);
                 unlink_chunk(pm, av, victim);
                 return take_binned(pm, av, victim, size, nb, bytes, 0);
             }

@@ -137,7 +137,8 @@ struct sysmem *ptmalloc_sysmem(struct ptmalloc *pm) { return pm->mem; }
 
 /* ---- threads ---- */
 
-static struct pm_thread *thread_enter(struct ptmalloc *pm, uint32_t tid)
+static __attribute__((noinline)) struct pm_thread *thread_enter_slow(struct ptmalloc *pm,
+                                                                      uint32_t tid)
 {
     if (tid >= pm->nthreads) {
         uint32_t n = pm->nthreads ? pm->nthreads : 4;
@@ -168,6 +169,17 @@ static struct pm_thread *thread_enter(struct ptmalloc *pm, uint32_t tid)
     }
     pm->cur = t;
     return t;
+}
+
+/* The calling thread's state, started if needed; NULL on host OOM. */
+static inline struct pm_thread *thread_enter(struct ptmalloc *pm, uint32_t tid)
+{
+    struct pm_thread *t;
+    if (__builtin_expect(tid < pm->nthreads && (t = pm->threads[tid]) != 0 && t->started, 1)) {
+        pm->cur = t;
+        return t;
+    }
+    return thread_enter_slow(pm, tid);
 }
 
 static struct pm_thread *thread_peek(const struct ptmalloc *pm, uint32_t tid)
@@ -272,14 +284,13 @@ static const char *check_free(struct ptmalloc *pm, struct pm_thread *t, uint64_t
     }
     uint64_t v = e->val;
     enum chunk_state st = cm_state(v);
+    if (__builtin_expect(st == CS_USER || st == CS_MMAPPED, 1))
+        return 0;
     uint64_t size = cm_size(v);
     struct pm_arena *av = pm->arenas[cm_arena(v)];
     uint64_t tidx = csize2tidx(size);
     int tcache_room = t->tcache && tidx < pm->tcache_bins && t->counts[tidx] < pm->tcache_count;
     switch (st) {
-    case CS_USER:
-    case CS_MMAPPED:
-        return 0;
     case CS_INTERNAL:
         return "free(): invalid pointer";
     case CS_TCACHE:

@@ -135,6 +135,34 @@ static inline void sysmem_store(struct sysmem *m, uint64_t addr, uint64_t value)
     else
         sysmem_store_slow(m, addr, value);
 }
+/* The host copy of the word at addr when the cache holds its block, else NULL: valid only until
+ * the next sysmem call, for a read-modify-write or a neighbouring word of the same block. */
+static inline uint64_t *sysmem_word(struct sysmem *m, uint64_t addr) {
+    uint64_t *b = sysmem_cached_block(m, addr);
+    return b ? &b[(addr >> 3) & ((1u << (SYSMEM_BLOCK_SHIFT - 3)) - 1)] : 0;
+}
+/* The two words at addr and addr + 8, as two loads / stores would (a 16-aligned pair shares a
+ * block, so one lookup serves both). */
+static inline void sysmem_load_pair(struct sysmem *m, uint64_t addr, uint64_t *v0, uint64_t *v1) {
+    const uint64_t *w;
+    if (__builtin_expect(!(addr & 8) && (w = sysmem_word(m, addr)) != 0, 1)) {
+        *v0 = w[0];
+        *v1 = w[1];
+    } else {
+        *v0 = sysmem_load(m, addr);
+        *v1 = sysmem_load(m, addr + 8);
+    }
+}
+static inline void sysmem_store_pair(struct sysmem *m, uint64_t addr, uint64_t v0, uint64_t v1) {
+    uint64_t *w;
+    if (__builtin_expect(!(addr & 8) && (w = sysmem_word(m, addr)) != 0, 1)) {
+        w[0] = v0;
+        w[1] = v1;
+    } else {
+        sysmem_store(m, addr, v0);
+        sysmem_store(m, addr + 8, v1);
+    }
+}
 
 /* The program wrote [addr, addr+len): those pages become resident (contents are not kept). */
 void sysmem_touch(struct sysmem *m, uint64_t addr, uint64_t len);

@@ -31,8 +31,8 @@ static int tcache_push(struct pm_thread *t, uint64_t tc_idx, uint64_t e)
 static void tcache_link(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t tc_idx)
 {
     uint64_t e = chunk + 16;
-    mem_st(pm->mem, e + 8, pm->tcache_key);
-    mem_st(pm->mem, e, protect_ptr(e, tcache_head(t, (unsigned)tc_idx)));
+    /* glibc writes the key, then next */
+    sysmem_store_pair(pm->mem, e, protect_ptr(e, tcache_head(t, (unsigned)tc_idx)), pm->tcache_key);
     tcache_push(t, tc_idx, e);
 }
 

@@ -1,0 +1,184 @@
+/* flush_bench.c: what the recorder's flusher costs per event, alone, on malloc_bench's stream.
+ *
+ *   flush_bench [EVENTS [THREADS]]
+ *
+ * Runs malloc_bench's loop (1024 slots, xorshift, malloc 16..4096 or free) against the real
+ * glibc heap, writing each call as the recorder's raw record (REC_HDR layout: header, seq,
+ * time from the coarse clock, arguments) into memory, THREADS interleaved streams as a
+ * multi-threaded program makes them. Then it times, single-threaded, turning those records into
+ * sealed blocks of ~1 MiB the way the flusher does, in each compression mode, and prints
+ * CPU ns/event and bytes/event. No recorder is loaded; nothing is written to disk. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+#include "recorder.h"
+#include "trace_format.h"
+
+#define SLOTS 1024
+
+static uint64_t now_ns(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct stream {
+    uint64_t *w;
+    size_t n, cap;      /* words */
+};
+
+static void put(struct stream *s, uint64_t h, uint64_t seq, uint64_t t, uint64_t a0, uint64_t a1,
+                unsigned na)
+{
+    if (s->n + 8 > s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 1 << 20;
+        s->w = realloc(s->w, s->cap * 8);
+    }
+    uint64_t *w = s->w + s->n;
+    w[0] = h;
+    w[1] = seq;
+    w[2] = t;
+    w[3] = a0;
+    w[4] = a1;
+    s->n += 3 + na;
+}
+
+/* zlib's memory and the column scratch: one arena reused for every block, as the flusher's. */
+static char *zarena;
+static size_t zused;
+#define ZARENA_BYTES (8u << 20)
+static void *z_alloc(void *o, unsigned items, unsigned size)
+{
+    (void)o;
+    size_t n = ((size_t)items * size + 15) & ~(size_t)15;
+    if (zused + n > ZARENA_BYTES)
+        return NULL;
+    void *p = zarena + zused;
+    zused += n;
+    return p;
+}
+static void z_free(void *o, void *p)
+{
+    (void)o;
+    (void)p;
+}
+static void z_reset(void)
+{
+    zused = 0;
+}
+
+static void record_to_event(const uint64_t *w, uint32_t thread, struct trace_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->kind = (uint8_t)w[0];
+    ev->chunk_flags = (uint8_t)(w[0] >> 8);
+    ev->stack_id = (uint32_t)(w[0] >> 32);
+    ev->seq = w[1];
+    ev->time_ns = w[2];
+    ev->thread = thread;
+    if (ev->kind == TRACE_EV_MALLOC) {
+        ev->size = w[3];
+        ev->ptr = w[4];
+    } else {
+        ev->ptr = w[3];
+    }
+}
+
+int main(int argc, char **argv)
+{
+    long events = argc > 1 ? atol(argv[1]) : 4000000;
+    int threads = argc > 2 ? atoi(argv[2]) : 1;
+    if (threads < 1 || threads > 16)
+        threads = 1;
+    struct stream st[16] = {{0}};
+    void **slot[16];
+    uint64_t x[16];
+    for (int t = 0; t < threads; t++) {
+        slot[t] = calloc(SLOTS, sizeof(void *));
+        x[t] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(t + 1);
+    }
+    uint64_t base = now_ns(CLOCK_MONOTONIC_COARSE);
+    for (long i = 0; i < events; i++) {
+        int t = (int)(i % threads);
+        x[t] ^= x[t] << 13;
+        x[t] ^= x[t] >> 7;
+        x[t] ^= x[t] << 17;
+        unsigned k = (unsigned)(x[t] % SLOTS);
+        uint64_t tm = now_ns(CLOCK_MONOTONIC_COARSE) - base;
+        uint32_t stack = 1 + (t & 1);
+        if (slot[t][k]) {
+            uint64_t p = (uint64_t)(uintptr_t)slot[t][k];
+            free(slot[t][k]);
+            put(&st[t], REC_HDR(TRACE_EV_FREE, 0, 4, 0, 0), (uint64_t)i, tm, p, 0, 1);
+            slot[t][k] = NULL;
+        } else {
+            size_t n = 16 + (size_t)((x[t] >> 20) % 4081);
+            slot[t][k] = malloc(n);
+            uintptr_t hdr = (uintptr_t)slot[t][k] - 8;
+            uint8_t flags = (uint8_t)(*(volatile size_t *)hdr & 7);
+            put(&st[t], REC_HDR(TRACE_EV_MALLOC, flags, 5, 0, stack), (uint64_t)i, tm, n,
+                (uint64_t)(uintptr_t)slot[t][k], 2);
+        }
+    }
+    size_t raw_cap = (1u << 20) + (256u << 10);
+    zarena = malloc(ZARENA_BYTES);
+    memset(zarena, 1, ZARENA_BYTES);
+    uint8_t *raw = malloc(raw_cap), *sealed = malloc(trace_block_bound(raw_cap));
+    static const struct {
+        const char *name;
+        int level, strategy;
+    } modes[] = {{"level1", 1, Z_DEFAULT_STRATEGY}, {"huffman", 1, Z_HUFFMAN_ONLY}, {"stored", 0, 0}};
+    printf("flush_bench: %ld events, %d thread(s)\n", events, threads);
+    for (unsigned m = 0; m < 3; m++) {
+        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0;
+        struct trace_event ev;
+        struct trace_zalloc za = {z_alloc, z_free, NULL};
+        for (int t = 0; t < threads; t++) {
+            struct trace_encode_state es;
+            size_t pos = 0, len = 0;
+            uint64_t first = 0, last = 0;
+            trace_encode_state_reset(&es);
+            int defined = 0;
+            while (pos < st[t].n) {
+                uint64_t a = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                size_t start_len = len;
+                (void)start_len;
+                while (pos < st[t].n && len < (1u << 20)) {
+                    const uint64_t *w = st[t].w + pos;
+                    if (!defined) {
+                        uint64_t f[2] = {0x401000 + (uint64_t)t, 0x402000};
+                        len += trace_encode_stack(raw + len, raw_cap - len, 1 + (t & 1), f, 2);
+                        defined = 1;
+                    }
+                    record_to_event(w, (uint32_t)t, &ev);
+                    if (!len || !first)
+                        first = ev.seq;
+                    last = ev.seq;
+                    len += trace_encode_event(raw + len, &ev, &es);
+                    pos += (w[0] >> 16) & 0xff;
+                }
+                uint64_t b = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                size_t n = trace_block_seal_level(sealed, trace_block_bound(raw_cap), raw, len,
+                                                  (uint32_t)t, first, last, &za, modes[m].level,
+                                                  modes[m].strategy);
+                uint64_t c = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                z_reset();
+                enc_ns += b - a;
+                seal_ns += c - b;
+                bytes += n;
+                len = 0;
+                first = 0;
+                defined = 0;
+                trace_encode_state_reset(&es);
+            }
+        }
+        printf("%-8s encode %6.1f ns/event  seal %6.1f ns/event  total %6.1f ns/event  %.2f bytes/event\n",
+               modes[m].name, (double)enc_ns / events, (double)seal_ns / events,
+               (double)(enc_ns + seal_ns) / events, (double)bytes / events);
+    }
+    return 0;
+}

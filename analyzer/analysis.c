@@ -171,6 +171,7 @@ int analyzer_analyze_run(sqlite3 *db, int64_t run, const struct analyzer_ingest_
     if (sites_resolve(db, run, so.ro.trace_path, e2, sizeof e2) && io && !io->quiet)
         fprintf(stderr, "analysis: call sites not symbolised: %s\n", e2);
     struct whatif_cache *cache = NULL;
+    int settled = 0;
     if (!(io && io->no_whatif)) {
         cache = calloc(1, sizeof *cache);
         if (cache) {
@@ -185,13 +186,15 @@ int analyzer_analyze_run(sqlite3 *db, int64_t run, const struct analyzer_ingest_
          * with the replays queued, the queue is run, and again while the answers lead to new
          * questions. */
         cache->collect = 1;
-        for (int round = 0; round < 4; round++) {
+        for (int round = 0; round < 4 && !settled; round++) {
             whatif_cached(cache, "", 1, 0, 0, x.final_step);
             if (findings_compute(db, run, cache, err, errlen)) {
                 free(cache);
                 return -1;
             }
-            if (!cache->queued)
+            /* Nothing new asked: this round had every answer, its findings are the final ones. */
+            settled = !cache->queued;
+            if (settled)
                 break;
             whatif_run_queued(cache, io ? io->whatif_workers : 0);
         }
@@ -213,7 +216,7 @@ int analyzer_analyze_run(sqlite3 *db, int64_t run, const struct analyzer_ingest_
             sqlite3_free(sql);
         }
     }
-    int frc = findings_compute(db, run, cache, err, errlen);
+    int frc = settled ? 0 : findings_compute(db, run, cache, err, errlen);
     free(cache);
     if (frc)
         return -1;

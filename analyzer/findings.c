@@ -399,13 +399,15 @@ static int64_t value_at(struct fctx *x, const char *col, uint64_t step)
 /* What the last consolidation before the snapshot did, when it left the top pinned: "; step N
  * malloc(2000): malloc_consolidate merged 3993 fastbin chunks into one 201 MiB free chunk; ...".
  * Appends to buf (empty when there was none). */
-static void consolidation_story(struct fctx *x, const char *pinned_by, char *buf, size_t cap)
+static void consolidation_story(struct fctx *x, int arena, const char *pinned_by, char *buf,
+                                size_t cap)
 {
     buf[0] = 0;
     sqlite3_stmt *st = db_prepare(x->db, x->err, sizeof x->err,
                                   "SELECT step, value FROM sys_events WHERE run = %lld AND what = "
-                                  "'consolidate' AND step <= %llu ORDER BY step DESC LIMIT 1",
-                                  (long long)x->run, (unsigned long long)x->final_step);
+                                  "'consolidate' AND arena = %d AND step <= %llu ORDER BY step "
+                                  "DESC LIMIT 1",
+                                  (long long)x->run, arena, (unsigned long long)x->final_step);
     if (!st)
         return;
     uint64_t step = 0, merged = 0;
@@ -422,7 +424,8 @@ static void consolidation_story(struct fctx *x, const char *pinned_by, char *buf
     int64_t size = db_int(x->db, -1, "SELECT size FROM steps WHERE run_step = %lld",
                           (long long)key);
     int64_t did = db_int(x->db, 0, "SELECT did FROM steps WHERE run_step = %lld", (long long)key);
-    int64_t largest = value_at(x, "largest_free", step);
+    /* The largest free chunk is counted over all arenas: named only with one arena. */
+    int64_t largest = value_at(x, "arenas", step) == 1 ? value_at(x, "largest_free", step) : -1;
     int64_t binned = value_at(x, "unsorted_b", step) + value_at(x, "small_b", step) +
                      value_at(x, "large_b", step);
     int64_t sys_before = value_at(x, "system", step - 1), sys_after = value_at(x, "system", step);
@@ -439,7 +442,7 @@ static void consolidation_story(struct fctx *x, const char *pinned_by, char *buf
     if (n < cap && largest > 0 && binned > 0 && largest * 10 >= binned * 9)
         n += (size_t)snprintf(buf + n, cap - n, " into one %s free chunk",
                               B(b1, (uint64_t)largest));
-    else if (n < cap && largest > 0)
+    else if (n < cap && largest > 0 && value_at(x, "arenas", step) == 1)
         n += (size_t)snprintf(buf + n, cap - n, " with their free neighbours (largest free chunk "
                               "now %s)", B(b1, (uint64_t)largest));
     int trimmed = (did & (REPLAY_DID_TRIM | REPLAY_DID_SBRK_SHRINK | REPLAY_DID_HEAP_SHRINK)) ||
@@ -507,7 +510,7 @@ static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
             char story[400], by[96];
             snprintf(by, sizeof by, "%" PRIu64 " tcache chunk%s", r.tcache_n,
                      r.tcache_n == 1 ? "" : "s");
-            consolidation_story(x, by, story, sizeof story);
+            consolidation_story(x, arena, by, story, sizeof story);
             size_t l = strlen(f.evidence);
             snprintf(f.evidence + l, sizeof f.evidence - l, "%s", story);
         }

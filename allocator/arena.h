@@ -20,6 +20,18 @@
 #include "chunkmap.h"
 
 #define NBIN_WORDS (NBINS * 2 - 2)
+#define NLARGEBINS (NBINS - NSMALLBINS)
+
+/* One large bin's skip list (the chunks linked by fd_nextsize: the first chunk of each size) as
+ * a host array, largest size first, so finding a size needs no walk through simulated memory. */
+struct lb_group {
+    uint64_t size;
+    uint64_t first;
+};
+struct lb_list {
+    struct lb_group *g;
+    uint32_t n, cap;
+};
 
 struct pm_arena {
     uint64_t binfield0;               /* address of bins[0] (base + 112) */
@@ -53,6 +65,8 @@ struct pm_arena {
      * holding any, so the largest is one bit scan away. */
     uint32_t tc_n[TCACHE_MAX_BINS];
     uint64_t tc_map;
+    /* The skip list of each large bin (bins NSMALLBINS..NBINS-1), kept as glibc relinks it. */
+    struct lb_list lb[NLARGEBINS];
 };
 
 /* A tcache chunk's size class: its bin index (sizes are exact multiples of 16 there). */

@@ -9,6 +9,7 @@
 #include "model.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void fastbin_push(struct sysmem *m, struct pm_arena *av, unsigned idx, uint64_t p)
 {
@@ -28,6 +29,40 @@ void fastbin_push(struct sysmem *m, struct pm_arena *av, unsigned idx, uint64_t 
     av->fastbins[idx] = p;
 }
 
+/* ---- the large bins' skip lists, host side ---- */
+
+static void lb_insert(struct pm_arena *av, unsigned idx, uint32_t pos, uint64_t size, uint64_t first)
+{
+    struct lb_list *l = &av->lb[idx - NSMALLBINS];
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 8;
+        struct lb_group *g = realloc(l->g, cap * sizeof *g);
+        if (!g)
+            abort();   /* host out of memory: the model cannot continue consistently */
+        l->g = g;
+        l->cap = cap;
+    }
+    memmove(&l->g[pos + 1], &l->g[pos], (l->n - pos) * sizeof *l->g);
+    l->g[pos].size = size;
+    l->g[pos].first = first;
+    l->n++;
+}
+
+/* The group of chunks of exactly `size` in large bin idx (it exists). */
+static uint32_t lb_find(const struct pm_arena *av, unsigned idx, uint64_t size)
+{
+    const struct lb_list *l = &av->lb[idx - NSMALLBINS];
+    uint32_t lo = 0, hi = l->n - 1;
+    while (lo < hi) {   /* sizes descend */
+        uint32_t mid = (lo + hi) / 2;
+        if (l->g[mid].size > size)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 void arena_init_state(struct ptmalloc *pm, struct pm_arena *av)
 {
     for (unsigned i = 1; i < NBINS; i++) {
@@ -40,6 +75,8 @@ void arena_init_state(struct ptmalloc *pm, struct pm_arena *av)
         av->fcount[i] = 0;
     }
     av->fmap = 0;
+    for (int i = 0; i < NLARGEBINS; i++)
+        av->lb[i].n = 0;
     for (int i = 0; i < BINMAPSIZE; i++)
         av->binmap[i] = 0;
     av->noncontiguous = av->index != 0;
@@ -65,10 +102,15 @@ void unlink_chunk(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
     sysmem_load_pair(m, p + 16, &fd, &bk);
     SET_BK(m, av, fd, bk);
     SET_FD(m, av, bk, fd);
-    uint64_t p_fdns;
-    if (!in_smallbin_range(chunk_head(m, p)) && (p_fdns = CFD_NS(m, p)) != 0) {
+    uint64_t p_fdns, head = chunk_head(m, p);
+    if (!in_smallbin_range(head) && (p_fdns = CFD_NS(m, p)) != 0) {
+        /* p heads its size's group in a large bin: fd takes its place, or the group goes */
+        uint64_t size = head & ~(uint64_t)SIZE_BITS;
+        unsigned idx = largebin_index(size);
+        uint32_t pos = lb_find(av, idx, size);
         uint64_t p_bkns = CBK_NS(m, p);
         if (FD_NS(m, av, fd) == 0) {
+            av->lb[idx - NSMALLBINS].g[pos].first = fd;
             if (p_fdns == p) {
                 SET_FD_NS(m, av, fd, fd);
                 SET_BK_NS(m, av, fd, fd);
@@ -79,6 +121,9 @@ void unlink_chunk(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
                 CSET_FD_NS(m, p_bkns, fd);
             }
         } else {
+            struct lb_list *l = &av->lb[idx - NSMALLBINS];
+            memmove(&l->g[pos], &l->g[pos + 1], (l->n - pos - 1) * sizeof *l->g);
+            l->n--;
             CSET_BK_NS(m, p_fdns, p_bkns);
             CSET_FD_NS(m, p_bkns, p_fdns);
         }
@@ -118,10 +163,12 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
         victim_index = largebin_index(size);
         bck = bin_at(av, victim_index);
         fwd = *bin_fd_slot(av, victim_index);
+        struct lb_list *l = &av->lb[victim_index - NSMALLBINS];
+        /* glibc compares chunk heads (size | PREV_INUSE, as every binned chunk's head is): the
+         * skip list's sizes give the same answers without loading them */
         if (fwd != bck) {
-            uint64_t sz = size | PREV_INUSE;
             uint64_t last = *bin_bk_slot(av, victim_index);
-            if (sz < chunk_head(m, last)) {
+            if (size < l->g[l->n - 1].size) {
                 fwd = bck;
                 bck = last;
                 uint64_t first = *bin_fd_slot(av, victim_index);
@@ -129,22 +176,28 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
                 sysmem_store_pair(m, victim + 32, first, vbk);
                 CSET_BK_NS(m, first, victim);
                 CSET_FD_NS(m, vbk, victim);
+                lb_insert(av, victim_index, l->n, size, victim);
             } else {
-                uint64_t h;
-                while (sz < (h = chunk_head(m, fwd)))
-                    fwd = CFD_NS(m, fwd);
-                if (sz == h) {
+                /* the first group not larger: fwd_nextsize steps from the largest */
+                uint32_t pos = 0;
+                while (size < l->g[pos].size)
+                    pos++;
+                fwd = l->g[pos].first;
+                if (size == l->g[pos].size) {
                     fwd = CFD(m, fwd);
                 } else {
                     uint64_t vbk = CBK_NS(m, fwd);
                     sysmem_store_pair(m, victim + 32, fwd, vbk);
                     CSET_BK_NS(m, fwd, victim);
                     CSET_FD_NS(m, vbk, victim);
+                    lb_insert(av, victim_index, pos, size, victim);
                 }
                 bck = BK(m, av, fwd);
             }
         } else {
             sysmem_store_pair(m, victim + 32, victim, victim);
+            l->n = 0;
+            lb_insert(av, victim_index, 0, size, victim);
         }
         chunk_note(pm, victim, size, av->index, CS_LARGE);
     }

@@ -193,11 +193,15 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
         if (!in_smallbin_range(nb)) {
             uint64_t bin = bin_at(av, idx);
             victim = *bin_fd_slot(av, idx);
-            if (victim != bin && chunk_head(m, victim) >= nb) {
-                uint64_t size;
-                victim = CBK_NS(m, victim);
-                while ((size = chunk_size(m, victim)) < nb)
-                    victim = CBK_NS(m, victim);
+            const struct lb_list *l = &av->lb[idx - NSMALLBINS];
+            if (victim != bin && l->g[0].size >= nb) {
+                /* the smallest group that fits: bk_nextsize steps up from the smallest (the
+                 * host skip list holds the sizes glibc loads on the way) */
+                uint32_t pos = l->n - 1;
+                while (l->g[pos].size < nb)
+                    pos--;
+                victim = l->g[pos].first;
+                uint64_t size = l->g[pos].size;
                 /* not the last chunk: its fd is a chunk */
                 if (victim != *bin_bk_slot(av, idx) &&
                     chunk_head(m, victim) == chunk_head(m, CFD(m, victim)))

@@ -117,6 +117,8 @@ void ptmalloc_destroy(struct ptmalloc *pm)
     for (uint32_t i = 0; i < pm->arena_count; i++) {
         for (int b = 0; b < NFASTBINS; b++)
             free(pm->arenas[i]->fstk[b]);
+        for (int b = 0; b < NLARGEBINS; b++)
+            free(pm->arenas[i]->lb[b].g);
         free(pm->arenas[i]);
     }
     free(pm->arenas);

@@ -194,6 +194,12 @@ int ptmalloc_bins(struct ptmalloc *pm, int arena, uint32_t thread,
                             uint64_t size),
                   void *ctx);
 
+/* Self-check, for tests and debugging: the copies the model keeps host-side for speed (fastbin
+ * and tcache lists as stacks, the large bins' skip lists, the per-state counters and size-class
+ * maps) agree with the lists in simulated memory and with the chunk table. O(chunks). Returns 0,
+ * or -1 with the first disagreement described in err. */
+int ptmalloc_check(struct ptmalloc *pm, char *err, size_t errlen);
+
 /* System events, reported as they happen, so the analyzer can tell why memory moved. */
 enum ptmalloc_event_kind {
     PTM_EV_SBRK_GROW,

@@ -733,6 +733,83 @@ static void test_stats_per_arena(void **state)
     ptmalloc_destroy(pm);
 }
 
+/* The host-side copies (fastbin and tcache stacks, large-bin skip lists, counters) agree with
+ * the lists in simulated memory after every step of a mixed sequence: many large chunks of
+ * repeated sizes (long skip lists, groups gaining and losing their first chunk), reallocs,
+ * memalign, calloc, trims, a mallopt, threads that exit. */
+static void check_ok(struct ptmalloc *pm, int step)
+{
+    char err[256];
+    if (ptmalloc_check(pm, err, sizeof err) != 0)
+        fail_msg("step %d: %s", step, err);
+}
+
+static void mirrors_run(struct ptmalloc *pm, uint64_t seed)
+{
+    uint64_t live[200] = {0};
+    uint32_t owner[200] = {0};
+    uint64_t x = seed;
+    for (int i = 0; i < 5000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((x >> 33) % 200);
+        uint32_t t = (uint32_t)((x >> 20) % 3);
+        uint64_t r = (x >> 40) % 16;
+        uint64_t sz = r < 6 ? 1024 + (x >> 50) % 8 * 512          /* few large sizes, repeated */
+                    : r < 9 ? (x >> 44) % 70000
+                    : r < 13 ? (x >> 44) % 200 : (x >> 44) % 1100;
+        if (live[k] && r == 15) {
+            struct ptmalloc_result res = ptmalloc_realloc(pm, t, live[k], sz);
+            assert_int_equal(res.status, PTM_OK);
+            live[k] = res.ptr;
+        } else if (live[k]) {
+            F(pm, t, live[k]);
+            live[k] = 0;
+        } else if (r == 14) {
+            struct ptmalloc_result res = ptmalloc_memalign(pm, t, 64 << (x >> 56) % 6, sz);
+            assert_int_equal(res.status, PTM_OK);
+            live[k] = res.ptr;
+        } else if (r == 13) {
+            struct ptmalloc_result res = ptmalloc_calloc(pm, t, 1, sz);
+            assert_int_equal(res.status, PTM_OK);
+            live[k] = res.ptr;
+        } else {
+            live[k] = M(pm, t, sz);
+        }
+        owner[k] = t;
+        if (i % 997 == 0)
+            ptmalloc_trim(pm, t, (x >> 30) % 70000);
+        if (i == 2500)
+            ptmalloc_mallopt(pm, 0, PTM_M_MXFAST, 64);
+        if (i % 1500 == 1499) {               /* thread 2 exits: its tcache is flushed */
+            for (int j = 0; j < 200; j++)
+                if (live[j] && owner[j] == 2) {
+                    F(pm, 2, live[j]);
+                    live[j] = 0;
+                }
+            ptmalloc_thread_exit(pm, 2);
+        }
+        check_ok(pm, i);
+    }
+    for (int j = 0; j < 200; j++)
+        if (live[j])
+            F(pm, 0, live[j]);
+    check_ok(pm, -1);
+}
+
+static void test_mirrors_match_memory(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    mirrors_run(pm, 31337);
+    ptmalloc_destroy(pm);
+    pm = model(no_tcache);
+    mirrors_run(pm, 31338);
+    ptmalloc_destroy(pm);
+    pm = model(no_fastbins);
+    mirrors_run(pm, 31339);
+    ptmalloc_destroy(pm);
+}
+
 /* A break that cannot grow (a mapping right after it): sysmalloc falls back to mmap. glibc
  * 2.36 passes its minsize/pagesize arguments swapped, so the mapping is (request + top_pad +
  * MINSIZE - old top, page-rounded, + old top) rounded up to 1 MiB; the old top is fenced and
@@ -932,6 +1009,7 @@ int main(void)
         cmocka_unit_test(test_walk_matches_stats),
         cmocka_unit_test(test_largest_free),
         cmocka_unit_test(test_stats_per_arena),
+        cmocka_unit_test(test_mirrors_match_memory),
         cmocka_unit_test(test_largebin_order),
         cmocka_unit_test(test_sbrk_failure_fallback),
         cmocka_unit_test(test_unaligned_break),

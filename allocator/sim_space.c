@@ -1197,11 +1197,15 @@ static __attribute__((noinline)) void store_general(struct sysmem *m, uint64_t a
 }
 
 void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value) {
-    const struct region *r;
-    uint64_t *blk;
-    if (__builtin_expect(!quick_rw(m, addr) || !(r = region_find(m, addr)) ||
-                             !(blk = region_block(r, addr)), 0)) {
+    if (__builtin_expect(!quick_rw(m, addr), 0)) {
         store_general(m, addr, value);
+        return;
+    }
+    /* read/write: find the block, or make it (the first store into it) */
+    struct region *r = region_find(m, addr);
+    uint64_t *blk = r ? region_block(r, addr) : NULL;
+    if (!blk && !(blk = block_make(m, addr, 1, &r))) {
+        note_fault(m, addr, "host out of memory");
         return;
     }
     rc_fill(m, addr, r);

@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include "../replayer/replay.h"
 
-#define ANALYZER_SCHEMA_VERSION 1
+#define ANALYZER_SCHEMA_VERSION 2
 #define ANALYZER_MAX_SNAPSHOT_AT 64
 
 struct sqlite3;

@@ -311,7 +311,7 @@ struct replay_times {
     uint64_t steps;
 };
 
-/* Bytes of the steps and arena_steps tables (dbstat), or -1. */
+/* Bytes of the steps and arena_rows tables (dbstat), or -1. */
 static long long table_bytes(const char *path)
 {
     char err[256];
@@ -321,7 +321,7 @@ static long long table_bytes(const char *path)
     long long v = -1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT sum(pgsize) FROM dbstat WHERE name IN ('steps', "
-                               "'arena_steps')", -1, &st, NULL) == SQLITE_OK) {
+                               "'arena_rows')", -1, &st, NULL) == SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
             v = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
@@ -428,7 +428,7 @@ static int bench_replay(const char *trace, int runs, const char *keep_db)
     printf("  finish (analysis, what-ifs with %s): %.3f s; whole replay --db %.3f s\n",
            whatif_workers == 1 ? "one replay at a time" : "a worker per CPU",
            median(finish, runs), median(total, runs));
-    printf("  database: %lld bytes = %.1f bytes/step (steps + arena_steps tables: %.1f "
+    printf("  database: %lld bytes = %.1f bytes/step (steps + arena_rows tables: %.1f "
            "bytes/step)\n",
            t.bytes, t.bytes / n, t.bytes_steps / n);
     if (!keep_db)

@@ -10,7 +10,8 @@
  * stored, plus every step that sets a new peak of live bytes, heap RSS or system bytes.
  *
  * Alongside, it follows the origins of chunks (origins.c), keeps the model's counters at the
- * peaks and at the end (run_points), per-arena rows when there are several arenas, and the
+ * peaks and at the end (run_points), per-arena rows when there are several arenas (the step's
+ * first changed arena in the step's own a_* columns, any other in arena_rows), and the
  * allocator events worth finding later (sys_events). Snapshots asked for with --snapshot-at are
  * taken here; the peak and end snapshots and the findings are made by finish (analysis.c).
  */
@@ -33,7 +34,8 @@ enum step_col {
     C_RUN_STEP = 0, C_TIME, C_THREAD, C_CALL, C_SIZE, C_ADDRESS, C_STACK,
     C_LIVE, C_IN_USE, C_SYSTEM, C_MMAPPED, C_RSS, C_TOP, C_LARGEST,
     C_TCACHE_N, C_TCACHE_B, C_FAST_N, C_FAST_B, C_UNSORTED_N, C_UNSORTED_B, C_SMALL_N, C_SMALL_B,
-    C_LARGE_N, C_LARGE_B, C_MMAPPED_N, C_ARENAS, C_ARENA, C_DID, C_COUNT
+    C_LARGE_N, C_LARGE_B, C_MMAPPED_N, C_ARENAS, C_ARENA, C_DID,
+    C_A_ARENA, C_A_FIRST, C_COUNT = C_A_FIRST + 9      /* one arena row riding in the step's */
 };
 #define FIRST_DELTA_COL C_LIVE
 #define LAST_DELTA_COL C_ARENA
@@ -42,6 +44,13 @@ struct arena_last {
     int valid;
     uint64_t rows;              /* rows stored for this arena (every KEYFRAME_EVERYth complete) */
     int64_t v[9];
+};
+
+/* An arena row of the current step, before it goes into the steps row or arena_rows. */
+struct arena_pending {
+    int arena;
+    int64_t v[9];
+    unsigned char nul[9];
 };
 
 struct analyzer_ingest {
@@ -60,7 +69,8 @@ struct analyzer_ingest {
     struct run_point retention_peak;     /* the first step of the most heap RSS not live */
     uint64_t max_thread, thread_exits, threshold_raises, threads_seen;
     struct arena_last *arenas;
-    size_t arena_cap;
+    struct arena_pending *pending;       /* this step's changed arenas (arena_cap of them) */
+    size_t arena_cap, pending_n;
     int64_t arena_sum[9];                /* the arenas' last values, summed */
     struct origins org;
     struct series_acc series;
@@ -159,7 +169,7 @@ struct analyzer_ingest *analyzer_ingest_open(const char *db_path, const struct r
     }
     ing->run = sqlite3_last_insert_rowid(ing->db);
     if (row_batch_init(&ing->steps, ing->db, "steps", C_COUNT, STEP_BATCH, e2, sizeof e2) ||
-        row_batch_init(&ing->arena_steps, ing->db, "arena_steps", ARENA_COLS, STEP_BATCH, e2,
+        row_batch_init(&ing->arena_steps, ing->db, "arena_rows", ARENA_COLS, STEP_BATCH, e2,
                        sizeof e2)) {
         snprintf(err, errlen, "%s: %s", db_path, e2);
         goto bad;
@@ -198,7 +208,7 @@ static void flush_rows(struct analyzer_ingest *ing)
     if (row_batch_flush(&ing->steps) != SQLITE_OK)
         fail(ing, "steps");
     if (row_batch_flush(&ing->arena_steps) != SQLITE_OK)
-        fail(ing, "arena_steps");
+        fail(ing, "arena_rows");
 }
 
 static void commit_chunk(struct analyzer_ingest *ing)
@@ -227,7 +237,7 @@ static void sys_event(struct analyzer_ingest *ing, uint64_t step, const char *wh
     sqlite3_reset(st);
 }
 
-static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, uint64_t step, int arena)
+static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, int arena)
 {
     if (arena < 0)
         return;
@@ -236,13 +246,16 @@ static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, uint64_t
         while (cap <= (size_t)arena)
             cap *= 2;
         struct arena_last *n = realloc(ing->arenas, cap * sizeof *n);
-        if (!n) {
+        struct arena_pending *pn = n ? realloc(ing->pending, cap * sizeof *pn) : NULL;
+        if (n)
+            ing->arenas = n;
+        if (!n || !pn) {
             ing->failed = 1;
             snprintf(ing->errmsg, sizeof ing->errmsg, "out of memory");
             return;
         }
         memset(n + ing->arena_cap, 0, (cap - ing->arena_cap) * sizeof *n);
-        ing->arenas = n;
+        ing->pending = pn;
         ing->arena_cap = cap;
     }
     struct ptmalloc_stats st;
@@ -255,24 +268,40 @@ static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, uint64_t
     struct arena_last *al = &ing->arenas[arena];
     if (al->valid && !memcmp(al->v, v, sizeof v))
         return;
-    /* Like steps: a value unchanged since this arena's previous row is NULL. */
+    /* Like steps: a value unchanged since this arena's previous row is NULL. The row waits in
+     * `pending` until the step knows whether it has a steps row to ride in (store_arena_rows). */
     int full = !al->valid || al->rows % KEYFRAME_EVERY == 0;
-    unsigned char *nul;
-    int64_t *row = row_batch_next(&ing->arena_steps, &nul);
-    row[0] = ing->run;
-    row[1] = (int64_t)step;
-    row[2] = arena;
+    struct arena_pending *p = &ing->pending[ing->pending_n++];
+    p->arena = arena;
     for (int i = 0; i < 9; i++) {
-        row[3 + i] = v[i];
-        nul[3 + i] = !full && v[i] == al->v[i];
+        p->v[i] = v[i];
+        p->nul[i] = !full && v[i] == al->v[i];
     }
     for (int i = 0; i < 9; i++)
         ing->arena_sum[i] += v[i] - (al->valid ? al->v[i] : 0);
     al->valid = 1;
     al->rows++;
     memcpy(al->v, v, sizeof v);
-    if (row_batch_commit_row(&ing->arena_steps) != SQLITE_OK)
-        fail(ing, "arena_steps");
+}
+
+/* The step's pending arena rows from `first` on go to arena_rows. */
+static void store_arena_rows(struct analyzer_ingest *ing, uint64_t step, size_t first)
+{
+    for (size_t k = first; k < ing->pending_n; k++) {
+        const struct arena_pending *p = &ing->pending[k];
+        unsigned char *nul;
+        int64_t *row = row_batch_next(&ing->arena_steps, &nul);
+        row[0] = ing->run;
+        row[1] = (int64_t)step;
+        row[2] = p->arena;
+        for (int i = 0; i < 9; i++) {
+            row[3 + i] = p->v[i];
+            nul[3 + i] = p->nul[i];
+        }
+        if (row_batch_commit_row(&ing->arena_steps) != SQLITE_OK)
+            fail(ing, "arena_rows");
+    }
+    ing->pending_n = 0;
 }
 
 static void take_point(struct run_point *p, const struct replay_step *s)
@@ -353,18 +382,19 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
     if (s->did & REPLAY_DID_MADVISE)
         sys_event(ing, s->step, "madvise", s->arena, (int64_t)st->resident_bytes);
 
+    ing->pending_n = 0;
     if (pm && st->arena_count > 1 && ev && ev->kind != TRACE_EV_SAMPLE &&
         ev->kind != TRACE_EV_MODULE) {
         /* The caller's arena, and the arena of the chunk a free or realloc released (it was
          * allocated there); a new arena or a thread exit: every arena. */
         int all = (s->did & REPLAY_DID_ARENA_NEW) || ev->kind == TRACE_EV_THREAD_EXIT;
         if (!all) {
-            arena_row(ing, pm, s->step, s->arena);
+            arena_row(ing, pm, s->arena);
             const struct chunk_origin *o =
                 s->replayed_old_ptr ? chunk_map_get(&ing->org.chunks, s->replayed_old_ptr - 16)
                                     : NULL;
             if (o && o->arena >= 0 && o->arena != s->arena)
-                arena_row(ing, pm, s->step, o->arena);
+                arena_row(ing, pm, o->arena);
             /* The arenas' values must add up to the totals; when they do not, another arena
              * changed too (a chunk of another arena taken from the caller's tcache, a trim of
              * every arena): look at them all. */
@@ -377,7 +407,7 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
         }
         if (all)
             for (uint32_t a = 0; a < st->arena_count; a++)
-                arena_row(ing, pm, s->step, (int)a);
+                arena_row(ing, pm, (int)a);
     }
     for (unsigned i = 0; i < ing->io.snapshot_at_count; i++)
         if (ing->io.snapshot_at[i] == s->step && pm) {
@@ -394,8 +424,10 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
             new_peak = 1;
         }
 
-    if (ing->io.every > 1 && s->step % ing->io.every && !new_peak && ing->have_prev)
-        return 0;
+    if (ing->io.every > 1 && s->step % ing->io.every && !new_peak && ing->have_prev) {
+        store_arena_rows(ing, s->step, 0);
+        return ing->failed;
+    }
 
     /* The row: event columns always, counters NULL when unchanged. */
     int64_t v[C_COUNT];
@@ -448,6 +480,19 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
         ing->prev[c] = v[c];
     }
     row[C_DID] = (int64_t)s->did;
+    /* The first arena row of the step rides in it (SCHEMA.md: arena_steps); others, if any, go
+     * to arena_rows. */
+    if (ing->pending_n) {
+        const struct arena_pending *p = &ing->pending[0];
+        row[C_A_ARENA] = p->arena;
+        for (int i = 0; i < 9; i++) {
+            row[C_A_FIRST + i] = p->v[i];
+            nul[C_A_FIRST + i] = p->nul[i];
+        }
+        store_arena_rows(ing, s->step, 1);
+    } else {
+        memset(nul + C_A_ARENA, 1, C_COUNT - C_A_ARENA);
+    }
     ing->have_prev = 1;
     uint64_t sv[SERIES_COUNTERS] = {s->live_bytes, rss, st->system_bytes + st->mmapped_bytes,
                                     st->top_bytes, st->tcache_bytes, st->fastbin_bytes,
@@ -661,6 +706,7 @@ int analyzer_ingest_finish(struct analyzer_ingest *ing, const struct replay_summ
     origins_free(&ing->org);
     series_acc_free(&ing->series);
     free(ing->arenas);
+    free(ing->pending);
     free(ing->db_path);
     free(ing);
     return rc;

@@ -2,9 +2,11 @@
  *
  * A database is created 0600 with O_EXCL|O_NOFOLLOW before SQLite opens it (and SQLite opens it
  * with SQLITE_OPEN_NOFOLLOW), so it is never written through a symlink. The `schema_version`
- * table holds one row; a database from a newer fragscope is refused, an older one is upgraded
- * (there is only version 1 so far). Steps are written in long transactions with the rollback
- * journal, which keeps the file consistent if the process dies between commits.
+ * table holds one row; a database from a newer fragscope is refused, an older one is upgraded in
+ * place: version 1 to 2 adds the steps' a_* columns (NULL in old rows) and renames arena_steps to
+ * arena_rows, under a view named arena_steps that gives the same rows as before. Steps are written
+ * in long transactions with the rollback journal, which keeps the file consistent if the process
+ * dies between commits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,9 +51,12 @@ static const char schema_sql[] =
     "  tcache_n INTEGER, tcache_b INTEGER, fast_n INTEGER, fast_b INTEGER,\n"
     "  unsorted_n INTEGER, unsorted_b INTEGER, small_n INTEGER, small_b INTEGER,\n"
     "  large_n INTEGER, large_b INTEGER, mmapped_n INTEGER, arenas INTEGER, arena INTEGER,\n"
-    "  did INTEGER\n"
+    "  did INTEGER,\n"
+    "  a_arena INTEGER, a_system INTEGER, a_in_use INTEGER, a_rss INTEGER, a_top INTEGER,\n"
+    "  a_tcache_b INTEGER, a_fast_b INTEGER, a_unsorted_b INTEGER, a_small_b INTEGER,\n"
+    "  a_large_b INTEGER\n"
     ");\n"
-    "CREATE TABLE IF NOT EXISTS arena_steps(\n"
+    "CREATE TABLE IF NOT EXISTS arena_rows(\n"
     "  run INTEGER NOT NULL, step INTEGER NOT NULL, arena INTEGER NOT NULL,\n"
     "  system INTEGER, in_use INTEGER, rss INTEGER, top INTEGER,\n"
     "  tcache_b INTEGER, fast_b INTEGER, unsorted_b INTEGER, small_b INTEGER, large_b INTEGER,\n"
@@ -140,11 +145,57 @@ static const char view_sql[] =
     LAST("tcache_n") ",\n" LAST("tcache_b") ",\n" LAST("fast_n") ",\n" LAST("fast_b") ",\n"
     LAST("unsorted_n") ",\n" LAST("unsorted_b") ",\n" LAST("small_n") ",\n"
     LAST("small_b") ",\n" LAST("large_n") ",\n" LAST("large_b") ",\n" LAST("mmapped_n")
-    ",\n" LAST("arenas") ",\n" LAST("arena") "\nFROM steps s;\n";
+    ",\n" LAST("arenas") ",\n" LAST("arena") "\nFROM steps s;\n"
+    /* One arena row per step rides in the steps row (a_*), the others are in arena_rows. */
+    "CREATE VIEW IF NOT EXISTS arena_steps AS\n"
+    "  SELECT run, step, arena, system, in_use, rss, top, tcache_b, fast_b, unsorted_b, small_b,\n"
+    "    large_b FROM arena_rows\n"
+    "  UNION ALL SELECT run_step >> 40, run_step & 1099511627775, a_arena, a_system, a_in_use,\n"
+    "    a_rss, a_top, a_tcache_b, a_fast_b, a_unsorted_b, a_small_b, a_large_b FROM steps\n"
+    "    WHERE a_arena IS NOT NULL;\n";
 #undef LAST
+
+/* Version 1 to 2: steps gains the a_* columns (old rows have them NULL: no arena row rides in
+ * them), the per-arena table becomes arena_rows and arena_steps the view over both. */
+static const char upgrade_1_2_sql[] =
+    "BEGIN;\n"
+    "ALTER TABLE steps ADD COLUMN a_arena INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_system INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_in_use INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_rss INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_top INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_tcache_b INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_fast_b INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_unsorted_b INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_small_b INTEGER;\n"
+    "ALTER TABLE steps ADD COLUMN a_large_b INTEGER;\n"
+    "DROP VIEW IF EXISTS steps_v;\n"
+    "ALTER TABLE arena_steps RENAME TO arena_rows;\n"
+    "UPDATE schema_version SET version = 2;\n"
+    "COMMIT;\n";
+
+/* The version of an existing database (0: a new one). */
+static int64_t schema_version_of(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t version = 0;
+    if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return version;
+}
 
 int analyzer_schema_create(sqlite3 *db, char *err, size_t errlen)
 {
+    if (db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", err,
+                errlen))
+        return -1;
+    if (schema_version_of(db) == 1 && db_exec(db, upgrade_1_2_sql, err, errlen)) {
+        char e2[256];
+        db_exec(db, "ROLLBACK", e2, sizeof e2);
+        return -1;
+    }
     if (db_exec(db, schema_sql, err, errlen) || db_exec(db, view_sql, err, errlen))
         return -1;
     sqlite3_stmt *st = NULL;

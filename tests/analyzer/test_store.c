@@ -82,7 +82,7 @@ static void schema_round_trip(void **state)
     sqlite3 *db = analyzer_db_open(path, 1, err, sizeof err);
     assert_non_null(db);
     assert_int_equal(q_int(db, "SELECT version FROM schema_version"), ANALYZER_SCHEMA_VERSION);
-    const char *tables[] = {"runs", "steps", "arena_steps", "run_points", "snapshots", "chunks",
+    const char *tables[] = {"runs", "steps", "arena_rows", "run_points", "snapshots", "chunks",
                             "sites", "findings", "whatifs", "measures", "sys_events"};
     for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
         char sql[200];
@@ -90,6 +90,8 @@ static void schema_round_trip(void **state)
                  "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='%s'", tables[i]);
         assert_int_equal(q_int(db, sql), 1);
     }
+    assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master WHERE type='view' AND "
+                               "name='arena_steps'"), 1);
     assert_int_equal(analyzer_db_last_run(db), -1);
     analyzer_db_close(db);
     struct stat sb;
@@ -129,6 +131,66 @@ static void schema_round_trip(void **state)
 }
 
 static uint64_t live_at[20001];
+
+/* A version 1 database (arena rows in a table named arena_steps, steps without a_* columns) is
+ * upgraded in place when opened: its rows read back the same through the views. */
+static void upgrade_from_version_1(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    db_path(path, sizeof path, "v1.db");
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(raw,
+                     "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version VALUES(1);"
+                     "CREATE TABLE runs(id INTEGER PRIMARY KEY, trace TEXT, settings TEXT NOT NULL "
+                     "DEFAULT '', options TEXT NOT NULL DEFAULT '', tool_version TEXT NOT NULL, "
+                     "started_at TEXT NOT NULL, ended_at TEXT, completed INTEGER NOT NULL DEFAULT "
+                     "0, every INTEGER NOT NULL DEFAULT 1, heap_start INTEGER NOT NULL DEFAULT 0, "
+                     "events INTEGER NOT NULL DEFAULT 0, steps_stored INTEGER NOT NULL DEFAULT 0, "
+                     "final_step INTEGER NOT NULL DEFAULT 0, peak_live INTEGER, peak_live_step "
+                     "INTEGER, peak_rss INTEGER, peak_rss_step INTEGER, peak_system INTEGER, "
+                     "peak_system_step INTEGER, final_live INTEGER, final_rss INTEGER, "
+                     "final_system INTEGER, frag_at_live_peak REAL, frag_at_rss_peak REAL, "
+                     "arenas INTEGER, threads INTEGER, seconds REAL, analyzed INTEGER NOT NULL "
+                     "DEFAULT 0);"
+                     "INSERT INTO runs(id, tool_version, started_at) VALUES(1, 'old', 'then');"
+                     "CREATE TABLE steps(run_step INTEGER PRIMARY KEY, time_ns INTEGER, thread "
+                     "INTEGER, call INTEGER, size INTEGER, address INTEGER, stack INTEGER, live "
+                     "INTEGER, in_use INTEGER, system INTEGER, mmapped INTEGER, rss INTEGER, top "
+                     "INTEGER, largest_free INTEGER, tcache_n INTEGER, tcache_b INTEGER, fast_n "
+                     "INTEGER, fast_b INTEGER, unsorted_n INTEGER, unsorted_b INTEGER, small_n "
+                     "INTEGER, small_b INTEGER, large_n INTEGER, large_b INTEGER, mmapped_n "
+                     "INTEGER, arenas INTEGER, arena INTEGER, did INTEGER);"
+                     "INSERT INTO steps(run_step, live, did) VALUES((1 << 40) + 1, 100, 0);"
+                     "INSERT INTO steps(run_step, did) VALUES((1 << 40) + 2, 0);"
+                     "CREATE TABLE arena_steps(run INTEGER NOT NULL, step INTEGER NOT NULL, arena "
+                     "INTEGER NOT NULL, system INTEGER, in_use INTEGER, rss INTEGER, top INTEGER, "
+                     "tcache_b INTEGER, fast_b INTEGER, unsorted_b INTEGER, small_b INTEGER, "
+                     "large_b INTEGER, PRIMARY KEY(run, step, arena)) WITHOUT ROWID;"
+                     "INSERT INTO arena_steps(run, step, arena, in_use) VALUES(1, 1, 1, 4242);"
+                     "INSERT INTO arena_steps(run, step, arena, in_use) VALUES(1, 2, 0, 77);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(raw);
+
+    sqlite3 *db = analyzer_db_open(path, 0, err, sizeof err);
+    assert_non_null(db);
+    assert_int_equal(q_int(db, "SELECT version FROM schema_version"), ANALYZER_SCHEMA_VERSION);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM arena_steps"), 2);
+    assert_int_equal(q_int(db, "SELECT in_use FROM arena_steps WHERE run = 1 AND step = 1 AND "
+                               "arena = 1"), 4242);
+    assert_int_equal(q_int(db, "SELECT live FROM steps_full WHERE run = 1 AND step = 2"), 100);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM steps_v WHERE a_arena IS NULL"), 2);
+    analyzer_db_close(db);
+    /* Opened again: already version 2, nothing to do. */
+    db = analyzer_db_open(path, 0, err, sizeof err);
+    assert_non_null(db);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM arena_steps"), 2);
+    analyzer_db_close(db);
+}
 
 static void steps_read_back(void **state)
 {
@@ -295,6 +357,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(schema_round_trip),
+        cmocka_unit_test(upgrade_from_version_1),
         cmocka_unit_test(steps_read_back),
         cmocka_unit_test(every_keeps_peaks),
         cmocka_unit_test(runs_share_a_database),

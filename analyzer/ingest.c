@@ -35,8 +35,15 @@ enum step_col {
     C_LIVE, C_IN_USE, C_SYSTEM, C_MMAPPED, C_RSS, C_TOP, C_LARGEST,
     C_TCACHE_N, C_TCACHE_B, C_FAST_N, C_FAST_B, C_UNSORTED_N, C_UNSORTED_B, C_SMALL_N, C_SMALL_B,
     C_LARGE_N, C_LARGE_B, C_MMAPPED_N, C_ARENAS, C_ARENA, C_DID,
-    C_A_ARENA, C_A_FIRST, C_COUNT = C_A_FIRST + 9      /* one arena row riding in the step's */
+    C_A_ARENA, C_A_FIRST, C_COUNT = C_A_FIRST + 5      /* one arena row riding in the step's */
 };
+/* The arena counters (arena_row's order) the steps row has a_* columns for; an arena row rides
+ * in the steps row only when the others (system, rss, top, fast_b: rarely changing) are NULL. */
+static const int riding[5] = {1, 4, 6, 7, 8};
+static int can_ride(const unsigned char *nul)
+{
+    return nul[0] && nul[2] && nul[3] && nul[5];
+}
 #define FIRST_DELTA_COL C_LIVE
 #define LAST_DELTA_COL C_ARENA
 
@@ -284,10 +291,13 @@ static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, int aren
     memcpy(al->v, v, sizeof v);
 }
 
-/* The step's pending arena rows from `first` on go to arena_rows. */
-static void store_arena_rows(struct analyzer_ingest *ing, uint64_t step, size_t first)
+/* The step's pending arena rows but `skip` (the one riding in the steps row, or -1) go to
+ * arena_rows. */
+static void store_arena_rows(struct analyzer_ingest *ing, uint64_t step, long skip)
 {
-    for (size_t k = first; k < ing->pending_n; k++) {
+    for (size_t k = 0; k < ing->pending_n; k++) {
+        if ((long)k == skip)
+            continue;
         const struct arena_pending *p = &ing->pending[k];
         unsigned char *nul;
         int64_t *row = row_batch_next(&ing->arena_steps, &nul);
@@ -425,7 +435,7 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
         }
 
     if (ing->io.every > 1 && s->step % ing->io.every && !new_peak && ing->have_prev) {
-        store_arena_rows(ing, s->step, 0);
+        store_arena_rows(ing, s->step, -1);
         return ing->failed;
     }
 
@@ -480,19 +490,24 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
         ing->prev[c] = v[c];
     }
     row[C_DID] = (int64_t)s->did;
-    /* The first arena row of the step rides in it (SCHEMA.md: arena_steps); others, if any, go
-     * to arena_rows. */
-    if (ing->pending_n) {
-        const struct arena_pending *p = &ing->pending[0];
+    /* The first arena row of the step that can rides in it (SCHEMA.md: arena_steps); others,
+     * if any, go to arena_rows. */
+    long ride = -1;
+    for (size_t k = 0; k < ing->pending_n && ride < 0; k++)
+        if (can_ride(ing->pending[k].nul))
+            ride = (long)k;
+    if (ride >= 0) {
+        const struct arena_pending *p = &ing->pending[ride];
         row[C_A_ARENA] = p->arena;
-        for (int i = 0; i < 9; i++) {
-            row[C_A_FIRST + i] = p->v[i];
-            nul[C_A_FIRST + i] = p->nul[i];
+        for (int i = 0; i < 5; i++) {
+            row[C_A_FIRST + i] = p->v[riding[i]];
+            nul[C_A_FIRST + i] = p->nul[riding[i]];
         }
-        store_arena_rows(ing, s->step, 1);
     } else {
         memset(nul + C_A_ARENA, 1, C_COUNT - C_A_ARENA);
     }
+    if (ing->pending_n)
+        store_arena_rows(ing, s->step, ride);
     ing->have_prev = 1;
     uint64_t sv[SERIES_COUNTERS] = {s->live_bytes, rss, st->system_bytes + st->mmapped_bytes,
                                     st->top_bytes, st->tcache_bytes, st->fastbin_bytes,

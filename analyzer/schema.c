@@ -52,9 +52,8 @@ static const char schema_sql[] =
     "  unsorted_n INTEGER, unsorted_b INTEGER, small_n INTEGER, small_b INTEGER,\n"
     "  large_n INTEGER, large_b INTEGER, mmapped_n INTEGER, arenas INTEGER, arena INTEGER,\n"
     "  did INTEGER,\n"
-    "  a_arena INTEGER, a_system INTEGER, a_in_use INTEGER, a_rss INTEGER, a_top INTEGER,\n"
-    "  a_tcache_b INTEGER, a_fast_b INTEGER, a_unsorted_b INTEGER, a_small_b INTEGER,\n"
-    "  a_large_b INTEGER\n"
+    "  a_arena INTEGER, a_in_use INTEGER, a_tcache_b INTEGER, a_unsorted_b INTEGER,\n"
+    "  a_small_b INTEGER, a_large_b INTEGER\n"
     ");\n"
     "CREATE TABLE IF NOT EXISTS arena_rows(\n"
     "  run INTEGER NOT NULL, step INTEGER NOT NULL, arena INTEGER NOT NULL,\n"
@@ -150,8 +149,8 @@ static const char view_sql[] =
     "CREATE VIEW IF NOT EXISTS arena_steps AS\n"
     "  SELECT run, step, arena, system, in_use, rss, top, tcache_b, fast_b, unsorted_b, small_b,\n"
     "    large_b FROM arena_rows\n"
-    "  UNION ALL SELECT run_step >> 40, run_step & 1099511627775, a_arena, a_system, a_in_use,\n"
-    "    a_rss, a_top, a_tcache_b, a_fast_b, a_unsorted_b, a_small_b, a_large_b FROM steps\n"
+    "  UNION ALL SELECT run_step >> 40, run_step & 1099511627775, a_arena, NULL, a_in_use,\n"
+    "    NULL, NULL, a_tcache_b, NULL, a_unsorted_b, a_small_b, a_large_b FROM steps\n"
     "    WHERE a_arena IS NOT NULL;\n";
 #undef LAST
 
@@ -160,12 +159,8 @@ static const char view_sql[] =
 static const char upgrade_1_2_sql[] =
     "BEGIN;\n"
     "ALTER TABLE steps ADD COLUMN a_arena INTEGER;\n"
-    "ALTER TABLE steps ADD COLUMN a_system INTEGER;\n"
     "ALTER TABLE steps ADD COLUMN a_in_use INTEGER;\n"
-    "ALTER TABLE steps ADD COLUMN a_rss INTEGER;\n"
-    "ALTER TABLE steps ADD COLUMN a_top INTEGER;\n"
     "ALTER TABLE steps ADD COLUMN a_tcache_b INTEGER;\n"
-    "ALTER TABLE steps ADD COLUMN a_fast_b INTEGER;\n"
     "ALTER TABLE steps ADD COLUMN a_unsorted_b INTEGER;\n"
     "ALTER TABLE steps ADD COLUMN a_small_b INTEGER;\n"
     "ALTER TABLE steps ADD COLUMN a_large_b INTEGER;\n"

@@ -111,8 +111,7 @@ static int merge(sqlite3 *db, const char *tmp, int64_t *new_run, char *err, size
                               "in_use, system, mmapped, rss, top, largest_free, tcache_n, "
                               "tcache_b, fast_n, fast_b, unsorted_n, unsorted_b, small_n, "
                               "small_b, large_n, large_b, mmapped_n, arenas, arena, did, a_arena, "
-                              "a_system, a_in_use, a_rss, a_top, a_tcache_b, a_fast_b, "
-                              "a_unsorted_b, a_small_b, a_large_b FROM "
+                              "a_in_use, a_tcache_b, a_unsorted_b, a_small_b, a_large_b FROM "
                               "s.steps WHERE run_step >> 40 = %lld",
                               (long long)nu, (long long)old);
         rc = db_exec(db, sql, err, errlen);

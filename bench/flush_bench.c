@@ -1,13 +1,14 @@
 /* flush_bench.c: what the recorder's flusher costs per event, alone, on malloc_bench's stream.
  *
- *   flush_bench [EVENTS [THREADS]]
+ *   flush_bench [EVENTS [THREADS [v2]]]
  *
  * Runs malloc_bench's loop (1024 slots, xorshift, malloc 16..4096 or free) against the real
  * glibc heap, writing each call as the recorder's raw record (REC_HDR layout: header, seq,
  * time from the coarse clock, arguments) into memory, THREADS interleaved streams as a
  * multi-threaded program makes them. Then it times, single-threaded, turning those records into
- * sealed blocks of ~1 MiB the way the flusher does, in each compression mode, and prints
- * CPU ns/event and bytes/event. No recorder is loaded; nothing is written to disk. */
+ * sealed blocks of ~1 MiB the way the flusher does (version-2 blocks), and, for comparison, the
+ * version-1 way in each deflate mode (unless a third argument is given), and prints CPU ns/event
+ * and bytes/event. No recorder is loaded; nothing is written to disk. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,45 @@ int main(int argc, char **argv)
         int level, strategy;
     } modes[] = {{"level1", 1, Z_DEFAULT_STRATEGY}, {"huffman", 1, Z_HUFFMAN_ONLY}, {"stored", 0, 0}};
     printf("flush_bench: %ld events, %d thread(s)\n", events, threads);
+    {
+        /* Version-2 blocks, as the recorder writes them. */
+        size_t cap = (1u << 20) + (256u << 10);
+        void *mem = aligned_alloc(64, (trace_block_encoder_size(cap) + 63) & ~(size_t)63);
+        struct trace_block_encoder *e = trace_block_encoder_init(mem, cap);
+        uint8_t *out = malloc(trace_block_encoder_size(cap));
+        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0;
+        for (int t = 0; t < threads; t++) {
+            size_t pos = 0;
+            trace_block_encoder_begin(e, (uint32_t)t);
+            while (pos < st[t].n) {
+                uint64_t f[2] = {0x401000 + (uint64_t)t, 0x402000};
+                uint64_t a = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                trace_block_encoder_stack(e, 1 + (t & 1), f, 2);
+                while (pos < st[t].n && trace_block_encoder_raw(e) < (1u << 20)) {
+                    const uint64_t *w = st[t].w + pos;
+                    unsigned kind = (uint8_t)w[0];
+                    if (kind == TRACE_EV_MALLOC)
+                        trace_block_encoder_call(e, kind, (uint8_t)(w[0] >> 8), (uint32_t)(w[0] >> 32),
+                                                 w[1], w[2], 0, w[3], 0, w[4]);
+                    else
+                        trace_block_encoder_call(e, kind, 0, 0, w[1], w[2], 0, 0, 0, w[3]);
+                    pos += (w[0] >> 16) & 0xff;
+                }
+                uint64_t b = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                bytes += trace_block_encoder_seal(e, out, trace_block_encoder_size(cap));
+                uint64_t c = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                enc_ns += b - a;
+                seal_ns += c - b;
+            }
+        }
+        printf("%-8s encode %6.1f ns/event  seal %6.1f ns/event  total %6.1f ns/event  %.2f bytes/event\n",
+               "v2", (double)enc_ns / events, (double)seal_ns / events,
+               (double)(enc_ns + seal_ns) / events, (double)bytes / events);
+        free(mem);
+        free(out);
+        if (argc > 3)
+            return 0;
+    }
     for (unsigned m = 0; m < 3; m++) {
         uint64_t bytes = 0, enc_ns = 0, seal_ns = 0;
         struct trace_event ev;

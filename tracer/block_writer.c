@@ -1,42 +1,36 @@
 /* block_writer.c: turns the threads' raw records into trace blocks and writes them.
  *
- * A drain takes a thread's committed records in order, rebuilds each as a struct trace_event,
- * encodes it (trace_encode_event) after the definitions of any stack or module the file does not
- * hold yet, seals ~1 MiB of records into a block and appends it to the file.
+ * A drain takes a thread's committed records in order and hands each to the block encoder
+ * (trace_block_encoder.c: straight into the columns of a version-2 block; the common calls
+ * without building a struct trace_event), after the definitions of any stack or module the
+ * file does not hold yet, seals ~1 MiB of records into a block (a Huffman code per column)
+ * and appends it to the file.
  *
- * Several drainers may work at once, each in its own context (encode buffer, sealed buffer,
- * zlib arena): context 0 belongs to the flusher task, contexts 1 and 2 to program threads (one
- * out of buffer memory drains its own records rather than wait; exit() does a round). A thread's records are drained by one drainer at a time
- * (its drain lock, held until its blocks are written, so each thread's blocks stay in order);
- * writes are serialised by the output lock. A stack counts as defined for later blocks only
- * once the block defining it is written; until then a concurrent block defines it again
- * (allowed by the format). Modules are written by context 0 only.
- *
- * Compression adapts (see seal_mode): level 1 column blocks normally, stored row blocks while
- * full chunks wait to be drained, Huffman-only rows for a thread whose data does not shrink
- * (trace_block_seal_level; columns when the zlib arena lends the scratch).
+ * Several drainers may work at once, each in its own context (block encoder, sealed buffer):
+ * context 0 belongs to the flusher task, contexts 1 and 2 to program threads (one out of buffer
+ * memory drains its own records rather than wait; exit() does a round). A thread's records are
+ * drained by one drainer at a time (its drain lock, held until its blocks are written, so each
+ * thread's blocks stay in order); writes are serialised by the output lock. A stack counts as
+ * defined for later blocks only once the block defining it is written; until then a concurrent
+ * block defines it again (allowed by the format). Modules are written by context 0 only.
  */
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 #include "recorder.h"
 #include "rec_syscall.h"
 
 #define RAW_TARGET (1u << 20)
-#define RAW_CAP (RAW_TARGET + (256u << 10))
-#define ZARENA_BYTES (RAW_CAP + (1u << 20))   /* zlib's state, then the column scratch */
+#define COLUMN_CAP (RAW_TARGET + (256u << 10))
 #define STACK_BITMAP_BYTES ((1u << 20) / 8)
 #define DEFINED_MAX 512u
-#define MAX_THREADS_TRACKED 1024u
 #define N_CTX 3                 /* 0: the flusher; 1, 2: program threads helping */
 
 struct drain_ctx {
     volatile int lock;
-    uint8_t *raw, *sealed;
+    struct trace_block_encoder *enc;
+    size_t enc_bytes;
+    uint8_t *sealed;
     size_t sealed_cap;
-    char *zarena;
-    size_t zused;
-    int rows_only;                       /* refuse the column scratch (zlib's own pieces are <= 64 KiB) */
     struct trace_event ev;               /* kept all-zero between events */
     uint32_t defined[DEFINED_MAX];       /* stacks defined in blocks not yet written */
     unsigned ndefined;
@@ -52,16 +46,11 @@ static ino_t out_ino;
 static uint64_t file_bytes, end_offset, blocks_written, raw_bytes;
 static uint32_t modules_written;
 static int ended;
-static uint64_t seal_counts[3];
-static uint8_t poor_ratio[MAX_THREADS_TRACKED], poor_retry[MAX_THREADS_TRACKED];
 static volatile uint32_t chunks_closed, chunks_drained;
 
 struct block {
     struct drain_ctx *ctx;
-    size_t len;
-    uint32_t thread;
-    uint64_t first_seq, last_seq, events;
-    struct trace_encode_state enc;
+    struct trace_block_encoder *enc;
 };
 
 /* ---- locks ----
@@ -98,40 +87,25 @@ static void spin_unlock(volatile int *l)
 
 /* ---- memory ---- */
 
-static void *z_alloc(void *opaque, unsigned items, unsigned size)
-{
-    struct drain_ctx *c = opaque;
-    size_t n = ((size_t)items * size + 15) & ~(size_t)15;
-    if (c->zused + n > ZARENA_BYTES || (c->rows_only && n > (96u << 10)))
-        return NULL;
-    void *p = c->zarena + c->zused;
-    c->zused += n;
-    return p;
-}
-
-static void z_free(void *opaque, void *addr)
-{
-    (void)opaque;
-    (void)addr;
-}
-
 static int ctx_ready(struct drain_ctx *c)
 {
-    if (c->raw)
+    if (c->enc)
         return 1;
     if (!stack_written && !(stack_written = rec_map(STACK_BITMAP_BYTES)))
         return 0;
-    c->sealed_cap = trace_block_bound(RAW_CAP);
-    c->raw = rec_map(RAW_CAP);
+    c->enc_bytes = trace_block_encoder_size(COLUMN_CAP);
+    /* The sealed block: every column stored at worst. */
+    c->sealed_cap = COLUMN_CAP + 1024;
+    void *mem = rec_map(c->enc_bytes);
     c->sealed = rec_map(c->sealed_cap);
-    c->zarena = rec_map(ZARENA_BYTES);
-    if (c->raw && c->sealed && c->zarena)
+    if (mem && c->sealed) {
+        c->enc = trace_block_encoder_init(mem, COLUMN_CAP);
+        trace_block_encoder_store(c->enc, rec.cfg.compress == 2);
         return 1;
-    rec_unmap(c->raw, RAW_CAP);
+    }
+    rec_unmap(mem, c->enc_bytes);
     rec_unmap(c->sealed, c->sealed_cap);
-    rec_unmap(c->zarena, ZARENA_BYTES);
-    c->raw = c->sealed = NULL;
-    c->zarena = NULL;
+    c->sealed = NULL;
     return 0;
 }
 
@@ -178,84 +152,47 @@ void blocks_write_raw(const void *p, size_t n)
     spin_unlock(&out_lock);
 }
 
-/* ---- compression mode ---- */
-
-enum { SEAL_LEVEL1, SEAL_HUFFMAN, SEAL_STORED };
-
 void flush_note_chunk_closed(void)
 {
     __atomic_add_fetch(&chunks_closed, 1, __ATOMIC_RELAXED);
-}
-
-/* What sealing costs per event on malloc_bench, next to encoding (1x): stored rows +0.07x,
- * Huffman rows +0.8x, level 1 rows +1.7x, level 1 columns +3x, for 6.5, 4.5, 4.3 and 3.75
- * bytes per event; real programs' records shrink far more, and faster. So: level 1 with
- * columns while the flusher keeps up; stored rows while full chunks wait to be drained (the
- * program must not wait on compression); Huffman rows for a thread whose data level 1 cannot
- * shrink (re-tried every 16 blocks). */
-static int seal_mode(uint32_t thread)
-{
-    if (rec.cfg.compress >= 0)
-        return rec.cfg.compress;
-    uint32_t backlog = __atomic_load_n(&chunks_closed, __ATOMIC_RELAXED) -
-                       __atomic_load_n(&chunks_drained, __ATOMIC_RELAXED);
-    if (backlog >= 2 || flush_room_waiters())
-        return SEAL_STORED;
-    uint32_t k = thread % MAX_THREADS_TRACKED;
-    if (poor_ratio[k] && ++poor_retry[k] % 16)
-        return SEAL_HUFFMAN;
-    return SEAL_LEVEL1;
 }
 
 /* ---- blocks ---- */
 
 static void block_begin(struct block *b, uint32_t thread)
 {
-    b->len = 0;
-    b->thread = thread;
-    b->first_seq = b->last_seq = b->events = 0;
-    trace_encode_state_reset(&b->enc);
+    b->enc = b->ctx->enc;
+    trace_block_encoder_begin(b->enc, thread);
 }
 
 static void block_seal(struct block *b)
 {
     struct drain_ctx *c = b->ctx;
-    if (b->len == 0)
+    if (trace_block_encoder_raw(b->enc) == 0)
         return;
-    c->zused = 0;
-    int mode = seal_mode(b->thread);
-    /* Columns need a scratch as large as the block: lend it at level 1 only. */
-    c->rows_only = mode != SEAL_LEVEL1;
-    struct trace_zalloc za = {z_alloc, z_free, c};
-    size_t n = trace_block_seal_level(c->sealed, c->sealed_cap, c->raw, b->len, b->thread,
-                                      b->events ? b->first_seq : 0, b->events ? b->last_seq : 0,
-                                      &za, mode == SEAL_STORED ? 0 : 1,
-                                      mode == SEAL_HUFFMAN ? Z_HUFFMAN_ONLY : Z_DEFAULT_STRATEGY);
-    if (mode == SEAL_LEVEL1 && b->len >= 4096)
-        poor_ratio[b->thread % MAX_THREADS_TRACKED] = n * 4 > b->len * 3;
+    size_t raw = trace_block_encoder_raw(b->enc);
+    size_t n = trace_block_encoder_seal(b->enc, c->sealed, c->sealed_cap);
     spin_lock(&out_lock);
     if (n && !ended) {
         out_append(c->sealed, n);
         blocks_written++;
-        raw_bytes += b->len;
-        seal_counts[mode]++;
+        raw_bytes += raw;
     }
     /* Now that the block is in the file, later blocks may use its stacks. */
     for (unsigned i = 0; i < c->ndefined; i++)
         stack_written[c->defined[i] >> 3] |= (uint8_t)(1u << (c->defined[i] & 7));
     spin_unlock(&out_lock);
     c->ndefined = 0;
-    block_begin(b, b->thread);
 }
 
 static void block_modules(struct block *b)
 {
     uint32_t n = module_count();
     while (modules_written < n) {
-        if (b->len + TRACE_MODULE_MAX_BYTES > RAW_CAP)
+        if (trace_block_encoder_module(b->enc, module_at(modules_written)) != 0) {
             block_seal(b);
-        b->len += trace_encode_module(b->ctx->raw + b->len, RAW_CAP - b->len,
-                                      module_at(modules_written));
+            continue;
+        }
         modules_written++;
     }
 }
@@ -336,36 +273,70 @@ static void block_stack(struct block *b, uint32_t id)
             return;
     const uint64_t *frames;
     unsigned depth = stack_frames(id, &frames);
-    if (c->ndefined == DEFINED_MAX)
+    if (c->ndefined == DEFINED_MAX || trace_block_encoder_stack(b->enc, id, frames, depth) != 0) {
         block_seal(b);
-    b->len += trace_encode_stack(c->raw + b->len, RAW_CAP - b->len, id, frames, depth);
+        trace_block_encoder_stack(b->enc, id, frames, depth);
+    }
     c->defined[c->ndefined++] = id;
 }
 
 static void block_event(struct block *b, const uint64_t *w, int with_modules)
 {
-    struct drain_ctx *c = b->ctx;
-    struct trace_event *ev = &c->ev;
-    record_to_event(w, b->thread, ev);
-    if (b->len + TRACE_EVENT_MAX_BYTES + TRACE_STACK_MAX_BYTES > RAW_CAP)
+    uint64_t h = w[0];
+    unsigned kind = (uint8_t)h;
+    uint32_t stack = (uint32_t)(h >> 32);
+    if (trace_block_encoder_raw(b->enc) >= RAW_TARGET)
         block_seal(b);
-    if (b->len == 0 && with_modules)
+    if (REC_UNLIKELY(with_modules && trace_block_encoder_raw(b->enc) == 0))
         block_modules(b);
-    if (ev->stack_id) {
+    if (stack) {
         const uint64_t *frames;
-        if (ev->stack_id < (1u << 20) && stack_frames(ev->stack_id, &frames))
-            block_stack(b, ev->stack_id);
+        if (stack < (1u << 20) && stack_frames(stack, &frames))
+            block_stack(b, stack);
         else
-            ev->stack_id = 0;
+            stack = 0;
     }
-    b->len += trace_encode_event(c->raw + b->len, ev, &b->enc);
-    if (!b->events)
-        b->first_seq = ev->seq;
-    b->last_seq = ev->seq;
-    b->events++;
-    event_clear(ev);
-    if (b->len >= RAW_TARGET)
+    /* The common calls go straight in; errors, flags beyond 3 bits and the rare kinds through a
+     * struct trace_event. */
+    if ((uint8_t)(h >> 24) == 0) {
+        const uint64_t *a = w + 3;
+        int rc = -2;
+        switch (kind) {
+        case TRACE_EV_MALLOC: case TRACE_EV_VALLOC: case TRACE_EV_PVALLOC:
+            rc = trace_block_encoder_call(b->enc, kind, (uint8_t)(h >> 8), stack, w[1], w[2], 0,
+                                          a[0], 0, a[1]);
+            break;
+        case TRACE_EV_FREE:
+            rc = trace_block_encoder_call(b->enc, kind, (uint8_t)(h >> 8), stack, w[1], w[2], 0, 0,
+                                          0, a[0]);
+            break;
+        case TRACE_EV_CALLOC:
+            rc = trace_block_encoder_call(b->enc, kind, (uint8_t)(h >> 8), stack, w[1], w[2], a[0],
+                                          a[1], 0, a[2]);
+            break;
+        case TRACE_EV_REALLOC:
+            rc = trace_block_encoder_call(b->enc, kind, (uint8_t)(h >> 8), stack, w[1], w[2], 0,
+                                          a[1], a[0], a[2]);
+            break;
+        default:
+            break;
+        }
+        if (rc == 0)
+            return;
+        if (rc == -1) {
+            block_seal(b);
+            block_event(b, w, with_modules);
+            return;
+        }
+    }
+    struct trace_event *ev = &b->ctx->ev;
+    record_to_event(w, trace_block_encoder_thread(b->enc), ev);
+    ev->stack_id = stack;
+    if (trace_block_encoder_event(b->enc, ev) != 0) {
         block_seal(b);
+        trace_block_encoder_event(b->enc, ev);
+    }
+    event_clear(ev);
 }
 
 /* Drains one piece of a thread's committed records: up to the end of the current chunk or one
@@ -388,7 +359,7 @@ static int drain_piece(struct block *b, struct rec_thread *t, int how, int with_
         block_begin(b, c->thread);
         uint32_t closed = __atomic_load_n(&c->closed, __ATOMIC_ACQUIRE);
         uint64_t end = __atomic_load_n(&c->committed, __ATOMIC_ACQUIRE);
-        while (pos < end && b->len < RAW_TARGET) {
+        while (pos < end && trace_block_encoder_raw(b->enc) < RAW_TARGET) {
             const uint64_t *w = c->words + pos;
             unsigned nw = (unsigned)((w[0] >> 16) & 0xff);
             if (nw < 3 || pos + nw > end)
@@ -430,7 +401,7 @@ int blocks_round(int ctx, int final)
     }
     struct block b;
     b.ctx = c;
-    block_begin(&b, 0);
+    b.enc = c->enc;
     int total = 0;
     for (unsigned pass = 0;; pass++) {
         int progress = 0;
@@ -471,7 +442,7 @@ int blocks_help(struct rec_thread *t)
     if (ctx_ready(c) && !ended) {
         struct block b;
         b.ctx = c;
-        block_begin(&b, 0);
+        b.enc = c->enc;
         t->helper_wants = 1;
         spin_lock(&t->drain_lock);
         t->helper_wants = 0;
@@ -524,9 +495,6 @@ void blocks_stats(uint64_t *v)
     v[0] = blocks_written;
     v[1] = raw_bytes;
     v[2] = file_bytes;
-    v[3] = seal_counts[0];
-    v[4] = seal_counts[1];
-    v[5] = seal_counts[2];
 }
 
 /* In a fork child: everything here described the parent's file. */

@@ -67,19 +67,18 @@ static void report_stats(void)
     rsys2(SYS_getrusage, 0 /* RUSAGE_SELF */, &ru);
     char buf[256];
     size_t at = 0;
-    uint64_t b[6];
+    uint64_t b[3];
     blocks_stats(b);
     const char *parts[] = {"fragscope-trace: pid ", " events ", " blocks ", " raw_bytes ",
-                           " bytes ", " flusher_cpu_ms ", " level1 ", " huffman ", " stored ",
-                           " helped ", " waits ", "\n"};
+                           " bytes ", " flusher_cpu_ms ", " helped ", " waits ", "\n"};
     uint64_t vals[] = {(uint64_t)rec.pid, rec_seq, b[0], b[1], b[2],
                        (uint64_t)(ru.utime_s + ru.stime_s) * 1000 +
                            (uint64_t)(ru.utime_us + ru.stime_us) / 1000,
-                       b[3], b[4], b[5], helped_rounds, room_waits};
-    for (int i = 0; i < 12; i++) {
+                       helped_rounds, room_waits};
+    for (int i = 0; i < 9; i++) {
         for (const char *p = parts[i]; *p; p++)
             buf[at++] = *p;
-        if (i < 11)
+        if (i < 8)
             put_num(buf, &at, vals[i]);
     }
     rsys3(SYS_write, 2, buf, at);

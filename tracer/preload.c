@@ -1106,10 +1106,7 @@ static void read_config(void)
     c->quiet = env_true("FRAGSCOPE_QUIET", 0);
     c->stats = env_true("FRAGSCOPE_STATS", 0);
     const char *z = getenv("FRAGSCOPE_COMPRESS");
-    c->compress = !z || !*z || !strcmp(z, "adaptive") ? -1
-                  : !strcmp(z, "huffman")             ? 1
-                  : !strcmp(z, "none")                ? 2
-                                                      : 0;
+    c->compress = z && !strcmp(z, "none") ? 2 : 1;
     rec.time_clock = c->precise_clock ? CLOCK_MONOTONIC : CLOCK_MONOTONIC_COARSE;
 }
 

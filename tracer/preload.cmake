@@ -13,7 +13,9 @@ add_library(fragscope-trace SHARED
   ${CMAKE_CURRENT_SOURCE_DIR}/call_order.c
   ${CMAKE_CURRENT_SOURCE_DIR}/block_writer.c
   ${CMAKE_CURRENT_SOURCE_DIR}/output_file.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/trace_encode.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/trace_encode.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/trace_block_encoder.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/column_coder.c)
 get_target_property(fs_preload_opts fragscope-trace COMPILE_OPTIONS)
 if(fs_preload_opts)
   list(FILTER fs_preload_opts EXCLUDE REGEX "sanitize")

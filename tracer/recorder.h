@@ -2,8 +2,8 @@
  *
  * The recorder is one LD_PRELOAD library. Program threads append fixed-layout "raw records"
  * to per-thread chunks of mmap'd memory (thread_buffer.c); a flusher task (flush.c), a clone of
- * the process that shares its memory but not its thread group, turns the records into trace
- * events (trace_encode.c), seals them into zlib blocks and writes them. Because the flusher
+ * the process that shares its memory but not its thread group, encodes the records into
+ * version-2 blocks (trace_block_encoder.c) and writes them. Because the flusher
  * keeps the program's memory mapped after the program dies, a crash or a SIGKILL still leaves
  * every committed record on disk.
  *
@@ -35,7 +35,7 @@ struct rec_config {
     int force;                /* FRAGSCOPE_FORCE=1: replace an existing regular file */
     int quiet;                /* FRAGSCOPE_QUIET=1: no messages on stderr */
     int stats;                /* FRAGSCOPE_STATS=1: the flusher reports its work at the end */
-    int compress;             /* FRAGSCOPE_COMPRESS: -1 adaptive, 0 level1, 1 huffman, 2 none */
+    int compress;             /* FRAGSCOPE_COMPRESS: 2 none (stored columns), else Huffman */
 };
 
 /* ---- Raw records: what program threads write (8-byte words) ----
@@ -351,7 +351,7 @@ int blocks_round(int ctx, int final) REC_HIDDEN;   /* ctx 0: the flusher, 1: pro
 void blocks_write_end(void) REC_HIDDEN;
 void blocks_take_back_end(void) REC_HIDDEN;
 int blocks_ended(void) REC_HIDDEN;
-void blocks_stats(uint64_t *v) REC_HIDDEN;        /* blocks, raw, file bytes, seals by mode */
+void blocks_stats(uint64_t *v) REC_HIDDEN;        /* blocks, raw bytes, file bytes */
 void blocks_after_fork(void) REC_HIDDEN;
 void blocks_program_dead(void) REC_HIDDEN;
 int blocks_help(struct rec_thread *t) REC_HIDDEN;  /* a writer drains its own records */

@@ -14,17 +14,30 @@
 
 #include "trace_wire.h"
 
-/* The columns: structure (opcodes, stacks, sizes, definitions...), seq deltas, the pointers of
- * allocations, times, the pointers of frees. */
-enum { WIRE_COL_MAIN, WIRE_COL_SEQ, WIRE_COL_PTR, WIRE_COL_TIME, WIRE_COL_FREE_PTR, WIRE_COLUMNS };
+/* The classes of bytes: structure (definitions, generic forms, threads, samples...), seq deltas,
+ * the pointers of allocations, times, the pointers of frees, opcodes, stack codes, sizes. Rows
+ * (BLK1) hold every class in one run; version-1 columns (BLK2) put opcodes, stack codes and sizes
+ * with the structure (five columns); version-2 columns (BLK3) give each class its own. */
+enum { WIRE_COL_MAIN, WIRE_COL_SEQ, WIRE_COL_PTR, WIRE_COL_TIME, WIRE_COL_FREE_PTR,
+       WIRE_COL_OP, WIRE_COL_STACK, WIRE_COL_SIZE, WIRE_CLASSES };
+#define WIRE_COLUMNS 5                  /* BLK2 */
+#define WIRE_V2_COLUMNS WIRE_CLASSES    /* BLK3 */
 
 struct wire_in {
-    const uint8_t *p[WIRE_COLUMNS], *end[WIRE_COLUMNS];
-    unsigned columns;               /* 1: rows (everything in p[0]); WIRE_COLUMNS: columns */
+    const uint8_t *p[WIRE_CLASSES], *end[WIRE_CLASSES];
+    unsigned columns;               /* 1: rows (everything in p[0]); else columns */
+    uint8_t col[WIRE_CLASSES];      /* the column of each class */
     int sinking;                    /* copy each field's bytes to its column */
-    uint8_t *sink[WIRE_COLUMNS];    /* NULL: only count */
-    size_t sink_len[WIRE_COLUMNS];
+    uint8_t *sink[WIRE_CLASSES];    /* NULL: only count */
+    size_t sink_len[WIRE_CLASSES];
 };
+
+/* BLK2's column of each class. */
+static inline void wire_in_map_v1_columns(struct wire_in *in)
+{
+    static const uint8_t map[WIRE_CLASSES] = {0, 1, 2, 3, 4, 0, 0, 0};
+    memcpy(in->col, map, sizeof map);
+}
 
 static inline void wire_in_rows(struct wire_in *in, const uint8_t *raw, size_t len)
 {
@@ -37,14 +50,17 @@ static inline void wire_in_rows(struct wire_in *in, const uint8_t *raw, size_t l
 /* The column layout: a u32 length per column, then the columns in order. */
 #define WIRE_COLUMN_TABLE (4 * WIRE_COLUMNS)
 
-/* Sets the cursors over a column-layout block; 0 when its column table does not add up. */
-static inline int wire_in_columns(struct wire_in *in, const uint8_t *raw, size_t len)
+/* Sets the cursors over a column-layout block of `columns` columns (WIRE_COLUMNS for BLK2,
+ * WIRE_V2_COLUMNS for BLK3: a u32 length per column, then the columns); 0 when its column table
+ * does not add up. */
+static inline int wire_in_columns(struct wire_in *in, const uint8_t *raw, size_t len, unsigned columns)
 {
     memset(in, 0, sizeof *in);
-    if (len < WIRE_COLUMN_TABLE)
+    size_t table = 4 * (size_t)columns;
+    if (len < table)
         return 0;
-    size_t off = WIRE_COLUMN_TABLE;
-    for (unsigned c = 0; c < WIRE_COLUMNS; c++) {
+    size_t off = table;
+    for (unsigned c = 0; c < columns; c++) {
         uint32_t n = wire_get32(raw + 4 * c);
         if (n > len - off)
             return 0;
@@ -52,7 +68,12 @@ static inline int wire_in_columns(struct wire_in *in, const uint8_t *raw, size_t
         in->end[c] = raw + off + n;
         off += n;
     }
-    in->columns = WIRE_COLUMNS;
+    in->columns = columns;
+    if (columns == WIRE_COLUMNS)
+        wire_in_map_v1_columns(in);
+    else
+        for (unsigned c = 0; c < WIRE_CLASSES; c++)
+            in->col[c] = (uint8_t)c;
     return off == len;
 }
 
@@ -65,23 +86,28 @@ static inline int wire_in_all_done(const struct wire_in *in)
     return 1;
 }
 
+/* The records end with the opcodes. */
 static inline int wire_in_done(const struct wire_in *in)
 {
-    return in->p[0] >= in->end[0];
+    unsigned c = in->col[WIRE_COL_OP];
+    return in->p[c] >= in->end[c];
 }
 
+/* While splitting rows into BLK2 columns (sinking), each field's bytes go to its column. */
 static inline void wire_in_sink(struct wire_in *in, unsigned cls, const uint8_t *from, size_t n)
 {
     if (!in->sinking)
         return;
-    if (in->sink[cls])
-        memcpy(in->sink[cls] + in->sink_len[cls], from, n);
-    in->sink_len[cls] += n;
+    static const uint8_t v1[WIRE_CLASSES] = {0, 1, 2, 3, 4, 0, 0, 0};
+    unsigned c = v1[cls];
+    if (in->sink[c])
+        memcpy(in->sink[c] + in->sink_len[c], from, n);
+    in->sink_len[c] += n;
 }
 
 static inline int wire_in_varint(struct wire_in *in, unsigned cls, uint64_t *v)
 {
-    unsigned c = in->columns > 1 ? cls : 0;
+    unsigned c = in->col[cls];
     const uint8_t *start = in->p[c];
     if (!wire_get_varint(&in->p[c], in->end[c], v))
         return 0;
@@ -91,7 +117,7 @@ static inline int wire_in_varint(struct wire_in *in, unsigned cls, uint64_t *v)
 
 static inline int wire_in_bytes(struct wire_in *in, unsigned cls, size_t n, const uint8_t **data)
 {
-    unsigned c = in->columns > 1 ? cls : 0;
+    unsigned c = in->col[cls];
     if ((size_t)(in->end[c] - in->p[c]) < n)
         return 0;
     *data = in->p[c];
@@ -126,10 +152,19 @@ static inline int wire_decode_fields(struct wire_in *in, struct trace_event *ev,
 {
     uint64_t v;
     if (fields & WF(WF_STACK)) {
-        GET(WIRE_COL_MAIN, v);
+        GET(WIRE_COL_STACK, v);
         if (generic) {
             if (v > UINT32_MAX) goto bad;
             ev->stack_id = (uint32_t)v;
+        } else if (st->ring) {
+            if (v == 0) {
+                ev->stack_id = wire_v2_last_stack(st, ev->kind);
+            } else if (v == 1) {
+                if (!wire_v2_next_stack(st, ev->kind, &ev->stack_id)) goto bad_prediction;
+            } else {
+                if (v - 2 > UINT32_MAX) goto bad;
+                ev->stack_id = (uint32_t)(v - 2);
+            }
         } else if (v == 0) {
             ev->stack_id = st->last_stack;
         } else {
@@ -142,9 +177,18 @@ static inline int wire_decode_fields(struct wire_in *in, struct trace_event *ev,
         if (v > UINT32_MAX) goto bad;
         ev->thread = (uint32_t)v;
     }
-    if (fields & WF(WF_SIZE)) GET(WIRE_COL_MAIN, ev->size);
-    if (fields & WF(WF_NMEMB)) GET(WIRE_COL_MAIN, ev->nmemb);
-    if (fields & WF(WF_ALIGNMENT)) GET(WIRE_COL_MAIN, ev->alignment);
+    if (fields & WF(WF_SIZE)) {
+        GET(WIRE_COL_SIZE, ev->size);
+        if (st->ring && !generic && wire_kind_allocates(ev->kind)) {
+            if (ev->size == 0) {
+                if (!wire_v2_stack_size(st, ev->stack_id, &ev->size)) goto bad_prediction;
+            } else {
+                ev->size--;
+            }
+        }
+    }
+    if (fields & WF(WF_NMEMB)) GET(WIRE_COL_SIZE, ev->nmemb);
+    if (fields & WF(WF_ALIGNMENT)) GET(WIRE_COL_SIZE, ev->alignment);
     if (fields & WF(WF_PARAM)) { GET(WIRE_COL_MAIN, v); ev->param = wire_unzigzag(v); }
     if (fields & WF(WF_VALUE)) { GET(WIRE_COL_MAIN, v); ev->value = wire_unzigzag(v); }
     if (fields & WF(WF_OS_TID)) GET(WIRE_COL_MAIN, ev->os_tid);
@@ -158,6 +202,9 @@ truncated:
 bad:
     *why = "an event field is out of range";
     return 0;
+bad_prediction:
+    *why = "an event names a predicted stack or size that does not exist";
+    return 0;
 }
 
 static inline int wire_decode_tail(struct wire_in *in, struct trace_event *ev, unsigned fields,
@@ -168,7 +215,8 @@ static inline int wire_decode_tail(struct wire_in *in, struct trace_event *ev, u
         GET(WIRE_COL_PTR, v);
         if (generic)
             ev->old_ptr = v;
-        else if (!wire_ptr_from_code(st, v, st->last_ptr, &ev->old_ptr))
+        else if (st->ring ? !wire_v2_live_from_code(st, v, 0, &ev->old_ptr)
+                          : !wire_ptr_from_code(st, v, st->last_ptr, &ev->old_ptr))
             goto bad_ptr;
         if (ev->old_ptr)
             st->last_ptr = ev->old_ptr;
@@ -177,6 +225,10 @@ static inline int wire_decode_tail(struct wire_in *in, struct trace_event *ev, u
         GET(ev->kind == TRACE_EV_FREE ? WIRE_COL_FREE_PTR : WIRE_COL_PTR, v);
         if (generic) {
             ev->ptr = v;
+        } else if (st->ring) {
+            if (ev->kind == TRACE_EV_FREE ? !wire_v2_live_from_code(st, v, WIRE_FREE_AUX_SLOTS, &ev->ptr)
+                                          : !wire_v2_freed_from_code(st, v, &ev->ptr))
+                goto bad_ptr;
         } else if (ev->kind == TRACE_EV_FREE) {
             if (v == 0)
                 ev->ptr = 0;
@@ -233,7 +285,7 @@ static inline int wire_decode_record(struct wire_in *in, struct trace_encode_sta
 {
     uint64_t v;
     uint8_t op;
-    if (!wire_in_byte(in, WIRE_COL_MAIN, &op)) {
+    if (!wire_in_byte(in, WIRE_COL_OP, &op)) {
         *why = "a record runs past the end of its block";
         return REC_ERROR;
     }
@@ -325,7 +377,8 @@ static inline int wire_decode_record(struct wire_in *in, struct trace_encode_sta
         fields = wire_standard_fields(ev->kind);
         if (ev->kind == TRACE_EV_FREE) {
             if (aux != WIRE_FREE_EXPLICIT) {
-                if (aux >= st->recent_count || aux >= WIRE_FREE_AUX_SLOTS) {
+                if (st->ring ? aux >= st->allocs
+                             : (aux >= st->recent_count || aux >= WIRE_FREE_AUX_SLOTS)) {
                     *why = "a free names a recent pointer that does not exist";
                     return REC_ERROR;
                 }
@@ -349,7 +402,7 @@ static inline int wire_decode_record(struct wire_in *in, struct trace_encode_sta
     if (!wire_decode_tail(in, ev, fields, generic, st, why))
         return REC_ERROR;
     if (free_index >= 0) {
-        ev->ptr = st->recent[free_index];
+        ev->ptr = st->ring ? wire_v2_alloc_at(st, (uint64_t)free_index + 1) : st->recent[free_index];
         st->last_ptr = ev->ptr;
     }
     wire_state_after_event(st, ev);

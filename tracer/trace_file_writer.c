@@ -1,8 +1,8 @@
 /* trace_file_writer.c: writes a trace file from ordinary code (import-mtrace, tests, tools).
  *
- * Unlike the recorder, this writer may allocate: it keeps one growing record buffer per thread,
- * seals a thread's buffer into a block when it reaches the block size, and seals every thread's
- * buffer every `flush_every` events so that, as in a recording, no thread lags far behind in the
+ * Unlike the recorder, this writer may allocate: it keeps one block encoder per thread
+ * (trace_block_encoder.c: version-2 blocks), seals a thread's block when it reaches the block
+ * size, and seals every thread's block every `flush_every` events so that, as in a recording, no thread lags far behind in the
  * file (which is what keeps the reader's lookahead small). The file is created exclusively
  * (O_EXCL|O_NOFOLLOW, mode 0600) and never through a symlink.
  */
@@ -17,10 +17,9 @@
 #include "trace_format.h"
 
 struct thread_buf {
-    uint8_t *raw;
-    size_t len, cap;
-    struct trace_encode_state st;
-    uint64_t first_seq, last_seq, events;
+    struct trace_block_encoder *enc;     /* NULL until the thread's first record */
+    void *mem;
+    size_t cap;                          /* the encoder's column capacity */
 };
 
 struct trace_file_writer {
@@ -47,18 +46,6 @@ static void fail(struct trace_file_writer *w, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(w->err, sizeof w->err, fmt, ap);
     va_end(ap);
-}
-
-static void *z_alloc(void *opaque, unsigned items, unsigned size)
-{
-    (void)opaque;
-    return calloc(items, size);
-}
-
-static void z_free(void *opaque, void *p)
-{
-    (void)opaque;
-    free(p);
 }
 
 static int write_all(struct trace_file_writer *w, const uint8_t *p, size_t n)
@@ -180,9 +167,9 @@ static struct thread_buf *thread_buf(struct trace_file_writer *w, uint32_t threa
 static int seal(struct trace_file_writer *w, uint32_t thread)
 {
     struct thread_buf *t = &w->threads[thread];
-    if (t->len == 0)
+    if (!t->enc || trace_block_encoder_raw(t->enc) == 0)
         return 0;
-    size_t need = trace_block_bound(t->len);
+    size_t need = trace_block_encoder_bound(t->enc);
     if (need > w->out_cap) {
         uint8_t *o = realloc(w->out, need);
         if (!o) {
@@ -192,55 +179,55 @@ static int seal(struct trace_file_writer *w, uint32_t thread)
         w->out = o;
         w->out_cap = need;
     }
-    struct trace_zalloc za = {z_alloc, z_free, NULL};
-    size_t n = trace_block_seal(w->out, w->out_cap, t->raw, t->len, thread,
-                                t->events ? t->first_seq : 0, t->events ? t->last_seq : 0, &za);
+    size_t n = trace_block_encoder_seal(t->enc, w->out, w->out_cap);
     if (n == 0) {
-        fail(w, "%s: cannot compress a block", w->path);
+        fail(w, "%s: cannot seal a block", w->path);
         return -1;
     }
-    t->len = 0;
-    t->events = 0;
-    trace_encode_state_reset(&t->st);
     w->blocks++;
     return write_all(w, w->out, n);
 }
 
-/* Makes room for `need` more bytes in the thread's buffer, sealing it first if it is full. */
-static struct thread_buf *room(struct trace_file_writer *w, uint32_t thread, size_t need)
+/* The thread's encoder, its block sealed first if it has reached the block size. */
+static struct trace_block_encoder *room(struct trace_file_writer *w, uint32_t thread)
 {
     if (w->failed)
         return NULL;
     struct thread_buf *t = thread_buf(w, thread);
     if (!t)
         return NULL;
-    if (t->len >= w->block_size && seal(w, thread) < 0)
-        return NULL;
-    if (t->len + need > t->cap) {
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap < t->len + need)
-            cap *= 2;
-        uint8_t *r = realloc(t->raw, cap);
-        if (!r) {
+    size_t cap = w->block_size + TRACE_STACK_MAX_BYTES + TRACE_MODULE_MAX_BYTES + 1024;
+    if (t->enc && t->cap < cap) {
+        /* The block size grew: a new encoder with longer columns. */
+        if (seal(w, thread) < 0)
+            return NULL;
+        free(t->mem);
+        t->enc = NULL;
+    }
+    if (!t->enc) {
+        t->cap = cap;
+        t->mem = aligned_alloc(64, (trace_block_encoder_size(cap) + 63) & ~(size_t)63);
+        if (!t->mem) {
             fail(w, "%s: out of memory", w->path);
             return NULL;
         }
-        t->raw = r;
-        t->cap = cap;
+        t->enc = trace_block_encoder_init(t->mem, cap);
+        trace_block_encoder_begin(t->enc, thread);
     }
-    return t;
+    if (trace_block_encoder_raw(t->enc) >= w->block_size && seal(w, thread) < 0)
+        return NULL;
+    return t->enc;
 }
 
 int trace_file_writer_event(struct trace_file_writer *w, const struct trace_event *ev)
 {
-    struct thread_buf *t = room(w, ev->thread, TRACE_EVENT_MAX_BYTES);
-    if (!t)
+    struct trace_block_encoder *e = room(w, ev->thread);
+    if (!e)
         return -1;
-    if (t->events == 0)
-        t->first_seq = ev->seq;
-    t->last_seq = ev->seq;
-    t->events++;
-    t->len += trace_encode_event(t->raw + t->len, ev, &t->st);
+    if (trace_block_encoder_event(e, ev) != 0) {
+        fail(w, "%s: an event does not fit its block", w->path);
+        return -1;
+    }
     if (ev->seq + 1 > w->next_seq)
         w->next_seq = ev->seq + 1;
     if (++w->since_flush >= w->flush_every)
@@ -251,20 +238,18 @@ int trace_file_writer_event(struct trace_file_writer *w, const struct trace_even
 int trace_file_writer_stack(struct trace_file_writer *w, uint32_t thread, uint32_t id,
                             const uint64_t *frames, unsigned depth)
 {
-    struct thread_buf *t = room(w, thread, TRACE_STACK_MAX_BYTES);
-    if (!t)
+    struct trace_block_encoder *e = room(w, thread);
+    if (!e)
         return -1;
-    t->len += trace_encode_stack(t->raw + t->len, TRACE_STACK_MAX_BYTES, id, frames, depth);
-    return 0;
+    return trace_block_encoder_stack(e, id, frames, depth);
 }
 
 int trace_file_writer_module(struct trace_file_writer *w, uint32_t thread, const struct trace_module *m)
 {
-    struct thread_buf *t = room(w, thread, TRACE_MODULE_MAX_BYTES);
-    if (!t)
+    struct trace_block_encoder *e = room(w, thread);
+    if (!e)
         return -1;
-    t->len += trace_encode_module(t->raw + t->len, TRACE_MODULE_MAX_BYTES, m);
-    return 0;
+    return trace_block_encoder_module(e, m);
 }
 
 int trace_file_writer_flush(struct trace_file_writer *w)
@@ -283,7 +268,7 @@ uint64_t trace_file_writer_bytes(const struct trace_file_writer *w)
 static void release(struct trace_file_writer *w)
 {
     for (size_t i = 0; i < w->nthreads; i++)
-        free(w->threads[i].raw);
+        free(w->threads[i].mem);
     free(w->threads);
     free(w->out);
     free(w->path);

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define TRACE_MAGIC "FRAGSCP1"          /* 8 bytes at offset 0 */
-#define TRACE_VERSION 1
+#define TRACE_VERSION 2               /* readers also take version 1 */
 #define TRACE_MAX_STACK_DEPTH 128
 
 enum trace_event_kind {
@@ -131,6 +131,14 @@ struct trace_encode_state {
      * site's time delta is predicted from its previous one. */
     uint32_t time_stack[TRACE_TIME_SLOTS];
     uint64_t time_delta[TRACE_TIME_SLOTS];
+    /* ---- additions: version-2 blocks (BLK3) name pointers by how many allocations or frees
+     * ago they were returned or freed. ring: the pointers of the last ring_mask + 1
+     * allocations, then of the last ring_mask + 1 frees (memory the decoder provides); NULL for
+     * BLK1 and BLK2 blocks, which use the lists above. */
+    uint64_t *ring;
+    uint64_t ring_mask;
+    uint64_t allocs, frees;
+    uint32_t last_free_stack;            /* BLK3: the stack of the last free */
 };
 static inline void trace_encode_state_reset(struct trace_encode_state *st)
 {
@@ -193,6 +201,40 @@ size_t trace_block_bound(size_t raw_len);
 size_t trace_block_seal_level(uint8_t *out, size_t out_cap, const uint8_t *raw, size_t raw_len,
                               uint32_t thread, uint64_t first_seq, uint64_t last_seq,
                               const struct trace_zalloc *za, int level, int strategy);
+
+/* ---- Version-2 blocks (BLK3): the recorder's and the file writer's encoder ----
+ * Encodes a thread's events straight into the columns of a BLK3 block (pointers named by how
+ * many allocations or frees ago they were seen, FORMAT.md) and seals them with a Huffman code
+ * per column: several times cheaper than trace_encode_event + trace_block_seal, and smaller.
+ * Allocation-free: the caller provides trace_block_encoder_size(column_cap) bytes (aligned to
+ * 64); every column holds column_cap bytes, so a block whose raw size stays below column_cap
+ * never runs out of room. */
+struct trace_block_encoder;
+size_t trace_block_encoder_size(size_t column_cap);
+struct trace_block_encoder *trace_block_encoder_init(void *mem, size_t column_cap);
+/* Starts a new block of `thread` (also done by _init, for thread 0, and by _seal). */
+void trace_block_encoder_begin(struct trace_block_encoder *e, uint32_t thread);
+/* Append to the block. 0 = done, -1 = no room left (seal first). */
+int trace_block_encoder_event(struct trace_block_encoder *e, const struct trace_event *ev);
+int trace_block_encoder_stack(struct trace_block_encoder *e, uint32_t id, const uint64_t *frames,
+                              unsigned depth);
+int trace_block_encoder_module(struct trace_block_encoder *e, const struct trace_module *m);
+/* The common calls without a struct trace_event: malloc, valloc, pvalloc (size), calloc (nmemb,
+ * size), realloc (old_ptr, size), free (ptr), all without errno. 0 = done, -1 = no room,
+ * -2 = not in this shape (use trace_block_encoder_event). */
+int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsigned chunk_flags,
+                             uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t nmemb,
+                             uint64_t size, uint64_t old_ptr, uint64_t ptr);
+/* stored = 1: seal the columns as they are (no Huffman codes). */
+void trace_block_encoder_store(struct trace_block_encoder *e, int stored);
+size_t trace_block_encoder_raw(const struct trace_block_encoder *e);     /* raw bytes so far */
+uint64_t trace_block_encoder_events(const struct trace_block_encoder *e);
+uint32_t trace_block_encoder_thread(const struct trace_block_encoder *e);
+/* Upper bound of the sealed block's size, and sealing it: a complete BLK3 frame in out.
+ * Returns the bytes written (0 if out_cap is too small, or the block is empty: nothing to
+ * write); then the encoder starts the next block of the same thread. */
+size_t trace_block_encoder_bound(const struct trace_block_encoder *e);
+size_t trace_block_encoder_seal(struct trace_block_encoder *e, uint8_t *out, size_t out_cap);
 
 /* ---- Reading (used by replayer, analyzer, dump; may allocate) ---- */
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include "column_coder.h"
 #include "trace_decode.h"
 
 #define MAX_MODULES (1u << 16)
@@ -30,7 +31,8 @@
 
 struct pending {                /* one checked block, waiting in the merge */
     uint8_t *raw;
-    size_t len;
+    size_t len;                 /* raw bytes, plus its pointer rings (BLK3) */
+    uint64_t *ring;             /* BLK3: the decoder's rings (st.ring) */
     struct wire_in in;          /* where its next record is */
     uint32_t thread;
     uint64_t offset;            /* of its frame in the file */
@@ -71,7 +73,11 @@ struct trace_reader {
 
     z_stream zs;
     int zs_ready;
+    uint64_t *check_ring;       /* BLK3: rings for checking a block (2 * WIRE_V2_WINDOW) */
+    uint32_t file_version;
 };
+
+enum { LAYOUT_ROWS, LAYOUT_COLUMNS, LAYOUT_V2 };
 
 /* ---- Stopping ---- */
 
@@ -239,6 +245,7 @@ static void pending_free(struct trace_reader *r, struct pending *b)
 {
     r->buffered -= b->len;
     free(b->raw);
+    free(b->ring);
     free(b);
 }
 
@@ -260,18 +267,19 @@ static int pending_advance(struct pending *b)
 
 /* ---- Reading frames ---- */
 
-/* Sets up the cursors of a block in the row (BLK1) or column (BLK2) layout; 0 if malformed. */
-static int block_cursors(struct wire_in *in, const uint8_t *raw, size_t len, int columns)
+/* Sets up the cursors of a block in the row (BLK1), column (BLK2) or version-2 (BLK3) layout;
+ * 0 if malformed. */
+static int block_cursors(struct wire_in *in, const uint8_t *raw, size_t len, int layout)
 {
-    if (!columns) {
+    if (layout == LAYOUT_ROWS) {
         wire_in_rows(in, raw, len);
         return 1;
     }
-    return wire_in_columns(in, raw, len);
+    return wire_in_columns(in, raw, len, layout == LAYOUT_V2 ? WIRE_V2_COLUMNS : WIRE_COLUMNS);
 }
 
 /* Checks a decoded block and registers its definitions. 0 = good. */
-static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, int columns,
+static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, int layout,
                        uint32_t thread, uint64_t first_seq, uint64_t last_seq, uint64_t *events,
                        const char **why)
 {
@@ -279,8 +287,13 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, i
     struct trace_event ev;
     struct wire_in in;
     *events = 0;
-    if (!block_cursors(&in, raw, len, columns)) {
+    if (!block_cursors(&in, raw, len, layout)) {
         *why = "its column table does not add up";
+        return -1;
+    }
+    if (layout == LAYOUT_V2 && !r->check_ring &&
+        !(r->check_ring = malloc(WIRE_V2_RING_WORDS(WIRE_V2_WINDOW) * sizeof *r->check_ring))) {
+        *why = "out of memory";
         return -1;
     }
     struct wire_defs *defs = malloc(sizeof *defs);
@@ -289,6 +302,11 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, i
         return -1;
     }
     trace_encode_state_reset(&st);
+    if (layout == LAYOUT_V2) {
+        st.ring = r->check_ring;
+        st.ring_mask = WIRE_V2_WINDOW - 1;
+        memset(wire_v2_pred(&st), 0, WIRE_V2_PRED_WORDS * sizeof(uint64_t));
+    }
     uint64_t n = 0, prev = 0;
     int rc = 0;
     while (!wire_in_done(&in)) {
@@ -333,7 +351,36 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, i
     return rc;
 }
 
-static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, int columns)
+/* A BLK3 payload: the coded columns, decoded into raw (a u32 length per column, then the
+ * columns: the BLK2 arrangement with more columns). 0 and *why when malformed. */
+static int decode_v2_payload(const uint8_t *p, size_t plen, uint8_t *raw, size_t raw_len,
+                             const char **why)
+{
+    const uint8_t *end = p + plen;
+    size_t off = 4 * WIRE_V2_COLUMNS;
+    if (raw_len < off) {
+        *why = "its raw length is too small for its columns";
+        return 0;
+    }
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
+        uint64_t n;
+        if (!colcode_raw_length(p, end, &n) || n > raw_len - off) {
+            *why = "a coded column is malformed or longer than the block";
+            return 0;
+        }
+        if (!colcode_decode(&p, end, raw + off, (size_t)n, why))
+            return 0;
+        wire_put32(raw + 4 * c, (uint32_t)n);
+        off += (size_t)n;
+    }
+    if (p != end || off != raw_len) {
+        *why = "its coded columns do not add up to its lengths";
+        return 0;
+    }
+    return 1;
+}
+
+static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, int layout)
 {
     uint32_t payload_len = wire_get32(fh + 4), raw_len = wire_get32(fh + 8);
     uint32_t thread = wire_get32(fh + 12);
@@ -343,7 +390,9 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, i
         stop(r, 1, at, "block at offset %" PRIu64 ": frame header CRC mismatch", at);
         return;
     }
-    if (raw_len > TRACE_BLOCK_MAX_RAW + WIRE_COLUMN_TABLE || payload_len > compressBound(raw_len) + 64 ||
+    size_t max_payload = layout == LAYOUT_V2 ? (size_t)raw_len + 16 * WIRE_V2_COLUMNS + 64
+                                             : (size_t)compressBound(raw_len) + 64;
+    if (raw_len > TRACE_BLOCK_MAX_RAW + 4 * WIRE_V2_COLUMNS || payload_len > max_payload ||
         payload_len == 0) {
         stop(r, 1, at, "block at offset %" PRIu64 ": implausible lengths (payload %" PRIu32
              ", raw %" PRIu32 ")", at, payload_len, raw_len);
@@ -370,6 +419,14 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, i
         stop(r, 1, at, "block at offset %" PRIu64 ": payload CRC mismatch", at);
         goto fail;
     }
+    const char *why = "";
+    if (layout == LAYOUT_V2) {
+        if (!decode_v2_payload(payload, payload_len, raw, raw_len, &why)) {
+            stop(r, 1, at, "block at offset %" PRIu64 ": %s", at, why);
+            goto fail;
+        }
+        goto decoded;
+    }
     if (!r->zs_ready) {
         memset(&r->zs, 0, sizeof r->zs);
         if (inflateInit2(&r->zs, -15) != Z_OK) {
@@ -390,12 +447,12 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, i
              zrc == Z_STREAM_END ? "wrong length" : "inflate failed");
         goto fail;
     }
+decoded:
     free(payload);
     payload = NULL;
 
     uint64_t events;
-    const char *why = "";
-    if (check_block(r, raw, raw_len, columns, thread, first_seq, last_seq, &events, &why) < 0) {
+    if (check_block(r, raw, raw_len, layout, thread, first_seq, last_seq, &events, &why) < 0) {
         stop(r, 1, at, "block at offset %" PRIu64 " (thread %" PRIu32 "): %s", at, thread, why);
         goto fail;
     }
@@ -407,10 +464,25 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, i
     }
     b->raw = raw;
     b->len = raw_len;
-    block_cursors(&b->in, raw, raw_len, columns);
+    block_cursors(&b->in, raw, raw_len, layout);
     b->thread = thread;
     b->offset = at;
     trace_encode_state_reset(&b->st);
+    if (layout == LAYOUT_V2) {
+        /* Rings as long as the block can need: distances never exceed its events. */
+        uint64_t cap = 1;
+        while (cap < events && cap < WIRE_V2_WINDOW)
+            cap <<= 1;
+        if (!(b->ring = calloc(WIRE_V2_RING_WORDS(cap), sizeof *b->ring))) {
+            stop(r, 1, at, "block at offset %" PRIu64 ": out of memory", at);
+            free(raw);
+            free(b);
+            return;
+        }
+        b->st.ring = b->ring;
+        b->st.ring_mask = cap - 1;
+        b->len += WIRE_V2_RING_WORDS(cap) * sizeof *b->ring;
+    }
     r->buffered += b->len;
     pending_advance(b);
     if (heap_push(r, b) < 0) {
@@ -464,7 +536,8 @@ static void read_frame(struct trace_reader *r)
     }
     int is_rows = got == 4 && !memcmp(fh, WIRE_BLOCK_TAG, 4);
     int is_columns = got == 4 && !memcmp(fh, WIRE_COLUMN_BLOCK_TAG, 4);
-    int is_block = is_rows || is_columns;
+    int is_v2 = got == 4 && r->h.version >= 2 && !memcmp(fh, WIRE_V2_BLOCK_TAG, 4);
+    int is_block = is_rows || is_columns || is_v2;
     int is_end = got == 4 && !memcmp(fh, WIRE_END_TAG, 4);
     if (got == 4 && !is_block && !is_end) {
         stop(r, 1, at, "offset %" PRIu64 ": not a block (unknown frame tag)", at);
@@ -484,7 +557,7 @@ static void read_frame(struct trace_reader *r)
     if (is_end)
         read_end(r, fh, at);
     else
-        read_block(r, fh, at, is_columns);
+        read_block(r, fh, at, is_v2 ? LAYOUT_V2 : is_columns ? LAYOUT_COLUMNS : LAYOUT_ROWS);
 }
 
 /* ---- Opening ---- */
@@ -512,7 +585,7 @@ static int parse_header(struct trace_reader *r, const uint8_t *buf, size_t len, 
                  WIRE_HEADER_FIXED);
         return -1;
     }
-    h->version = TRACE_VERSION;
+    h->version = r->file_version;
     h->pid = (int32_t)pid;
     h->ppid = (int32_t)ppid;
     h->start_time_ns = v[2];
@@ -587,11 +660,12 @@ struct trace_reader *trace_reader_open(const char *path, char *err, size_t errle
         goto fail;
     }
     uint32_t version = wire_get32(fixed + 8), len = wire_get32(fixed + 12);
-    if (version != TRACE_VERSION) {
+    if (version < 1 || version > TRACE_VERSION) {
         snprintf(err, errlen, "%s: trace format version %" PRIu32 " (offset 8) is not one this "
-                 "fragscope reads (%d)", path, version, TRACE_VERSION);
+                 "fragscope reads (1 to %d)", path, version, TRACE_VERSION);
         goto fail;
     }
+    r->file_version = version;
     if (len > WIRE_HEADER_MAX_PAYLOAD) {
         snprintf(err, errlen, "%s: header length %" PRIu32 " at offset 12 is implausible "
                  "(damaged header)", path, len);
@@ -784,6 +858,7 @@ void trace_reader_close(struct trace_reader *r)
     free(r->h.malloc_env);
     if (r->zs_ready)
         inflateEnd(&r->zs);
+    free(r->check_ring);
     if (r->f)
         fclose(r->f);
     free(r->path);

@@ -23,6 +23,7 @@
 #define WIRE_HEADER_MAX_PAYLOAD (64u << 20)
 #define WIRE_BLOCK_TAG "BLK1"                 /* records in rows */
 #define WIRE_COLUMN_BLOCK_TAG "BLK2"          /* the same records split into columns */
+#define WIRE_V2_BLOCK_TAG "BLK3"              /* version 2: own columns, own pointer codes, Huffman */
 #define WIRE_END_TAG "END1"
 #define WIRE_BLOCK_FRAME 40             /* tag, lengths, thread, seqs, CRCs */
 #define WIRE_END_FRAME TRACE_END_BYTES
@@ -285,28 +286,155 @@ static inline int wire_recent_find(const struct trace_encode_state *st, uint64_t
     return wire_list_find(st->recent, st->recent_count, TRACE_RECENT_PTRS, ptr);
 }
 
+/* ---- Pointers in version-2 blocks (BLK3) ----
+ * A live pointer (a free's, a realloc's old pointer) is named by how many allocations ago it
+ * was returned, a pointer an allocation returns by how many frees ago it was freed, within the
+ * last WIRE_V2_WINDOW of each. Codes: 0 = NULL; 1 .. WIRE_V2_WINDOW - skip = that many
+ * (+ skip) ago; above: zigzag(pointer - last_ptr) + WIRE_V2_WINDOW - skip + 1. skip is 7 for a
+ * free whose opcode aux is 7 (aux 0-6 name 1-7 allocations ago), else 0. A decoder's rings hold
+ * at least min(WIRE_V2_WINDOW, events in the block) pointers each. */
+#define WIRE_V2_WINDOW 4096u
+
+static inline uint64_t wire_v2_alloc_at(const struct trace_encode_state *st, uint64_t d)
+{
+    return st->ring[(st->allocs - d) & st->ring_mask];
+}
+static inline uint64_t wire_v2_free_at(const struct trace_encode_state *st, uint64_t d)
+{
+    return st->ring[st->ring_mask + 1 + ((st->frees - d) & st->ring_mask)];
+}
+static inline int wire_v2_live_from_code(const struct trace_encode_state *st, uint64_t code,
+                                         unsigned skip, uint64_t *ptr)
+{
+    uint64_t base = WIRE_V2_WINDOW - skip + 1;
+    if (code == 0) {
+        *ptr = 0;
+    } else if (code < base) {
+        if (code + skip > st->allocs)
+            return 0;
+        *ptr = wire_v2_alloc_at(st, code + skip);
+    } else {
+        *ptr = st->last_ptr + (uint64_t)wire_unzigzag(code - base);
+    }
+    return 1;
+}
+static inline int wire_v2_freed_from_code(const struct trace_encode_state *st, uint64_t code,
+                                          uint64_t *ptr)
+{
+    if (code == 0) {
+        *ptr = 0;
+    } else if (code <= WIRE_V2_WINDOW) {
+        if (code > st->frees)
+            return 0;
+        *ptr = wire_v2_free_at(st, code);
+    } else {
+        *ptr = st->last_ptr + (uint64_t)wire_unzigzag(code - WIRE_V2_WINDOW - 1);
+    }
+    return 1;
+}
+
+/* Version-2 predictions, after the rings in the decoder's memory (zeroed at a block's start):
+ * the stack that followed each stack last time (one table for frees, one for everything else),
+ * and the size last allocated at each stack. In version-2 blocks the stack field is 0 = the
+ * same stack as the last free's (for a free) or as the last other event's that had a stack, 1 =
+ * the stack that followed that one last time, else id + 2; an allocation's size is 0 = the size
+ * last allocated at its stack, else size + 1. */
+#define WIRE_V2_PRED_SLOTS 1024u
+#define WIRE_V2_PRED_WORDS (4 * (size_t)WIRE_V2_PRED_SLOTS)
+#define WIRE_V2_RING_WORDS(cap) (2 * (size_t)(cap) + WIRE_V2_PRED_WORDS)
+
+static inline uint64_t *wire_v2_pred(const struct trace_encode_state *st)
+{
+    return st->ring + 2 * (st->ring_mask + 1);
+}
+static inline unsigned wire_v2_slot(uint32_t id)
+{
+    return (id * 2654435761u) >> 22;
+}
+/* The stack a kind's code 0 repeats. */
+static inline uint32_t wire_v2_last_stack(const struct trace_encode_state *st, unsigned kind)
+{
+    return kind == TRACE_EV_FREE ? st->last_free_stack : st->last_stack;
+}
+static inline int wire_v2_next_stack(const struct trace_encode_state *st, unsigned kind, uint32_t *id)
+{
+    uint32_t last = wire_v2_last_stack(st, kind);
+    unsigned table = kind == TRACE_EV_FREE ? 3 * WIRE_V2_PRED_SLOTS : 0;
+    uint64_t e = wire_v2_pred(st)[table + wire_v2_slot(last)];
+    if ((e >> 32) != (uint64_t)last + 1)
+        return 0;
+    *id = (uint32_t)e;
+    return 1;
+}
+static inline int wire_v2_stack_size(const struct trace_encode_state *st, uint32_t stack, uint64_t *size)
+{
+    const uint64_t *pred = wire_v2_pred(st);
+    unsigned k = wire_v2_slot(stack);
+    if (!stack || pred[WIRE_V2_PRED_SLOTS + k] != (uint64_t)stack + 1)
+        return 0;
+    *size = pred[2 * WIRE_V2_PRED_SLOTS + k];
+    return 1;
+}
+static inline void wire_v2_note_stack(struct trace_encode_state *st, unsigned kind, uint32_t stack,
+                                      uint64_t size)
+{
+    uint64_t *pred = wire_v2_pred(st);
+    if (kind == TRACE_EV_FREE) {
+        if (stack != st->last_free_stack)
+            pred[3 * WIRE_V2_PRED_SLOTS + wire_v2_slot(st->last_free_stack)] =
+                ((uint64_t)st->last_free_stack + 1) << 32 | stack;
+        st->last_free_stack = stack;
+        return;
+    }
+    if (!stack)
+        return;
+    if (stack != st->last_stack)
+        pred[wire_v2_slot(st->last_stack)] = ((uint64_t)st->last_stack + 1) << 32 | stack;
+    if (wire_kind_allocates(kind)) {
+        unsigned k = wire_v2_slot(stack);
+        pred[WIRE_V2_PRED_SLOTS + k] = (uint64_t)stack + 1;
+        pred[2 * WIRE_V2_PRED_SLOTS + k] = size;
+    }
+    st->last_stack = stack;
+}
+
+/* The pointer an event frees: a free's, or the old pointer of a realloc that moved. */
+static inline uint64_t wire_freed_by(const struct trace_event *ev)
+{
+    if (ev->kind == TRACE_EV_FREE)
+        return ev->ptr;
+    if ((ev->kind == TRACE_EV_REALLOC || ev->kind == TRACE_EV_REALLOCARRAY) && ev->ptr &&
+        ev->old_ptr != ev->ptr)
+        return ev->old_ptr;
+    return 0;
+}
+
 /* After an event (either form): what it did to the live and freed pointers, its stack, seq and
  * time. (last_ptr is advanced while the pointer fields are written or read.) */
 static inline void wire_state_after_event(struct trace_encode_state *st, const struct trace_event *ev)
 {
-    uint64_t gone = 0;
-    if (ev->kind == TRACE_EV_FREE)
-        gone = ev->ptr;
-    else if ((ev->kind == TRACE_EV_REALLOC || ev->kind == TRACE_EV_REALLOCARRAY) && ev->ptr &&
-             ev->old_ptr != ev->ptr)
-        gone = ev->old_ptr;
-    if (gone) {
+    uint64_t gone = wire_freed_by(ev);
+    if (st->ring) {
+        if (gone)
+            st->ring[st->ring_mask + 1 + (st->frees++ & st->ring_mask)] = gone;
+        if (wire_kind_allocates(ev->kind) && ev->ptr)
+            st->ring[st->allocs++ & st->ring_mask] = ev->ptr;
+        gone = 0;
+    } else if (gone) {
         wire_list_remove(st->recent, &st->recent_count, TRACE_RECENT_PTRS, gone);
         wire_list_push(st->freed, &st->freed_count, TRACE_FREED_PTRS, gone);
     }
-    if (wire_kind_allocates(ev->kind) && ev->ptr) {
+    if (!st->ring && wire_kind_allocates(ev->kind) && ev->ptr) {
         wire_list_remove(st->freed, &st->freed_count, TRACE_FREED_PTRS, ev->ptr);
         wire_list_push(st->recent, &st->recent_count, TRACE_RECENT_PTRS, ev->ptr);
     }
     unsigned slot = wire_time_slot(ev->stack_id);
     st->time_stack[slot] = ev->stack_id;
     st->time_delta[slot] = ev->time_ns - st->last_time_ns;
-    st->last_stack = ev->stack_id;
+    if (!st->ring)
+        st->last_stack = ev->stack_id;
+    else
+        wire_v2_note_stack(st, ev->kind, ev->stack_id, ev->size);
     st->last_seq = ev->seq;
     st->last_time_ns = ev->time_ns;
 }

@@ -48,7 +48,8 @@ static void index_frames(void)
     while (off < file_len) {
         struct frame *f = &frames[nframes++];
         f->start = off;
-        if (!memcmp(file + off, "BLK1", 4) || !memcmp(file + off, "BLK2", 4)) {
+        if (!memcmp(file + off, "BLK1", 4) || !memcmp(file + off, "BLK2", 4) ||
+            !memcmp(file + off, "BLK3", 4)) {
             f->is_block = 1;
             f->thread = le32(file + off + 12);
             f->first_seq = le64(file + off + 16);

@@ -1,0 +1,552 @@
+/* trace_block_encoder.c: a thread's events straight into the columns of a version-2 block.
+ *
+ * The recorder's flusher runs this for every call the program makes, so it is built to be cheap:
+ * each field is written once, as a varint, at the end of the column of its class (opcodes, stack
+ * codes, sizes, seq deltas, allocation pointers, free pointers, times, everything else) - no
+ * rows to split again - and pointers are named by how many allocations (for a free) or frees
+ * (for an allocation) ago the same address was seen, found through two direct-mapped tables
+ * (address -> ordinal, checked against the rings the decoder keeps too). Sealing codes each
+ * column with its own Huffman code (column_coder.c). FORMAT.md, "Version-2 blocks", is the
+ * byte-level description; the decoder is trace_decode.h.
+ *
+ * Allocation-free (compiled into the recorder): the caller provides the memory.
+ */
+#include <zlib.h>
+#include "column_coder.h"
+#include "trace_decode.h"
+
+#define HASH_BITS 13
+#define HASH_SIZE (1u << HASH_BITS)
+#define W WIRE_V2_WINDOW
+
+struct trace_block_encoder {
+    uint32_t thread;
+    int stored;                          /* seal without Huffman codes */
+    uint64_t first_seq, last_seq, events;
+    size_t col_cap;
+    uint8_t *col[WIRE_V2_COLUMNS];
+    size_t len[WIRE_V2_COLUMNS];
+    size_t total;                        /* the sum of len[] */
+    struct trace_encode_state st;
+    uint32_t alloc_at[HASH_SIZE];        /* address hash -> allocation ordinal + 1 */
+    uint32_t free_at[HASH_SIZE];         /* address hash -> free ordinal + 1 */
+    uint64_t rings[WIRE_V2_RING_WORDS(W)];   /* rings, then the predictions */
+};
+
+size_t trace_block_encoder_size(size_t column_cap)
+{
+    size_t head = (sizeof(struct trace_block_encoder) + 63) & ~(size_t)63;
+    return head + WIRE_V2_COLUMNS * ((column_cap + 63) & ~(size_t)63);
+}
+
+void trace_block_encoder_begin(struct trace_block_encoder *e, uint32_t thread)
+{
+    e->thread = thread;
+    e->first_seq = e->last_seq = e->events = 0;
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
+        e->len[c] = 0;
+    e->total = 0;
+    /* The block's state starts from zero, with the rings. The address tables are kept: an entry
+     * from an earlier block names an ordinal that is either not reached yet in this block (the
+     * distance comes out negative, i.e. huge) or whose ring slot this block has rewritten, and
+     * a match against the ring is then a match in this block. */
+    trace_encode_state_reset(&e->st);
+    e->st.ring = e->rings;
+    e->st.ring_mask = W - 1;
+    memset(wire_v2_pred(&e->st), 0, WIRE_V2_PRED_WORDS * sizeof(uint64_t));
+}
+
+struct trace_block_encoder *trace_block_encoder_init(void *mem, size_t column_cap)
+{
+    struct trace_block_encoder *e = mem;
+    memset(e, 0, sizeof *e);
+    size_t head = (sizeof *e + 63) & ~(size_t)63;
+    size_t stride = (column_cap + 63) & ~(size_t)63;
+    e->col_cap = column_cap;
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
+        e->col[c] = (uint8_t *)mem + head + c * stride;
+    trace_block_encoder_begin(e, 0);
+    return e;
+}
+
+void trace_block_encoder_store(struct trace_block_encoder *e, int stored)
+{
+    e->stored = stored;
+}
+
+size_t trace_block_encoder_raw(const struct trace_block_encoder *e)
+{
+    return e->total;
+}
+
+uint64_t trace_block_encoder_events(const struct trace_block_encoder *e)
+{
+    return e->events;
+}
+
+uint32_t trace_block_encoder_thread(const struct trace_block_encoder *e)
+{
+    return e->thread;
+}
+
+/* ---- columns ---- */
+
+static inline void put(struct trace_block_encoder *e, unsigned cls, uint64_t v)
+{
+    uint8_t *p = e->col[cls] + e->len[cls];
+    size_t n = (size_t)(wire_put_varint(p, v) - p);
+    e->len[cls] += n;
+    e->total += n;
+}
+
+static inline void put_byte(struct trace_block_encoder *e, unsigned cls, uint8_t b)
+{
+    e->col[cls][e->len[cls]++] = b;
+    e->total++;
+}
+
+/* Room for one more record of at most `bytes` in every column (no column holds more than all
+ * of them together). */
+static inline int room(const struct trace_block_encoder *e, size_t bytes)
+{
+    return e->total + bytes <= e->col_cap;
+}
+
+/* ---- pointers ---- */
+
+static inline uint32_t hash_ptr(uint64_t p)
+{
+    return (uint32_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - HASH_BITS));
+}
+
+/* How many allocations ago p was returned (1..W), 0 if not within the window. */
+static inline uint64_t alloc_distance(const struct trace_block_encoder *e, uint64_t p)
+{
+    uint32_t o = e->alloc_at[hash_ptr(p)];
+    if (!o)
+        return 0;
+    uint64_t ord = o - 1, d = e->st.allocs - ord;
+    return d - 1 < W && e->rings[ord & (W - 1)] == p ? d : 0;
+}
+
+static inline uint64_t free_distance(const struct trace_block_encoder *e, uint64_t p)
+{
+    uint32_t o = e->free_at[hash_ptr(p)];
+    if (!o)
+        return 0;
+    uint64_t ord = o - 1, d = e->st.frees - ord;
+    return d - 1 < W && e->rings[W + (ord & (W - 1))] == p ? d : 0;
+}
+
+static inline int delta_fits(uint64_t p, uint64_t last)
+{
+    return wire_zigzag((int64_t)(p - last)) <= UINT64_MAX - W - 1;
+}
+
+/* Codes (see trace_wire.h); *ok = 0 when the delta does not fit. */
+static inline uint64_t live_code(const struct trace_block_encoder *e, uint64_t p, unsigned skip,
+                                 uint64_t d, int *ok)
+{
+    if (!p)
+        return 0;
+    if (d > skip)
+        return d - skip;
+    *ok &= delta_fits(p, e->st.last_ptr);
+    return wire_zigzag((int64_t)(p - e->st.last_ptr)) + W - skip + 1;
+}
+
+static inline uint64_t freed_code(const struct trace_block_encoder *e, uint64_t p, uint64_t base,
+                                  int *ok)
+{
+    if (!p)
+        return 0;
+    uint64_t d = free_distance(e, p);
+    if (d)
+        return d;
+    *ok &= delta_fits(p, base);
+    return wire_zigzag((int64_t)(p - base)) + W + 1;
+}
+
+/* Stack and size codes (trace_wire.h, version-2 predictions). */
+static inline uint64_t stack_code(const struct trace_encode_state *st, unsigned kind, uint32_t id)
+{
+    uint32_t predicted;
+    if (id == wire_v2_last_stack(st, kind))
+        return 0;
+    if (wire_v2_next_stack(st, kind, &predicted) && predicted == id)
+        return 1;
+    return (uint64_t)id + 2;
+}
+
+static inline uint64_t size_code(const struct trace_encode_state *st, uint32_t stack, uint64_t size,
+                                 int *ok)
+{
+    uint64_t predicted;
+    if (wire_v2_stack_size(st, stack, &predicted) && predicted == size)
+        return 0;
+    *ok &= size != UINT64_MAX;
+    return size + 1;
+}
+
+/* The state after an event: rings, tables, last values, the stack's time slot. */
+static inline void after(struct trace_block_encoder *e, unsigned kind, uint32_t stack_id,
+                         uint64_t size, uint64_t seq, uint64_t time_ns, uint64_t gone,
+                         uint64_t allocated)
+{
+    struct trace_encode_state *st = &e->st;
+    if (gone) {
+        e->rings[W + (st->frees & (W - 1))] = gone;
+        e->free_at[hash_ptr(gone)] = (uint32_t)++st->frees;
+    }
+    if (allocated) {
+        e->rings[st->allocs & (W - 1)] = allocated;
+        e->alloc_at[hash_ptr(allocated)] = (uint32_t)++st->allocs;
+    }
+    unsigned slot = wire_time_slot(stack_id);
+    st->time_stack[slot] = stack_id;
+    st->time_delta[slot] = time_ns - st->last_time_ns;
+    wire_v2_note_stack(st, kind, stack_id, size);
+    st->last_seq = seq;
+    st->last_time_ns = time_ns;
+    if (!e->events++)
+        e->first_seq = seq;
+    e->last_seq = seq;
+}
+
+static inline uint64_t time_code(const struct trace_encode_state *st, uint32_t stack_id,
+                                 uint64_t time_ns)
+{
+    uint64_t d = time_ns - st->last_time_ns, predicted;
+    if (wire_time_predicted(st, stack_id, &predicted))
+        return wire_zigzag((int64_t)(d - predicted));
+    return d;
+}
+
+static inline void put_time(struct trace_block_encoder *e, uint32_t stack_id, uint64_t time_ns)
+{
+    put(e, WIRE_COL_TIME, time_code(&e->st, stack_id, time_ns));
+}
+
+static inline unsigned next_code(unsigned kind)
+{
+    switch (kind) {
+    case TRACE_EV_MALLOC: return WIRE_CODE_MALLOC_NEXT;
+    case TRACE_EV_FREE: return WIRE_CODE_FREE_NEXT;
+    case TRACE_EV_CALLOC: return WIRE_CODE_CALLOC_NEXT;
+    case TRACE_EV_REALLOC: return WIRE_CODE_REALLOC_NEXT;
+    default: return 0;
+    }
+}
+
+/* ---- the common calls ---- */
+
+int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsigned chunk_flags,
+                             uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t nmemb,
+                             uint64_t size, uint64_t old_ptr, uint64_t ptr)
+{
+    struct trace_encode_state *st = &e->st;
+    if (!room(e, TRACE_EVENT_MAX_BYTES))
+        return -1;
+    if (time_ns < st->last_time_ns || (chunk_flags & ~7u))
+        return -2;
+    int ok = 1;
+    unsigned aux = chunk_flags, code = kind;
+    uint64_t ptr_code = 0, old_code = 0, gone = 0, allocated = 0, last = st->last_ptr;
+    switch (kind) {
+    case TRACE_EV_FREE: {
+        if (chunk_flags || nmemb || size || old_ptr)
+            return -2;
+        uint64_t d = alloc_distance(e, ptr);
+        if (d && d <= WIRE_FREE_AUX_SLOTS) {
+            aux = (unsigned)d - 1;
+        } else {
+            aux = WIRE_FREE_EXPLICIT;
+            ptr_code = live_code(e, ptr, WIRE_FREE_AUX_SLOTS, d, &ok);
+        }
+        gone = ptr;
+        break;
+    }
+    case TRACE_EV_MALLOC: case TRACE_EV_VALLOC: case TRACE_EV_PVALLOC: case TRACE_EV_CALLOC:
+        if (old_ptr || (nmemb && kind != TRACE_EV_CALLOC))
+            return -2;
+        ptr_code = freed_code(e, ptr, last, &ok);
+        allocated = ptr;
+        break;
+    case TRACE_EV_REALLOC:
+        if (nmemb)
+            return -2;
+        old_code = live_code(e, old_ptr, 0, alloc_distance(e, old_ptr), &ok);
+        ptr_code = freed_code(e, ptr, old_ptr ? old_ptr : last, &ok);
+        gone = ptr && old_ptr != ptr ? old_ptr : 0;
+        allocated = ptr;
+        break;
+    default:
+        return -2;
+    }
+    uint64_t scode = kind == TRACE_EV_FREE ? 0 : size_code(st, stack_id, size, &ok);
+    if (!ok)
+        return -2;
+    if (seq == st->last_seq + 1 && next_code(kind))
+        code = next_code(kind);
+    uint64_t tcode = time_code(st, stack_id, time_ns);
+    uint64_t stcode = stack_code(st, kind, stack_id);
+    /* Each column's end in a local: stores through uint8_t pointers would otherwise make the
+     * compiler reload the encoder's fields after every byte. */
+    size_t *len = e->len;
+    uint8_t *const *col = e->col;
+    uint8_t *pop = col[WIRE_COL_OP] + len[WIRE_COL_OP];
+    uint8_t *pst = col[WIRE_COL_STACK] + len[WIRE_COL_STACK];
+    uint8_t *ptm = col[WIRE_COL_TIME] + len[WIRE_COL_TIME];
+    size_t before = (size_t)(pop - col[WIRE_COL_OP]) + (size_t)(pst - col[WIRE_COL_STACK]) +
+                    (size_t)(ptm - col[WIRE_COL_TIME]), added = 0;
+    *pop++ = (uint8_t)(code | aux << 5);
+    pst = wire_put_varint(pst, stcode);
+    if (kind != TRACE_EV_FREE) {
+        uint8_t *psz = col[WIRE_COL_SIZE] + len[WIRE_COL_SIZE], *q = psz;
+        q = wire_put_varint(q, scode);
+        if (kind == TRACE_EV_CALLOC)
+            q = wire_put_varint(q, nmemb);
+        added += (size_t)(q - psz);
+        len[WIRE_COL_SIZE] = (size_t)(q - col[WIRE_COL_SIZE]);
+        uint8_t *pp = col[WIRE_COL_PTR] + len[WIRE_COL_PTR];
+        q = pp;
+        if (kind == TRACE_EV_REALLOC)
+            q = wire_put_varint(q, old_code);
+        q = wire_put_varint(q, ptr_code);
+        added += (size_t)(q - pp);
+        len[WIRE_COL_PTR] = (size_t)(q - col[WIRE_COL_PTR]);
+    } else if (aux == WIRE_FREE_EXPLICIT) {
+        uint8_t *pf = col[WIRE_COL_FREE_PTR] + len[WIRE_COL_FREE_PTR];
+        uint8_t *q = wire_put_varint(pf, ptr_code);
+        added += (size_t)(q - pf);
+        len[WIRE_COL_FREE_PTR] = (size_t)(q - col[WIRE_COL_FREE_PTR]);
+    }
+    if (code == kind) {
+        uint8_t *ps = col[WIRE_COL_SEQ] + len[WIRE_COL_SEQ];
+        uint8_t *q = wire_put_varint(ps, seq - st->last_seq);
+        added += (size_t)(q - ps);
+        len[WIRE_COL_SEQ] = (size_t)(q - col[WIRE_COL_SEQ]);
+    }
+    ptm = wire_put_varint(ptm, tcode);
+    len[WIRE_COL_OP] = (size_t)(pop - col[WIRE_COL_OP]);
+    len[WIRE_COL_STACK] = (size_t)(pst - col[WIRE_COL_STACK]);
+    len[WIRE_COL_TIME] = (size_t)(ptm - col[WIRE_COL_TIME]);
+    e->total += added + len[WIRE_COL_OP] + len[WIRE_COL_STACK] + len[WIRE_COL_TIME] - before;
+    if (ptr)
+        st->last_ptr = ptr;
+    else if (old_ptr)
+        st->last_ptr = old_ptr;
+    after(e, kind, stack_id, size, seq, time_ns, gone, allocated);
+    return 0;
+}
+
+/* ---- any event ---- */
+
+static unsigned nonzero_fields(const struct trace_event *ev)
+{
+    static const struct trace_sample zero_sample;
+    unsigned m = 0;
+    if (ev->stack_id) m |= WF(WF_STACK);
+    if (wire_kind_names_thread(ev->kind)) m |= WF(WF_THREAD);
+    if (ev->size) m |= WF(WF_SIZE);
+    if (ev->nmemb) m |= WF(WF_NMEMB);
+    if (ev->alignment) m |= WF(WF_ALIGNMENT);
+    if (ev->param) m |= WF(WF_PARAM);
+    if (ev->value) m |= WF(WF_VALUE);
+    if (ev->os_tid) m |= WF(WF_OS_TID);
+    if (memcmp(&ev->sample, &zero_sample, sizeof zero_sample)) m |= WF(WF_SAMPLE);
+    if (ev->time_ns) m |= WF(WF_TIME);
+    if (ev->old_ptr) m |= WF(WF_OLD_PTR);
+    if (ev->ptr) m |= WF(WF_PTR);
+    if (ev->result) m |= WF(WF_RESULT);
+    if (ev->err) m |= WF(WF_ERR);
+    return m;
+}
+
+/* The fields before the seq delta, in wire order, each to its class's column. */
+static void put_head_fields(struct trace_block_encoder *e, const struct trace_event *ev,
+                            unsigned fields, int generic)
+{
+    if (fields & WF(WF_STACK))
+        put(e, WIRE_COL_STACK, generic ? ev->stack_id : stack_code(&e->st, ev->kind, ev->stack_id));
+    if (fields & WF(WF_THREAD)) put(e, WIRE_COL_MAIN, ev->thread);
+    if (fields & WF(WF_SIZE)) {
+        int ok = 1;
+        put(e, WIRE_COL_SIZE, generic || !wire_kind_allocates(ev->kind)
+                                  ? ev->size : size_code(&e->st, ev->stack_id, ev->size, &ok));
+    }
+    if (fields & WF(WF_NMEMB)) put(e, WIRE_COL_SIZE, ev->nmemb);
+    if (fields & WF(WF_ALIGNMENT)) put(e, WIRE_COL_SIZE, ev->alignment);
+    if (fields & WF(WF_PARAM)) put(e, WIRE_COL_MAIN, wire_zigzag(ev->param));
+    if (fields & WF(WF_VALUE)) put(e, WIRE_COL_MAIN, wire_zigzag(ev->value));
+    if (fields & WF(WF_OS_TID)) put(e, WIRE_COL_MAIN, ev->os_tid);
+    if (fields & WF(WF_SAMPLE)) {
+        struct trace_sample s = ev->sample;
+        for (unsigned i = 0; i < WIRE_SAMPLE_FIELDS; i++)
+            put(e, WIRE_COL_MAIN, *wire_sample_field(&s, i));
+    }
+}
+
+int trace_block_encoder_event(struct trace_block_encoder *e, const struct trace_event *ev)
+{
+    if (!room(e, TRACE_EVENT_MAX_BYTES))
+        return -1;
+    unsigned kind = ev->kind;
+    unsigned present = nonzero_fields(ev);
+    const unsigned call_fields = WF(WF_STACK) | WF(WF_SIZE) | WF(WF_NMEMB) | WF(WF_OLD_PTR) |
+                                 WF(WF_PTR) | WF(WF_TIME);
+    if (!(present & ~call_fields) &&
+        (kind == TRACE_EV_MALLOC || kind == TRACE_EV_CALLOC || kind == TRACE_EV_REALLOC ||
+         kind == TRACE_EV_FREE || kind == TRACE_EV_VALLOC || kind == TRACE_EV_PVALLOC)) {
+        int rc = trace_block_encoder_call(e, kind, ev->chunk_flags, ev->stack_id, ev->seq,
+                                          ev->time_ns, ev->nmemb, ev->size, ev->old_ptr, ev->ptr);
+        if (rc != -2)
+            return rc;
+    }
+    struct trace_encode_state *st = &e->st;
+    unsigned std = (kind >= 1 && kind <= WIRE_CODE_MAX_KIND) ? wire_standard_fields(kind) : 0;
+    int ok = 1;
+    uint64_t old_code = 0, ptr_code = 0, d = 0;
+    unsigned aux = ev->chunk_flags & 7;
+    int standard = std != 0 && (present & ~std) == 0 && ev->time_ns >= st->last_time_ns &&
+                   ev->chunk_flags <= 7;
+    if (standard && kind == TRACE_EV_FREE) {
+        d = alloc_distance(e, ev->ptr);
+        if (ev->chunk_flags)
+            standard = 0;
+        else if (d && d <= WIRE_FREE_AUX_SLOTS)
+            aux = (unsigned)d - 1;
+        else {
+            aux = WIRE_FREE_EXPLICIT;
+            ptr_code = live_code(e, ev->ptr, WIRE_FREE_AUX_SLOTS, d, &ok);
+        }
+    } else if (standard) {
+        if ((std & WF(WF_SIZE)) && wire_kind_allocates(kind))
+            size_code(st, ev->stack_id, ev->size, &ok);
+        if (std & WF(WF_OLD_PTR))
+            old_code = live_code(e, ev->old_ptr, 0, alloc_distance(e, ev->old_ptr), &ok);
+        if (std & WF(WF_PTR))
+            ptr_code = freed_code(e, ev->ptr, ev->old_ptr ? ev->old_ptr : st->last_ptr, &ok);
+    }
+    standard = standard && ok;
+    uint64_t gone = wire_freed_by(ev);
+    uint64_t allocated = wire_kind_allocates(kind) ? ev->ptr : 0;
+    if (!standard) {
+        put_byte(e, WIRE_COL_OP, (uint8_t)(WIRE_CODE_GENERIC | (ev->chunk_flags & 7) << 5));
+        put_byte(e, WIRE_COL_MAIN, ev->kind);
+        put(e, WIRE_COL_MAIN, present);
+        put(e, WIRE_COL_SEQ, ev->seq - st->last_seq);
+        put_head_fields(e, ev, present, 1);
+        if (present & WF(WF_OLD_PTR)) {
+            put(e, WIRE_COL_PTR, ev->old_ptr);
+            st->last_ptr = ev->old_ptr;
+        }
+        if (present & WF(WF_PTR)) {
+            put(e, kind == TRACE_EV_FREE ? WIRE_COL_FREE_PTR : WIRE_COL_PTR, ev->ptr);
+            st->last_ptr = ev->ptr;
+        }
+        if (present & WF(WF_TIME))
+            put(e, WIRE_COL_TIME, wire_zigzag((int64_t)(ev->time_ns - st->last_time_ns)));
+        if (present & WF(WF_RESULT)) put(e, WIRE_COL_MAIN, wire_zigzag(ev->result));
+        if (present & WF(WF_ERR)) put(e, WIRE_COL_MAIN, wire_zigzag(ev->err));
+        after(e, kind, ev->stack_id, ev->size, ev->seq, ev->time_ns, gone, allocated);
+        return 0;
+    }
+    unsigned code = kind;
+    if (ev->seq == st->last_seq + 1 && next_code(kind))
+        code = next_code(kind);
+    unsigned fields = std;
+    if (kind == TRACE_EV_FREE && aux != WIRE_FREE_EXPLICIT)
+        fields &= ~WF(WF_PTR);
+    put_byte(e, WIRE_COL_OP, (uint8_t)(code | aux << 5));
+    put_head_fields(e, ev, fields, 0);
+    if (code == kind)
+        put(e, WIRE_COL_SEQ, ev->seq - st->last_seq);
+    if (fields & WF(WF_OLD_PTR)) {
+        put(e, WIRE_COL_PTR, old_code);
+        if (ev->old_ptr)
+            st->last_ptr = ev->old_ptr;
+    }
+    if (fields & WF(WF_PTR))
+        put(e, kind == TRACE_EV_FREE ? WIRE_COL_FREE_PTR : WIRE_COL_PTR, ptr_code);
+    if (ev->ptr && (std & WF(WF_PTR)))
+        st->last_ptr = ev->ptr;
+    if (fields & WF(WF_TIME))
+        put_time(e, ev->stack_id, ev->time_ns);
+    if (fields & WF(WF_RESULT)) put(e, WIRE_COL_MAIN, wire_zigzag(ev->result));
+    after(e, kind, ev->stack_id, ev->size, ev->seq, ev->time_ns, gone, allocated);
+    return 0;
+}
+
+/* ---- definitions ---- */
+
+int trace_block_encoder_stack(struct trace_block_encoder *e, uint32_t id, const uint64_t *frames,
+                              unsigned depth)
+{
+    if (depth > TRACE_MAX_STACK_DEPTH)
+        depth = TRACE_MAX_STACK_DEPTH;
+    if (!room(e, TRACE_STACK_MAX_BYTES))
+        return -1;
+    put_byte(e, WIRE_COL_OP, WIRE_CODE_STACK);
+    put(e, WIRE_COL_MAIN, id);
+    put(e, WIRE_COL_MAIN, depth);
+    uint64_t prev = 0;
+    for (unsigned i = 0; i < depth; i++) {
+        put(e, WIRE_COL_MAIN, wire_zigzag((int64_t)(frames[i] - prev)));
+        prev = frames[i];
+    }
+    return 0;
+}
+
+int trace_block_encoder_module(struct trace_block_encoder *e, const struct trace_module *m)
+{
+    if (!room(e, TRACE_MODULE_MAX_BYTES))
+        return -1;
+    size_t path_len = strnlen(m->path, sizeof m->path - 1);
+    unsigned id_len = m->build_id_len > sizeof m->build_id ? sizeof m->build_id : m->build_id_len;
+    put_byte(e, WIRE_COL_OP, WIRE_CODE_MODULE);
+    put(e, WIRE_COL_MAIN, m->load_address);
+    put(e, WIRE_COL_MAIN, m->size);
+    put(e, WIRE_COL_MAIN, path_len);
+    memcpy(e->col[WIRE_COL_MAIN] + e->len[WIRE_COL_MAIN], m->path, path_len);
+    e->len[WIRE_COL_MAIN] += path_len;
+    e->total += path_len;
+    put_byte(e, WIRE_COL_MAIN, (uint8_t)id_len);
+    memcpy(e->col[WIRE_COL_MAIN] + e->len[WIRE_COL_MAIN], m->build_id, id_len);
+    e->len[WIRE_COL_MAIN] += id_len;
+    e->total += id_len;
+    return 0;
+}
+
+/* ---- sealing ---- */
+
+size_t trace_block_encoder_bound(const struct trace_block_encoder *e)
+{
+    size_t n = WIRE_BLOCK_FRAME;
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
+        n += colcode_bound(e->len[c]);
+    return n;
+}
+
+size_t trace_block_encoder_seal(struct trace_block_encoder *e, uint8_t *out, size_t out_cap)
+{
+    size_t raw = WIRE_V2_COLUMNS * 4 + trace_block_encoder_raw(e);
+    if (e->len[WIRE_COL_OP] == 0 || out_cap < trace_block_encoder_bound(e) ||
+        raw > TRACE_BLOCK_MAX_RAW + WIRE_V2_COLUMNS * 4)
+        return 0;
+    uint8_t *p = out + WIRE_BLOCK_FRAME;
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
+        p += e->stored ? colcode_store(p, colcode_bound(e->len[c]), e->col[c], e->len[c])
+                       : colcode_encode(p, colcode_bound(e->len[c]), e->col[c], e->len[c]);
+    size_t payload = (size_t)(p - (out + WIRE_BLOCK_FRAME));
+    memcpy(out, WIRE_V2_BLOCK_TAG, 4);
+    wire_put32(out + 4, (uint32_t)payload);
+    wire_put32(out + 8, (uint32_t)raw);
+    wire_put32(out + 12, e->thread);
+    wire_put64(out + 16, e->events ? e->first_seq : 0);
+    wire_put64(out + 24, e->events ? e->last_seq : 0);
+    wire_put32(out + 32, (uint32_t)crc32(0, out + WIRE_BLOCK_FRAME, (uInt)payload));
+    wire_put32(out + 36, (uint32_t)crc32(0, out, 36));
+    trace_block_encoder_begin(e, e->thread);
+    return WIRE_BLOCK_FRAME + payload;
+}

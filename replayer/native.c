@@ -1,6 +1,6 @@
 /* native.c: `fragscope replay --native`, the trace replayed on the real allocator.
  *
- * The trace is streamed once and turned into the runner's op sequence (native_ops.h): each
+ * The trace is turned into the runner's op sequence (native_ops.h): each
  * allocation becomes an op, followed (with --touch all) by a write op over the requested bytes
  * (realloc: over the new part), so the child's RSS is what a program writing its blocks would
  * have; free and realloc name their block by the op index that allocated it. Traced pointers map
@@ -9,14 +9,17 @@
  * the recording are left out (the runner would only fail them again). Thread starts and exits
  * become the runner's thread ops; a thread seen without its start gets one before its first op.
  *
- * The ops go to an anonymous memory file (memfd) handed to fragscope-native-runner as --ops-fd,
- * and the runner writes its results into a second one (--out-fd). The child runs with the
+ * The trace is read twice: once to count the ops (the runner sizes its result file by the
+ * count), then again while the runner runs, the ops streamed to it through a pipe (--ops-fd), so
+ * that neither process holds the whole sequence. The runner runs in its long-sequence mode
+ * (NATIVE_F_SPARSE, native_ops.h): it keeps a result, with mallinfo2 and the heap RSS, only for
+ * every NATIVE_SAMPLE_EVERY-th op and the last, in an anonymous memory file (--out-fd) whose
+ * other pages stay holes; those results are read back with pread. The child runs with the
  * trace's malloc environment (its GLIBC_TUNABLES and MALLOC_* variables, the --tunables and --set
  * overrides appended to GLIBC_TUNABLES; --cpus cannot be imposed on a real process) and, with
  * --preload LIB, LD_PRELOAD=LIB. Reported: wall time of the child, its peak RSS (ru_maxrss, which
- * includes the runner's own mapped op and result files), the heap RSS sampled every
- * NATIVE_SAMPLE_EVERY ops (mincore over the break area: glibc's main heap only), and the final
- * mallinfo2.
+ * includes the result pages it wrote), the heap RSS sampled every NATIVE_SAMPLE_EVERY ops
+ * (mincore over the break area: glibc's main heap only), and the final mallinfo2.
  *
  * The runner is looked for in $FRAGSCOPE_NATIVE_RUNNER, next to the fragscope binary, in its
  * replayer/ subdirectory (the build tree), then on PATH.
@@ -25,7 +28,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -44,21 +49,22 @@ extern char **environ;
 #define OUT_BUF_OPS 4096
 
 struct native_enc {
-    int fd;
+    int fd;                             /* -1: count only */
     struct native_op buf[OUT_BUF_OPS];
     unsigned nbuf;
-    uint64_t count, writes, skipped_frees, unknown_reallocs, events;
+    uint64_t count, writes, skipped_frees, unknown_reallocs, events, thread_ops;
     struct ptr_map map;                 /* traced pointer -> op index (val), request size */
     uint8_t alive[NATIVE_MAX_THREADS];
+    int write_error;
+    /* settings (kept from pass to pass) */
     int touch;
     int no_mallopt;
-    int write_error;
 };
 
 static void flush_ops(struct native_enc *e)
 {
     const char *p = (const char *)e->buf;
-    size_t left = e->nbuf * sizeof e->buf[0];
+    size_t left = e->fd < 0 ? 0 : e->nbuf * sizeof e->buf[0];
     while (left && !e->write_error) {
         ssize_t w = write(e->fd, p, left);
         if (w < 0 && errno == EINTR)
@@ -86,6 +92,8 @@ static uint64_t emit(struct native_enc *e, uint8_t kind, uint16_t thread, uint32
     op->c = c;
     if ((e->count + 1) % NATIVE_SAMPLE_EVERY == 0)
         op->flags |= NATIVE_OPF_SAMPLE;
+    if (kind == NATIVE_OP_THREAD_START || kind == NATIVE_OP_THREAD_EXIT)
+        e->thread_ops++;
     if (e->nbuf == OUT_BUF_OPS)
         flush_ops(e);
     return e->count++;
@@ -210,17 +218,18 @@ static int encode_event(struct native_enc *e, const struct trace_event *ev, char
     }
 }
 
-/* The trace's ops into fd (header first). Returns 0 or -1. */
-static int encode_trace(const struct replay_options *o, int fd, uint64_t flags,
-                        struct native_enc *e, char *err, size_t errlen)
+/* One pass over the trace: the ops into e->fd, or only counted when e->fd is -1. The two passes
+ * of a run make the same ops (the encoding depends on the trace alone). Returns 0 or -1. */
+static int encode_pass(const struct replay_options *o, struct native_enc *e, char *err,
+                       size_t errlen)
 {
-    struct native_ops_header h;
-    memset(&h, 0, sizeof h);
-    if (lseek(fd, sizeof h, SEEK_SET) < 0 || ptr_map_init(&e->map) < 0) {
-        snprintf(err, errlen, "--native: cannot prepare the ops file: %s", strerror(errno));
+    int fd = e->fd;
+    memset(e, 0, offsetof(struct native_enc, touch));
+    e->fd = fd;
+    if (ptr_map_init(&e->map) < 0) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    e->fd = fd;
     struct trace_reader *r = trace_reader_open(o->trace_path, err, errlen);
     if (!r) {
         ptr_map_free(&e->map);
@@ -231,7 +240,7 @@ static int encode_trace(const struct replay_options *o, int fd, uint64_t flags,
     while ((rc = trace_reader_next(r, &ev)) == 1) {
         e->events++;
         if (o->interrupted && *o->interrupted) {
-            snprintf(err, errlen, "interrupted while decoding the trace");
+            snprintf(err, errlen, "interrupted");
             ret = -1;
             break;
         }
@@ -241,6 +250,8 @@ static int encode_trace(const struct replay_options *o, int fd, uint64_t flags,
             ret = -1;
             break;
         }
+        if (e->write_error)
+            break;                      /* the runner stopped reading: its status says why */
         if (o->until_step && e->events >= o->until_step)
             break;
         if (e->count >= NATIVE_MAX_OPS - 8) {
@@ -251,18 +262,23 @@ static int encode_trace(const struct replay_options *o, int fd, uint64_t flags,
     }
     trace_reader_close(r);
     ptr_map_free(&e->map);
-    if (ret < 0)
-        return -1;
-    flush_ops(e);
-    memcpy(h.magic, NATIVE_OPS_MAGIC, 8);
-    h.version = NATIVE_VERSION;
-    h.op_size = sizeof(struct native_op);
-    h.op_count = e->count;
-    h.flags = flags;
-    if (e->write_error || pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {
-        snprintf(err, errlen, "--native: writing the ops: %s",
-                 strerror(e->write_error ? e->write_error : errno));
-        return -1;
+    if (ret == 0)
+        flush_ops(e);
+    return ret;
+}
+
+/* Writes all of buf to fd (a pipe). Returns 0, or an errno. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return errno ? errno : EIO;
+        p += w;
+        len -= (size_t)w;
     }
     return 0;
 }
@@ -374,6 +390,15 @@ static const char *human(uint64_t b, char *buf, size_t len)
     return buf;
 }
 
+/* A result of the runner's output file (pread: the file is sparse, and reading a hole through a
+ * mapping would allocate it). Returns 0 or -1. */
+static int read_result(int fd, const struct native_out_header *oh, uint64_t i,
+                       struct native_result *res)
+{
+    off_t at = (off_t)(oh->result_offset + i * sizeof *res);
+    return pread(fd, res, sizeof *res, at) == (ssize_t)sizeof *res ? 0 : -1;
+}
+
 int replay_native(const struct replay_options *o, const char *preload, FILE *out, char *err,
                   size_t errlen)
 {
@@ -392,103 +417,150 @@ int replay_native(const struct replay_options *o, const char *preload, FILE *out
         return -1;
     const struct trace_header *hdr = trace_reader_header(r);
 
-    int ops_fd = memfd_create("fragscope-native-ops", 0);
-    int out_fd = memfd_create("fragscope-native-out", 0);
+    int pipe_fd[2] = {-1, -1};
+    int out_fd = memfd_create("fragscope-native-out", MFD_CLOEXEC);
     struct native_enc *e = calloc(1, sizeof *e);
     char *own[32];
     size_t nown = 0;
     char **env = NULL;
     int ret = -1;
-    void *m = MAP_FAILED;
-    size_t msize = 0;
-    if (ops_fd < 0 || out_fd < 0 || !e) {
-        snprintf(err, errlen, "--native: cannot create the op files: %s", strerror(errno));
+    pid_t pid = -1;
+    struct sigaction ign, old_pipe;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    if (pipe(pipe_fd) != 0 || out_fd < 0 || !e) {
+        snprintf(err, errlen, "--native: cannot create the op pipe and result file: %s",
+                 strerror(errno));
         goto done;
     }
+    /* The runner reads the ops end; the writing end stays ours. */
+    fcntl(pipe_fd[1], F_SETFD, FD_CLOEXEC);
+    fcntl(pipe_fd[1], F_SETPIPE_SZ, 1 << 20);
     e->touch = o->touch == REPLAY_TOUCH_ALL;
     e->no_mallopt = o->no_mallopt;
-    if (encode_trace(o, ops_fd, preload ? NATIVE_F_RAW_ADDRS : 0, e, err, errlen) < 0)
+
+    /* First pass: count the ops (the runner sizes its result file by the count). */
+    e->fd = -1;
+    if (encode_pass(o, e, err, errlen) < 0)
         goto done;
+    struct native_ops_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, NATIVE_OPS_MAGIC, 8);
+    h.version = NATIVE_VERSION;
+    h.op_size = sizeof(struct native_op);
+    h.op_count = e->count;
+    h.flags = NATIVE_F_SPARSE | (preload ? NATIVE_F_RAW_ADDRS : 0);
+    h.thread_ops = e->thread_ops;
+
     env = child_env(hdr, o, preload, own, &nown);
     if (!env) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-
     char a1[16], a2[16];
-    snprintf(a1, sizeof a1, "%d", ops_fd);
+    snprintf(a1, sizeof a1, "%d", pipe_fd[0]);
     snprintf(a2, sizeof a2, "%d", out_fd);
     char *argv[] = {runner, "--ops-fd", a1, "--out-fd", a2, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    /* dup2 onto itself clears close-on-exec: the runner keeps the result file. */
+    posix_spawn_file_actions_adddup2(&fa, out_fd, out_fd);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    pid_t pid;
-    int sp = posix_spawn(&pid, runner, NULL, NULL, argv, env);
+    int sp = posix_spawn(&pid, runner, &fa, NULL, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
     if (sp) {
+        pid = -1;
         snprintf(err, errlen, "--native: cannot run %s: %s", runner, strerror(sp));
         goto done;
     }
+    close(pipe_fd[0]);
+    pipe_fd[0] = -1;
+
+    /* Second pass, while the runner runs: the ops through the pipe. */
+    uint64_t counted = e->count;
+    int werr = write_all(pipe_fd[1], &h, sizeof h);
+    e->fd = pipe_fd[1];
+    int enc = werr ? 0 : encode_pass(o, e, err, errlen);
+    close(pipe_fd[1]);
+    pipe_fd[1] = -1;
+
     int status;
     struct rusage ru;
     while (wait4(pid, &status, 0, &ru) < 0) {
         if (errno != EINTR) {
             snprintf(err, errlen, "--native: waiting for the runner: %s", strerror(errno));
+            pid = -1;
             goto done;
         }
     }
+    pid = -1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
 
+    struct native_out_header oh;
     struct stat st;
-    if (fstat(out_fd, &st) < 0 || (size_t)st.st_size < sizeof(struct native_out_header)) {
+    if (fstat(out_fd, &st) < 0 || (size_t)st.st_size < sizeof oh ||
+        pread(out_fd, &oh, sizeof oh, 0) != (ssize_t)sizeof oh) {
         snprintf(err, errlen, "--native: the runner wrote no results (%s %d)",
                  WIFSIGNALED(status) ? "killed by signal" : "exit status",
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         goto done;
     }
-    msize = (size_t)st.st_size;
-    m = mmap(NULL, msize, PROT_READ, MAP_SHARED, out_fd, 0);
-    if (m == MAP_FAILED) {
-        snprintf(err, errlen, "--native: cannot map the results: %s", strerror(errno));
-        goto done;
-    }
-    const struct native_out_header *oh = m;
-    if (memcmp(oh->magic, NATIVE_OUT_MAGIC, 8) || oh->result_offset > msize ||
-        oh->op_count > (msize - oh->result_offset) / sizeof(struct native_result)) {
+    if (memcmp(oh.magic, NATIVE_OUT_MAGIC, 8) || oh.result_offset > (uint64_t)st.st_size ||
+        oh.op_count > ((uint64_t)st.st_size - oh.result_offset) / sizeof(struct native_result)) {
         snprintf(err, errlen, "--native: the runner's results are malformed");
         goto done;
     }
-    if (oh->status != NATIVE_STATUS_OK) {
+    if (enc < 0)
+        goto done;                      /* err says why (interrupted, a bad event) */
+    if (oh.status != NATIVE_STATUS_OK) {
+        oh.error[sizeof oh.error - 1] = 0;
         snprintf(err, errlen, "--native: the runner stopped after %" PRIu64 " of %" PRIu64
-                              " ops (%s %d)%s%.256s", oh->ops_done, oh->op_count,
+                              " ops (%s %d)%s%.256s", oh.ops_done, oh.op_count,
                  WIFSIGNALED(status) ? "signal" : "exit status",
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-                 oh->error[0] ? ": " : "", oh->error);
+                 oh.error[0] ? ": " : "", oh.error);
         goto done;
     }
-    const struct native_result *res =
-        (const struct native_result *)((const char *)m + oh->result_offset);
+    if (werr || e->write_error || e->count != counted) {
+        snprintf(err, errlen, "--native: writing the ops to the runner: %s",
+                 werr || e->write_error ? strerror(werr ? werr : e->write_error)
+                                        : "the two passes over the trace differ");
+        goto done;
+    }
+    /* The results kept: every NATIVE_SAMPLE_EVERY-th op and the last. */
     uint64_t heap_peak = 0;
-    for (uint64_t i = 0; i < oh->ops_done; i++)
-        if (res[i].heap_rss != NATIVE_NOT_SAMPLED && res[i].heap_rss > heap_peak)
-            heap_peak = res[i].heap_rss;
+    struct native_result res, last;
+    memset(&last, 0, sizeof last);
+    for (uint64_t i = NATIVE_SAMPLE_EVERY - 1; i < oh.ops_done; i += NATIVE_SAMPLE_EVERY)
+        if (read_result(out_fd, &oh, i, &res) == 0 && res.heap_rss != NATIVE_NOT_SAMPLED &&
+            res.heap_rss > heap_peak)
+            heap_peak = res.heap_rss;
+    if (oh.ops_done)
+        read_result(out_fd, &oh, oh.ops_done - 1, &last);
+    struct stat fst;
+    uint64_t file_bytes = fstat(out_fd, &fst) == 0 ? (uint64_t)fst.st_blocks * 512 : 0;
     char b1[32], b2[32];
     fprintf(out, "native         %s (%s)\n", runner,
             preload ? preload : "glibc malloc");
     fprintf(out, "ops            %" PRIu64 " from %" PRIu64 " events (%" PRIu64 " writes; %" PRIu64
                  " frees of unknown pointers and double frees skipped, %" PRIu64
                  " reallocs of unknown pointers made mallocs)\n",
-            oh->op_count, e->events, e->writes, e->skipped_frees, e->unknown_reallocs);
-    fprintf(out, "wall time      %.3f s (%.0f ops/s; the runner records mallinfo2 after every op)\n",
-            secs, secs > 0 ? (double)oh->op_count / secs : 0.0);
-    fprintf(out, "peak RSS       %s (whole child, ru_maxrss; includes the runner's op and result "
-                 "files, %s)\n",
-            human((uint64_t)ru.ru_maxrss * 1024, b1, sizeof b1),
-            human((uint64_t)msize + e->count * sizeof(struct native_op), b2, sizeof b2));
+            oh.op_count, e->events, e->writes, e->skipped_frees, e->unknown_reallocs);
+    fprintf(out, "wall time      %.3f s (%.0f ops/s; the ops streamed to the runner as it runs, "
+                 "results kept every %d ops)\n",
+            secs, secs > 0 ? (double)oh.op_count / secs : 0.0, NATIVE_SAMPLE_EVERY);
+    fprintf(out, "peak RSS       %s (whole child, ru_maxrss; includes the result pages it wrote, "
+                 "%s)\n",
+            human((uint64_t)ru.ru_maxrss * 1024, b1, sizeof b1), human(file_bytes, b2, sizeof b2));
     if (!preload) {
         fprintf(out, "heap RSS       peak %s (sampled every %d ops, break area)\n",
                 human(heap_peak, b1, sizeof b1), NATIVE_SAMPLE_EVERY);
-        if (oh->ops_done) {
-            const struct native_mallinfo2 *mi = &res[oh->ops_done - 1].mi;
+        if (oh.ops_done) {
+            const struct native_mallinfo2 *mi = &last.mi;
             fprintf(out, "mallinfo2      arena %" PRIu64 ", ordblks %" PRIu64 ", smblks %" PRIu64
                          ", hblks %" PRIu64 ", hblkhd %" PRIu64 ", usmblks %" PRIu64
                          ", fsmblks %" PRIu64 ", uordblks %" PRIu64 ", fordblks %" PRIu64
@@ -499,14 +571,20 @@ int replay_native(const struct replay_options *o, const char *preload, FILE *out
     }
     ret = 0;
 done:
-    if (m != MAP_FAILED)
-        munmap(m, msize);
+    if (pipe_fd[1] >= 0)
+        close(pipe_fd[1]);
+    if (pipe_fd[0] >= 0)
+        close(pipe_fd[0]);
+    if (pid > 0) {
+        int st2;
+        while (waitpid(pid, &st2, 0) < 0 && errno == EINTR)
+            ;
+    }
+    sigaction(SIGPIPE, &old_pipe, NULL);
     for (size_t i = 0; i < nown; i++)
         free(own[i]);
     free(env);
     free(e);
-    if (ops_fd >= 0)
-        close(ops_fd);
     if (out_fd >= 0)
         close(out_fd);
     trace_reader_close(r);

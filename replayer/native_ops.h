@@ -114,6 +114,19 @@ struct native_op {                      /* 32 bytes */
                                           another allocator is preloaded */
 #define NATIVE_F_NO_MALLINFO 0x08u     /* skip mallinfo2 after each op (it walks every bin: slow
                                           for long traces with many free chunks); mi stays 0 */
+#define NATIVE_F_SPARSE 0x10u          /* long sequences (`replay --native`): see below */
+
+/* NATIVE_F_SPARSE. The ops are read as a stream (the ops file may be a pipe: the writer can
+ * produce them while the runner runs; op_count must still be exact) and each op is checked just
+ * before it runs (a bad op stops the run there, with the same kind of message). A result is
+ * recorded only for an op flagged NATIVE_OPF_SAMPLE, a NATIVE_OP_SAMPLE op and the last op;
+ * every other result stays zero (done = 0) and its pages are never written, so the output file
+ * is sparse. ops_done still counts every op. A sampled op records the break and the mincore heap
+ * RSS, the smaps Rss only with NATIVE_F_SMAPS; mallinfo2 (a walk over every bin) is taken at
+ * the last op only (unless NO_MALLINFO).
+ * Addresses are raw (the runner sets NATIVE_F_RAW_ADDRS), the runner tracks the live blocks in
+ * a table of its own (memory follows the live set, not the sequence), and an internal free or
+ * realloc of a block an op returned is logged with NATIVE_REF_UNKNOWN. */
 
 struct native_ops_header {              /* 48 bytes */
     char magic[8];                      /* NATIVE_OPS_MAGIC */
@@ -121,7 +134,10 @@ struct native_ops_header {              /* 48 bytes */
     uint32_t op_size;                   /* sizeof(struct native_op) */
     uint64_t op_count;
     uint64_t flags;                     /* NATIVE_F_* */
-    uint64_t reserved[2];
+    uint64_t thread_ops;                /* NATIVE_F_SPARSE: the number of THREAD_START and
+                                           THREAD_EXIT ops, which sizes the internal-call log
+                                           (otherwise the runner counts them itself); else 0 */
+    uint64_t reserved;
 };
 
 enum native_addr_kind {

@@ -8,6 +8,12 @@
  * runner's own tables live in static or mmap'd memory. The heap start is sbrk(0) taken before
  * the first allocation of the process.
  *
+ * Long sequences (NATIVE_F_SPARSE, for `fragscope replay --native`): the ops are read op by op
+ * with read() (from a pipe, while the writer still produces them) and checked one at a time;
+ * the blocks live so far are kept in an open-addressing table by op index (the results, which
+ * hold them otherwise, are written only for sampled ops), so the runner's memory follows the
+ * live set and the output file stays sparse.
+ *
  * This executable defines malloc, calloc, realloc, free, memalign, aligned_alloc, valloc and
  * pvalloc. Being in the executable, they interpose the allocator for the whole process,
  * including the dynamic loader's __rtld_malloc (pthread_create's DTV). Each forwards to the
@@ -16,10 +22,11 @@
  * same stream. glibc's own internal calls (the tcache flush at thread exit) bypass the symbols
  * and are not seen, as intended.
  *
- * Threads run strictly one at a time: the main thread hands op i to worker K by setting K's
- * futex word and waits on g_done, which K sets when the op is over. So only one thread runs
- * allocator code at any moment and plain globals suffice for the runner's state; the thread
- * that makes an internal call is the main thread or else the one worker allowed to run.
+ * Threads run strictly one at a time: the main thread hands op i to worker K by raising K's
+ * flag and waits on g_done, which K raises when the op is over (a short spin, then a futex
+ * sleep). So only one thread runs allocator code at any moment and plain globals suffice for the
+ * runner's state; the thread that makes an internal call is the main thread or else the one
+ * worker allowed to run.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -29,6 +36,7 @@
 #include <linux/futex.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,6 +86,9 @@ static int g_heap_start_set;
 static int g_foreign;                       /* malloc is not glibc's (LD_PRELOAD) */
 static struct native_norm g_norm;
 
+static int g_sparse;                        /* NATIVE_F_SPARSE */
+static int g_spin;                          /* hand-over spins before sleeping (0: one CPU) */
+
 static volatile int g_in_op;                /* the executor is calling the allocator */
 static uint32_t g_cur_op = NATIVE_AT_START; /* the op being performed */
 static uint16_t g_cur_thread;               /* the worker currently allowed to run */
@@ -95,9 +106,11 @@ struct worker {
     pthread_t th;
     _Atomic uint32_t go;
     uint32_t op;                            /* op to run, or UINT32_MAX: return */
+    const struct native_op *opp;            /* that op */
 };
 static struct worker g_workers[NATIVE_MAX_THREADS];
 static _Atomic uint32_t g_done;
+static _Atomic uint32_t g_workers_running;  /* started and not yet exited */
 
 /* ---- small helpers (no stdio, no malloc) ---- */
 
@@ -168,16 +181,34 @@ static void futex_wake(_Atomic uint32_t *w)
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static void flag_wait(_Atomic uint32_t *w)
+/* A hand-over flag: 0 lowered, 1 raised, 2 lowered with its (only) waiter asleep. Each flag has
+ * one waiter and one raiser, which alternate. The waiter may spin a little first (`spin`
+ * rounds): an op takes about a microsecond, far less than a futex sleep and wake-up, and a trace
+ * that alternates between threads hands over at every op. Only a sleeping waiter costs the
+ * raiser a system call. */
+static void flag_wait(_Atomic uint32_t *w, int spin)
 {
-    while (atomic_exchange(w, 0) == 0)
-        futex_wait(w, 0);
+    for (int i = 0; i < spin; i++) {
+        if (atomic_load_explicit(w, memory_order_acquire) == 1) {
+            atomic_store(w, 0);
+            return;
+        }
+        __builtin_ia32_pause();
+    }
+    for (;;) {
+        uint32_t v = 1;
+        if (atomic_compare_exchange_strong(w, &v, 0))
+            return;
+        if (v == 0 && !atomic_compare_exchange_strong(w, &v, 2))
+            continue;                       /* raised meanwhile */
+        futex_wait(w, 2);
+    }
 }
 
 static void flag_raise(_Atomic uint32_t *w)
 {
-    atomic_store(w, 1);
-    futex_wake(w);
+    if (atomic_exchange(w, 1) == 2)
+        futex_wake(w);
 }
 
 static void resolve_next(void);
@@ -241,7 +272,7 @@ static uint32_t find_block(uint64_t p, struct native_addr *old)
             return NATIVE_REF_INTERNAL | (uint32_t)i;
         }
     }
-    if (g_res) {
+    if (g_res && !g_sparse) {               /* sparse: op results are not kept */
         uint64_t top = g_cur_op == NATIVE_AT_START ? 0 : (uint64_t)g_cur_op + 1;
         for (uint64_t i = top; i-- > 0;) {
             if (native_op_allocates(g_ops[i].kind) && g_res[i].done && g_res[i].raw == p) {
@@ -495,7 +526,8 @@ static void record_stats(uint32_t i, int sample)
     struct native_result *r = &g_res[i];
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
-    if (!(g_flags & NATIVE_F_NO_MALLINFO))
+    /* Sparse: mallinfo2 (a walk over every bin) at the last op only. */
+    if (!(g_flags & NATIVE_F_NO_MALLINFO) && (!g_sparse || (uint64_t)i + 1 == g_nops))
         mi = mallinfo2();
     r->mi.arena = mi.arena;
     r->mi.ordblks = mi.ordblks;
@@ -512,23 +544,194 @@ static void record_stats(uint32_t i, int sample)
     r->smaps_rss = NATIVE_NOT_SAMPLED;
     if (sample || (g_flags & NATIVE_F_RSS))
         r->heap_rss = heap_rss_mincore();
-    if (sample || (g_flags & NATIVE_F_SMAPS))
+    if ((sample && !g_sparse) || (g_flags & NATIVE_F_SMAPS))
         r->smaps_rss = heap_rss_smaps();
     r->done = 1;
     g_out->ops_done = (uint64_t)i + 1;
+}
+
+/* ---- NATIVE_F_SPARSE: the live blocks, the op stream ---- */
+
+/* Live blocks by op index (key = index + 1, 0 = empty): open addressing, linear probing,
+ * backward-shift deletion, at most half full, in mmap'd memory (never the heap under test). */
+struct blk {
+    uint64_t key, raw, req;
+};
+static struct blk *g_blk;
+static uint64_t g_blk_mask, g_blk_count;
+static unsigned g_blk_bits;
+
+static uint64_t blk_home(uint64_t key)
+{
+    return (key * 0x9E3779B97F4A7C15ull) >> (64 - g_blk_bits);
+}
+
+static struct blk *blk_find(uint64_t idx)
+{
+    if (!g_blk)
+        return NULL;
+    for (uint64_t i = blk_home(idx + 1);; i = (i + 1) & g_blk_mask) {
+        if (g_blk[i].key == idx + 1)
+            return &g_blk[i];
+        if (!g_blk[i].key)
+            return NULL;
+    }
+}
+
+static void blk_insert(const struct blk *b)
+{
+    uint64_t i = blk_home(b->key);
+    while (g_blk[i].key)
+        i = (i + 1) & g_blk_mask;
+    g_blk[i] = *b;
+}
+
+static void blk_put(uint64_t idx, uint64_t raw, uint64_t req)
+{
+    if (!g_blk || (g_blk_count + 1) * 2 > g_blk_mask + 1) {
+        struct blk *old = g_blk;
+        uint64_t old_cap = old ? g_blk_mask + 1 : 0;
+        unsigned bits = old ? g_blk_bits + 1 : 12;
+        void *m = mmap(NULL, ((size_t)1 << bits) * sizeof *g_blk, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            fail(idx, "out of memory for the live-block table");
+        g_blk = m;
+        g_blk_bits = bits;
+        g_blk_mask = ((uint64_t)1 << bits) - 1;
+        for (uint64_t i = 0; i < old_cap; i++)
+            if (old[i].key)
+                blk_insert(&old[i]);
+        if (old)
+            munmap(old, old_cap * sizeof *old);
+    }
+    struct blk b = {idx + 1, raw, req};
+    blk_insert(&b);
+    g_blk_count++;
+}
+
+static void blk_del(struct blk *e)
+{
+    uint64_t i = (uint64_t)(e - g_blk), j = i;
+    g_blk_count--;
+    for (;;) {
+        j = (j + 1) & g_blk_mask;
+        if (!g_blk[j].key)
+            break;
+        uint64_t home = blk_home(g_blk[j].key);
+        int in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            g_blk[i] = g_blk[j];
+            i = j;
+        }
+    }
+    g_blk[i].key = 0;
+}
+
+/* The op stream: read() into a buffer (the ops file may be a pipe). */
+#define STREAM_OPS 4096
+static struct native_op g_sbuf[STREAM_OPS];
+static size_t g_shave, g_spos;              /* bytes in g_sbuf, offset of the next op */
+static int g_ops_fd = -1;
+
+static const struct native_op *stream_next(uint64_t i)
+{
+    char *buf = (char *)g_sbuf;
+    if (g_shave - g_spos < sizeof(struct native_op)) {
+        size_t rest = g_shave - g_spos;
+        memmove(buf, buf + g_spos, rest);
+        g_shave = rest;
+        g_spos = 0;
+        while (g_shave < sizeof(struct native_op)) {
+            ssize_t r = read(g_ops_fd, buf + g_shave, sizeof g_sbuf - g_shave);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                fail(i, r < 0 ? "reading the op stream failed"
+                              : "the op stream ended before op_count ops");
+            g_shave += (size_t)r;
+        }
+    }
+    const struct native_op *op = (const struct native_op *)(buf + g_spos);
+    g_spos += sizeof *op;
+    return op;
+}
+
+/* The checks of validate(), op by op: refs against the live-block table. */
+static uint8_t g_alive[NATIVE_MAX_THREADS];
+
+static void check_op(uint64_t i, const struct native_op *op)
+{
+    if (op->kind == 0 || op->kind >= NATIVE_OP_KIND_COUNT)
+        fail(i, "unknown op kind");
+    if (op->thread >= NATIVE_MAX_THREADS)
+        fail(i, "thread index too large");
+    g_alive[0] = 1;
+    if (op->kind == NATIVE_OP_THREAD_START) {
+        if (op->thread == 0 || g_alive[op->thread])
+            fail(i, "thread start of a thread that is running");
+        g_alive[op->thread] = 1;
+        return;
+    }
+    if (op->kind == NATIVE_OP_THREAD_EXIT) {
+        if (op->thread == 0 || !g_alive[op->thread])
+            fail(i, "thread exit of a thread that is not running");
+        g_alive[op->thread] = 0;
+        return;
+    }
+    if (!g_alive[op->thread])
+        fail(i, "op on a thread that is not running");
+    int uses_ref = op->kind == NATIVE_OP_FREE || op->kind == NATIVE_OP_REALLOC ||
+                   op->kind == NATIVE_OP_REALLOCARRAY || op->kind == NATIVE_OP_USABLE_SIZE ||
+                   op->kind == NATIVE_OP_WRITE;
+    if (!uses_ref || op->ref == NATIVE_REF_NULL) {
+        if (op->kind == NATIVE_OP_WRITE && op->ref == NATIVE_REF_NULL)
+            fail(i, "write to NULL");
+        return;
+    }
+    if (op->ref >= i)
+        fail(i, "ref is not an earlier op");
+    const struct blk *b = blk_find(op->ref);
+    if (!b)
+        fail(i, "ref names no live block (an op that does not allocate, or a block already "
+                "freed or reallocated)");
+    if (op->kind == NATIVE_OP_WRITE) {
+        uint64_t end;
+        if (op->b == NATIVE_WRITE_ALL ? op->a > b->req
+                                      : (__builtin_add_overflow(op->a, op->b, &end) ||
+                                         end > b->req))
+            fail(i, "write beyond the requested size of its block");
+    }
+}
+
+/* Does op i keep a result (always, unless sparse)? */
+static int keeps_result(uint64_t i, const struct native_op *op)
+{
+    return !g_sparse || (op->flags & NATIVE_OPF_SAMPLE) || op->kind == NATIVE_OP_SAMPLE ||
+           i + 1 == g_nops;
 }
 
 /* ---- the op executor ---- */
 
 static void *block_ptr(uint32_t ref)
 {
-    return ref == NATIVE_REF_NULL ? NULL : (void *)(uintptr_t)g_res[ref].raw;
+    if (ref == NATIVE_REF_NULL)
+        return NULL;
+    if (g_sparse)
+        return (void *)(uintptr_t)blk_find(ref)->raw;   /* check_op made sure it is there */
+    return (void *)(uintptr_t)g_res[ref].raw;
 }
 
-static void run_op(uint32_t i)
+/* The requested size of the block op `ref` allocated. */
+static uint64_t block_request(uint32_t ref)
 {
-    const struct native_op *op = &g_ops[i];
-    struct native_result *r = &g_res[i];
+    if (g_sparse)
+        return blk_find(ref)->req;
+    return native_op_request_size(&g_ops[ref]);
+}
+
+static void run_op(uint32_t i, const struct native_op *op)
+{
     void *p = NULL, *in = NULL;
     int64_t ret = 0;
     int err = 0;
@@ -584,7 +787,7 @@ static void run_op(uint32_t i)
         char *b = block_ptr(op->ref);
         uint64_t len = op->b;
         if (len == NATIVE_WRITE_ALL)
-            len = native_op_request_size(&g_ops[op->ref]) - op->a;
+            len = block_request(op->ref) - op->a;
         if (b) {
             memset(b + op->a, (int)(op->c & 0xff), len);
             ret = (int64_t)len;
@@ -599,12 +802,22 @@ static void run_op(uint32_t i)
     if (native_op_allocates(op->kind) && p == NULL && op->kind != NATIVE_OP_POSIX_MEMALIGN)
         err = errno;
     g_in_op = 0;
-    r->raw = (uint64_t)(uintptr_t)p;
-    if (native_op_allocates(op->kind)) {
-        int moved_from = (op->kind == NATIVE_OP_REALLOC || op->kind == NATIVE_OP_REALLOCARRAY)
-                         && op->ref != NATIVE_REF_NULL;
-        r->addr = normalise(r->raw, moved_from ? &g_res[op->ref].addr : NULL);
+    int moved_from = (op->kind == NATIVE_OP_REALLOC || op->kind == NATIVE_OP_REALLOCARRAY) &&
+                     op->ref != NATIVE_REF_NULL;
+    if (g_sparse) {
+        struct blk *b;
+        if ((moved_from || op->kind == NATIVE_OP_FREE) && op->ref != NATIVE_REF_NULL &&
+            (b = blk_find(op->ref)))
+            blk_del(b);
+        if (native_op_allocates(op->kind))
+            blk_put(i, (uint64_t)(uintptr_t)p, native_op_request_size(op));
+        if (!keeps_result(i, op))
+            return;
     }
+    struct native_result *r = &g_res[i];
+    r->raw = (uint64_t)(uintptr_t)p;
+    if (native_op_allocates(op->kind))
+        r->addr = normalise(r->raw, moved_from && !g_sparse ? &g_res[op->ref].addr : NULL);
     r->ret = ret;
     r->err = err;
     record_stats(i, (op->flags & NATIVE_OPF_SAMPLE) || op->kind == NATIVE_OP_SAMPLE);
@@ -617,10 +830,12 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     flag_raise(&g_done);                    /* ready */
     for (;;) {
-        flag_wait(&w->go);
+        /* The main thread always spins for an op to finish; a worker for its next op only when
+         * it is the only one (spinning workers would take the CPU from the one running). */
+        flag_wait(&w->go, atomic_load(&g_workers_running) == 1 ? g_spin : 0);
         if (w->op == UINT32_MAX)
             return NULL;
-        run_op(w->op);
+        run_op(w->op, w->opp);
         flag_raise(&g_done);
     }
 }
@@ -631,10 +846,11 @@ static void thread_start(uint32_t i, uint16_t t)
     g_cur_thread = t;
     atomic_store(&w->go, 0);
     w->op = 0;
+    atomic_fetch_add(&g_workers_running, 1);
     int e = pthread_create(&w->th, NULL, worker_main, w);
     if (e != 0)
         fail(i, "pthread_create failed");
-    flag_wait(&g_done);
+    flag_wait(&g_done, g_spin);
 }
 
 static void thread_exit(uint16_t t)
@@ -642,17 +858,19 @@ static void thread_exit(uint16_t t)
     struct worker *w = &g_workers[t];
     g_cur_thread = t;
     w->op = UINT32_MAX;
+    atomic_fetch_sub(&g_workers_running, 1);
     flag_raise(&w->go);
     pthread_join(w->th, NULL);
 }
 
-static void thread_run(uint32_t i, uint16_t t)
+static void thread_run(uint32_t i, const struct native_op *op)
 {
-    struct worker *w = &g_workers[t];
-    g_cur_thread = t;
+    struct worker *w = &g_workers[op->thread];
+    g_cur_thread = op->thread;
     w->op = i;
+    w->opp = op;
     flag_raise(&w->go);
-    flag_wait(&g_done);
+    flag_wait(&g_done, g_spin);
 }
 
 /* ---- input checking ---- */
@@ -736,7 +954,8 @@ static void usage(int to_err)
         "usage: fragscope-native-runner [--ops-fd N | OPS_FILE] [--out-fd N | OUT_FILE]\n"
         "Performs the op sequence of OPS_FILE (replayer/native_ops.h) on this process's real\n"
         "allocator and writes the results to OUT_FILE (created, must not exist).\n"
-        "  --ops-fd N   read the ops from file descriptor N instead of a path\n"
+        "  --ops-fd N   read the ops from file descriptor N instead of a path (a pipe when\n"
+        "               the sequence has NATIVE_F_SPARSE)\n"
         "  --out-fd N   write the results to file descriptor N (resized) instead of a path\n"
         "  -h, --help   this text\n";
     ssize_t r = write(to_err ? 2 : 1, u, str_len(u));
@@ -786,33 +1005,59 @@ int main(int argc, char **argv)
     }
     g_page = (uint64_t)sysconf(_SC_PAGESIZE);
 
-    /* The ops. */
+    /* The ops: the header first, read (the ops file may be a pipe with NATIVE_F_SPARSE), then
+     * the whole file mapped, or with NATIVE_F_SPARSE op by op as they run. */
     if (ops_path && (ops_fd = open(ops_path, O_RDONLY | O_CLOEXEC)) < 0)
         fail(UINT64_MAX, "cannot open the ops file");
-    struct stat st;
-    if (fstat(ops_fd, &st) != 0 || (uint64_t)st.st_size < sizeof(struct native_ops_header))
+    struct native_ops_header h;
+    size_t got = 0;
+    int seekable = lseek(ops_fd, 0, SEEK_CUR) >= 0;
+    while (got < sizeof h) {
+        /* A file from its start (the writer may have left its offset at the end). */
+        ssize_t r = seekable ? pread(ops_fd, (char *)&h + got, sizeof h - got, (off_t)got)
+                             : read(ops_fd, (char *)&h + got, sizeof h - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got < sizeof h)
         fail(UINT64_MAX, "ops file shorter than its header");
-    void *in = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, ops_fd, 0);
-    if (in == MAP_FAILED)
-        fail(UINT64_MAX, "cannot map the ops file");
-    const struct native_ops_header *h = in;
-    if (memcmp(h->magic, NATIVE_OPS_MAGIC, 8) != 0)
+    if (memcmp(h.magic, NATIVE_OPS_MAGIC, 8) != 0)
         fail(UINT64_MAX, "ops file: bad magic (not a native op sequence)");
-    if (h->version != NATIVE_VERSION || h->op_size != sizeof(struct native_op))
+    if (h.version != NATIVE_VERSION || h.op_size != sizeof(struct native_op))
         fail(UINT64_MAX, "ops file: unsupported version or op size");
-    if (h->op_count > NATIVE_MAX_OPS ||
-        h->op_count > ((uint64_t)st.st_size - sizeof *h) / sizeof(struct native_op))
-        fail(UINT64_MAX, "ops file: op_count larger than the file");
-    g_ops = (const struct native_op *)(h + 1);
-    g_nops = h->op_count;
-    g_flags = h->flags;
+    g_nops = h.op_count;
+    g_flags = h.flags;
+    g_sparse = (h.flags & NATIVE_F_SPARSE) != 0;
+    uint64_t thread_ops = 0;
+    if (g_sparse) {
+        if (h.op_count > NATIVE_MAX_OPS)
+            fail(UINT64_MAX, "ops file: op_count above the runner's limit");
+        if (seekable && lseek(ops_fd, sizeof h, SEEK_SET) < 0)
+            fail(UINT64_MAX, "cannot seek in the ops file");
+        g_ops_fd = ops_fd;
+        thread_ops = h.thread_ops;
+    } else {
+        struct stat st;
+        if (fstat(ops_fd, &st) != 0 || (uint64_t)st.st_size < sizeof h)
+            fail(UINT64_MAX, "ops file shorter than its header");
+        void *in = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, ops_fd, 0);
+        if (in == MAP_FAILED)
+            fail(UINT64_MAX, "cannot map the ops file");
+        if (h.op_count > NATIVE_MAX_OPS ||
+            h.op_count > ((uint64_t)st.st_size - sizeof h) / sizeof(struct native_op))
+            fail(UINT64_MAX, "ops file: op_count larger than the file");
+        g_ops = (const struct native_op *)((const char *)in + sizeof h);
+        for (uint64_t i = 0; i < g_nops; i++)
+            thread_ops += g_ops[i].kind == NATIVE_OP_THREAD_START ||
+                          g_ops[i].kind == NATIVE_OP_THREAD_EXIT;
+    }
 
     /* The output: header, results, internal records. Internal calls come from thread starts
-     * and exits (a handful each) and from libc itself (rare). */
-    uint64_t thread_ops = 0;
-    for (uint64_t i = 0; i < g_nops; i++)
-        thread_ops += g_ops[i].kind == NATIVE_OP_THREAD_START ||
-                      g_ops[i].kind == NATIVE_OP_THREAD_EXIT;
+     * and exits (a handful each) and from libc itself (rare). With NATIVE_F_SPARSE only the
+     * pages of the results kept are ever written. */
     g_int_cap = 4096 + 64 * thread_ops;
     uint64_t res_off = (sizeof(struct native_out_header) + 63) & ~63ull;
     uint64_t int_off = res_off + g_nops * sizeof(struct native_result);
@@ -848,32 +1093,41 @@ int main(int argc, char **argv)
     if (g_int_overflow)
         g_out->status = NATIVE_STATUS_OVERFLOW;
 
-    validate();
-    if (g_foreign)
+    if (!g_sparse)
+        validate();
+    if (g_foreign || g_sparse)
         g_flags |= NATIVE_F_RAW_ADDRS;
     g_out->flags = g_flags;
     /* The model has no transparent huge pages; keep the heap's residency page by page. */
     prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     g_main_thread = pthread_self();
     g_main_set = 1;
+    cpu_set_t cpus;
+    g_spin = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1 ? 100 : 0;
 
     for (uint64_t i = 0; i < g_nops; i++) {
-        const struct native_op *op = &g_ops[i];
+        const struct native_op *op = g_sparse ? stream_next(i) : &g_ops[i];
+        if (g_sparse)
+            check_op(i, op);
         g_cur_op = (uint32_t)i;
         if (op->kind == NATIVE_OP_THREAD_START) {
             thread_start((uint32_t)i, op->thread);
             g_cur_thread = 0;
-            record_stats((uint32_t)i, op->flags & NATIVE_OPF_SAMPLE);
+            if (keeps_result(i, op))
+                record_stats((uint32_t)i, op->flags & NATIVE_OPF_SAMPLE);
         } else if (op->kind == NATIVE_OP_THREAD_EXIT) {
             thread_exit(op->thread);
             g_cur_thread = 0;
-            record_stats((uint32_t)i, op->flags & NATIVE_OPF_SAMPLE);
+            if (keeps_result(i, op))
+                record_stats((uint32_t)i, op->flags & NATIVE_OPF_SAMPLE);
         } else if (op->thread == 0) {
-            run_op((uint32_t)i);
+            run_op((uint32_t)i, op);
         } else {
-            thread_run((uint32_t)i, op->thread);
+            thread_run((uint32_t)i, op);
             g_cur_thread = 0;
         }
+        if (g_sparse)
+            g_out->ops_done = i + 1;
     }
     if (g_out->status == NATIVE_STATUS_RUNNING)
         g_out->status = NATIVE_STATUS_OK;

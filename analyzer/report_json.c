@@ -1,23 +1,9 @@
 /* report_json.c: the report's data model as one JSON object (exact byte counts), for scripts
- * and for the HTML renderer. */
+ * and for the HTML renderer. Strings are escaped by json_out.c. */
 #include <inttypes.h>
 #include <stdio.h>
 #include "analyzer.h"
-
-static void str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
+#include "json_out.h"
 
 static void ledger(FILE *f, const char *name, const struct analyzer_ledger *l)
 {
@@ -41,15 +27,15 @@ void analyzer_report_json(FILE *f, const struct analyzer_report *r)
 {
     const struct analyzer_run_info *ri = &r->run;
     fprintf(f, "{\n  \"run\": {\"id\": %" PRId64 ", \"trace\": ", ri->id);
-    str(f, ri->trace);
+    json_str(f, ri->trace);
     fprintf(f, ", \"settings\": ");
-    str(f, ri->settings);
+    json_str(f, ri->settings);
     fprintf(f, ", \"tool_version\": ");
-    str(f, ri->tool_version);
+    json_str(f, ri->tool_version);
     fprintf(f, ", \"started\": ");
-    str(f, ri->started);
+    json_str(f, ri->started);
     fprintf(f, ", \"ended\": ");
-    str(f, ri->ended);
+    json_str(f, ri->ended);
     fprintf(f,
             ", \"completed\": %s, \"events\": %" PRIu64 ", \"steps_stored\": %" PRIu64
             ", \"every\": %" PRIu64 ", \"arenas\": %" PRIu64 ", \"threads\": %" PRIu64
@@ -82,15 +68,15 @@ void analyzer_report_json(FILE *f, const struct analyzer_report *r)
     for (size_t i = 0; i < r->finding_count; i++) {
         const struct analyzer_finding *x = &r->findings[i];
         fprintf(f, "%s\n    {\"kind\": ", i ? "," : "");
-        str(f, x->kind);
+        json_str(f, x->kind);
         fprintf(f, ", \"cause\": ");
-        str(f, x->cause);
+        json_str(f, x->cause);
         fprintf(f, ", \"evidence\": ");
-        str(f, x->evidence);
+        json_str(f, x->evidence);
         fprintf(f, ", \"fix\": ");
-        str(f, x->fix);
+        json_str(f, x->fix);
         fprintf(f, ", \"site\": ");
-        str(f, x->site);
+        json_str(f, x->site);
         fprintf(f,
                 ", \"bytes\": %" PRIu64 ", \"step\": %" PRIu64 ", \"arena\": %d"
                 ", \"chunk_address\": %" PRIu64 ", \"chunk_size\": %" PRIu64
@@ -99,7 +85,7 @@ void analyzer_report_json(FILE *f, const struct analyzer_report *r)
         for (unsigned k = 0; k < x->whatif_count; k++) {
             const struct analyzer_whatif *w = &x->whatif[k];
             fprintf(f, "%s{\"setting\": ", k ? ", " : "");
-            str(f, w->setting);
+            json_str(f, w->setting);
             fprintf(f,
                     ", \"step\": %" PRIu64 ", \"rss_before\": %" PRIu64
                     ", \"rss_after\": %" PRIu64 ", \"system_before\": %" PRIu64

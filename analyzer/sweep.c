@@ -9,6 +9,11 @@
  *
  * With --preload LIB the trace also runs natively (the replayer's native runner, the allocator
  * preloaded into it): those runs have no model, only the whole process's peak RSS and the time.
+ *
+ * --format json prints the ranking as a JSON array, one object per run in the same order:
+ * {"run", "trace", "settings", "native", "allocator", "peak_rss", "final_rss", "peak_frag",
+ * "final_frag", "seconds", "failed"} (exact bytes; null where the text shows "-"), failed
+ * combinations last with "run": null.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +27,7 @@
 #include "../replayer/replay_native.h"
 #include "analyzer_int.h"
 #include "db_util.h"
+#include "json_out.h"
 
 #define MAX_DIMS 8
 #define MAX_VALUES 16
@@ -220,6 +226,10 @@ static void usage(FILE *f)
                "  --preload LIB       also run the trace natively with this allocator preloaded\n"
                "                      (repeatable; peak RSS of the whole process and time only)\n"
                "  --bytes             exact byte counts instead of KiB/MiB\n"
+               "  --format F          text (default) or json: the ranking as a JSON array, one\n"
+               "                      object per run: run, trace, settings, native, allocator\n"
+               "                      (--preload runs), peak_rss, final_rss, peak_frag, final_frag,\n"
+               "                      seconds, failed (exact bytes; null where text shows \"-\")\n"
                "  -h, --help          this help\n");
 }
 
@@ -243,16 +253,17 @@ static int split_dim(const char *arg, struct dim *d)
 
 int cmd_sweep(int argc, char **argv)
 {
-    enum { OPT_SET = 256, OPT_DB, OPT_CPUS, OPT_EVERY, OPT_PRELOAD, OPT_BYTES };
+    enum { OPT_SET = 256, OPT_DB, OPT_CPUS, OPT_EVERY, OPT_PRELOAD, OPT_BYTES, OPT_FORMAT };
     static const struct option opts[] = {
         {"set", required_argument, 0, OPT_SET},   {"db", required_argument, 0, OPT_DB},
         {"jobs", required_argument, 0, 'j'},      {"cpus", required_argument, 0, OPT_CPUS},
         {"every", required_argument, 0, OPT_EVERY}, {"preload", required_argument, 0, OPT_PRELOAD},
         {"bytes", no_argument, 0, OPT_BYTES},     {"help", no_argument, 0, 'h'},
+        {"format", required_argument, 0, OPT_FORMAT},
         {0, 0, 0, 0},
     };
     static struct dim dims[MAX_DIMS];
-    int exact = 0;
+    int exact = 0, json = 0;
     unsigned ndims = 0;
     const char *preloads[MAX_PRELOAD];
     unsigned npreload = 0;
@@ -314,6 +325,13 @@ int cmd_sweep(int argc, char **argv)
         case OPT_BYTES:
             exact = 1;
             break;
+        case OPT_FORMAT:
+            if (!strcmp(optarg, "json") || !strcmp(optarg, "text")) {
+                json = !strcmp(optarg, "json");
+                break;
+            }
+            fprintf(stderr, "sweep: --format '%s': expected text or json\n", optarg);
+            return 2;
         case 'h':
             usage(stdout);
             return 0;
@@ -437,8 +455,9 @@ int cmd_sweep(int argc, char **argv)
         }
     }
     /* The ranking. */
-    printf("%-4s %-40s %12s %12s %10s %10s %8s\n", "run", "settings", "peak RSS", "final RSS",
-           "peak frag", "final frag", "time");
+    if (!json)
+        printf("%-4s %-40s %12s %12s %10s %10s %8s\n", "run", "settings", "peak RSS",
+               "final RSS", "peak frag", "final frag", "time");
     char ids[8192] = "";
     size_t l = 0;
     for (unsigned k = 0; k < combos && l < sizeof ids - 32; k++)
@@ -448,13 +467,44 @@ int cmd_sweep(int argc, char **argv)
     sqlite3_stmt *st = l ? db_prepare(db, err, sizeof err,
                                       "SELECT id, settings, peak_rss, final_rss, "
                                       "frag_at_rss_peak, CASE WHEN final_live > 0 THEN "
-                                      "(final_rss - final_live) * 1.0 / final_live END, seconds "
-                                      "FROM runs WHERE id IN (%s) ORDER BY final_rss IS NULL, "
-                                      "final_rss, peak_rss",
+                                      "(final_rss - final_live) * 1.0 / final_live END, seconds, "
+                                      "trace FROM runs WHERE id IN (%s) ORDER BY final_rss IS "
+                                      "NULL, final_rss, peak_rss",
                                       ids)
                          : NULL;
     /* Unknown figures (native runs: no model, so no final heap RSS) print as "-". */
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
+    if (json)
+        printf("[");
+    int rows = 0;
+    while (json && st && sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *allocator = NULL;
+        for (unsigned k = 0; k < combos; k++)
+            if (!js[k].failed && js[k].run == id)
+                allocator = js[k].preload;
+        printf("%s\n  {\"run\": %lld, \"trace\": ", rows++ ? "," : "", (long long)id);
+        json_str(stdout, (const char *)sqlite3_column_text(st, 7));
+        printf(", \"settings\": ");
+        json_str(stdout, (const char *)sqlite3_column_text(st, 1));
+        printf(", \"native\": %s, \"allocator\": ", allocator ? "true" : "false");
+        json_str(stdout, allocator);
+        printf(", \"peak_rss\": %llu, \"final_rss\": ",
+               (unsigned long long)sqlite3_column_int64(st, 2));
+        if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+            printf("null");
+        else
+            printf("%llu", (unsigned long long)sqlite3_column_int64(st, 3));
+        for (int col = 4; col <= 6; col++) {
+            printf(col == 4 ? ", \"peak_frag\": " : col == 5 ? ", \"final_frag\": "
+                                                             : ", \"seconds\": ");
+            if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                printf("null");
+            else
+                json_real(stdout, sqlite3_column_double(st, col));
+        }
+        printf(", \"failed\": false}");
+    }
+    while (!json && st && sqlite3_step(st) == SQLITE_ROW) {
         char b1[32], b2[32], pk[32], fin[32];
         if (sqlite3_column_type(st, 3) == SQLITE_NULL)
             snprintf(b2, sizeof b2, "-");
@@ -474,9 +524,24 @@ int cmd_sweep(int argc, char **argv)
                fin, sqlite3_column_double(st, 6));
     }
     sqlite3_finalize(st);
-    for (unsigned k = 0; k < combos; k++)
-        if (js[k].failed)
+    for (unsigned k = 0; k < combos; k++) {
+        if (!js[k].failed)
+            continue;
+        if (!json) {
             printf("-    %-40s failed\n", js[k].label);
+            continue;
+        }
+        printf("%s\n  {\"run\": null, \"trace\": ", rows++ ? "," : "");
+        json_str(stdout, trace);
+        printf(", \"settings\": ");
+        json_str(stdout, js[k].label);
+        printf(", \"native\": %s, \"allocator\": ", js[k].preload ? "true" : "false");
+        json_str(stdout, js[k].preload);
+        printf(", \"peak_rss\": null, \"final_rss\": null, \"peak_frag\": null, "
+               "\"final_frag\": null, \"seconds\": null, \"failed\": true}");
+    }
+    if (json)
+        printf("%s]\n", rows ? "\n" : "");
     free(js);
     analyzer_db_close(db);
     return status;

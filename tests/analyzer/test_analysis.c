@@ -1,7 +1,8 @@
 /* test_analysis.c: the whole analysis in-process, on a trace written here and replayed through
  * the real model (so it runs under the sanitizers too): the 4000-block pattern scaled down to
  * 400 pairs, stored with analyzer_replay_to_db, then the report's cause and what-ifs, and the
- * `report`, `heap`, `flame` and `sweep` subcommands on the database.
+ * `report`, `heap`, `flame` and `sweep` subcommands on the database (their text, and `heap` and
+ * `sweep` --format json checked by python3's json module against the text).
  *
  * The expectations follow glibc 2.36's rules (traces/README.md, 4000-blocks): the first 7 small
  * chunks freed go to the tcache, the rest to fastbin 0; malloc(2000) consolidates the fastbins,
@@ -36,14 +37,10 @@ static void event(struct trace_file_writer *w, struct trace_event ev)
     assert_int_equal(trace_file_writer_event(w, &ev), 0);
 }
 
-static int setup(void **state)
+/* Writes the pairs trace to path, its call sites in a module named module_path. */
+static int write_pairs(const char *path, const char *module_path)
 {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-analysis.XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(trace_path, sizeof trace_path, "%s/pairs.fstrace", dir);
-    snprintf(db_path, sizeof db_path, "%s/pairs.db", dir);
+    seq = 0;
     struct trace_header h;
     memset(&h, 0, sizeof h);
     h.version = TRACE_VERSION;
@@ -58,7 +55,7 @@ static int setup(void **state)
     h.argv = (char *)"pairs";
     h.malloc_env = (char *)"";
     char err[512];
-    struct trace_file_writer *w = trace_file_writer_open(trace_path, 1, &h, err, sizeof err);
+    struct trace_file_writer *w = trace_file_writer_open(path, 1, &h, err, sizeof err);
     if (!w)
         return -1;
     /* Two call sites in a module that does not exist on disk: named module+offset. */
@@ -66,7 +63,7 @@ static int setup(void **state)
     memset(&m, 0, sizeof m);
     m.load_address = 0x400000;
     m.size = 0x10000;
-    snprintf(m.path, sizeof m.path, "/synthetic/pairs");
+    snprintf(m.path, sizeof m.path, "%s", module_path);
     trace_file_writer_module(w, 0, &m);
     uint64_t big_frames[] = {0x401234, 0x405678}, small_frames[] = {0x401300, 0x405678};
     trace_file_writer_stack(w, 0, 1, big_frames, 2);
@@ -88,21 +85,38 @@ static int setup(void **state)
     event(w, (struct trace_event){.kind = TRACE_EV_MALLOC, .size = 2000, .stack_id = 1,
                                   .ptr = 0x20000000, .chunk_flags = TRACE_CHUNK_PREV_INUSE});
     event(w, (struct trace_event){.kind = TRACE_EV_FREE, .stack_id = 1, .ptr = 0x20000000});
-    if (trace_file_writer_close(w, err, sizeof err))
-        return -1;
+    return trace_file_writer_close(w, err, sizeof err) ? -1 : 0;
+}
 
+/* Replays a trace into a new database (with the analysis). */
+static int replay_to_db(const char *trace, const char *db)
+{
+    char err[512];
     struct replay_options ro;
     replay_options_default(&ro);
-    ro.trace_path = trace_path;
+    ro.trace_path = trace;
     struct analyzer_ingest_options io;
     analyzer_ingest_options_default(&io);
     io.quiet = 1;
     struct replay_summary sum;
-    if (analyzer_replay_to_db(&ro, db_path, &io, &sum, err, sizeof err)) {
+    if (analyzer_replay_to_db(&ro, db, &io, &sum, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
     return sum.completed ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-analysis.XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(trace_path, sizeof trace_path, "%s/pairs.fstrace", dir);
+    snprintf(db_path, sizeof db_path, "%s/pairs.db", dir);
+    if (write_pairs(trace_path, "/synthetic/pairs"))
+        return -1;
+    return replay_to_db(trace_path, db_path);
 }
 
 static int teardown(void **state)
@@ -172,26 +186,69 @@ static void report_model(void **state)
     analyzer_report_free(&r);
 }
 
-/* Runs a subcommand in-process with stdout in a file; returns its status and the output. */
-static int capture(int (*cmd)(int, char **), char **argv, int argc, char *out, size_t cap)
+static char cap_err[16384];     /* the stderr of the last capture() */
+
+static void read_text(const char *path, char *out, size_t cap)
 {
-    char path[320];
-    snprintf(path, sizeof path, "%s/out.txt", dir);
-    fflush(stdout);
-    int saved = dup(1);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0 && saved >= 0);
-    dup2(fd, 1);
-    close(fd);
-    int rc = cmd(argc, argv);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
     FILE *f = fopen(path, "r");
+    assert_non_null(f);
     size_t n = fread(out, 1, cap - 1, f);
     out[n] = 0;
     fclose(f);
+}
+
+/* Runs a subcommand in-process with stdout in a file (dir/out.txt, kept until the next call) and
+ * stderr in cap_err; returns its status and the output. */
+static int capture(int (*cmd)(int, char **), char **argv, int argc, char *out, size_t cap)
+{
+    char path[320], epath[320];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(epath, sizeof epath, "%s/err.txt", dir);
+    fflush(stdout);
+    fflush(stderr);
+    int saved = dup(1), saved_err = dup(2);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int efd = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0 && efd >= 0 && saved >= 0 && saved_err >= 0);
+    dup2(fd, 1);
+    dup2(efd, 2);
+    close(fd);
+    close(efd);
+    int rc = cmd(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved, 1);
+    dup2(saved_err, 2);
+    close(saved);
+    close(saved_err);
+    read_text(path, out, cap);
+    read_text(epath, cap_err, sizeof cap_err);
     return rc;
+}
+
+/* Parses the last capture's output with python3's json module (strictly: no NaN or Infinity)
+ * and prints expr evaluated with d the document (expr: no single quotes). Fails the test when
+ * it is not JSON. */
+static void py(const char *expr, char *out, size_t cap)
+{
+    char *cmd = NULL;
+    size_t len = 0;
+    FILE *c = open_memstream(&cmd, &len);
+    assert_non_null(c);
+    fprintf(c, "python3 -c 'import json, sys\n"
+               "def bad(x): sys.exit(\"not JSON: \" + x)\n"
+               "d = json.load(open(sys.argv[1], encoding=\"utf-8\"), parse_constant=bad)\n"
+               "print(eval(sys.argv[2]))' '%s/out.txt' '%s'",
+            dir, expr);
+    fclose(c);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    if (n && out[n - 1] == '\n')
+        out[n - 1] = 0;
+    assert_int_equal(pclose(p), 0);
 }
 
 static void subcommands(void **state)
@@ -240,6 +297,172 @@ static void subcommands(void **state)
     char *report_run[] = {"report", sweep_db, "--run", "1", "--format", "json", NULL};
     assert_int_equal(capture(cmd_report, report_run, 6, out, sizeof out), 0);
     assert_non_null(strstr(out, "\"completed\": true"));
+}
+
+/* `heap` text (--bytes --all) in the canonical forms the JSON checks below print: one
+ * "0xADDRESS SIZE STATE" line per chunk, "KIND/INDEX:0xADDRESS:SIZE " per bin entry in order,
+ * and the top's size. */
+static void heap_text_canon(const char *text, char *chunks, size_t ccap, char *bins, size_t bcap,
+                            unsigned long long *top)
+{
+    size_t lc = 0, lb = 0;
+    const char *kind = NULL;
+    int idx = -1;
+    chunks[0] = bins[0] = 0;
+    *top = 0;
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        char l[4096];
+        snprintf(l, sizeof l, "%.*s", (int)n, line);
+        line = nl ? nl + 1 : line + n;
+        unsigned long long a, sz;
+        char st[16];
+        if (sscanf(l, "  0x%llx %llu %15s", &a, &sz, st) == 3) {
+            lc += (size_t)snprintf(chunks + lc, ccap - lc, "0x%llx %llu %s\n", a, sz, st);
+            continue;
+        }
+        if (!strcmp(l, "  tcache:"))
+            kind = "tcache";
+        else if (!strcmp(l, "  fastbins:"))
+            kind = "fastbins";
+        else if (!strcmp(l, "  unsorted bin:"))
+            kind = "unsorted";
+        else if (!strcmp(l, "  small bins:"))
+            kind = "small";
+        else if (!strcmp(l, "  large bins:"))
+            kind = "large";
+        else if (sscanf(l, "top: %llu", top) == 1)
+            kind = NULL;
+        if (!kind)
+            continue;
+        const char *p = strchr(l, '[');
+        if (p)
+            assert_int_equal(sscanf(p, "[%d]", &idx), 1);
+        for (p = strstr(l, "-> 0x"); p; p = strstr(p + 1, "-> 0x")) {
+            assert_int_equal(sscanf(p, "-> 0x%llx (%llu)", &a, &sz), 2);
+            lb += (size_t)snprintf(bins + lb, bcap - lb, "%s/%d:0x%llx:%llu ", kind, idx, a, sz);
+        }
+        assert_true(lc < ccap && lb < bcap);
+    }
+}
+
+#define PY_CHUNKS "\"\".join(\"0x%x %d %s\\n\" % (c[\"address\"], c[\"size\"], c[\"state\"]) " \
+                  "for a in d[\"arenas\"] for c in a[\"chunks\"])"
+#define PY_BINS "\"\".join(\"%s/%d:0x%x:%d \" % (k, b[\"index\"], c[\"address\"], c[\"size\"]) " \
+                "for a in d[\"arenas\"] for k, bl in [(\"tcache\", [b for t in a[\"tcache\"] " \
+                "for b in t[\"bins\"]])] + [(k, a[k]) for k in (\"fastbins\", \"unsorted\", " \
+                "\"small\", \"large\")] for b in bl for c in b[\"chunks\"])"
+
+/* heap --format json: the same chunks, bins (in list order) and top as the text, every entry of
+ * every bin, call sites; sweep --format json: the same ranking as the text; strings from the
+ * trace (its path, module paths in call sites) escaped; bad --format values refused. */
+static void json_formats(void **state)
+{
+    (void)state;
+    static char text[1 << 20], out[1 << 20], got[1 << 20], want_chunks[1 << 20],
+        want_bins[1 << 18];
+    char step[32], want[1024];
+    unsigned long long top;
+    snprintf(step, sizeof step, "%d", 4 * PAIRS);
+    char *heap_text[] = {"heap", db_path, "--step", step, "--arena", "0", "--bytes", "--all", NULL};
+    assert_int_equal(capture(cmd_heap, heap_text, 8, text, sizeof text), 0);
+    heap_text_canon(text, want_chunks, sizeof want_chunks, want_bins, sizeof want_bins, &top);
+    assert_non_null(strstr(want_bins, "tcache/0:"));
+    assert_non_null(strstr(want_bins, "fastbins/0:"));
+    char *heap_json[] = {"heap", db_path, "--step", step, "--arena", "0", "--format", "json",
+                         NULL};
+    assert_int_equal(capture(cmd_heap, heap_json, 8, out, sizeof out), 0);
+    py(PY_CHUNKS, got, sizeof got);
+    assert_string_equal(got, want_chunks);
+    py(PY_BINS, got, sizeof got);
+    assert_string_equal(got, want_bins);
+    py("d[\"arenas\"][0][\"top\"][\"size\"]", got, sizeof got);
+    assert_int_equal(strtoull(got, NULL, 10), top);
+    /* Every fastbin entry (the text shows 8 of each list by default), one arena, thread 0. */
+    py("[d[\"step\"], d[\"source\"], [a[\"arena\"] for a in d[\"arenas\"]], "
+       "sum(len(b[\"chunks\"]) for b in d[\"arenas\"][0][\"fastbins\"]), "
+       "[(t[\"thread\"], sum(len(b[\"chunks\"]) for b in t[\"bins\"])) for t in "
+       "d[\"arenas\"][0][\"tcache\"]]]",
+       got, sizeof got);
+    snprintf(want, sizeof want, "[%d, 'replay', [0], %d, [(0, 7)]]", 4 * PAIRS, PAIRS - 7);
+    assert_string_equal(got, want);
+    /* The freed chunks name the step and site that allocated them. */
+    py("sorted(set(c[\"site\"] for a in d[\"arenas\"] for c in a[\"chunks\"] if c[\"site\"]))",
+       got, sizeof got);
+    assert_string_equal(got, "['pairs+0x1234', 'pairs+0x1300']");
+
+    /* A trace path and a module path with quotes, a backslash, a newline, a byte that is not
+     * UTF-8 and one that is (e-acute). */
+    char weird_trace[400], weird_db[320];
+    snprintf(weird_trace, sizeof weird_trace, "%s/we\"ird\nname.fstrace", dir);
+    snprintf(weird_db, sizeof weird_db, "%s/weird.db", dir);
+    assert_int_equal(write_pairs(weird_trace, "/synthetic/a\"b\\c\nd\xff\xc3\xa9"), 0);
+    assert_int_equal(replay_to_db(weird_trace, weird_db), 0);
+    char *heap_weird[] = {"heap", weird_db, "--step", step, "--format", "json", NULL};
+    assert_int_equal(capture(cmd_heap, heap_weird, 6, out, sizeof out), 0);
+    snprintf(want, sizeof want, "\"trace\": \"%s/we\\\"ird\\nname.fstrace\"", dir);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"site\": \"a\\\"b\\\\c\\nd\\u00ff\xc3\xa9+0x1300\""));
+    py("ascii(d[\"trace\"])", got, sizeof got);
+    snprintf(want, sizeof want, "'%s/we\"ird\\nname.fstrace'", dir);
+    assert_string_equal(got, want);
+    py("ascii(sorted(set(c[\"site\"] for a in d[\"arenas\"] for c in a[\"chunks\"] if "
+       "c[\"site\"])))",
+       got, sizeof got);
+    assert_string_equal(got, "['a\"b\\\\c\\nd\\xff\\xe9+0x1234', 'a\"b\\\\c\\nd\\xff\\xe9+0x1300']");
+
+    /* sweep: the text's ranking, exact. */
+    char sweep_db[320];
+    snprintf(sweep_db, sizeof sweep_db, "%s/sweep-json.db", dir);
+    char *sweep_text[] = {"sweep", weird_trace, "--set", "tcache_count=0,7", "--set", "mxfast=0,64",
+                          "--db", sweep_db, "-j", "2", "--bytes", NULL};
+    assert_int_equal(capture(cmd_sweep, sweep_text, 11, text, sizeof text), 0);
+    size_t lw = 0;
+    want_chunks[0] = 0;
+    for (const char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        long long run;
+        char s1[64], s2[64], peak[32], fin[32], pf[32], ff[32];
+        assert_int_equal(sscanf(line + 1, "%lld %63s %63s %31s %31s %31s %31s", &run, s1, s2,
+                                peak, fin, pf, ff),
+                         7);
+        lw += (size_t)snprintf(want_chunks + lw, sizeof want_chunks - lw, "%s %s %s %s %s %s\n",
+                               s1, s2, peak, fin, pf, ff);
+    }
+    assert_int_equal(lw > 0, 1);
+    char *sweep_json[] = {"sweep", weird_trace, "--set", "tcache_count=0,7", "--set", "mxfast=0,64",
+                          "--db", sweep_db, "-j", "2", "--format", "json", NULL};
+    assert_int_equal(capture(cmd_sweep, sweep_json, 12, out, sizeof out), 0);
+    py("\"\".join(\"%s %d %s %s %s\\n\" % (r[\"settings\"], r[\"peak_rss\"], "
+       "\"-\" if r[\"final_rss\"] is None else r[\"final_rss\"], "
+       "\"-\" if r[\"peak_frag\"] is None else \"%.2f\" % r[\"peak_frag\"], "
+       "\"-\" if r[\"final_frag\"] is None else \"%.2f\" % r[\"final_frag\"]) for r in d)",
+       got, sizeof got);
+    assert_string_equal(got, want_chunks);
+    py("[len(d), len(set(r[\"trace\"] for r in d)), sorted(set((r[\"native\"], "
+       "r[\"allocator\"], r[\"failed\"], type(r[\"run\"]).__name__, r[\"seconds\"] > 0) "
+       "for r in d))]",
+       got, sizeof got);
+    assert_string_equal(got, "[4, 1, [(False, None, False, 'int', True)]]");
+    py("ascii(d[0][\"trace\"])", got, sizeof got);
+    snprintf(want, sizeof want, "'%s/we\"ird\\nname.fstrace'", dir);
+    assert_string_equal(got, want);
+
+    /* Bad formats: usage errors naming the value. */
+    char *heap_bad[] = {"heap", db_path, "--step", step, "--format", "xml", NULL};
+    assert_int_equal(capture(cmd_heap, heap_bad, 6, out, sizeof out), 2);
+    assert_non_null(strstr(cap_err, "--format 'xml'"));
+    char *sweep_bad[] = {"sweep", trace_path, "--set", "tcache_count=0", "--db", sweep_db,
+                         "--format", "JSON", NULL};
+    assert_int_equal(capture(cmd_sweep, sweep_bad, 8, out, sizeof out), 2);
+    assert_non_null(strstr(cap_err, "--format 'JSON'"));
+    /* --help names the option. */
+    char *heap_help[] = {"heap", "--help", NULL};
+    assert_int_equal(capture(cmd_heap, heap_help, 2, out, sizeof out), 0);
+    assert_non_null(strstr(out, "--format F"));
+    char *sweep_help[] = {"sweep", "--help", NULL};
+    assert_int_equal(capture(cmd_sweep, sweep_help, 2, out, sizeof out), 0);
+    assert_non_null(strstr(out, "--format F"));
 }
 
 static volatile int stop_flag;
@@ -378,6 +601,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(report_model),
         cmocka_unit_test(subcommands),
+        cmocka_unit_test(json_formats),
         cmocka_unit_test(interrupted_replay),
         cmocka_unit_test(whatifs_in_parallel),
     };

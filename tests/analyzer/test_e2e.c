@@ -328,6 +328,18 @@ static void tcache_cached_by_other_thread(void **state)
     f = finding(&r, "tcache-holds-other-arenas");
     assert_true(f->bytes > 200 * 1024);
     assert_true(whatif(f, "tcache_count=0")->helps);
+    /* heap shows that tcache whole under the consumer's arena (chunks of the producer's arena
+     * in it), in the text and in the JSON alike. */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' heap '%s/prodcons.db' --step %llu --format json | python3 -c 'import json, sys\n"
+             "d = json.load(sys.stdin)\n"
+             "home = {c[\"address\"]: a[\"arena\"] for a in d[\"arenas\"] for c in a[\"chunks\"]}\n"
+             "print(sum(c[\"size\"] for a in d[\"arenas\"] for t in a[\"tcache\"] for b in t[\"bins\"] "
+             "for c in b[\"chunks\"] if home[c[\"address\"]] != a[\"arena\"]))'",
+             FRAGSCOPE_BIN, dir, (unsigned long long)f->step);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_true(strtoull(out, NULL, 10) > 200 * 1024);
     analyzer_report_free(&r);
 }
 
@@ -410,6 +422,20 @@ static void heap_flame_sweep(void **state)
     assert_int_equal(run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, " 135168 "));
     assert_null(strstr(out, "KiB"));
+    /* --format json: the native run names its allocator; no model figures for it. */
+    snprintf(cmd, sizeof cmd,
+             "'%s' sweep '%s/b4000.fstrace' --set tcache_count=0 --db '%s/sweep-json.db' "
+             "--preload /usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 --format json "
+             "2>/dev/null | python3 -c 'import json, sys\n"
+             "d = json.load(sys.stdin)\n"
+             "print([(r[\"settings\"], r[\"native\"], r[\"allocator\"], r[\"final_rss\"], "
+             "r[\"peak_rss\"] > 100 << 20) for r in d])'",
+             FRAGSCOPE_BIN, dir, dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "[('tcache_count=0', False, None, 135168, True), "
+                             "('preload=/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 (native)', "
+                             "True, '/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0', None, "
+                             "True)]\n");
 }
 
 int main(void)

@@ -15,8 +15,10 @@
 #include <string.h>
 #include <time.h>
 #include <zlib.h>
+#include "column_coder.h"
 #include "recorder.h"
 #include "trace_format.h"
+#include "trace_wire.h"
 
 #define SLOTS 1024
 
@@ -140,7 +142,7 @@ int main(int argc, char **argv)
         void *mem = aligned_alloc(64, (trace_block_encoder_size(cap) + 63) & ~(size_t)63);
         struct trace_block_encoder *e = trace_block_encoder_init(mem, cap);
         uint8_t *out = malloc(trace_block_encoder_size(cap));
-        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0;
+        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0, col_raw[8] = {0}, col_coded[8] = {0};
         for (int t = 0; t < threads; t++) {
             size_t pos = 0;
             trace_block_encoder_begin(e, (uint32_t)t);
@@ -159,8 +161,35 @@ int main(int argc, char **argv)
                     pos += (w[0] >> 16) & 0xff;
                 }
                 uint64_t b = now_ns(CLOCK_THREAD_CPUTIME_ID);
-                bytes += trace_block_encoder_seal(e, out, trace_block_encoder_size(cap));
+                size_t nb = trace_block_encoder_seal(e, out, trace_block_encoder_size(cap));
                 uint64_t c = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                bytes += nb;
+                /* Where the bytes go: each coded column's size (FORMAT.md, "Coded columns"). */
+                const uint8_t *q = out + 40, *qend = out + nb;
+                for (unsigned k = 0; k < 8 && q < qend; k++) {
+                    const uint8_t *start = q;
+                    uint64_t n = 0, m = 0;
+                    uint8_t method = *q++;
+                    wire_get_varint(&q, qend, &n);
+                    col_raw[k] += n;
+                    if (method == COLCODE_STORED) {
+                        q += n;
+                    } else if (method == COLCODE_RUN) {
+                        q++;
+                    } else if (method == COLCODE_RANS) {
+                        unsigned last = *q++;
+                        for (unsigned v = 0; v <= last; v++)
+                            wire_get_varint(&q, qend, &m);
+                        wire_get_varint(&q, qend, &m);
+                        q += m;
+                    } else {
+                        unsigned last = *q++;
+                        q += (last + 2) / 2;
+                        wire_get_varint(&q, qend, &m);
+                        q += m;
+                    }
+                    col_coded[k] += (uint64_t)(q - start);
+                }
                 enc_ns += b - a;
                 seal_ns += c - b;
             }
@@ -168,6 +197,11 @@ int main(int argc, char **argv)
         printf("%-8s encode %6.1f ns/event  seal %6.1f ns/event  total %6.1f ns/event  %.2f bytes/event\n",
                "v2", (double)enc_ns / events, (double)seal_ns / events,
                (double)(enc_ns + seal_ns) / events, (double)bytes / events);
+        static const char *names[8] = {"structure", "seq", "pointers", "time", "freed",
+                                       "opcodes", "stacks", "sizes"};
+        for (unsigned k = 0; k < 8; k++)
+            printf("  column %-9s raw %5.2f coded %5.2f bytes/event\n", names[k],
+                   (double)col_raw[k] / events, (double)col_coded[k] / events);
         free(mem);
         free(out);
         if (argc > 3)

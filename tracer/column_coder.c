@@ -1,16 +1,24 @@
-/* column_coder.c: canonical Huffman coding of one column of bytes (see column_coder.h).
+/* column_coder.c: entropy coding of one column of bytes (see column_coder.h).
  *
- * A coded column is: a method byte, the raw length (varint), then for Huffman the number of
- * code lengths given (one byte: count - 1), the 4-bit code length of each byte value from 0
- * (low nibble first; 0 = absent), the bit stream's length (varint) and the bit stream; for
- * stored, the bytes; for a run, the one byte value. Codes are canonical (shorter first, then by
- * byte value), at most 12 bits, and written least significant bit first with each code's bits
- * reversed, as deflate does, so a decoder peeks 12 bits and finds the symbol in one table.
+ * A coded column is: a method byte, the raw length (varint), then
+ *   - stored: the bytes;
+ *   - run: the one byte value they all have;
+ *   - Huffman: the number of code lengths given (one byte: count - 1), the 4-bit code length of
+ *     each byte value from 0 (low nibble first; 0 = absent), the bit stream's length (varint) and
+ *     the bit stream. Codes are canonical (shorter first, then by byte value), at most 12 bits,
+ *     and written least significant bit first with each code's bits reversed, as deflate does,
+ *     so a decoder peeks 12 bits and finds the symbol in one table;
+ *   - rANS: the count of frequencies given (one byte: count - 1), each byte value's frequency
+ *     out of 4096 (varints; 0 = absent), the stream's length (varint) and the stream: the
+ *     coder's final 32-bit state (little-endian), then its renormalisation bytes in the order the
+ *     decoder reads them. A range coder spends fractional bits, so a column where one value
+ *     dominates (times, stack codes, opcodes) costs well under Huffman's one bit per byte.
  *
- * The encoder counts the bytes, builds optimal code lengths (two-queue Huffman construction),
- * caps them at 12 bits by moving codes down the tree until the lengths again form a complete
- * code, and keeps whichever of Huffman and stored is smaller. Cost: a counting pass and a
- * table-driven coding pass (a few ns per byte), plus a fixed ~10 us per column for the tables.
+ * The encoder counts the bytes, then prices Huffman exactly (optimal code lengths from a
+ * two-queue construction, capped at 12 bits by moving codes down the tree until the lengths form
+ * a complete code again) and rANS by coding it, and keeps the smallest of them and stored.
+ * rANS divides through per-value reciprocals (a multiply and a shift), so coding is a few ns per
+ * byte either way, plus a fixed few us per column for the tables.
  */
 #include <string.h>
 #include "column_coder.h"
@@ -125,6 +133,103 @@ static void assign_codes(const uint8_t *len, uint16_t *code)
     }
 }
 
+/* ---- rANS ---- */
+
+#define RANS_BITS 12
+#define RANS_M (1u << RANS_BITS)
+#define RANS_L (1u << 23)                /* the state stays in [RANS_L, RANS_L * 256) */
+
+/* Frequencies out of RANS_M, each present value at least 1, in proportion to the counts. */
+static void normalize(const uint64_t *count, size_t n, uint32_t *freq)
+{
+    uint32_t total = 0;
+    unsigned big = 0;
+    for (unsigned s = 0; s < NSYM; s++) {
+        freq[s] = 0;
+        if (!count[s])
+            continue;
+        uint64_t f = count[s] * RANS_M / n;
+        freq[s] = f ? (uint32_t)f : 1;
+        total += freq[s];
+        if (freq[s] > freq[big] || !count[big])
+            big = s;
+    }
+    /* Settle the difference on the largest frequencies (the cheapest to change). */
+    while (total != RANS_M) {
+        unsigned best = big;
+        if (total < RANS_M) {
+            freq[best] += RANS_M - total;
+            total = RANS_M;
+        } else {
+            uint32_t excess = total - RANS_M;
+            for (unsigned s = 0; s < NSYM; s++)
+                if (freq[s] > freq[best])
+                    best = s;
+            uint32_t take = freq[best] - 1 < excess ? freq[best] - 1 : excess;
+            if (take == 0)
+                break;                  /* cannot happen: n >= 2 values, RANS_M >= 256 */
+            freq[best] -= take;
+            total -= take;
+        }
+    }
+}
+
+struct rans_sym {
+    uint32_t rcp, bias;
+    uint16_t cmpl, shift;
+    uint32_t x_max;                      /* renormalise while the state is at least this */
+};
+
+static void rans_prepare(const uint32_t *freq, struct rans_sym *sym)
+{
+    uint32_t cum = 0;
+    for (unsigned s = 0; s < NSYM; s++) {
+        uint32_t f = freq[s];
+        struct rans_sym *r = &sym[s];
+        r->x_max = ((RANS_L >> RANS_BITS) << 8) * f;
+        r->cmpl = (uint16_t)(RANS_M - f);
+        if (f < 2) {
+            /* x / 1 = x: a reciprocal of 2^32 - 1 gives x - 1, which the bias makes up for. */
+            r->rcp = 0xffffffffu;
+            r->shift = 0;
+            r->bias = cum + RANS_M - 1;
+        } else {
+            unsigned sh = 0;
+            while (f > (1u << sh))
+                sh++;
+            r->rcp = (uint32_t)(((1ull << (sh + 31)) + f - 1) / f);
+            r->shift = (uint16_t)(sh - 1);
+            r->bias = cum;
+        }
+        cum += f;
+    }
+}
+
+/* Codes in[0..n) backwards into the bytes that end at `end`; returns where the stream starts
+ * (its 4-byte state first), or NULL when it would reach below `limit`. */
+static uint8_t *rans_encode(const uint8_t *in, size_t n, const struct rans_sym *sym, uint8_t *limit,
+                            uint8_t *end)
+{
+    uint8_t *p = end;
+    uint32_t x = RANS_L;
+    for (size_t i = n; i-- > 0;) {
+        const struct rans_sym *r = &sym[in[i]];
+        while (x >= r->x_max) {
+            if (p <= limit)
+                return NULL;
+            *--p = (uint8_t)x;
+            x >>= 8;
+        }
+        uint32_t q = (uint32_t)(((uint64_t)x * r->rcp) >> 32) >> r->shift;
+        x += r->bias + q * r->cmpl;
+    }
+    if (p - limit < 4)
+        return NULL;
+    p -= 4;
+    wire_put32(p, x);
+    return p;
+}
+
 /* ---- encoding ---- */
 
 size_t colcode_store(uint8_t *out, size_t cap, const uint8_t *in, size_t n)
@@ -167,7 +272,32 @@ size_t colcode_encode(uint8_t *out, size_t cap, const uint8_t *in, size_t n)
     }
     size_t table = 1 + (last + 2) / 2;
     size_t huff = (bits + 7) / 8 + table + WIRE_VARINT_MAX;
-    if (present < 2 || huff >= n)
+    size_t stored = 1 + wire_varint_len(n) + n;
+    if (present < 2)
+        return colcode_store(out, cap, in, n);
+    /* rANS, coded backwards into the end of out, then moved behind its header if it wins. */
+    uint32_t rf[NSYM];
+    struct rans_sym sym[NSYM];
+    normalize(freq, n, rf);
+    rans_prepare(rf, sym);
+    size_t head = 2 + wire_varint_len(n);
+    for (unsigned s = 0; s <= last; s++)
+        head += wire_varint_len(rf[s]);
+    uint8_t *limit = out + head + WIRE_VARINT_MAX;
+    uint8_t *stream = limit < out + cap ? rans_encode(in, n, sym, limit, out + cap) : NULL;
+    size_t m = stream ? (size_t)(out + cap - stream) : 0;
+    size_t rans = stream ? head + wire_varint_len(m) + m : SIZE_MAX;
+    if (rans < huff && rans < stored) {
+        *p++ = COLCODE_RANS;
+        p = wire_put_varint(p, n);
+        *p++ = (uint8_t)last;
+        for (unsigned s = 0; s <= last; s++)
+            p = wire_put_varint(p, rf[s]);
+        p = wire_put_varint(p, m);
+        memmove(p, stream, m);
+        return (size_t)(p - out) + m;
+    }
+    if (huff >= n)
         return colcode_store(out, cap, in, n);
     uint16_t code[NSYM];
     assign_codes(len, code);
@@ -206,9 +336,73 @@ size_t colcode_encode(uint8_t *out, size_t cap, const uint8_t *in, size_t n)
 
 /* ---- decoding ---- */
 
+/* The rANS column after its method byte and length: *pp is moved past the column. */
+static int rans_decode(const uint8_t **pp, const uint8_t *p, const uint8_t *end, uint8_t *out,
+                       size_t n, const char **why)
+{
+    if (p >= end) {
+        *why = "a rANS column runs past the block";
+        return 0;
+    }
+    unsigned last = *p++;
+    uint32_t freq[NSYM] = {0}, cum[NSYM + 1];
+    uint32_t total = 0;
+    unsigned present = 0;
+    for (unsigned s = 0; s <= last; s++) {
+        uint64_t f;
+        if (!wire_get_varint(&p, end, &f) || f > RANS_M) {
+            *why = "a rANS column's frequencies are malformed";
+            return 0;
+        }
+        freq[s] = (uint32_t)f;
+        total += (uint32_t)f;
+        present += f != 0;
+    }
+    if (total != RANS_M || present < 2) {
+        *why = "a rANS column's frequencies do not add up to 4096";
+        return 0;
+    }
+    uint64_t m;
+    if (!wire_get_varint(&p, end, &m) || m > (uint64_t)(end - p) || m < 4) {
+        *why = "a rANS column's stream runs past the block";
+        return 0;
+    }
+    uint8_t slot_sym[RANS_M];
+    cum[0] = 0;
+    for (unsigned s = 0; s < NSYM; s++) {
+        cum[s + 1] = cum[s] + freq[s];
+        memset(slot_sym + cum[s], (int)s, freq[s]);
+    }
+    const uint8_t *q = p + 4, *qend = p + m;
+    uint32_t x = wire_get32(p);
+    if (x < RANS_L) {
+        *why = "a rANS column's state is out of range";
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t slot = x & (RANS_M - 1);
+        unsigned s = slot_sym[slot];
+        out[i] = (uint8_t)s;
+        x = freq[s] * (x >> RANS_BITS) + slot - cum[s];
+        while (x < RANS_L) {
+            if (q >= qend) {
+                *why = "a rANS column's stream ends too early";
+                return 0;
+            }
+            x = x << 8 | *q++;
+        }
+    }
+    if (x != RANS_L || q != qend) {
+        *why = "a rANS column's stream does not end where it should";
+        return 0;
+    }
+    *pp = qend;
+    return 1;
+}
+
 int colcode_raw_length(const uint8_t *p, const uint8_t *end, uint64_t *n)
 {
-    if (p >= end || *p > COLCODE_RUN)
+    if (p >= end || *p > COLCODE_RANS)
         return 0;
     p++;
     return wire_get_varint(&p, end, n);
@@ -245,6 +439,8 @@ int colcode_decode(const uint8_t **pp, const uint8_t *end, uint8_t *out, size_t 
         *pp = p;
         return 1;
     }
+    if (method == COLCODE_RANS)
+        return rans_decode(pp, p, end, out, n, why);
     if (method != COLCODE_HUFFMAN) {
         *why = "a coded column has an unknown method";
         return 0;

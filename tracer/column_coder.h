@@ -1,6 +1,6 @@
 /* column_coder.h: the entropy stage of version-2 blocks (BLK3): one column of bytes, coded on
- * its own with a canonical Huffman code of its byte values (or stored, or as one repeated
- * value). Private to tracer/; FORMAT.md ("Coded columns") is the byte-level description.
+ * its own with a range coder (rANS) or a canonical Huffman code of its byte values (or stored,
+ * or as one repeated value), whichever is smallest. Private to tracer/; FORMAT.md ("Coded columns") is the byte-level description.
  *
  * Allocation-free and bounded by its input: compiled into the recorder and into the reader.
  */
@@ -13,6 +13,7 @@
 #define COLCODE_STORED 0
 #define COLCODE_HUFFMAN 1
 #define COLCODE_RUN 2
+#define COLCODE_RANS 3
 #define COLCODE_MAX_BITS 12          /* longest code: one 4096-entry table decodes */
 
 /* Bytes a coded column of n raw bytes may take at most (stored, plus its small header). */

@@ -125,12 +125,20 @@ static void close_other_fds(void)
                 rsys1(SYS_close, fd);
 }
 
+/* The flusher also keeps the program's clock (recorder.h, "time") within a tick of the coarse
+ * clock: it wakes every CLOCK_TICK_MS, and runs a round only when a writer woke it, something was
+ * asked of it, or FRAGSCOPE_FLUSH_MS has passed. */
+#define CLOCK_TICK_MS 4
+
 static int flusher_main(void *arg)
 {
     (void)arg;
     close_other_fds();
+    uint32_t last_w = __atomic_load_n(&wake_word, __ATOMIC_ACQUIRE) - 1;
+    uint64_t next_round = 0;
     for (;;) {
         uint32_t w = __atomic_load_n(&wake_word, __ATOMIC_ACQUIRE);
+        uint64_t now = rec_clock_read();
         if (program_gone()) {
             blocks_program_dead();
             if (!blocks_ended()) {
@@ -148,7 +156,11 @@ static int flusher_main(void *arg)
         }
         uint32_t r = __atomic_load_n(&req_gen, __ATOMIC_ACQUIRE);
         uint32_t f = __atomic_load_n(&final_req, __ATOMIC_ACQUIRE);
-        blocks_round(0, (int)f);
+        if (f || w != last_w || ack_gen != r || now >= next_round || exiting_hint) {
+            blocks_round(0, (int)f);
+            last_w = w;
+            next_round = now + (uint64_t)rec.cfg.flush_ms * 1000000ull;
+        }
         if (f) {
             blocks_write_end();
             __atomic_store_n(&final_done, 1, __ATOMIC_RELEASE);
@@ -162,7 +174,11 @@ static int flusher_main(void *arg)
         __atomic_exchange_n(&sleeping, 1, __ATOMIC_SEQ_CST);
         if (__atomic_load_n(&wake_word, __ATOMIC_SEQ_CST) == w && !final_req && !unfinal_req &&
             req_gen == r)
-            rec_futex_wait(&wake_word, w, exiting_hint ? 2 : rec.cfg.flush_ms);
+            rec_futex_wait(&wake_word, w,
+                           exiting_hint ? 2
+                           : rec.cfg.flush_ms < CLOCK_TICK_MS || rec.cfg.precise_clock
+                               ? rec.cfg.flush_ms
+                               : CLOCK_TICK_MS);
         __atomic_store_n(&sleeping, 0, __ATOMIC_SEQ_CST);
     }
     return 0;

@@ -84,9 +84,29 @@ uint64_t rec_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+volatile uint64_t rec_clock;
+
+uint64_t rec_clock_read(void)
+{
+    uint64_t now = rec_now_ns() - rec.time_base_ns;
+    uint64_t seen = __atomic_load_n(&rec_clock, __ATOMIC_RELAXED);
+    while (now > seen && !__atomic_compare_exchange_n(&rec_clock, &seen, now, 1, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED))
+        ;
+    return now > seen ? now : seen;
+}
+
+/* The time of an event on thread t (see recorder.h, "time"). */
+static inline uint64_t event_time_of(struct rec_thread *t)
+{
+    if (REC_UNLIKELY(rec.cfg.precise_clock) || REC_UNLIKELY((++t->clock_calls & 31) == 0))
+        return rec_clock_read();
+    return __atomic_load_n(&rec_clock, __ATOMIC_RELAXED);
+}
+
 static inline uint64_t event_time(void)
 {
-    return rec_now_ns() - rec.time_base_ns;
+    return rec_clock_read();
 }
 
 void rec_message(const char *a, const char *b, const char *c)
@@ -274,7 +294,7 @@ static inline void note_home(struct rec_thread *t, const void *p)
         order_unlock(lk);                                                                     \
         if ((home) && (p))                                                                    \
             note_home((t), (p));                                                              \
-        uint64_t now_ = event_time();                                                         \
+        uint64_t now_ = event_time_of(t);                                                     \
         uint32_t stack_ = STACK_HERE(t);                                                      \
         const uint64_t args_[] = {__VA_ARGS__};                                               \
         put_record((t), (kind), chunk_flags(p), (err), stack_, seq_, now_, args_,             \
@@ -359,7 +379,7 @@ EXPORT void free(void *p)
         __libc_free(p);
         seq = rec_next_seq();
     }
-    uint64_t now = event_time();
+    uint64_t now = event_time_of(t);
     const uint64_t a[] = {(uint64_t)(uintptr_t)p};
     put_record(t, TRACE_EV_FREE, 0, 0, 0, seq, now, a, 1);
     hook_leave(t, now);

@@ -81,6 +81,7 @@ struct rec_thread {
     int in_fork;                  /* inside our fork() wrapper */
     int ordered_once;             /* call_order.c: its first call is done */
     uintptr_t home_arena;         /* call_order.c: the arena of its allocations, 0 unknown */
+    uint32_t clock_calls;         /* calls since it last read the clock itself */
 };
 
 /* ---- Global state (defined in preload.c) ---- */
@@ -111,8 +112,15 @@ extern volatile uint64_t rec_seq_line[8] REC_HIDDEN;
 
 enum { REC_OFF = 0, REC_INITIALIZING, REC_ON, REC_DISABLED };
 
-/* ---- time ---- */
+/* ---- time ----
+ * Event times come from the coarse clock (4 ms steps), which costs ~20 ns to read: as much as the
+ * rest of a hook. So a thread reads it itself every 32nd call only, and otherwise takes the
+ * latest time any thread or the flusher (which reads it every 4 ms) has seen: rec_clock, a
+ * running maximum, so times never run backwards. FRAGSCOPE_CLOCK=precise reads the precise
+ * clock on every call. */
 uint64_t rec_now_ns(void) REC_HIDDEN;
+extern volatile uint64_t rec_clock REC_HIDDEN;   /* ns since the start, the latest seen */
+uint64_t rec_clock_read(void) REC_HIDDEN;        /* reads the clock and raises rec_clock */
 
 /* ---- mmap_pool.c ---- */
 void *pool_alloc(size_t size, size_t align) REC_HIDDEN;
@@ -131,7 +139,7 @@ void *rec_map(size_t bytes) REC_HIDDEN;          /* zeroed anonymous memory, NUL
 void rec_unmap(void *p, size_t bytes) REC_HIDDEN;
 
 /* ---- thread_buffer.c ---- */
-#define REC_THREAD_SLOT 128u           /* bytes per state, a cache-line multiple */
+#define REC_THREAD_SLOT 192u           /* bytes per state, a cache-line multiple */
 #define REC_TCB_SLOTS (1u << 18)
 struct rec_tcb_slot {
     volatile uintptr_t key;            /* the thread pointer */

@@ -4,12 +4,13 @@
  * so no tombstones accumulate over long replays.
  */
 #include "chunkmap.h"
+#include "hostpool.h"
 
 #include <stdlib.h>
 
 static int cm_alloc(struct chunkmap *m, int bits)
 {
-    m->tab = calloc((size_t)1 << bits, sizeof(struct cm_entry));
+    m->tab = host_huge_calloc(((size_t)1 << bits) * sizeof(struct cm_entry));
     if (!m->tab)
         return -1;
     m->mask = ((uint64_t)1 << bits) - 1;
@@ -25,7 +26,8 @@ int cm_init(struct chunkmap *m)
 
 void cm_free(struct chunkmap *m)
 {
-    free(m->tab);
+    if (m->tab)
+        host_huge_free(m->tab, (m->mask + 1) * sizeof(struct cm_entry));
     m->tab = 0;
 }
 
@@ -48,7 +50,7 @@ static int cm_grow(struct chunkmap *m)
     for (uint64_t i = 0; i <= m->mask; i++)
         if (m->tab[i].key)
             cm_insert_new(&n, m->tab[i].key, m->tab[i].val);
-    free(m->tab);
+    cm_free(m);
     *m = n;
     return 0;
 }

@@ -32,6 +32,7 @@
  * metadata) is counted and remembered, never a crash.
  */
 #include "sysmem.h"
+#include "hostpool.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,7 @@ struct sysmem {
     uint64_t mapped;
     uint64_t resident_total, resident_brk;
     uint64_t host_bytes;
+    struct host_pool *blocks, *regions;     /* huge-page slabs for the many small objects */
     uint64_t faults, first_fault;
     const char *first_fault_reason;
     /* read/write VMAs recent access checks found (empty when lo == hi), replaced in turn */
@@ -138,6 +140,27 @@ static void host_free(struct sysmem *m, void *p, size_t n) {
         free(p);
         m->host_bytes -= n;
     }
+}
+
+static uint64_t *block_alloc(struct sysmem *m) {
+    uint64_t *b = host_pool_alloc(m->blocks);
+    if (b)
+        m->host_bytes += BLOCK_SIZE;
+    return b;
+}
+
+static void block_free(struct sysmem *m, uint64_t *b) {
+    if (b) {
+        host_pool_free(m->blocks, b);
+        m->host_bytes -= BLOCK_SIZE;
+    }
+}
+
+static struct region *region_alloc(struct sysmem *m) {
+    struct region *r = host_pool_alloc(m->regions);
+    if (r)
+        m->host_bytes += sizeof *r;
+    return r;
 }
 
 static void note_fault(struct sysmem *m, uint64_t addr, const char *why) {
@@ -491,8 +514,9 @@ static void region_free(struct sysmem *m, struct leaf *lf, unsigned k, uint64_t 
     struct region *r = lf->reg[k];
     rc_forget(m, pn << PAGE_SHIFT, r);
     for (unsigned b = 0; b < REGION_BLOCKS; b++)
-        host_free(m, r->blk[b], BLOCK_SIZE);
-    host_free(m, r, sizeof *r);
+        block_free(m, r->blk[b]);
+    host_pool_free(m->regions, r);
+    m->host_bytes -= sizeof *r;
     lf->reg[k] = NULL;
 }
 
@@ -506,7 +530,7 @@ static void page_contents_free(struct sysmem *m, struct leaf *lf, uint64_t pn) {
     uint64_t **b = &r->blk[(idx % REGION_PAGES) * BLOCKS_PER_PAGE];
     for (unsigned j = 0; j < BLOCKS_PER_PAGE; j++)
         if (b[j]) {
-            host_free(m, b[j], BLOCK_SIZE);
+            block_free(m, b[j]);
             b[j] = NULL;
             r->nblocks--;
         }
@@ -739,7 +763,7 @@ static uint64_t *block_make(struct sysmem *m, uint64_t addr, int rw, struct regi
         m->resident_brk += in_brk_area(m, pn);
     }
     struct region **rs = &lf->reg[idx / REGION_PAGES];
-    if (!*rs && !(*rs = host_zalloc(m, sizeof **rs)))
+    if (!*rs && !(*rs = region_alloc(m)))
         return NULL;
     struct region *r = *rs;
     *rp = r;
@@ -752,7 +776,7 @@ static uint64_t *block_make(struct sysmem *m, uint64_t addr, int rw, struct regi
     }
     uint64_t **blk = &r->blk[(addr >> SYSMEM_BLOCK_SHIFT) & (REGION_BLOCKS - 1)];
     if (!*blk) {
-        if (!(*blk = host_zalloc(m, BLOCK_SIZE)))
+        if (!(*blk = block_alloc(m)))
             return NULL;
         r->nblocks++;
     }
@@ -775,7 +799,7 @@ static int move_page(struct sysmem *m, uint64_t src, uint64_t dst) {
             n += sb[j] != NULL;
         if (n) {
             struct region **ds = &dl->reg[di / REGION_PAGES];
-            if (!*ds && !(*ds = host_zalloc(m, sizeof **ds)))
+            if (!*ds && !(*ds = region_alloc(m)))
                 return -1;
             struct region *dr = *ds;
             uint64_t **db = &dr->blk[(di % REGION_PAGES) * BLOCKS_PER_PAGE];
@@ -863,7 +887,12 @@ struct sysmem *sysmem_new(const struct sysmem_config *cfg) {
         return NULL;
     m->host_bytes = sizeof *m;
     m->top = host_zalloc(m, TOP_ENTRIES * sizeof *m->top);
-    if (!m->top) {
+    m->blocks = host_pool_new(BLOCK_SIZE);
+    m->regions = host_pool_new(sizeof(struct region));
+    if (!m->top || !m->blocks || !m->regions) {
+        host_pool_delete(m->blocks);
+        host_pool_delete(m->regions);
+        free(m->top);
         free(m);
         return NULL;
     }
@@ -895,20 +924,14 @@ void sysmem_free(struct sysmem *m) {
             struct leaf *lf = md->leaf[i];
             if (!lf)
                 continue;
-            for (unsigned k = 0; k < LEAF_REGIONS; k++) {
-                struct region *r = lf->reg[k];
-                if (!r)
-                    continue;
-                for (unsigned b = 0; b < REGION_BLOCKS; b++)
-                    free(r->blk[b]);
-                free(r);
-            }
-            free(lf);
+            free(lf);   /* regions and blocks go with their pools */
         }
         free(md);
     }
     free(m->top);
     vma_free_all(m->vmas);
+    host_pool_delete(m->blocks);
+    host_pool_delete(m->regions);
     free(m);
 }
 

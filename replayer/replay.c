@@ -31,6 +31,7 @@
 #include "arena_pin.h"
 #include "ptr_map.h"
 #include "replay.h"
+#include "symbolize.h"
 #include "verify.h"
 
 replay_db_hook_fn replay_db_hook;
@@ -196,45 +197,62 @@ static int by_count_desc(const void *a, const void *b)
     return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
 }
 
-/* "module+0xoffset" for a return address, from the trace's module records. */
-static void where_of(struct trace_reader *r, uint64_t addr, char *buf, size_t len)
-{
-    size_t n = trace_reader_module_count(r);
-    for (size_t i = 0; i < n; i++) {
-        const struct trace_module *m = trace_reader_module(r, i);
-        if (addr >= m->load_address && addr - m->load_address < m->size) {
-            const char *base = strrchr(m->path, '/');
-            base = base ? base + 1 : m->path;
-            int n = (int)strnlen(base, 64);
-            snprintf(buf, len, "%.*s+0x%" PRIx64, n, base, addr - m->load_address);
-            return;
-        }
-    }
-    snprintf(buf, len, "0x%" PRIx64, addr);
-}
+#define SITE_FRAMES 16
 
+/* The most frequent sites into the summary: the innermost frame outside libc, the loader and
+ * the recorder, as module+offset, and with --symbolize as function and file:line too. */
 static void resolve_sites(struct replay *rp)
 {
     struct replay_summary *out = rp->out;
     if (!rp->nsites)
         return;
     qsort(rp->sites, rp->nsites, sizeof *rp->sites, by_count_desc);
-    unsigned max = sizeof out->unknown_free_sites / sizeof out->unknown_free_sites[0];
-    for (uint32_t i = 0; i < rp->nsites && i < max; i++) {
+    enum { MAX = sizeof out->unknown_free_sites / sizeof out->unknown_free_sites[0] };
+    struct sym_frame (*frames)[SITE_FRAMES] = calloc(MAX, sizeof *frames);
+    if (!frames)
+        return;
+    struct sym_frame *all[MAX * SITE_FRAMES];
+    unsigned depth[MAX];
+    size_t nall = 0;
+    uint32_t n = rp->nsites < MAX ? rp->nsites : MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint64_t *fr;
+        unsigned d = rp->sites[i].stack_id ? trace_reader_stack(rp->r, rp->sites[i].stack_id, &fr)
+                                           : 0;
+        depth[i] = d < SITE_FRAMES ? d : SITE_FRAMES;
+        for (unsigned k = 0; k < depth[i]; k++) {
+            frames[i][k].address = fr[k];
+            all[nall++] = &frames[i][k];
+        }
+    }
+    /* module+offset for all; addr2line only for the frames that name a site. */
+    symbolize_modules(rp->r, all, nall);
+    struct sym_frame *picked[MAX];
+    unsigned pick[MAX];
+    size_t npicked = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        pick[i] = symbolize_pick(rp->r, frames[i], depth[i]);
+        if (depth[i])
+            picked[npicked++] = &frames[i][pick[i]];
+    }
+    if (rp->o->symbolize && npicked)
+        symbolize_frames(rp->r, picked, npicked, 0);
+    for (uint32_t i = 0; i < n; i++) {
         struct replay_site *s = &out->unknown_free_sites[i];
+        memset(s, 0, sizeof *s);
         s->stack_id = rp->sites[i].stack_id;
         s->count = rp->sites[i].count;
-        s->where[0] = 0;
-        const uint64_t *frames;
-        unsigned depth = s->stack_id ? trace_reader_stack(rp->r, s->stack_id, &frames) : 0;
-        size_t n = 0;
-        for (unsigned f = 0; f < depth && f < 3 && n + 1 < sizeof s->where; f++) {
-            char w[96];
-            where_of(rp->r, frames[f], w, sizeof w);
-            n += (size_t)snprintf(s->where + n, sizeof s->where - n, "%s%s", f ? " < " : "", w);
+        if (depth[i]) {
+            const struct sym_frame *f = &frames[i][pick[i]];
+            snprintf(s->where, sizeof s->where, "%s", f->where);
+            if (rp->o->symbolize && strcmp(f->function, f->where))
+                snprintf(s->function, sizeof s->function, "%s", f->function);
+            if (rp->o->symbolize)
+                snprintf(s->location, sizeof s->location, "%s", f->location);
         }
         out->unknown_free_site_count = i + 1;
     }
+    free(frames);
 }
 
 /* ---- the calls ---- */

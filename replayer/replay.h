@@ -61,6 +61,10 @@ struct replay_options {
     void (*end_fn)(void *ctx, struct ptmalloc *pm);
     void *end_ctx;
     enum replay_free_order free_order;       /* default REPLAY_FREES_RECORDED */
+    /* Name the call sites of unknown frees (summary.unknown_free_sites) by function and
+     * file:line as well, with addr2line at the end of the replay (symbolize.h); the CLI's
+     * summary sets it. 0 = module+offset only (no process spawned). */
+    int symbolize;
 };
 void replay_options_default(struct replay_options *o);
 
@@ -133,7 +137,11 @@ struct replay_summary {
     struct replay_site {
         uint32_t stack_id;
         uint64_t count;
-        char where[160];           /* "module+0xoffset" of the innermost frame outside libc, or "" */
+        char where[160];           /* "module+0xoffset" of the innermost frame outside libc, the
+                                      loader and the recorder, or "" (no stack) */
+        /* with options.symbolize, where the module has debug information, else "": */
+        char function[160];        /* that frame's function */
+        char location[200];        /* its file:line */
     } unknown_free_sites[8];
     unsigned unknown_free_site_count;
     struct ptmalloc_settings settings;  /* the settings the replay started with */

@@ -120,6 +120,7 @@ int cmd_replay(int argc, char **argv)
     struct replay_options o;
     replay_options_default(&o);
     o.progress = 1;
+    o.symbolize = 1;
     const char *db = NULL, *preload = NULL;
     int db_options = 0;
     int native = 0;

@@ -76,10 +76,16 @@ void replay_print_summary(FILE *f, const struct replay_options *o, const struct 
                " missed frees, %" PRIu64 " refused by the model; %" PRIu64 " failed calls\n",
             s->unknown_frees, s->double_frees, s->unknown_reallocs, s->missed_frees,
             s->corrupt_calls, s->failed_calls);
-    for (unsigned i = 0; i < s->unknown_free_site_count; i++)
-        fprintf(f, "  unknown frees: %" PRIu64 " from stack %u%s%s\n",
-                s->unknown_free_sites[i].count, s->unknown_free_sites[i].stack_id,
-                s->unknown_free_sites[i].where[0] ? " at " : "", s->unknown_free_sites[i].where);
+    for (unsigned i = 0; i < s->unknown_free_site_count; i++) {
+        const struct replay_site *u = &s->unknown_free_sites[i];
+        fprintf(f, "  unknown frees: %" PRIu64 " from stack %u", u->count, u->stack_id);
+        if (u->function[0])
+            fprintf(f, " at %s%s%s%s [%s]", u->function, u->location[0] ? " (" : "", u->location,
+                    u->location[0] ? ")" : "", u->where);
+        else if (u->where[0])
+            fprintf(f, " at %s", u->where);
+        fputc('\n', f);
+    }
     if (o->verify != REPLAY_VERIFY_OFF) {
         double rate = s->verified ? 100.0 * (double)s->matched / (double)s->verified : 100.0;
         /* Never round a mismatch up to 100.00%. */

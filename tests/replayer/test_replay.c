@@ -4,13 +4,18 @@
  * double frees and reallocs of unknown pointers must be counted (by call site) and skipped, the
  * replay must reach the end; --until must stop at its step; a trace cut short must replay what
  * is readable and say so; a missing file is a clear error. The live-byte figures are checked
- * against the request sizes written into the trace.
+ * against the request sizes written into the trace. The call site of unknown frees is named by
+ * function and file:line when asked (symbolize): the trace's stack points into this test
+ * program (built with debug information) under a frame in libc, which the site skips.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <link.h>
+#include <limits.h>
+#include <unistd.h>
 #include "replay.h"
 #include "trace_fixture.h"
 
@@ -253,6 +258,91 @@ static void test_callback_stops(void **state)
     assert_false(s.completed);
 }
 
+/* The function the synthetic stack calls free from (its address is taken, so it exists). */
+__attribute__((noinline)) int unknown_free_caller(int x)
+{
+    __asm__ volatile("" : "+r"(x));
+    return x * 3 + 1;
+}
+
+static int first_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uint64_t *out = data;
+    out[0] = info->dlpi_addr;
+    uint64_t hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_LOAD &&
+            info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz > hi)
+            hi = info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz;
+    out[1] = hi;
+    return 1;   /* the executable is the first object */
+}
+
+static void test_unknown_free_site_symbolised(void **state)
+{
+    (void)state;
+    uint64_t exe[2];
+    dl_iterate_phdr(first_object, exe);
+    struct trace_module me, libc;
+    memset(&me, 0, sizeof me);
+    memset(&libc, 0, sizeof libc);
+    me.load_address = exe[0];
+    me.size = exe[1];
+    ssize_t n = readlink("/proc/self/exe", me.path, sizeof me.path - 1);
+    assert_true(n > 0);
+    me.path[n] = 0;
+    libc.load_address = 0x7f0000000000ull;
+    libc.size = 0x200000;
+    snprintf(libc.path, sizeof libc.path, "/usr/lib/x86_64-linux-gnu/libc.so.6");
+    /* A return address inside unknown_free_caller, under a frame in "libc". */
+    uint64_t ret = (uint64_t)(uintptr_t)&unknown_free_caller + 4;
+    const uint64_t frames[] = {0x7f0000001234ull, ret};
+
+    struct fixture_trace t;
+    assert_int_equal(fixture_open(&t, "symbols.fstrace", HEAP, "", 2), 0);
+    assert_int_equal(trace_file_writer_module(t.w, 0, &libc), 0);
+    assert_int_equal(trace_file_writer_module(t.w, 0, &me), 0);
+    assert_int_equal(trace_file_writer_stack(t.w, 0, 3, frames, 2), 0);
+    fixture_malloc(&t, 0, 24, P(1));
+    fixture_free(&t, 0, 0x7f00deadbe00ull, 3);
+    fixture_free(&t, 0, P(1), 0);
+    assert_int_equal(fixture_close(&t), 0);
+
+    struct replay_options o;
+    replay_options_default(&o);
+    o.trace_path = t.path;
+    struct replay_summary s;
+    char err[512];
+    /* Without symbolize: module+offset of the frame outside libc, no names. */
+    assert_int_equal(replay_run(&o, NULL, NULL, &s, NULL, err, sizeof err), 0);
+    assert_int_equal(s.unknown_free_site_count, 1);
+    char want[160];
+    const char *base = strrchr(me.path, '/');
+    snprintf(want, sizeof want, "%s+0x%llx", base + 1, (unsigned long long)(ret - exe[0]));
+    assert_string_equal(s.unknown_free_sites[0].where, want);
+    assert_string_equal(s.unknown_free_sites[0].function, "");
+    assert_string_equal(s.unknown_free_sites[0].location, "");
+
+    o.symbolize = 1;
+    assert_int_equal(replay_run(&o, NULL, NULL, &s, NULL, err, sizeof err), 0);
+    assert_int_equal(s.unknown_free_site_count, 1);
+    assert_string_equal(s.unknown_free_sites[0].where, want);
+    if (access("/usr/bin/addr2line", X_OK) != 0)
+        skip();
+    assert_string_equal(s.unknown_free_sites[0].function, "unknown_free_caller");
+    assert_non_null(strstr(s.unknown_free_sites[0].location, "test_replay.c:"));
+    /* The summary prints it. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    replay_print_summary(f, &o, &s);
+    fclose(f);
+    assert_non_null(strstr(text, "unknown frees: 1 from stack 3 at unknown_free_caller ("));
+    assert_non_null(strstr(text, want));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_bad_override),
         cmocka_unit_test(test_callback_stops),
+        cmocka_unit_test(test_unknown_free_site_symbolised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -197,17 +197,17 @@ static void block_modules(struct block *b)
     }
 }
 
-/* Fills ev (all zero on entry) from a raw record; event_clear() zeroes it again. */
-static void record_to_event(const uint64_t *w, uint32_t thread, struct trace_event *ev)
+/* Fills ev (all zero on entry) from a raw record (header h, its seq and time, its arguments a);
+ * event_clear() zeroes it again. */
+static void record_to_event(uint64_t h, uint64_t seq, uint64_t time_ns, const uint64_t *a,
+                            uint32_t thread, struct trace_event *ev)
 {
-    uint64_t h = w[0];
-    const uint64_t *a = w + 3;
-    ev->kind = (uint8_t)h;
-    ev->chunk_flags = (uint8_t)(h >> 8);
-    ev->err = (int8_t)(h >> 24);
-    ev->stack_id = (uint32_t)(h >> 32);
-    ev->seq = w[1];
-    ev->time_ns = w[2];
+    ev->kind = (uint8_t)REC_KIND(h);
+    ev->chunk_flags = (uint8_t)REC_FLAGS(h);
+    ev->err = REC_ERR(h);
+    ev->stack_id = REC_STACK(h);
+    ev->seq = seq;
+    ev->time_ns = time_ns;
     ev->thread = thread;
     switch (ev->kind) {
     case TRACE_EV_MALLOC: case TRACE_EV_VALLOC: case TRACE_EV_PVALLOC:
@@ -280,43 +280,41 @@ static void block_stack(struct block *b, uint32_t id)
     c->defined[c->ndefined++] = id;
 }
 
-static void block_event(struct block *b, const uint64_t *w, int with_modules)
+/* One raw record (header h, seq, time, arguments a) into the block. */
+static void block_event(struct block *b, uint64_t h, uint64_t seq, uint64_t time_ns,
+                        const uint64_t *a, int with_modules)
 {
-    uint64_t h = w[0];
-    unsigned kind = (uint8_t)h;
-    uint32_t stack = (uint32_t)(h >> 32);
+    unsigned kind = REC_KIND(h), flags = REC_FLAGS(h);
+    uint32_t stack = REC_STACK(h);
     if (trace_block_encoder_raw(b->enc) >= RAW_TARGET)
         block_seal(b);
     if (REC_UNLIKELY(with_modules && trace_block_encoder_raw(b->enc) == 0))
         block_modules(b);
     if (stack) {
         const uint64_t *frames;
-        if (stack < (1u << 20) && stack_frames(stack, &frames))
+        if (stack_frames(stack, &frames))
             block_stack(b, stack);
         else
             stack = 0;
     }
-    /* The common calls go straight in; errors, flags beyond 3 bits and the rare kinds through a
-     * struct trace_event. */
-    if ((uint8_t)(h >> 24) == 0) {
-        const uint64_t *a = w + 3;
+    /* The common calls go straight in; errors and the rare kinds through a struct trace_event. */
+    if (REC_ERR(h) == 0) {
         int rc = -2;
         switch (kind) {
         case TRACE_EV_MALLOC: case TRACE_EV_VALLOC: case TRACE_EV_PVALLOC:
-            rc = trace_block_encoder_call(b->enc, kind, (uint8_t)(h >> 8), stack, w[1], w[2], 0,
-                                          a[0], 0, a[1]);
+            rc = trace_block_encoder_call(b->enc, kind, flags, stack, seq, time_ns, 0, a[0], 0,
+                                          a[1]);
             break;
         case TRACE_EV_FREE:
-            rc = trace_block_encoder_call(b->enc, kind, (uint8_t)(h >> 8), stack, w[1], w[2], 0, 0,
-                                          0, a[0]);
+            rc = trace_block_encoder_call(b->enc, kind, flags, stack, seq, time_ns, 0, 0, 0, a[0]);
             break;
         case TRACE_EV_CALLOC:
-            rc = trace_block_encoder_call(b->enc, kind, (uint8_t)(h >> 8), stack, w[1], w[2], a[0],
-                                          a[1], 0, a[2]);
+            rc = trace_block_encoder_call(b->enc, kind, flags, stack, seq, time_ns, a[0], a[1], 0,
+                                          a[2]);
             break;
         case TRACE_EV_REALLOC:
-            rc = trace_block_encoder_call(b->enc, kind, (uint8_t)(h >> 8), stack, w[1], w[2], 0,
-                                          a[1], a[0], a[2]);
+            rc = trace_block_encoder_call(b->enc, kind, flags, stack, seq, time_ns, 0, a[1], a[0],
+                                          a[2]);
             break;
         default:
             break;
@@ -325,12 +323,12 @@ static void block_event(struct block *b, const uint64_t *w, int with_modules)
             return;
         if (rc == -1) {
             block_seal(b);
-            block_event(b, w, with_modules);
+            block_event(b, h, seq, time_ns, a, with_modules);
             return;
         }
     }
     struct trace_event *ev = &b->ctx->ev;
-    record_to_event(w, trace_block_encoder_thread(b->enc), ev);
+    record_to_event(h, seq, time_ns, a, trace_block_encoder_thread(b->enc), ev);
     ev->stack_id = stack;
     if (trace_block_encoder_event(b->enc, ev) != 0) {
         block_seal(b);
@@ -339,44 +337,74 @@ static void block_event(struct block *b, const uint64_t *w, int with_modules)
     event_clear(ev);
 }
 
-/* Drains one piece of a thread's committed records: up to the end of the current chunk or one
- * full block, whichever comes first, sealed and written before the thread's drain lock is
- * released (so the thread's blocks stay in order, and another drainer can take the next piece if
- * this one stalls). Returns 1 if records were drained, 0 if none or another drainer has the
- * thread. */
+/* Drains one piece of a thread's committed records: one full block, or up to the end of what
+ * is committed, across the thread's chunks (while they carry the same thread index), sealed and
+ * written before the thread's drain lock is released (so the thread's blocks stay in order, and
+ * another drainer can take the next piece if this one stalls). Chunks are recycled and the
+ * drain position moved only once the block is written: a drainer that dies mid-piece leaves the
+ * records to be drained again. closed_only: leave the chunk the thread is still writing alone
+ * (reading the lines it writes would bounce them between the cores). Returns 1 if records were
+ * drained, 0 if none or another drainer has the thread. */
 enum { PIECE_TRY, PIECE_WAIT, PIECE_LOCKED };
 
-static int drain_piece(struct block *b, struct rec_thread *t, int how, int with_modules)
+static int drain_piece(struct block *b, struct rec_thread *t, int how, int with_modules,
+                       int closed_only)
 {
     if (how == PIECE_WAIT)
         spin_lock(&t->drain_lock);
     else if (how == PIECE_TRY && (t->helper_wants || !spin_trylock(&t->drain_lock)))
         return 0;
-    struct rec_chunk *c = t->drain;
-    uint64_t pos = t->drain_pos;
+    struct rec_chunk *first = t->drain, *c = first;
+    uint64_t pos = t->drain_pos, seq = t->drain_seq, time_ns = t->drain_time;
     int progress = 0;
-    if (c) {
-        block_begin(b, c->thread);
-        uint32_t closed = __atomic_load_n(&c->closed, __ATOMIC_ACQUIRE);
-        uint64_t end = __atomic_load_n(&c->committed, __ATOMIC_ACQUIRE);
-        while (pos < end && trace_block_encoder_raw(b->enc) < RAW_TARGET) {
-            const uint64_t *w = c->words + pos;
-            unsigned nw = (unsigned)((w[0] >> 16) & 0xff);
-            if (nw < 3 || pos + nw > end)
-                break;                /* cannot happen: only whole records are committed */
-            block_event(b, w, with_modules);
-            pos += nw;
+    if (c && (!closed_only || __atomic_load_n(&c->closed, __ATOMIC_ACQUIRE))) {
+        uint32_t thread = c->thread;
+        block_begin(b, thread);
+        for (;;) {
+            uint32_t closed = __atomic_load_n(&c->closed, __ATOMIC_ACQUIRE);
+            if (closed_only && !closed)
+                break;
+            uint64_t end = __atomic_load_n(&c->committed, __ATOMIC_ACQUIRE);
+            while (pos < end && trace_block_encoder_raw(b->enc) < RAW_TARGET) {
+                const uint64_t *w = c->words + pos;
+                uint64_t h = w[0];
+                unsigned nw = REC_NWORDS(h);
+                if (nw < 1 + 2 * REC_LONG(h) || pos + nw > end)
+                    break;            /* cannot happen: only whole records are committed */
+                if (REC_LONG(h)) {
+                    seq = w[1];
+                    time_ns = w[2];
+                    block_event(b, h, seq, time_ns, w + 3, with_modules);
+                } else {
+                    seq += (REC_SEQ_LOW(h) - seq) & REC_SEQ_MASK;
+                    block_event(b, h, seq, time_ns, w + 1, with_modules);
+                }
+                pos += nw;
+                progress = 1;
+            }
+            if (!closed || pos < end || !c->next || c->next->thread != thread)
+                break;
+            c = c->next;              /* the next chunk of the same thread: same block */
+            pos = 0;
             progress = 1;
         }
         block_seal(b);
-        if (closed && pos >= end) {
-            t->drain = c->next;
-            t->drain_pos = 0;
-            thread_chunk_recycle(c);
-            __atomic_add_fetch(&chunks_drained, 1, __ATOMIC_RELAXED);
+        /* The block is written: everything before (c, pos) is done with. */
+        if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE) &&
+            pos >= __atomic_load_n(&c->committed, __ATOMIC_ACQUIRE)) {
+            c = c->next;
+            pos = 0;
             progress = 1;
-        } else {
-            t->drain_pos = pos;
+        }
+        t->drain = c;
+        t->drain_pos = pos;
+        t->drain_seq = seq;
+        t->drain_time = time_ns;
+        while (first != c) {
+            struct rec_chunk *next = first->next;
+            thread_chunk_recycle(first);
+            __atomic_add_fetch(&chunks_drained, 1, __ATOMIC_RELAXED);
+            first = next;
         }
     }
     if (how != PIECE_LOCKED)
@@ -388,7 +416,7 @@ static int drain_piece(struct block *b, struct rec_thread *t, int how, int with_
  * left (or, outside the final round, for at most a few passes). Returns the pieces drained, or
  * -1 if the context is busy. final: wait for threads another drainer has, include threads held
  * for a fork, and drain to the end. */
-int blocks_round(int ctx, int final)
+int blocks_round(int ctx, int final, int closed_only)
 {
     struct drain_ctx *c = &ctxs[ctx];
     if (final)
@@ -410,7 +438,8 @@ int blocks_round(int ctx, int final)
             struct rec_thread *t = thread_at(i);
             if (!__atomic_load_n(&t->ready, __ATOMIC_ACQUIRE) || (t->hold && !final))
                 continue;
-            progress += drain_piece(&b, t, final ? PIECE_WAIT : PIECE_TRY, ctx == 0);
+            progress += drain_piece(&b, t, final ? PIECE_WAIT : PIECE_TRY, ctx == 0,
+                                    closed_only && !final);
         }
         total += progress;
         /* Stop when dry; outside the final round also after a few passes, so that a busy
@@ -447,7 +476,7 @@ int blocks_help(struct rec_thread *t)
         spin_lock(&t->drain_lock);
         t->helper_wants = 0;
         for (int i = 0; i < 4; i++) {
-            int p = drain_piece(&b, t, PIECE_LOCKED, 0);
+            int p = drain_piece(&b, t, PIECE_LOCKED, 0, 0);
             total += p;
             if (!p)
                 break;

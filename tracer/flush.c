@@ -142,7 +142,7 @@ static int flusher_main(void *arg)
         if (program_gone()) {
             blocks_program_dead();
             if (!blocks_ended()) {
-                blocks_round(0, 1);
+                blocks_round(0, 1, 0);
                 blocks_write_end();
             }
             rsys1(SYS_close, rec.fd);
@@ -156,10 +156,13 @@ static int flusher_main(void *arg)
         }
         uint32_t r = __atomic_load_n(&req_gen, __ATOMIC_ACQUIRE);
         uint32_t f = __atomic_load_n(&final_req, __ATOMIC_ACQUIRE);
-        if (f || w != last_w || ack_gen != r || now >= next_round || exiting_hint) {
-            blocks_round(0, (int)f);
+        if (f || ack_gen != r || now >= next_round || exiting_hint) {
+            blocks_round(0, (int)f, 0);
             last_w = w;
             next_round = now + (uint64_t)rec.cfg.flush_ms * 1000000ull;
+        } else if (w != last_w) {
+            blocks_round(0, 0, 1);            /* a writer filled a chunk */
+            last_w = w;
         }
         if (f) {
             blocks_write_end();
@@ -247,12 +250,12 @@ static void wait_while(volatile uint32_t *w, uint32_t v, unsigned timeout_ms)
 void flush_sync(unsigned timeout_ms)
 {
     if (!flusher_alive) {
-        blocks_round(1, 1);
+        blocks_round(1, 1, 0);
         return;
     }
     /* Do what can be done here (the machine may not be running the flusher), then make sure
      * the flusher has finished the pieces it was holding. */
-    blocks_round(1, 0);
+    blocks_round(1, 0, 0);
     uint32_t g = __atomic_add_fetch(&req_gen, 1, __ATOMIC_SEQ_CST);
     wake_now();
     uint64_t deadline = rec_now_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -279,7 +282,7 @@ void flush_final(void)
         if (final_done)
             return;
     }
-    blocks_round(1, 1);
+    blocks_round(1, 1, 0);
     blocks_write_end();
     final_done = 1;
 }

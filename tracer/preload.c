@@ -217,20 +217,32 @@ static inline void hook_leave(struct rec_thread *t, uint64_t now)
     t->depth = 0;
 }
 
-/* Writes one record: header, seq, time, then args. */
+/* Writes one record: short (header with the seq's low bits, then args) when it can, else long
+ * (header, seq, time, args); see recorder.h. */
 static inline void put_record(struct rec_thread *t, unsigned kind, uint8_t flags, int err,
                               uint32_t stack, uint64_t seq, uint64_t now, const uint64_t *a,
                               unsigned na)
 {
-    unsigned n = 3 + na;
-    uint64_t *w = rec_reserve(t, n);
+    uint64_t *w = rec_reserve(t, 3 + na);
     if (REC_UNLIKELY(!w))
         return;
-    w[0] = REC_HDR(kind, flags, n, err, stack);
-    w[1] = seq;
-    w[2] = now;
-    for (unsigned i = 0; i < na; i++)
-        w[3 + i] = a[i];
+    unsigned n;
+    if (REC_LIKELY(now == t->last_time && seq - t->last_seq - 1 < REC_SEQ_MASK &&
+                   w != t->cur->words)) {
+        n = 1 + na;
+        w[0] = REC_HDR(kind, flags, 0, n, err, stack, seq);
+        for (unsigned i = 0; i < na; i++)
+            w[1 + i] = a[i];
+    } else {
+        n = 3 + na;
+        w[0] = REC_HDR(kind, flags, 1, n, err, stack, 0);
+        w[1] = seq;
+        w[2] = now;
+        for (unsigned i = 0; i < na; i++)
+            w[3 + i] = a[i];
+    }
+    t->last_seq = seq;
+    t->last_time = now;
     rec_commit(t, n);
 }
 
@@ -811,11 +823,12 @@ static void atfork_parent(void)
     t->depth++;
     uint64_t *w = rec_reserve(t, 4);
     if (w) {
-        w[0] = REC_HDR(TRACE_EV_FORK, 0, 4, 0, 0);
+        w[0] = REC_HDR(TRACE_EV_FORK, 0, 1, 4, 0, 0, 0);
         w[1] = rec.fork_seq;
         w[2] = event_time();
         w[3] = 0;
         t->fork_rec = w;
+        t->last_time = UINT64_MAX;     /* the next record is long again */
         rec_commit(t, 4);
     }
     t->depth--;

@@ -39,12 +39,28 @@ struct rec_config {
 };
 
 /* ---- Raw records: what program threads write (8-byte words) ----
- * word 0: kind (8) | chunk_flags (8) | nwords (8) | err (8) | stack id (32)
- * word 1: seq, word 2: time (ns since start), then the kind's arguments (REC_A_* below). */
-#define REC_HDR(kind, flags, nwords, err, stack)                                              \
-    ((uint64_t)(kind) | (uint64_t)(flags) << 8 | (uint64_t)(nwords) << 16 |                   \
-     (uint64_t)(uint8_t)(err) << 24 | (uint64_t)(stack) << 32)
+ * word 0: kind (5) | chunk_flags (3) | long (1) | nwords (5) | err (8) | stack id (20) |
+ *         seq low bits (22)
+ * A long record follows it with its full seq and its time (ns since start), then the kind's
+ * arguments; a short one goes straight to the arguments, its seq being the thread's previous
+ * record's plus (low bits - previous low bits) mod 2^22 and its time the previous record's. A
+ * writer uses the long form for the first record of a chunk, when its time changed, and when
+ * its seq is 2^22 or more past its previous one: a malloc takes 3 words, a free 2. */
+#define REC_SEQ_BITS 22
+#define REC_SEQ_MASK ((1ull << REC_SEQ_BITS) - 1)
+#define REC_HDR(kind, flags, lng, nwords, err, stack, seq)                                    \
+    ((uint64_t)(kind) | (uint64_t)(flags) << 5 | (uint64_t)(lng) << 8 |                       \
+     (uint64_t)(nwords) << 9 | (uint64_t)(uint8_t)(err) << 14 | (uint64_t)(stack) << 22 |     \
+     ((uint64_t)(seq) & REC_SEQ_MASK) << 42)
+#define REC_KIND(h) ((unsigned)((h) & 31))
+#define REC_FLAGS(h) ((unsigned)((h) >> 5 & 7))
+#define REC_LONG(h) ((unsigned)((h) >> 8 & 1))
+#define REC_NWORDS(h) ((unsigned)((h) >> 9 & 31))
+#define REC_ERR(h) ((int)(int8_t)((h) >> 14))
+#define REC_STACK(h) ((uint32_t)((h) >> 22 & 0xfffff))
+#define REC_SEQ_LOW(h) ((h) >> 42)
 #define REC_MAX_WORDS 16      /* sample: 3 + 13 */
+#define REC_MAX_STACK_ID ((1u << 20) - 1)
 
 struct rec_chunk {
     struct rec_chunk *next;       /* written by the owner before `closed` */
@@ -82,6 +98,8 @@ struct rec_thread {
     int ordered_once;             /* call_order.c: its first call is done */
     uintptr_t home_arena;         /* call_order.c: the arena of its allocations, 0 unknown */
     uint32_t clock_calls;         /* calls since it last read the clock itself */
+    uint64_t last_seq, last_time; /* of its last record (the writer's) */
+    uint64_t drain_seq, drain_time; /* of the last record drained (the drainer's) */
 };
 
 /* ---- Global state (defined in preload.c) ---- */
@@ -355,7 +373,8 @@ int output_open(pid_t parent_pid, uint64_t fork_seq, uint64_t first_seq, int roo
 /* ---- block_writer.c ---- */
 void blocks_set_output(int fd) REC_HIDDEN;
 void blocks_write_raw(const void *p, size_t n) REC_HIDDEN;
-int blocks_round(int ctx, int final) REC_HIDDEN;   /* ctx 0: the flusher, 1: program threads */
+/* ctx 0: the flusher, 1: program threads; closed_only: only chunks their writers have left */
+int blocks_round(int ctx, int final, int closed_only) REC_HIDDEN;
 void blocks_write_end(void) REC_HIDDEN;
 void blocks_take_back_end(void) REC_HIDDEN;
 int blocks_ended(void) REC_HIDDEN;

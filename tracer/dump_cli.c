@@ -1,9 +1,12 @@
-/* dump_cli.c: `fragscope dump`, a trace as text.
+/* dump_cli.c: `fragscope dump`, a trace as text or JSON.
  *
  * Without options it prints one aligned line per event in global order (seq, time since the
  * start, thread, call, arguments, result, chunk flags, stack id); --stacks adds the frames of
  * each stack under the first event that uses it; --stats prints the header, counts per
- * operation and per thread, bytes per event, the time span and how the file ended. The trace is
+ * operation and per thread, bytes per event, the time span and how the file ended. With
+ * --format json the events are JSON Lines (one object per event, exact numbers, the frames in
+ * a "frames" member of the first event using a stack) and --stats is one JSON object; every
+ * string from the trace is escaped here (this file does not depend on the analyzer). The trace is
  * streamed, so any size dumps in bounded memory. A file that cannot be opened or is damaged
  * gives exit status 1 and a message naming the file and offset; one that is merely cut short
  * (a killed recording) is dumped up to its last whole block with a note on stderr.
@@ -19,7 +22,7 @@
 #include "trace_format.h"
 
 struct dump_options {
-    int stats, stacks, bytes, header;
+    int stats, stacks, bytes, header, json;
 };
 
 /* ---- A set / map of 32-bit ids (threads, printed stacks) ---- */
@@ -71,6 +74,79 @@ static int by_id(const void *a, const void *b)
 {
     const struct id_slot *x = a, *y = b;
     return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* ---- JSON ---- */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when s[0] does not start one (overlong
+ * forms, surrogates and code points past U+10FFFF are not valid). */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    int n;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;       /* overlong */
+        hi = c == 0xed ? 0x9f : 0xbf;       /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;       /* overlong */
+        hi = c == 0xf4 ? 0x8f : 0xbf;       /* past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (int i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* s as a JSON string (NULL: null): quotes, backslashes and control characters escaped, valid
+ * UTF-8 copied, any other byte as \u00XX. */
+static void json_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = *p >= 0x20 && *p != 0x7f ? utf8_len(p) : 0;
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (n > 0)
+            fwrite(p, 1, (size_t)n, f);
+        else
+            fprintf(f, "\\u%04x", *p);
+        p += n > 0 ? n : 1;
+    }
+    fputc('"', f);
+}
+
+/* The '\n'-separated list s as a JSON array of strings ([] for NULL or ""). */
+static void json_lines(FILE *f, const char *s)
+{
+    fputc('[', f);
+    for (int first = 1; s && *s; first = 0) {
+        const char *nl = strchr(s, '\n');
+        size_t n = nl ? (size_t)(nl - s) : strlen(s);
+        char *one = strndup(s, n);
+        fputs(first ? "" : ", ", f);
+        json_str(f, one ? one : "");
+        free(one);
+        s += n + (nl != NULL);
+    }
+    fputc(']', f);
 }
 
 /* ---- Formatting ---- */
@@ -228,6 +304,116 @@ static void print_frames(FILE *out, struct trace_reader *r, uint32_t id)
     }
 }
 
+/* One event as a JSON object on one line: the fields its call uses, exact. */
+static void json_event(const struct trace_event *ev, struct trace_reader *r, int with_frames)
+{
+    FILE *f = stdout;
+    char nb[64];
+    fprintf(f, "{\"seq\": %" PRIu64 ", \"time_ns\": %" PRIu64 ", \"thread\": %" PRIu32
+               ", \"call\": ",
+            ev->seq, ev->time_ns, ev->thread);
+    json_str(f, trace_event_kind_name(ev->kind));
+    int returns_ptr = 0;
+    switch (ev->kind) {
+    case TRACE_EV_MALLOC: case TRACE_EV_VALLOC: case TRACE_EV_PVALLOC:
+        fprintf(f, ", \"size\": %" PRIu64, ev->size);
+        returns_ptr = 1;
+        break;
+    case TRACE_EV_CALLOC:
+        fprintf(f, ", \"nmemb\": %" PRIu64 ", \"size\": %" PRIu64, ev->nmemb, ev->size);
+        returns_ptr = 1;
+        break;
+    case TRACE_EV_REALLOC:
+        fprintf(f, ", \"old_ptr\": %" PRIu64 ", \"size\": %" PRIu64, ev->old_ptr, ev->size);
+        returns_ptr = 1;
+        break;
+    case TRACE_EV_REALLOCARRAY:
+        fprintf(f, ", \"old_ptr\": %" PRIu64 ", \"nmemb\": %" PRIu64 ", \"size\": %" PRIu64,
+                ev->old_ptr, ev->nmemb, ev->size);
+        returns_ptr = 1;
+        break;
+    case TRACE_EV_FREE:
+        fprintf(f, ", \"ptr\": %" PRIu64, ev->ptr);
+        break;
+    case TRACE_EV_MEMALIGN: case TRACE_EV_ALIGNED_ALLOC: case TRACE_EV_POSIX_MEMALIGN:
+        fprintf(f, ", \"alignment\": %" PRIu64 ", \"size\": %" PRIu64, ev->alignment, ev->size);
+        returns_ptr = 1;
+        if (ev->kind == TRACE_EV_POSIX_MEMALIGN) {
+            fprintf(f, ", \"result\": %" PRId64 ", \"result_name\": ", ev->result);
+            json_str(f, ev->result ? errno_name((int)ev->result, nb, sizeof nb) : NULL);
+        }
+        break;
+    case TRACE_EV_MALLOPT:
+        fprintf(f, ", \"param\": %" PRId64 ", \"param_name\": ", ev->param);
+        json_str(f, mallopt_name(ev->param));
+        fprintf(f, ", \"value\": %" PRId64 ", \"result\": %" PRId64, ev->value, ev->result);
+        break;
+    case TRACE_EV_MALLOC_TRIM:
+        fprintf(f, ", \"pad\": %" PRIu64 ", \"result\": %" PRId64, ev->size, ev->result);
+        break;
+    case TRACE_EV_THREAD_START:
+        fprintf(f, ", \"os_tid\": %" PRIu64 ", \"parent_thread\": %" PRId64, ev->os_tid,
+                ev->value);
+        break;
+    case TRACE_EV_FORK:
+        fprintf(f, ", \"child_pid\": %" PRId64, ev->value);
+        break;
+    case TRACE_EV_MODULE: {
+        const struct trace_module *m =
+            ev->value >= 0 ? trace_reader_module(r, (size_t)ev->value) : NULL;
+        fprintf(f, ", \"module\": %" PRId64 ", \"path\": ", ev->value);
+        json_str(f, m ? m->path : NULL);
+        if (m)
+            fprintf(f, ", \"load_address\": %" PRIu64 ", \"module_size\": %" PRIu64,
+                    m->load_address, m->size);
+        break;
+    }
+    case TRACE_EV_SAMPLE: {
+        const struct trace_sample *x = &ev->sample;
+        uint64_t page = trace_reader_header(r)->page_size ? trace_reader_header(r)->page_size : 4096;
+        fprintf(f, ", \"rss\": %" PRIu64 ", \"heap_resident\": %" PRIu64 ", \"brk\": %" PRIu64
+                   ", \"mallinfo2\": {\"arena\": %" PRIu64 ", \"ordblks\": %" PRIu64
+                   ", \"smblks\": %" PRIu64 ", \"hblks\": %" PRIu64 ", \"hblkhd\": %" PRIu64
+                   ", \"usmblks\": %" PRIu64 ", \"fsmblks\": %" PRIu64 ", \"uordblks\": %" PRIu64
+                   ", \"fordblks\": %" PRIu64 ", \"keepcost\": %" PRIu64 "}",
+                x->rss_pages * page, x->heap_resident_pages * page, x->brk, x->arena, x->ordblks,
+                x->smblks, x->hblks, x->hblkhd, x->usmblks, x->fsmblks, x->uordblks, x->fordblks,
+                x->keepcost);
+        break;
+    }
+    default:
+        break;
+    }
+    if (returns_ptr) {
+        fprintf(f, ", \"ptr\": %" PRIu64, ev->ptr);
+        if (!ev->ptr && ev->err) {
+            fprintf(f, ", \"err\": %" PRId32 ", \"err_name\": ", ev->err);
+            json_str(f, errno_name(ev->err, nb, sizeof nb));
+        }
+        fprintf(f, ", \"chunk_flags\": %u", (unsigned)ev->chunk_flags);
+    }
+    if (ev->stack_id)
+        fprintf(f, ", \"stack\": %" PRIu32, ev->stack_id);
+    else
+        fputs(", \"stack\": null", f);
+    if (with_frames) {
+        const uint64_t *frames;
+        unsigned depth = trace_reader_stack(r, ev->stack_id, &frames);
+        fputs(", \"frames\": [", f);
+        for (unsigned i = 0; i < depth; i++) {
+            const struct trace_module *m = trace_reader_module_at(r, frames[i]);
+            fprintf(f, "%s{\"address\": %" PRIu64 ", \"module\": ", i ? ", " : "", frames[i]);
+            json_str(f, m ? m->path : NULL);
+            if (m)
+                fprintf(f, ", \"offset\": %" PRIu64 "}", frames[i] - m->load_address);
+            else
+                fputs(", \"offset\": null}", f);
+        }
+        fputc(']', f);
+    }
+    fputs("}\n", f);
+}
+
 /* ---- The two modes ---- */
 
 /* How reading ended: 0 clean or cut short (with a note), 1 damaged. */
@@ -255,6 +441,17 @@ static int dump_events(const char *path, struct trace_reader *r, const struct du
     struct trace_event ev;
     char args[1024], res[128];
     int rc;
+    if (o->json) {
+        while ((rc = trace_reader_next(r, &ev)) == 1) {
+            int created = 0;
+            if (o->stacks && ev.stack_id && !id_map_get(&printed, ev.stack_id, &created))
+                created = 0;
+            json_event(&ev, r, created);
+        }
+        free(printed.slots);
+        fflush(stdout);
+        return report_end(path, r, rc);
+    }
     printf("%10s %20s %6s  %-15s %-34s %-22s %-5s %6s\n", "SEQ", "TIME(s)", "THREAD", "CALL", "ARGS",
            "RESULT", "FLAGS", "STACK");
     while ((rc = trace_reader_next(r, &ev)) == 1) {
@@ -317,6 +514,100 @@ static void print_header(const char *path, struct trace_reader *r)
         printf("stacks:       not recorded\n");
 }
 
+/* The header as a JSON object. */
+static void json_header(struct trace_reader *r)
+{
+    const struct trace_header *h = trace_reader_header(r);
+    FILE *f = stdout;
+    char when[64];
+    time_t secs = (time_t)(h->start_time_ns / 1000000000u);
+    struct tm tm;
+    int known = h->start_time_ns && gmtime_r(&secs, &tm) &&
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(f, "{\"version\": %" PRIu32 ", \"exe\": ", h->version);
+    json_str(f, h->exe);
+    fprintf(f, ", \"pid\": %" PRId32 ", \"ppid\": %" PRId32 ", \"is_static\": %s, "
+               "\"parent_pid\": %" PRId32 ", \"fork_seq\": %" PRIu64 ", \"argv\": ",
+            h->pid, h->ppid, h->is_static ? "true" : "false", h->parent_pid, h->fork_seq);
+    json_lines(f, h->argv);
+    fputs(", \"malloc_env\": ", f);
+    json_lines(f, h->malloc_env);
+    fputs(", \"glibc\": ", f);
+    json_str(f, h->glibc_version);
+    fprintf(f, ", \"start_time_ns\": %" PRIu64 ", \"started\": ", h->start_time_ns);
+    json_str(f, known ? when : NULL);
+    fprintf(f, ", \"heap_start\": %" PRIu64 ", \"page_size\": %" PRIu32 ", \"cpus\": %" PRIu32
+               ", \"stacks\": %s, \"stack_depth\": %u, \"first_seq\": %" PRIu64,
+            h->heap_start, h->page_size, h->cpu_count, h->stacks ? "true" : "false",
+            (unsigned)h->stack_depth, h->first_seq);
+    fputc('}', f);
+}
+
+/* The threads of the map, sorted by id (malloc'd; NULL on OOM). */
+static struct id_slot *sorted_threads(const struct id_map *threads, size_t *count)
+{
+    struct id_slot *list = malloc((threads->count ? threads->count : 1) * sizeof *list);
+    size_t nt = 0;
+    for (size_t i = 0; list && i < threads->cap; i++)
+        if (threads->slots[i].used)
+            list[nt++] = threads->slots[i];
+    if (list)
+        qsort(list, nt, sizeof *list, by_id);
+    *count = nt;
+    return list;
+}
+
+/* --stats --format json: the figures of the text as one object, exact. */
+static void json_stats(const char *path, struct trace_reader *r,
+                       const struct trace_reader_status *st, int rc, uint64_t n,
+                       uint64_t first_seq, uint64_t last_seq, uint64_t span,
+                       const uint64_t *count, const uint64_t *requested, const uint64_t *failed,
+                       const struct id_map *threads)
+{
+    FILE *f = stdout;
+    fputs("{\n  \"trace\": ", f);
+    json_str(f, path);
+    fputs(",\n  \"header\": ", f);
+    json_header(r);
+    const char *how = st->damaged || rc < 0 ? "damaged" : st->clean_end ? "clean" : "cut_short";
+    fprintf(f, ",\n  \"stacks_seen\": %zu, \"modules\": %zu,\n  \"ended\": {\"how\": \"%s\", "
+               "\"offset\": %" PRIu64 ", \"reason\": ",
+            trace_reader_stack_count(r), trace_reader_module_count(r), how, st->stop_offset);
+    json_str(f, strcmp(how, "clean") ? st->reason : NULL);
+    fprintf(f, "},\n  \"blocks\": %" PRIu64 ", \"bytes_read\": %" PRIu64 ", \"events\": %" PRIu64,
+            st->blocks, st->file_bytes, n);
+    if (n)
+        fprintf(f, ", \"first_seq\": %" PRIu64 ", \"last_seq\": %" PRIu64
+                   ", \"bytes_per_event\": %.6f",
+                first_seq, last_seq, (double)st->file_bytes / (double)n);
+    else
+        fputs(", \"first_seq\": null, \"last_seq\": null, \"bytes_per_event\": null", f);
+    fprintf(f, ", \"seq_gaps\": %" PRIu64 ", \"time_span_ns\": %" PRIu64 ",\n  \"operations\": [",
+            st->seq_gaps, span);
+    int first = 1;
+    for (unsigned k = 0; k < TRACE_EV_KIND_COUNT; k++) {
+        if (!count[k])
+            continue;
+        fprintf(f, "%s\n    {\"call\": ", first ? "" : ",");
+        first = 0;
+        json_str(f, trace_event_kind_name(k));
+        fprintf(f, ", \"count\": %" PRIu64 ", \"share\": %.6f, \"requested\": %" PRIu64
+                   ", \"failed\": %" PRIu64 "}",
+                count[k], (double)count[k] / (double)n, requested[k], failed[k]);
+    }
+    fprintf(f, "%s],\n  \"threads\": [", first ? "" : "\n  ");
+    size_t nt;
+    struct id_slot *list = sorted_threads(threads, &nt);
+    for (size_t i = 0; i < nt; i++)
+        fprintf(f, "%s\n    {\"thread\": %" PRIu32 ", \"events\": %" PRIu64 ", \"allocs\": %" PRIu64
+                   ", \"frees\": %" PRIu64 ", \"requested\": %" PRIu64 ", \"failed\": %" PRIu64
+                   ", \"first_seq\": %" PRIu64 ", \"last_seq\": %" PRIu64 "}",
+                i ? "," : "", list[i].id, list[i].events, list[i].allocs, list[i].frees,
+                list[i].requested, list[i].failed, list[i].first_seq, list[i].last_seq);
+    fprintf(f, "%s]\n}\n", nt ? "\n  " : "");
+    free(list);
+}
+
 static int dump_stats(const char *path, struct trace_reader *r, const struct dump_options *o)
 {
     uint64_t count[TRACE_EV_KIND_COUNT] = {0}, failed[TRACE_EV_KIND_COUNT] = {0};
@@ -369,6 +660,13 @@ static int dump_stats(const char *path, struct trace_reader *r, const struct dum
     }
     struct trace_reader_status st;
     trace_reader_status(r, &st);
+    if (o->json) {
+        json_stats(path, r, &st, rc, n, first_seq, last_seq, last_time - first_time, count,
+                   requested, failed, &threads);
+        free(threads.slots);
+        fflush(stdout);
+        return report_end(path, r, rc);
+    }
     print_header(path, r);
     printf("stacks seen:  %zu\n", trace_reader_stack_count(r));
     printf("modules:      %zu\n", trace_reader_module_count(r));
@@ -397,13 +695,8 @@ static int dump_stats(const char *path, struct trace_reader *r, const struct dum
                100.0 * (double)count[k] / (double)n, requested[k] ? human_size(a, sizeof a, requested[k], o->bytes) : "-",
                failed[k]);
     }
-    struct id_slot *list = malloc((threads.count ? threads.count : 1) * sizeof *list);
-    size_t nt = 0;
-    for (size_t i = 0; list && i < threads.cap; i++)
-        if (threads.slots[i].used)
-            list[nt++] = threads.slots[i];
-    if (list)
-        qsort(list, nt, sizeof *list, by_id);
+    size_t nt;
+    struct id_slot *list = sorted_threads(&threads, &nt);
     printf("\n%-8s %12s %12s %12s %16s %8s %14s %14s\n", "THREAD", "EVENTS", "ALLOCS", "FREES", "REQUESTED",
            "FAILED", "FIRST SEQ", "LAST SEQ");
     for (size_t i = 0; i < nt; i++)
@@ -420,8 +713,8 @@ static int dump_stats(const char *path, struct trace_reader *r, const struct dum
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: fragscope dump [--stacks] [--bytes] TRACE\n"
-            "       fragscope dump --stats [--bytes] TRACE\n\n"
+            "usage: fragscope dump [--stacks] [--bytes] [--format text|json] TRACE\n"
+            "       fragscope dump --stats [--bytes] [--format text|json] TRACE\n\n"
             "Print a trace's events in their global order, one per line: sequence number, time since\n"
             "the start of the recording, thread, call, arguments, result, chunk flags (P prev-inuse,\n"
             "M mmapped, A non-main arena) and stack id.\n\n"
@@ -431,6 +724,12 @@ static void usage(FILE *f)
             "  -S, --stacks   print each stack's frames under the first event that uses it\n"
             "  -b, --bytes    print sizes as exact byte counts instead of B/KiB/MiB\n"
             "  -H, --header   print the header before the events\n"
+            "  --format F     text (default) or json: the events as JSON Lines, one object per\n"
+            "                 event (seq, time_ns, thread, call, the call's arguments and result,\n"
+            "                 stack; with --stacks the frames on the first event using a stack;\n"
+            "                 with --header a first line {\"header\": {...}}); --stats as one\n"
+            "                 JSON object (trace, header, ended, blocks, events, bytes_per_event,\n"
+            "                 time_span_ns, operations, threads); exact numbers, --bytes ignored\n"
             "  -h, --help     show this help\n\n"
             "exit status: 0 when the trace was read to its end marker, or was cut short (a note on\n"
             "stderr says at which offset); 1 when it cannot be read or is damaged (the message names\n"
@@ -445,6 +744,7 @@ int cmd_dump(int argc, char **argv)
         {"bytes", no_argument, NULL, 'b'},
         {"header", no_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
+        {"format", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     struct dump_options o = {0};
@@ -458,6 +758,18 @@ int cmd_dump(int argc, char **argv)
         case 'b': o.bytes = 1; break;
         case 'H': o.header = 1; break;
         case 'h': usage(stdout); return 0;
+        case 'F':
+            if (strcmp(optarg, "json") && strcmp(optarg, "text")) {
+                fprintf(stderr, "fragscope dump: --format '%s': expected text or json\n", optarg);
+                usage(stderr);
+                return 2;
+            }
+            o.json = !strcmp(optarg, "json");
+            break;
+        case ':':
+            fprintf(stderr, "fragscope dump: option '%s' needs a value\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
         default:
             fprintf(stderr, "fragscope dump: unknown option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -480,7 +792,11 @@ int cmd_dump(int argc, char **argv)
     if (o.stats) {
         rc = dump_stats(path, r, &o);
     } else {
-        if (o.header) {
+        if (o.header && o.json) {
+            fputs("{\"header\": ", stdout);
+            json_header(r);
+            fputs("}\n", stdout);
+        } else if (o.header) {
             print_header(path, r);
             printf("\n");
         }

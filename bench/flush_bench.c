@@ -3,8 +3,8 @@
  *   flush_bench [EVENTS [THREADS [v2]]]
  *
  * Runs malloc_bench's loop (1024 slots, xorshift, malloc 16..4096 or free) against the real
- * glibc heap, writing each call as the recorder's raw record (REC_HDR layout: header, seq,
- * time from the coarse clock, arguments) into memory, THREADS interleaved streams as a
+ * glibc heap, writing each call as the recorder's raw record (the long REC_HDR layout: header,
+ * seq, time from the coarse clock, arguments) into memory, THREADS interleaved streams as a
  * multi-threaded program makes them. Then it times, single-threaded, turning those records into
  * sealed blocks of ~1 MiB the way the flusher does (version-2 blocks), and, for comparison, the
  * version-1 way in each deflate mode (unless a third argument is given), and prints CPU ns/event
@@ -77,9 +77,9 @@ static void z_reset(void)
 static void record_to_event(const uint64_t *w, uint32_t thread, struct trace_event *ev)
 {
     memset(ev, 0, sizeof *ev);
-    ev->kind = (uint8_t)w[0];
-    ev->chunk_flags = (uint8_t)(w[0] >> 8);
-    ev->stack_id = (uint32_t)(w[0] >> 32);
+    ev->kind = (uint8_t)REC_KIND(w[0]);
+    ev->chunk_flags = (uint8_t)REC_FLAGS(w[0]);
+    ev->stack_id = REC_STACK(w[0]);
     ev->seq = w[1];
     ev->time_ns = w[2];
     ev->thread = thread;
@@ -116,14 +116,14 @@ int main(int argc, char **argv)
         if (slot[t][k]) {
             uint64_t p = (uint64_t)(uintptr_t)slot[t][k];
             free(slot[t][k]);
-            put(&st[t], REC_HDR(TRACE_EV_FREE, 0, 4, 0, 0), (uint64_t)i, tm, p, 0, 1);
+            put(&st[t], REC_HDR(TRACE_EV_FREE, 0, 1, 4, 0, 0, 0), (uint64_t)i, tm, p, 0, 1);
             slot[t][k] = NULL;
         } else {
             size_t n = 16 + (size_t)((x[t] >> 20) % 4081);
             slot[t][k] = malloc(n);
             uintptr_t hdr = (uintptr_t)slot[t][k] - 8;
             uint8_t flags = (uint8_t)(*(volatile size_t *)hdr & 7);
-            put(&st[t], REC_HDR(TRACE_EV_MALLOC, flags, 5, 0, stack), (uint64_t)i, tm, n,
+            put(&st[t], REC_HDR(TRACE_EV_MALLOC, flags, 1, 5, 0, stack, 0), (uint64_t)i, tm, n,
                 (uint64_t)(uintptr_t)slot[t][k], 2);
         }
     }
@@ -152,13 +152,13 @@ int main(int argc, char **argv)
                 trace_block_encoder_stack(e, 1 + (t & 1), f, 2);
                 while (pos < st[t].n && trace_block_encoder_raw(e) < (1u << 20)) {
                     const uint64_t *w = st[t].w + pos;
-                    unsigned kind = (uint8_t)w[0];
+                    unsigned kind = REC_KIND(w[0]);
                     if (kind == TRACE_EV_MALLOC)
-                        trace_block_encoder_call(e, kind, (uint8_t)(w[0] >> 8), (uint32_t)(w[0] >> 32),
+                        trace_block_encoder_call(e, kind, REC_FLAGS(w[0]), REC_STACK(w[0]),
                                                  w[1], w[2], 0, w[3], 0, w[4]);
                     else
                         trace_block_encoder_call(e, kind, 0, 0, w[1], w[2], 0, 0, 0, w[3]);
-                    pos += (w[0] >> 16) & 0xff;
+                    pos += REC_NWORDS(w[0]);
                 }
                 uint64_t b = now_ns(CLOCK_THREAD_CPUTIME_ID);
                 size_t nb = trace_block_encoder_seal(e, out, trace_block_encoder_size(cap));
@@ -233,7 +233,7 @@ int main(int argc, char **argv)
                         first = ev.seq;
                     last = ev.seq;
                     len += trace_encode_event(raw + len, &ev, &es);
-                    pos += (w[0] >> 16) & 0xff;
+                    pos += REC_NWORDS(w[0]);
                 }
                 uint64_t b = now_ns(CLOCK_THREAD_CPUTIME_ID);
                 size_t n = trace_block_seal_level(sealed, trace_block_bound(raw_cap), raw, len,

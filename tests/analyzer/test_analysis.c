@@ -412,6 +412,24 @@ static void json_formats(void **state)
        got, sizeof got);
     assert_string_equal(got, "['a\"b\\\\c\\nd\\xff\\xe9+0x1234', 'a\"b\\\\c\\nd\\xff\\xe9+0x1300']");
 
+    /* Trace gone: the stored end snapshot gives the same chunks, bins (in address order) and
+     * top as the replay did. */
+    char end_step[32], moved[420];
+    snprintf(end_step, sizeof end_step, "%d", 4 * PAIRS + 2);
+    char *heap_end[] = {"heap", weird_db, "--step", end_step, "--format", "json", NULL};
+    assert_int_equal(capture(cmd_heap, heap_end, 6, out, sizeof out), 0);
+#define PY_HEAP_SORTED "[d[\"source\"], " PY_CHUNKS ", sorted(" PY_BINS ".split()), " \
+                       "[a[\"top\"] for a in d[\"arenas\"]]]"
+    py(PY_HEAP_SORTED, want_chunks, sizeof want_chunks);
+    snprintf(moved, sizeof moved, "%s.moved", weird_trace);
+    assert_int_equal(rename(weird_trace, moved), 0);
+    assert_int_equal(capture(cmd_heap, heap_end, 6, out, sizeof out), 0);
+    py(PY_HEAP_SORTED, got, sizeof got);
+    assert_int_equal(rename(moved, weird_trace), 0);
+    assert_non_null(strstr(want_chunks, "['replay', "));
+    assert_non_null(strstr(got, "['snapshot', "));
+    assert_string_equal(got + strlen("['snapshot'"), want_chunks + strlen("['replay'"));
+
     /* sweep: the text's ranking, exact. */
     char sweep_db[320];
     snprintf(sweep_db, sizeof sweep_db, "%s/sweep-json.db", dir);

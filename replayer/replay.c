@@ -10,7 +10,8 @@
  *   - realloc of an unknown pointer: counted, replayed as malloc of the new size (realloc(p, 0)
  *     of an unknown p: skipped, as it would only have freed p);
  *   - an allocation returning a pointer that is still live in the trace: the program's free of
- *     it went untraced; counted, and the old replayed chunk is freed then;
+ *     it went untraced; counted, and the old replayed chunk is freed just before the call (so
+ *     the model may hand it out again, as glibc did), reported on the step;
  *   - anything else the model refuses (PTM_CORRUPT, where glibc would have aborted): counted,
  *     reported, skipped.
  * After each step the model's counters go to the caller's step callback and into the summary
@@ -277,6 +278,35 @@ static void report_corrupt(struct replay *rp, const struct trace_event *ev, uint
     }
 }
 
+/* An allocation is about to return traced pointer ev->ptr while the map still has it live: the
+ * program's free of it went untraced. The old replayed chunk is freed now, before the call, and
+ * the step says so. (A realloc that returns its own input is not such a case.) */
+static void untraced_free(struct replay *rp, const struct trace_event *ev, uint64_t step,
+                          struct replay_step *s)
+{
+    if (!ev->ptr || ((ev->kind == TRACE_EV_REALLOC || ev->kind == TRACE_EV_REALLOCARRAY) &&
+                     ev->ptr == ev->old_ptr))
+        return;
+    struct ptr_entry *e = ptr_map_find(&rp->map, ev->ptr);
+    if (!e || ptr_entry_freed(e))
+        return;
+    uint64_t val = ptr_entry_val(&rp->map, e);
+    rp->out->missed_frees++;
+    rp->live -= ptr_entry_size(&rp->map, e);
+    ptr_map_mark_freed(&rp->map, e, step);
+    if (!val)
+        return;   /* the model never had it */
+    struct ptmalloc_result res = ptmalloc_free(rp->pm, ev->thread, val);
+    if (res.status == PTM_CORRUPT) {
+        int skipped = s->skipped;
+        report_corrupt(rp, ev, step, &res, s);
+        s->skipped = skipped;
+        return;
+    }
+    s->implied_free_ptr = val;
+    rp->did |= REPLAY_DID_UNTRACED_FREE;
+}
+
 /* Records an allocation's result: verify, map the traced pointer, model the program's writes. */
 static int note_alloc(struct replay *rp, const struct trace_event *ev, uint64_t step,
                       struct ptmalloc_result res, uint64_t req, struct replay_step *s)
@@ -292,23 +322,20 @@ static int note_alloc(struct replay *rp, const struct trace_event *ev, uint64_t 
         s->verify = verify_alloc(rp->v, rp->pm, ev, step, res.ptr, ptmalloc_thread_arena(rp->pm, t));
     if (!ev->ptr) {
         rp->out->failed_calls++;
-        if (res.ptr)   /* the program got NULL: it holds nothing */
+        if (res.ptr) {   /* the program got NULL: it holds nothing */
             ptmalloc_free(rp->pm, t, res.ptr);
+            s->implied_free_ptr = res.ptr;
+            rp->did |= REPLAY_DID_DISCARDED;
+        }
         s->replayed_ptr = 0;
         return 0;
     }
     if (res.ptr && rp->o->touch == REPLAY_TOUCH_ALL && req)
         ptmalloc_touch(rp->pm, res.ptr, req);
     int was_live;
-    uint64_t old_val, old_size;
-    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, &was_live, &old_val, &old_size))
+    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, &was_live, NULL, NULL))
         return -1;
-    if (was_live) {
-        rp->out->missed_frees++;
-        rp->live -= old_size;
-        if (old_val && old_val != res.ptr)
-            ptmalloc_free(rp->pm, t, old_val);
-    }
+    /* untraced_free() ran before the call: the pointer was not live. */
     rp->live += req;
     return 0;
 }
@@ -424,6 +451,7 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
     uint32_t t = ev->thread;
     int array = ev->kind == TRACE_EV_REALLOCARRAY;
     uint64_t req = array ? mul_sat(ev->nmemb, ev->size) : ev->size;
+    untraced_free(rp, ev, step, s);
     struct ptr_entry *e = ev->old_ptr ? ptr_map_find(&rp->map, ev->old_ptr) : NULL;
     struct ptmalloc_result res;
 
@@ -495,15 +523,8 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
     if (ev->ptr != ev->old_ptr)
         ptr_map_mark_freed(&rp->map, e, step);
     int was_live;
-    uint64_t prev_val, prev_size;
-    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, &was_live, &prev_val, &prev_size))
+    if (!ptr_map_put(&rp->map, ev->ptr, res.ptr, req, &was_live, NULL, NULL))
         return -1;
-    if (was_live && ev->ptr != ev->old_ptr) {
-        rp->out->missed_frees++;
-        rp->live -= prev_size;
-        if (prev_val && prev_val != res.ptr)
-            ptmalloc_free(rp->pm, t, prev_val);
-    }
     rp->live += req;
     return 0;
 }
@@ -528,6 +549,15 @@ static int do_event(struct replay *rp, const struct trace_event *ev, uint64_t st
     if (thread_begin(rp, t) < 0)
         return -1;
     thread_pin(rp, ev);
+    switch (ev->kind) {
+    case TRACE_EV_MALLOC: case TRACE_EV_CALLOC: case TRACE_EV_MEMALIGN:
+    case TRACE_EV_POSIX_MEMALIGN: case TRACE_EV_ALIGNED_ALLOC: case TRACE_EV_VALLOC:
+    case TRACE_EV_PVALLOC:
+        untraced_free(rp, ev, step, s);   /* realloc: in do_realloc */
+        break;
+    default:
+        break;
+    }
     switch (ev->kind) {
     case TRACE_EV_MALLOC:
         res = ptmalloc_malloc(pm, t, ev->size);
@@ -737,6 +767,7 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         s.reader = rp->r;
         s.replayed_old_ptr = 0;
         s.request_bytes = 0;
+        s.implied_free_ptr = 0;
         rp->did = 0;
         if (rp->npending)
             flush_for(rp, ev, &s);

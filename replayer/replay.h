@@ -14,6 +14,12 @@
  * untraced) frees the old replayed chunk first; calls the model refuses (PTM_CORRUPT) are
  * skipped. Calls that failed in the recording (NULL) are replayed; if the model succeeds, the
  * block is freed again at once (the program never had it).
+ *
+ * Every chunk the model hands out or takes back is visible to the step callback: the event's
+ * own (replayed_ptr, replayed_old_ptr), and the two the event does not name, on the same step
+ * with a flag in `did` and the chunk in implied_free_ptr (REPLAY_DID_UNTRACED_FREE,
+ * REPLAY_DID_DISCARDED). With --frees late a free reaches the model at a later step than the
+ * one that reports it (replayed_old_ptr at its recorded step).
  */
 #ifndef FRAGSCOPE_REPLAY_H
 #define FRAGSCOPE_REPLAY_H
@@ -81,6 +87,11 @@ void replay_options_default(struct replay_options *o);
 #define REPLAY_DID_ARENA_NEW   0x200
 #define REPLAY_DID_THRESHOLD   0x400
 #define REPLAY_DID_MREMAP      0x800
+/* Model operations the event does not name (the chunk is in implied_free_ptr): */
+#define REPLAY_DID_UNTRACED_FREE 0x1000  /* before the call: the chunk of the block the event's
+                                            pointer still named (its free went untraced) */
+#define REPLAY_DID_DISCARDED   0x2000    /* after the call: the block the model returned where
+                                            the recording got NULL (replayed_ptr is 0) */
 
 struct replay_step {
     uint64_t step;              /* 1-based index of the event in the trace */
@@ -98,6 +109,8 @@ struct replay_step {
     int verify;                   /* --verify: 1 matched, 0 diverged, -1 not an allocation */
     uint64_t rss_bytes;           /* stats.resident_bytes + stats.mmapped_resident_bytes */
     uint64_t held_bytes;          /* stats.system_bytes + stats.mmapped_bytes */
+    uint64_t implied_free_ptr;    /* REPLAY_DID_UNTRACED_FREE / _DISCARDED: the replayed pointer
+                                     the model freed during this step; else 0 */
 };
 
 struct replay_summary {

@@ -6,7 +6,10 @@
  * is readable and say so; a missing file is a clear error. The live-byte figures are checked
  * against the request sizes written into the trace. The call site of unknown frees is named by
  * function and file:line when asked (symbolize): the trace's stack points into this test
- * program (built with debug information) under a frame in libc, which the site skips.
+ * program (built with debug information) under a frame in libc, which the site skips. Every
+ * chunk the model hands out or takes back is visible to the step callback, the untraced frees
+ * and discarded blocks included: a tracker fed only by the steps matches the model's in-use
+ * chunks (ptmalloc_walk) after every step.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -343,6 +346,141 @@ static void test_unknown_free_site_symbolised(void **state)
     free(text);
 }
 
+/* The in-use chunks as the step callback sees them (user pointers). */
+struct tracker {
+    uint64_t live[64];
+    unsigned n;
+    uint64_t steps, untraced, discarded;
+    uint64_t replayed[32], implied[32];
+    unsigned did[32];
+};
+
+static void tracker_add(struct tracker *t, uint64_t p)
+{
+    assert_true(t->n < 64);
+    t->live[t->n++] = p;
+}
+
+static void tracker_del(struct tracker *t, uint64_t p)
+{
+    for (unsigned i = 0; i < t->n; i++)
+        if (t->live[i] == p) {
+            t->live[i] = t->live[--t->n];
+            return;
+        }
+    fail_msg("step %llu: chunk 0x%llx taken back but never handed out",
+             (unsigned long long)t->steps, (unsigned long long)p);
+}
+
+struct walk_check {
+    const struct tracker *t;
+    unsigned seen;
+};
+
+static int check_chunk(void *ctx, const struct ptmalloc_chunk *c)
+{
+    struct walk_check *w = ctx;
+    if ((c->state != PTM_CHUNK_IN_USE && c->state != PTM_CHUNK_MMAPPED) || c->size == 0x290)
+        return 0;   /* free chunks, and the tcache's own block */
+    for (unsigned i = 0; i < w->t->n; i++)
+        if (w->t->live[i] == c->address + 16) {
+            w->seen++;
+            return 0;
+        }
+    fail_msg("step %llu: the model has chunk 0x%llx in use, the steps never said so",
+             (unsigned long long)w->t->steps, (unsigned long long)c->address);
+    return 1;
+}
+
+static int track_step(void *ctx, struct ptmalloc *pm, const struct replay_step *s)
+{
+    struct tracker *t = ctx;
+    const struct trace_event *ev = s->event;
+    t->steps = s->step;
+    if (s->step < 32) {
+        t->replayed[s->step] = s->replayed_ptr;
+        t->implied[s->step] = s->implied_free_ptr;
+        t->did[s->step] = s->did;
+    }
+    if (s->did & REPLAY_DID_UNTRACED_FREE) {
+        tracker_del(t, s->implied_free_ptr);
+        t->untraced++;
+    }
+    if (s->did & REPLAY_DID_DISCARDED)
+        t->discarded++;   /* handed out and taken back within the step */
+    if (!s->skipped) {
+        if (s->replayed_old_ptr)
+            tracker_del(t, s->replayed_old_ptr);
+        if (s->replayed_ptr && ev->kind != TRACE_EV_FREE)
+            tracker_add(t, s->replayed_ptr);
+    }
+    struct walk_check w = {t, 0};
+    ptmalloc_walk(pm, -1, check_chunk, &w);
+    assert_int_equal(w.seen, t->n);
+    return 0;
+}
+
+static void test_every_model_chunk_visible(void **state)
+{
+    (void)state;
+    struct fixture_trace t;
+    assert_int_equal(fixture_open(&t, "implied.fstrace", HEAP, "", 2), 0);
+    fixture_malloc(&t, 0, 24, P(1));                                          /* 1 */
+    fixture_malloc(&t, 0, 24, P(1));                                          /* 2: untraced */
+    fixture_malloc(&t, 0, 100, P(2));                                         /* 3 */
+    fixture_event(&t, (struct trace_event){.kind = TRACE_EV_REALLOC, .old_ptr = P(2),
+                                           .size = 200, .ptr = P(1),
+                                           .chunk_flags = TRACE_CHUNK_PREV_INUSE}); /* 4 */
+    fixture_event(&t, (struct trace_event){.kind = TRACE_EV_MALLOC, .size = 5000, .ptr = 0,
+                                           .err = 12});                       /* 5: failed */
+    fixture_event(&t, (struct trace_event){.kind = TRACE_EV_CALLOC, .nmemb = 3, .size = 8,
+                                           .ptr = P(3),
+                                           .chunk_flags = TRACE_CHUNK_PREV_INUSE}); /* 6 */
+    fixture_free(&t, 0, P(3), 0);                                             /* 7 */
+    fixture_free(&t, 0, P(3), 0);                                             /* 8: double */
+    fixture_free(&t, 0, 0x7f00deadbe00ull, 0);                                /* 9: unknown */
+    fixture_malloc(&t, 0, 64, P(4));                                          /* 10 */
+    fixture_event(&t, (struct trace_event){.kind = TRACE_EV_MEMALIGN, .alignment = 64,
+                                           .size = 100, .ptr = P(4),
+                                           .chunk_flags = TRACE_CHUNK_PREV_INUSE}); /* 11 */
+    fixture_malloc(&t, 0, 300000, 0x7ffff7a00010ull);                         /* 12: mmapped */
+    fixture_malloc(&t, 0, 32, 0x7ffff7a00010ull);                             /* 13: untraced */
+    fixture_free(&t, 0, P(1), 0);                                             /* 14 */
+    assert_int_equal(fixture_close(&t), 0);
+
+    struct replay_options o;
+    replay_options_default(&o);
+    o.trace_path = t.path;
+    struct replay_summary s;
+    struct tracker tr;
+    memset(&tr, 0, sizeof tr);
+    char err[512];
+    assert_int_equal(replay_run(&o, track_step, &tr, &s, NULL, err, sizeof err), 0);
+    assert_true(s.completed);
+    assert_int_equal(s.missed_frees, 4);
+    assert_int_equal(tr.untraced, 4);
+    assert_int_equal(tr.discarded, 1);
+    assert_int_equal(s.failed_calls, 1);
+    /* Step 2: the old chunk freed first, so the tcache hands the same chunk out again, as
+     * glibc did for the program. */
+    assert_true(tr.did[2] & REPLAY_DID_UNTRACED_FREE);
+    assert_int_equal(tr.implied[2], tr.replayed[1]);
+    assert_int_equal(tr.replayed[2], tr.replayed[1]);
+    assert_false(tr.did[3] & (REPLAY_DID_UNTRACED_FREE | REPLAY_DID_DISCARDED));
+    assert_int_equal(tr.implied[4], tr.replayed[2]);
+    assert_true(tr.did[5] & REPLAY_DID_DISCARDED);
+    assert_int_equal(tr.replayed[5], 0);
+    assert_int_not_equal(tr.implied[5], 0);
+    assert_int_equal(tr.implied[11], tr.replayed[10]);
+    assert_true(tr.did[13] & REPLAY_DID_UNTRACED_FREE);
+    assert_true(tr.did[13] & REPLAY_DID_MUNMAP);
+    assert_int_equal(tr.implied[13], tr.replayed[12]);
+    /* Live bytes: the untraced frees took their blocks' bytes out. */
+    assert_int_equal(s.final_live_bytes, 100 + 32);
+    /* Two chunks left in use: the memalign's and the last malloc's. */
+    assert_int_equal(tr.n, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_bad_override),
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_unknown_free_site_symbolised),
+        cmocka_unit_test(test_every_model_chunk_visible),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,19 @@ static void test_bad_options(void **state)
         {"--preload /lib/x.so %s", 2, "--preload needs --native"},
         {"--native --verify %s", 2, "--native"},
         {"/nonexistent/t.fstrace", 1, "/nonexistent/t.fstrace"},
+        {"%s --frees sometimes", 2, "--frees 'sometimes': expected recorded or late"},
+        {"%s --tunables glibc.malloc.tcache_count=x", 2,
+         "--tunables 'glibc.malloc.tcache_count=x': value 'x' of glibc.malloc.tcache_count"},
+        {"%s --set tcache_count=abc", 2, "--set 'tcache_count=abc': bad value 'abc'"},
+        {"%s --cpus 0", 2, "--cpus: '0' is not a number >= 1"},
+        {"%s --cpus 99999999", 2, "--cpus: 99999999 is too many"},
+        {"%s --every 5", 2, "--every, --snapshot-at, --no-analysis and --no-whatif need --db"},
+        {"%s --snapshot-at 3", 2, "need --db"},
+        {"%s --native --db x.db", 2, "--native runs the real allocator: it does not combine "
+                                     "with --db"},
+        {"%s --native --preload /nonexistent/lib.so", 1, "--preload /nonexistent/lib.so: "},
+        {"%s -x", 2, "unknown option '-x'"},
+        {"%s --set", 2, "option '--set' needs a value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[1024], out[8192];

@@ -18,7 +18,7 @@
 #include "column_coder.h"
 #include "recorder.h"
 #include "trace_format.h"
-#include "trace_wire.h"
+#include "trace_decode.h"
 
 #define SLOTS 1024
 
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
         void *mem = aligned_alloc(64, (trace_block_encoder_size(cap) + 63) & ~(size_t)63);
         struct trace_block_encoder *e = trace_block_encoder_init(mem, cap);
         uint8_t *out = malloc(trace_block_encoder_size(cap));
-        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0, col_raw[8] = {0}, col_coded[8] = {0};
+        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0, col_raw[16] = {0}, col_coded[16] = {0};
         for (int t = 0; t < threads; t++) {
             size_t pos = 0;
             trace_block_encoder_begin(e, (uint32_t)t);
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
                 bytes += nb;
                 /* Where the bytes go: each coded column's size (FORMAT.md, "Coded columns"). */
                 const uint8_t *q = out + 40, *qend = out + nb;
-                for (unsigned k = 0; k < 8 && q < qend; k++) {
+                for (unsigned k = 0; k < WIRE_V2_COLUMNS && q < qend; k++) {
                     const uint8_t *start = q;
                     uint64_t n = 0, m = 0;
                     uint8_t method = *q++;
@@ -197,9 +197,10 @@ int main(int argc, char **argv)
         printf("%-8s encode %6.1f ns/event  seal %6.1f ns/event  total %6.1f ns/event  %.2f bytes/event\n",
                "v2", (double)enc_ns / events, (double)seal_ns / events,
                (double)(enc_ns + seal_ns) / events, (double)bytes / events);
-        static const char *names[8] = {"structure", "seq", "pointers", "time", "freed",
-                                       "opcodes", "stacks", "sizes"};
-        for (unsigned k = 0; k < 8; k++)
+        static const char *names[WIRE_V2_COLUMNS] = {"structure", "seq", "pointers", "time",
+                                                     "freed", "opcodes", "stacks", "sizes",
+                                                     "ptrs+", "freed+", "sizes+"};
+        for (unsigned k = 0; k < WIRE_V2_COLUMNS; k++)
             printf("  column %-9s raw %5.2f coded %5.2f bytes/event\n", names[k],
                    (double)col_raw[k] / events, (double)col_coded[k] / events);
         free(mem);

@@ -91,12 +91,44 @@ uint32_t trace_block_encoder_thread(const struct trace_block_encoder *e)
 
 /* ---- columns ---- */
 
+/* A varint whose first byte goes to *lo and the rest to *hi (the split classes). */
+static inline void put_split(uint8_t **lo, uint8_t **hi, uint64_t v)
+{
+    if (v < 0x80) {
+        *(*lo)++ = (uint8_t)v;
+        return;
+    }
+    *(*lo)++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+    uint8_t *p = *hi;
+    for (int i = 1; i < 8; i++) {           /* the bytes a varint has after its first */
+        if (v < 0x80) {
+            *p++ = (uint8_t)v;
+            *hi = p;
+            return;
+        }
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;                      /* the ninth byte: the last 8 bits */
+    *hi = p;
+}
+
 static inline void put(struct trace_block_encoder *e, unsigned cls, uint64_t v)
 {
+    unsigned hc = wire_hi_class(cls);
     uint8_t *p = e->col[cls] + e->len[cls];
-    size_t n = (size_t)(wire_put_varint(p, v) - p);
-    e->len[cls] += n;
-    e->total += n;
+    if (hc == cls) {
+        size_t n = (size_t)(wire_put_varint(p, v) - p);
+        e->len[cls] += n;
+        e->total += n;
+        return;
+    }
+    uint8_t *q = e->col[hc] + e->len[hc], *q0 = q, *p0 = p;
+    put_split(&p, &q, v);
+    e->len[cls] += (size_t)(p - p0);
+    e->len[hc] += (size_t)(q - q0);
+    e->total += (size_t)(p - p0) + (size_t)(q - q0);
 }
 
 static inline void put_byte(struct trace_block_encoder *e, unsigned cls, uint8_t b)
@@ -302,24 +334,29 @@ int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsig
     *pop++ = (uint8_t)(code | aux << 5);
     pst = wire_put_varint(pst, stcode);
     if (kind != TRACE_EV_FREE) {
-        uint8_t *psz = col[WIRE_COL_SIZE] + len[WIRE_COL_SIZE], *q = psz;
-        q = wire_put_varint(q, scode);
+        uint8_t *lo = col[WIRE_COL_SIZE] + len[WIRE_COL_SIZE], *lo0 = lo;
+        uint8_t *hi = col[WIRE_COL_SIZE_HI] + len[WIRE_COL_SIZE_HI], *hi0 = hi;
+        put_split(&lo, &hi, scode);
         if (kind == TRACE_EV_CALLOC)
-            q = wire_put_varint(q, nmemb);
-        added += (size_t)(q - psz);
-        len[WIRE_COL_SIZE] = (size_t)(q - col[WIRE_COL_SIZE]);
-        uint8_t *pp = col[WIRE_COL_PTR] + len[WIRE_COL_PTR];
-        q = pp;
+            put_split(&lo, &hi, nmemb);
+        added += (size_t)(lo - lo0) + (size_t)(hi - hi0);
+        len[WIRE_COL_SIZE] = (size_t)(lo - col[WIRE_COL_SIZE]);
+        len[WIRE_COL_SIZE_HI] = (size_t)(hi - col[WIRE_COL_SIZE_HI]);
+        lo = lo0 = col[WIRE_COL_PTR] + len[WIRE_COL_PTR];
+        hi = hi0 = col[WIRE_COL_PTR_HI] + len[WIRE_COL_PTR_HI];
         if (kind == TRACE_EV_REALLOC)
-            q = wire_put_varint(q, old_code);
-        q = wire_put_varint(q, ptr_code);
-        added += (size_t)(q - pp);
-        len[WIRE_COL_PTR] = (size_t)(q - col[WIRE_COL_PTR]);
+            put_split(&lo, &hi, old_code);
+        put_split(&lo, &hi, ptr_code);
+        added += (size_t)(lo - lo0) + (size_t)(hi - hi0);
+        len[WIRE_COL_PTR] = (size_t)(lo - col[WIRE_COL_PTR]);
+        len[WIRE_COL_PTR_HI] = (size_t)(hi - col[WIRE_COL_PTR_HI]);
     } else if (aux == WIRE_FREE_EXPLICIT) {
-        uint8_t *pf = col[WIRE_COL_FREE_PTR] + len[WIRE_COL_FREE_PTR];
-        uint8_t *q = wire_put_varint(pf, ptr_code);
-        added += (size_t)(q - pf);
-        len[WIRE_COL_FREE_PTR] = (size_t)(q - col[WIRE_COL_FREE_PTR]);
+        uint8_t *lo = col[WIRE_COL_FREE_PTR] + len[WIRE_COL_FREE_PTR], *lo0 = lo;
+        uint8_t *hi = col[WIRE_COL_FREE_HI] + len[WIRE_COL_FREE_HI], *hi0 = hi;
+        put_split(&lo, &hi, ptr_code);
+        added += (size_t)(lo - lo0) + (size_t)(hi - hi0);
+        len[WIRE_COL_FREE_PTR] = (size_t)(lo - col[WIRE_COL_FREE_PTR]);
+        len[WIRE_COL_FREE_HI] = (size_t)(hi - col[WIRE_COL_FREE_HI]);
     }
     if (code == kind) {
         uint8_t *ps = col[WIRE_COL_SEQ] + len[WIRE_COL_SEQ];

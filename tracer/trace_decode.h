@@ -19,7 +19,18 @@
  * (BLK1) hold every class in one run; version-1 columns (BLK2) put opcodes, stack codes and sizes
  * with the structure (five columns); version-2 columns (BLK3) give each class its own. */
 enum { WIRE_COL_MAIN, WIRE_COL_SEQ, WIRE_COL_PTR, WIRE_COL_TIME, WIRE_COL_FREE_PTR,
-       WIRE_COL_OP, WIRE_COL_STACK, WIRE_COL_SIZE, WIRE_CLASSES };
+       WIRE_COL_OP, WIRE_COL_STACK, WIRE_COL_SIZE,
+       /* BLK3: the bytes after the first of each varint of these three classes */
+       WIRE_COL_PTR_HI, WIRE_COL_FREE_HI, WIRE_COL_SIZE_HI, WIRE_CLASSES };
+
+/* The class that holds the rest of a varint whose first byte is in class cls. */
+static inline unsigned wire_hi_class(unsigned cls)
+{
+    return cls == WIRE_COL_PTR ? WIRE_COL_PTR_HI
+         : cls == WIRE_COL_FREE_PTR ? WIRE_COL_FREE_HI
+         : cls == WIRE_COL_SIZE ? WIRE_COL_SIZE_HI
+                                : cls;
+}
 #define WIRE_COLUMNS 5                  /* BLK2 */
 #define WIRE_V2_COLUMNS WIRE_CLASSES    /* BLK3 */
 
@@ -35,7 +46,7 @@ struct wire_in {
 /* BLK2's column of each class. */
 static inline void wire_in_map_v1_columns(struct wire_in *in)
 {
-    static const uint8_t map[WIRE_CLASSES] = {0, 1, 2, 3, 4, 0, 0, 0};
+    static const uint8_t map[WIRE_CLASSES] = {0, 1, 2, 3, 4, 0, 0, 0, 2, 4, 0};
     memcpy(in->col, map, sizeof map);
 }
 
@@ -98,7 +109,7 @@ static inline void wire_in_sink(struct wire_in *in, unsigned cls, const uint8_t 
 {
     if (!in->sinking)
         return;
-    static const uint8_t v1[WIRE_CLASSES] = {0, 1, 2, 3, 4, 0, 0, 0};
+    static const uint8_t v1[WIRE_CLASSES] = {0, 1, 2, 3, 4, 0, 0, 0, 2, 4, 0};
     unsigned c = v1[cls];
     if (in->sink[c])
         memcpy(in->sink[c] + in->sink_len[c], from, n);
@@ -107,11 +118,33 @@ static inline void wire_in_sink(struct wire_in *in, unsigned cls, const uint8_t 
 
 static inline int wire_in_varint(struct wire_in *in, unsigned cls, uint64_t *v)
 {
-    unsigned c = in->col[cls];
-    const uint8_t *start = in->p[c];
-    if (!wire_get_varint(&in->p[c], in->end[c], v))
+    unsigned c = in->col[cls], h = in->col[wire_hi_class(cls)];
+    if (c == h) {
+        const uint8_t *start = in->p[c];
+        if (!wire_get_varint(&in->p[c], in->end[c], v))
+            return 0;
+        wire_in_sink(in, cls, start, (size_t)(in->p[c] - start));
+        return 1;
+    }
+    /* BLK3: the first byte in the class's column, the rest in its high column. */
+    if (in->p[c] >= in->end[c])
         return 0;
-    wire_in_sink(in, cls, start, (size_t)(in->p[c] - start));
+    uint8_t b = *in->p[c];
+    uint64_t x = b & 0x7f;
+    const uint8_t *q = in->p[h];
+    for (int i = 1; (b & 0x80) && i < 9; i++) {
+        if (q >= in->end[h])
+            return 0;
+        b = *q++;
+        if (i == 8) {
+            x |= (uint64_t)b << 56;
+            break;
+        }
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+    }
+    in->p[c]++;
+    in->p[h] = q;
+    *v = x;
     return 1;
 }
 

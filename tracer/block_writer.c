@@ -367,6 +367,8 @@ static int drain_piece(struct block *b, struct rec_thread *t, int how, int with_
             uint64_t end = __atomic_load_n(&c->committed, __ATOMIC_ACQUIRE);
             while (pos < end && trace_block_encoder_raw(b->enc) < RAW_TARGET) {
                 const uint64_t *w = c->words + pos;
+                /* The records were written on another core: ask for the lines ahead early. */
+                __builtin_prefetch(w + 64);
                 uint64_t h = w[0];
                 unsigned nw = REC_NWORDS(h);
                 if (nw < 1 + 2 * REC_LONG(h) || pos + nw > end)

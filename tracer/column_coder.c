@@ -9,9 +9,9 @@
  *     and written least significant bit first with each code's bits reversed, as deflate does,
  *     so a decoder peeks 12 bits and finds the symbol in one table;
  *   - rANS: the count of frequencies given (one byte: count - 1), each byte value's frequency
- *     out of 4096 (varints; 0 = absent), the stream's length (varint) and the stream: the
- *     coder's final 32-bit state (little-endian), then its renormalisation bytes in the order the
- *     decoder reads them. A range coder spends fractional bits, so a column where one value
+ *     out of 4096 (varints; 0 = absent), the stream's length (varint) and the stream: the final
+ *     32-bit states (little-endian) of the two interleaved coders (even and odd positions), then
+ *     their renormalisation bytes in the order the decoder reads them. A range coder spends fractional bits, so a column where one value
  *     dominates (times, stack codes, opcodes) costs well under Huffman's one bit per byte.
  *
  * The encoder counts the bytes, then prices Huffman exactly (optimal code lengths from a
@@ -205,28 +205,31 @@ static void rans_prepare(const uint32_t *freq, struct rans_sym *sym)
     }
 }
 
-/* Codes in[0..n) backwards into the bytes that end at `end`; returns where the stream starts
- * (its 4-byte state first), or NULL when it would reach below `limit`. */
+/* Codes in[0..n) backwards into the bytes that end at `end`, value i with state i mod 2 (two
+ * states interleaved: their dependency chains overlap); returns where the stream starts (the two
+ * final states first), or NULL when it would reach below `limit`. */
 static uint8_t *rans_encode(const uint8_t *in, size_t n, const struct rans_sym *sym, uint8_t *limit,
                             uint8_t *end)
 {
     uint8_t *p = end;
-    uint32_t x = RANS_L;
+    uint32_t x[2] = {RANS_L, RANS_L};
     for (size_t i = n; i-- > 0;) {
         const struct rans_sym *r = &sym[in[i]];
-        while (x >= r->x_max) {
+        uint32_t *xs = &x[i & 1], v = *xs;
+        while (v >= r->x_max) {
             if (p <= limit)
                 return NULL;
-            *--p = (uint8_t)x;
-            x >>= 8;
+            *--p = (uint8_t)v;
+            v >>= 8;
         }
-        uint32_t q = (uint32_t)(((uint64_t)x * r->rcp) >> 32) >> r->shift;
-        x += r->bias + q * r->cmpl;
+        uint32_t q = (uint32_t)(((uint64_t)v * r->rcp) >> 32) >> r->shift;
+        *xs = v + r->bias + q * r->cmpl;
     }
-    if (p - limit < 4)
+    if (p - limit < 8)
         return NULL;
-    p -= 4;
-    wire_put32(p, x);
+    p -= 8;
+    wire_put32(p, x[0]);
+    wire_put32(p + 4, x[1]);
     return p;
 }
 
@@ -373,26 +376,32 @@ static int rans_decode(const uint8_t **pp, const uint8_t *p, const uint8_t *end,
         cum[s + 1] = cum[s] + freq[s];
         memset(slot_sym + cum[s], (int)s, freq[s]);
     }
-    const uint8_t *q = p + 4, *qend = p + m;
-    uint32_t x = wire_get32(p);
-    if (x < RANS_L) {
+    if (m < 8) {
+        *why = "a rANS column's stream is too short";
+        return 0;
+    }
+    const uint8_t *q = p + 8, *qend = p + m;
+    uint32_t x[2] = {wire_get32(p), wire_get32(p + 4)};
+    if (x[0] < RANS_L || x[1] < RANS_L) {
         *why = "a rANS column's state is out of range";
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        uint32_t slot = x & (RANS_M - 1);
+        uint32_t v = x[i & 1];
+        uint32_t slot = v & (RANS_M - 1);
         unsigned s = slot_sym[slot];
         out[i] = (uint8_t)s;
-        x = freq[s] * (x >> RANS_BITS) + slot - cum[s];
-        while (x < RANS_L) {
+        v = freq[s] * (v >> RANS_BITS) + slot - cum[s];
+        while (v < RANS_L) {
             if (q >= qend) {
                 *why = "a rANS column's stream ends too early";
                 return 0;
             }
-            x = x << 8 | *q++;
+            v = v << 8 | *q++;
         }
+        x[i & 1] = v;
     }
-    if (x != RANS_L || q != qend) {
+    if (x[0] != RANS_L || x[1] != RANS_L || q != qend) {
         *why = "a rANS column's stream does not end where it should";
         return 0;
     }

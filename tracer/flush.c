@@ -129,16 +129,23 @@ static void close_other_fds(void)
  * clock: it wakes every CLOCK_TICK_MS, and runs a round only when a writer woke it, something was
  * asked of it, or FRAGSCOPE_FLUSH_MS has passed. */
 #define CLOCK_TICK_MS 4
+#define QUIET_TICKS 64                  /* ~1/4 s without a call: stop ticking */
 
 static int flusher_main(void *arg)
 {
     (void)arg;
     close_other_fds();
     uint32_t last_w = __atomic_load_n(&wake_word, __ATOMIC_ACQUIRE) - 1;
-    uint64_t next_round = 0;
+    uint64_t next_round = 0, seen_seq = 0;
+    unsigned quiet = 0;
     for (;;) {
         uint32_t w = __atomic_load_n(&wake_word, __ATOMIC_ACQUIRE);
         uint64_t now = rec_clock_read();
+        uint64_t seq = rec_seq;
+        quiet = seq == seen_seq ? quiet + 1 : 0;
+        seen_seq = seq;
+        if (quiet == QUIET_TICKS)
+            rec_clock_idle = 1;
         if (program_gone()) {
             blocks_program_dead();
             if (!blocks_ended()) {
@@ -179,7 +186,8 @@ static int flusher_main(void *arg)
             req_gen == r)
             rec_futex_wait(&wake_word, w,
                            exiting_hint ? 2
-                           : rec.cfg.flush_ms < CLOCK_TICK_MS || rec.cfg.precise_clock
+                           : rec.cfg.flush_ms < CLOCK_TICK_MS || rec.cfg.precise_clock ||
+                                   quiet >= QUIET_TICKS
                                ? rec.cfg.flush_ms
                                : CLOCK_TICK_MS);
         __atomic_store_n(&sleeping, 0, __ATOMIC_SEQ_CST);

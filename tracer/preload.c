@@ -97,10 +97,16 @@ uint64_t rec_clock_read(void)
 }
 
 /* The time of an event on thread t (see recorder.h, "time"). */
+volatile int rec_clock_idle;
+
 static inline uint64_t event_time_of(struct rec_thread *t)
 {
     if (REC_UNLIKELY(rec.cfg.precise_clock) || REC_UNLIKELY((++t->clock_calls & 31) == 0))
         return rec_clock_read();
+    if (REC_UNLIKELY(rec_clock_idle)) {
+        rec_clock_idle = 0;
+        return rec_clock_read();
+    }
     return __atomic_load_n(&rec_clock, __ATOMIC_RELAXED);
 }
 

@@ -133,11 +133,14 @@ enum { REC_OFF = 0, REC_INITIALIZING, REC_ON, REC_DISABLED };
 /* ---- time ----
  * Event times come from the coarse clock (4 ms steps), which costs ~20 ns to read: as much as the
  * rest of a hook. So a thread reads it itself every 32nd call only, and otherwise takes the
- * latest time any thread or the flusher (which reads it every 4 ms) has seen: rec_clock, a
- * running maximum, so times never run backwards. FRAGSCOPE_CLOCK=precise reads the precise
- * clock on every call. */
+ * latest time any thread or the flusher (which reads it every 4 ms while the program makes
+ * calls) has seen: rec_clock, a running maximum, so times never run backwards. When the
+ * program has been quiet for a while the flusher stops ticking and raises rec_clock_idle: the
+ * next call reads the clock itself. FRAGSCOPE_CLOCK=precise reads the precise clock on every
+ * call. */
 uint64_t rec_now_ns(void) REC_HIDDEN;
 extern volatile uint64_t rec_clock REC_HIDDEN;   /* ns since the start, the latest seen */
+extern volatile int rec_clock_idle REC_HIDDEN;   /* the flusher stopped ticking: read the clock */
 uint64_t rec_clock_read(void) REC_HIDDEN;        /* reads the clock and raises rec_clock */
 
 /* ---- mmap_pool.c ---- */

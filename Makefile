@@ -37,6 +37,7 @@ demo: build
 
 bench: build
 	@./bench/run.sh $(BUILD)
+	@./tests/replayer/bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

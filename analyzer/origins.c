@@ -56,6 +56,9 @@ int origins_step(struct origins *o, const struct replay_step *s)
         return 0;
     if (ev->thread + 1 > o->threads)
         o->threads = ev->thread + 1;
+    /* The model freed a block whose free the trace missed, before performing this event. */
+    if ((s->did & REPLAY_DID_UNTRACED_FREE) && s->implied_free_ptr)
+        chunk_map_mark_freed(&o->chunks, s->implied_free_ptr - 16);
     if (s->skipped)
         return 0;
     unsigned k = ev->kind;

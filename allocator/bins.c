@@ -97,18 +97,33 @@ void arena_init_state(struct ptmalloc *pm, struct pm_arena *av)
 void unlink_chunk(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
 {
     struct sysmem *m = pm->mem;
-    /* p and the nextsize neighbours are chunks; fd and bk may be bin headers */
-    uint64_t fd, bk;
-    sysmem_load_pair(m, p + 16, &fd, &bk);
+    /* p and the nextsize neighbours are chunks; fd and bk may be bin headers. p's words are
+     * read up front, in one lookup when one block holds them (the two stores that follow
+     * cannot reach them). */
+    uint64_t head, fd, bk, p_fdns = 0, p_bkns = 0;
+    const uint64_t *w = sysmem_span(m, p + 8, 5);
+    if (w) {
+        head = w[0];
+        fd = w[1];
+        bk = w[2];
+        p_fdns = w[3];
+        p_bkns = w[4];
+    } else {
+        head = chunk_head(m, p);
+        sysmem_load_pair(m, p + 16, &fd, &bk);
+        if (!in_smallbin_range(head)) {
+            p_fdns = CFD_NS(m, p);
+            if (p_fdns)
+                p_bkns = CBK_NS(m, p);
+        }
+    }
     SET_BK(m, av, fd, bk);
     SET_FD(m, av, bk, fd);
-    uint64_t p_fdns, head = chunk_head(m, p);
-    if (!in_smallbin_range(head) && (p_fdns = CFD_NS(m, p)) != 0) {
+    if (!in_smallbin_range(head) && p_fdns != 0) {
         /* p heads its size's group in a large bin: fd takes its place, or the group goes */
         uint64_t size = head & ~(uint64_t)SIZE_BITS;
         unsigned idx = largebin_index(size);
         uint32_t pos = lb_find(av, idx, size);
-        uint64_t p_bkns = CBK_NS(m, p);
         if (FD_NS(m, av, fd) == 0) {
             av->lb[idx - NSMALLBINS].g[pos].first = fd;
             if (p_fdns == p) {
@@ -130,18 +145,30 @@ void unlink_chunk(struct ptmalloc *pm, struct pm_arena *av, uint64_t p)
     }
 }
 
-/* Puts a free chunk (header and footer already set by the caller or set here) at the head of
- * the unsorted list, as _int_free and the split paths of _int_malloc do. */
+/* Puts a free chunk at the head of the unsorted list and sets its head (size | PREV_INUSE) and
+ * foot, as _int_free and malloc_consolidate do (glibc links it first; no word overlaps). */
 void unsorted_push_front(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, uint64_t size)
 {
     struct sysmem *m = pm->mem;
     uint64_t bck = unsorted_bin(av);
     uint64_t fwd = *bin_fd_slot(av, 1);
-    sysmem_store_pair(m, p + 16, fwd, bck);
+    int large = !in_smallbin_range(size);
+    uint64_t *w = sysmem_span(m, p + 8, large ? 5 : 3);
+    if (w) {
+        w[0] = size | PREV_INUSE;
+        w[1] = fwd;
+        w[2] = bck;
+        if (large)
+            w[3] = w[4] = 0;
+    } else {
+        sysmem_store_pair(m, p + 16, fwd, bck);
+        if (large)
+            sysmem_store_pair(m, p + 32, 0, 0);
+        set_head(m, p, size | PREV_INUSE);
+    }
     *bin_fd_slot(av, 1) = p;
     SET_BK(m, av, fwd, p);
-    if (!in_smallbin_range(size))
-        sysmem_store_pair(m, p + 32, 0, 0);
+    set_foot(m, p, size);
     chunk_note(pm, p, size, av->index, CS_UNSORTED);
 }
 
@@ -153,7 +180,10 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
     struct sysmem *m = pm->mem;
     unsigned victim_index;
     uint64_t bck, fwd;
-    /* victim, and every chunk on a nextsize list, is a chunk; bck and fwd may be headers */
+    /* victim, and every chunk on a nextsize list, is a chunk; bck and fwd may be headers.
+     * victim's own links are written together at the end (no other store reaches them). */
+    uint64_t ns_fd = 0, ns_bk = 0;
+    int set_ns = 0;
     if (in_smallbin_range(size)) {
         victim_index = smallbin_index(size);
         bck = bin_at(av, victim_index);
@@ -173,7 +203,9 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
                 bck = last;
                 uint64_t first = *bin_fd_slot(av, victim_index);
                 uint64_t vbk = CBK_NS(m, first);
-                sysmem_store_pair(m, victim + 32, first, vbk);
+                ns_fd = first;
+                ns_bk = vbk;
+                set_ns = 1;
                 CSET_BK_NS(m, first, victim);
                 CSET_FD_NS(m, vbk, victim);
                 lb_insert(av, victim_index, l->n, size, victim);
@@ -187,7 +219,9 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
                     fwd = CFD(m, fwd);
                 } else {
                     uint64_t vbk = CBK_NS(m, fwd);
-                    sysmem_store_pair(m, victim + 32, fwd, vbk);
+                    ns_fd = fwd;
+                    ns_bk = vbk;
+                    set_ns = 1;
                     CSET_BK_NS(m, fwd, victim);
                     CSET_FD_NS(m, vbk, victim);
                     lb_insert(av, victim_index, pos, size, victim);
@@ -195,14 +229,27 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
                 bck = BK(m, av, fwd);
             }
         } else {
-            sysmem_store_pair(m, victim + 32, victim, victim);
+            ns_fd = ns_bk = victim;
+            set_ns = 1;
             l->n = 0;
             lb_insert(av, victim_index, 0, size, victim);
         }
         chunk_note(pm, victim, size, av->index, CS_LARGE);
     }
     mark_bin(av, victim_index);
-    sysmem_store_pair(m, victim + 16, fwd, bck);
+    uint64_t *w = sysmem_span(m, victim + 16, set_ns ? 4 : 2);
+    if (w) {
+        w[0] = fwd;
+        w[1] = bck;
+        if (set_ns) {
+            w[2] = ns_fd;
+            w[3] = ns_bk;
+        }
+    } else {
+        sysmem_store_pair(m, victim + 16, fwd, bck);
+        if (set_ns)
+            sysmem_store_pair(m, victim + 32, ns_fd, ns_bk);
+    }
     SET_BK(m, av, fwd, victim);
     SET_FD(m, av, bck, victim);
 }

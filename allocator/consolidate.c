@@ -16,12 +16,15 @@ void malloc_consolidate(struct ptmalloc *pm, struct pm_arena *av)
         uint64_t p;
         while ((p = fastbin_pop(av, (unsigned)i)) != 0) {
             any = 1;
-            uint64_t size = chunk_size(m, p);
+            uint64_t p_prev, p_head;
+            sysmem_load_pair(m, p, &p_prev, &p_head);
+            uint64_t size = p_head & ~(uint64_t)SIZE_BITS;
             uint64_t nextchunk = p + size;
-            uint64_t nextsize = chunk_size(m, nextchunk);
+            uint64_t nexthead = chunk_head(m, nextchunk);
+            uint64_t nextsize = nexthead & ~(uint64_t)SIZE_BITS;
 
-            if (!prev_inuse(m, p)) {
-                uint64_t prevsize = chunk_prev_size(m, p);
+            if (!(p_head & PREV_INUSE)) {
+                uint64_t prevsize = p_prev;
                 size += prevsize;
                 chunk_forget(pm, p);
                 p -= prevsize;
@@ -34,11 +37,9 @@ void malloc_consolidate(struct ptmalloc *pm, struct pm_arena *av)
                     unlink_chunk(pm, av, nextchunk);
                     chunk_forget(pm, nextchunk);
                 } else {
-                    clear_inuse_bit_at(m, nextchunk, 0);
+                    set_head(m, nextchunk, nexthead & ~(uint64_t)PREV_INUSE);
                 }
-                unsorted_push_front(pm, av, p, size);
-                set_head(m, p, size | PREV_INUSE);
-                set_foot(m, p, size);
+                unsorted_push_front(pm, av, p, size);   /* sets head and foot */
             } else {
                 size += nextsize;
                 set_head(m, p, size | PREV_INUSE);

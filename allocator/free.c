@@ -68,17 +68,20 @@ void int_free_e(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, struct cm_
         return;
     }
 
-    if (chunk_head(m, p) & IS_MMAPPED) {
+    uint64_t p_prev, p_head;
+    sysmem_load_pair(m, p, &p_prev, &p_head);
+    if (p_head & IS_MMAPPED) {
         munmap_chunk(pm, p);
         return;
     }
 
     uint64_t nextchunk = p + size;
-    uint64_t nextsize = chunk_size(m, nextchunk);
+    uint64_t nexthead = chunk_head(m, nextchunk);
+    uint64_t nextsize = nexthead & ~(uint64_t)SIZE_BITS;
     free_perturb(pm, p + 16, size - 16);
 
-    if (!prev_inuse(m, p)) {
-        uint64_t prevsize = chunk_prev_size(m, p);
+    if (!(p_head & PREV_INUSE)) {
+        uint64_t prevsize = p_prev;
         size += prevsize;
         chunk_forget(pm, p);
         p -= prevsize;
@@ -92,11 +95,10 @@ void int_free_e(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, struct cm_
             chunk_forget(pm, nextchunk);
             size += nextsize;
         } else {
-            clear_inuse_bit_at(m, nextchunk, 0);
+            /* nothing since wrote that header word (the unlink above touched other words) */
+            set_head(m, nextchunk, nexthead & ~(uint64_t)PREV_INUSE);
         }
-        unsorted_push_front(pm, av, p, size);
-        set_head(m, p, size | PREV_INUSE);
-        set_foot(m, p, size);
+        unsorted_push_front(pm, av, p, size);   /* sets head and foot */
     } else {
         size += nextsize;
         set_head(m, p, size | PREV_INUSE);

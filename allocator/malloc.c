@@ -28,15 +28,25 @@ static void split_to_unsorted(struct ptmalloc *pm, struct pm_arena *av, uint64_t
     uint64_t remainder = victim + nb;
     uint64_t bck = unsorted_bin(av);
     uint64_t fwd = *bin_fd_slot(av, 1);
-    sysmem_store_pair(m, remainder + 16, fwd, bck);
+    int large = !in_smallbin_range(remainder_size);
+    uint64_t *w = sysmem_span(m, remainder + 8, large ? 5 : 3);   /* head, links: one lookup */
+    if (w) {
+        w[0] = remainder_size | PREV_INUSE;
+        w[1] = fwd;
+        w[2] = bck;
+        if (large)
+            w[3] = w[4] = 0;
+    } else {
+        sysmem_store_pair(m, remainder + 16, fwd, bck);
+        if (large)
+            sysmem_store_pair(m, remainder + 32, 0, 0);
+        set_head(m, remainder, remainder_size | PREV_INUSE);
+    }
     *bin_fd_slot(av, 1) = remainder;
     SET_BK(m, av, fwd, remainder);
     if (advertise)
         av->last_remainder = remainder;
-    if (!in_smallbin_range(remainder_size))
-        sysmem_store_pair(m, remainder + 32, 0, 0);
     set_head(m, victim, nb | PREV_INUSE | nonmain_bit(av));
-    set_head(m, remainder, remainder_size | PREV_INUSE);
     set_foot(m, remainder, remainder_size);
     chunk_note(pm, victim, nb, av->index, pm->ret_state);
     chunk_note(pm, remainder, remainder_size, av->index, CS_UNSORTED);
@@ -137,8 +147,15 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
         int iters = 0;
         uint64_t victim;
         while ((victim = *bin_bk_slot(av, 1)) != unsorted) {
-            uint64_t bck = CBK(m, victim);
-            uint64_t size = chunk_size(m, victim);
+            uint64_t bck, size;
+            const uint64_t *w = sysmem_span(m, victim + 8, 3);   /* head, fd, bk */
+            if (w) {
+                size = w[0] & ~(uint64_t)SIZE_BITS;
+                bck = w[2];
+            } else {
+                bck = CBK(m, victim);
+                size = chunk_size(m, victim);
+            }
 
             if (in_smallbin_range(nb) && bck == unsorted && victim == av->last_remainder &&
                 size > nb + MINSIZE) {

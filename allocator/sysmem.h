@@ -141,6 +141,15 @@ static inline uint64_t *sysmem_word(struct sysmem *m, uint64_t addr) {
     uint64_t *b = sysmem_cached_block(m, addr);
     return b ? &b[(addr >> 3) & ((1u << (SYSMEM_BLOCK_SHIFT - 3)) - 1)] : 0;
 }
+/* The host copy of the n words from addr (8-aligned) when one cached block holds them all, else
+ * NULL; like sysmem_word, valid only until the next sysmem call. For reading or writing several
+ * fields of one chunk with one lookup. */
+static inline uint64_t *sysmem_span(struct sysmem *m, uint64_t addr, unsigned n) {
+    uint64_t *w = sysmem_word(m, addr);
+    if (w && ((addr >> 3) & ((1u << (SYSMEM_BLOCK_SHIFT - 3)) - 1)) + n <= (1u << (SYSMEM_BLOCK_SHIFT - 3)))
+        return w;
+    return 0;
+}
 /* The two words at addr and addr + 8, as two loads / stores would (a 16-aligned pair shares a
  * block, so one lookup serves both). */
 static inline void sysmem_load_pair(struct sysmem *m, uint64_t addr, uint64_t *v0, uint64_t *v1) {

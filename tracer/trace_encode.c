@@ -98,7 +98,7 @@ static uint8_t *put_tail_fields(uint8_t *p, const struct trace_event *ev, unsign
             st->last_ptr = ev->old_ptr;
     }
     if (fields & WF(WF_PTR)) {
-        uint64_t code;
+        uint64_t code = 0;
         if (generic)
             code = ev->ptr;
         else if (ev->kind == TRACE_EV_FREE)

@@ -156,13 +156,51 @@ void arena_init_state(struct ptmalloc *pm, struct pm_arena *av);
 /* tcache.c */
 void tcache_put(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t size,
                 uint32_t arena, uint64_t tc_idx);
-uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx);
 void tcache_init(struct ptmalloc *pm, struct pm_thread *t);
 void tcache_thread_shutdown(struct ptmalloc *pm, struct pm_thread *t);
 void tcache_release(struct pm_thread *t);
+void tcache_grow(struct pm_thread *t, uint64_t tc_idx);
+
+/* The tcache's hot paths, inline (tcache.c describes the host-side stacks). */
+static inline void tcache_link(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk,
+                               uint64_t tc_idx)
+{
+    uint64_t e = chunk + 16;
+    /* glibc writes the key, then next */
+    sysmem_store_pair(pm->mem, e, protect_ptr(e, tcache_head(t, (unsigned)tc_idx)), pm->tcache_key);
+    uint32_t n = t->counts[tc_idx];
+    if (__builtin_expect(n == t->cap[tc_idx], 0))
+        tcache_grow(t, tc_idx);
+    t->stk[tc_idx][n] = e;
+    t->counts[tc_idx] = (uint16_t)(n + 1);
+}
 /* tcache_put for a chunk whose table entry the caller holds (the free fast path). */
-void tcache_put_entry(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, struct cm_entry *e,
-                      uint64_t tc_idx);
+static inline void tcache_put_entry(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk,
+                                    struct cm_entry *ce, uint64_t tc_idx)
+{
+    tcache_link(pm, t, chunk, tc_idx);
+    uint64_t v = ce->val;
+    struct pm_arena *a = pm->arenas[cm_arena(v)];
+    st_leave(a, cm_state(v), cm_size(v));
+    st_enter(a, CS_TCACHE, cm_size(v));
+    ce->val = (v & ~(uint64_t)15) | CS_TCACHE;
+}
+/* Pops the head of a tcache bin; the chunk takes pm->ret_state. */
+static inline uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx)
+{
+    uint64_t e = t->stk[tc_idx][--t->counts[tc_idx]];
+    sysmem_store(pm->mem, e + 8, 0);
+    struct cm_entry *ce = cm_find(&pm->map, e - 16);
+    if (ce) {
+        uint64_t v = ce->val;
+        struct pm_arena *a = pm->arenas[cm_arena(v)];
+        enum chunk_state st = pm->ret_state;
+        st_leave(a, CS_TCACHE, cm_size(v));
+        st_enter(a, st, cm_size(v));
+        ce->val = (v & ~(uint64_t)15) | st;
+    }
+    return e;
+}
 static inline void maybe_init_tcache(struct ptmalloc *pm, struct pm_thread *t)
 {
     if (t->tcache == 0)

@@ -347,7 +347,8 @@ static uint64_t libc_malloc(struct ptmalloc *pm, struct pm_thread *t, uint64_t b
     return v;
 }
 
-struct ptmalloc_result ptmalloc_malloc(struct ptmalloc *pm, uint32_t thread, uint64_t size)
+static __attribute__((noinline)) struct ptmalloc_result malloc_slow(struct ptmalloc *pm,
+                                                                   uint32_t thread, uint64_t size)
 {
     struct pm_thread *t = thread_enter(pm, thread);
     if (!t)
@@ -355,10 +356,30 @@ struct ptmalloc_result ptmalloc_malloc(struct ptmalloc *pm, uint32_t thread, uin
     return ok_or_enomem(libc_malloc(pm, t, size));
 }
 
-struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint64_t ptr)
+struct ptmalloc_result ptmalloc_malloc(struct ptmalloc *pm, uint32_t thread, uint64_t size)
 {
-    if (ptr == 0)
-        return result(0, PTM_OK, 0);
+    /* the commonest case first, on its own: a started thread whose tcache has the size */
+    struct pm_thread *t;
+    if (__builtin_expect(thread < pm->nthreads, 1) && (t = pm->threads[thread]) != 0 &&
+        t->started) {
+        pm->cur = t;
+        if (t->tcache && size <= pm->tcache_max_bytes) {
+            uint64_t tc_idx = csize2tidx(request2size(size));
+            if (tc_idx < pm->tcache_bins && t->counts[tc_idx] > 0) {
+                pm->ret_state = CS_USER;
+                uint64_t v = tcache_get(pm, t, tc_idx);
+                pm->ret_state = CS_INTERNAL;
+                return result(v, PTM_OK, 0);
+            }
+        }
+        return ok_or_enomem(libc_malloc(pm, t, size));
+    }
+    return malloc_slow(pm, thread, size);
+}
+
+static __attribute__((noinline)) struct ptmalloc_result free_slow(struct ptmalloc *pm,
+                                                                 uint32_t thread, uint64_t ptr)
+{
     struct pm_thread *t = thread_enter(pm, thread);
     if (!t)
         return result(0, PTM_ENOMEM, 0);
@@ -369,11 +390,38 @@ struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint6
     /* A heap chunk, with the thread's tcache already there (otherwise __libc_free creates it
      * first, which can move table entries): _int_free straight from the table entry. */
     if (t->tcache && cm_state(e->val) == CS_USER) {
-        int_free_e(pm, pm->arenas[cm_arena(e->val)], ptr - 16, e);
+        /* _int_free's first step, the tcache, here; the rest in free.c */
+        uint64_t tc_idx = csize2tidx(cm_size(e->val));
+        if (tc_idx < pm->tcache_bins && t->counts[tc_idx] < pm->tcache_count)
+            tcache_put_entry(pm, t, ptr - 16, e, tc_idx);
+        else
+            int_free_e(pm, pm->arenas[cm_arena(e->val)], ptr - 16, e);
         return result(0, PTM_OK, 0);
     }
     libc_free_chunk(pm, ptr - 16);
     return result(0, PTM_OK, 0);
+}
+
+struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint64_t ptr)
+{
+    if (ptr == 0)
+        return result(0, PTM_OK, 0);
+    /* the commonest case first, on its own: a chunk the program holds going into a tcache with
+     * room (anything else, including every error, takes the full path) */
+    struct pm_thread *t;
+    struct cm_entry *e;
+    if (__builtin_expect(thread < pm->nthreads, 1) && (t = pm->threads[thread]) != 0 &&
+        t->started && t->tcache && !(ptr & MALLOC_ALIGN_MASK) &&
+        (e = cm_find(&pm->map, ptr - 16)) != 0 && cm_state(e->val) == CS_USER) {
+        pm->cur = t;
+        uint64_t tc_idx = csize2tidx(cm_size(e->val));
+        if (tc_idx < pm->tcache_bins && t->counts[tc_idx] < pm->tcache_count)
+            tcache_put_entry(pm, t, ptr - 16, e, tc_idx);
+        else
+            int_free_e(pm, pm->arenas[cm_arena(e->val)], ptr - 16, e);
+        return result(0, PTM_OK, 0);
+    }
+    return free_slow(pm, thread, ptr);
 }
 
 struct ptmalloc_result ptmalloc_calloc(struct ptmalloc *pm, uint32_t thread, uint64_t nmemb,

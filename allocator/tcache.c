@@ -6,34 +6,22 @@
  * struct's page is resident for as long as it exists, so skipping the stores changes nothing),
  * each bin as a small stack whose top is the bin's head. The entries themselves live in the
  * freed chunks: next (safe-linked) at chunk+16 and the key at chunk+24, written in simulated
- * memory exactly as glibc writes them; popping needs no load.
+ * memory exactly as glibc writes them; popping needs no load. The hot paths (link, put from the
+ * free path, get) are inline in model.h.
  */
 #include "model.h"
 
 #include <stdlib.h>
 
-static int tcache_push(struct pm_thread *t, uint64_t tc_idx, uint64_t e)
+/* Room for one more entry in bin tc_idx's stack (the inline paths in model.h call this when full). */
+void tcache_grow(struct pm_thread *t, uint64_t tc_idx)
 {
-    uint32_t n = t->counts[tc_idx];
-    if (n == t->cap[tc_idx]) {
-        uint32_t cap = t->cap[tc_idx] ? t->cap[tc_idx] * 2 : 8;
-        uint64_t *s = realloc(t->stk[tc_idx], cap * sizeof *s);
-        if (!s)
-            abort();   /* host out of memory: the model cannot continue consistently */
-        t->stk[tc_idx] = s;
-        t->cap[tc_idx] = cap;
-    }
-    t->stk[tc_idx][n] = e;
-    t->counts[tc_idx] = (uint16_t)(n + 1);
-    return 0;
-}
-
-static void tcache_link(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t tc_idx)
-{
-    uint64_t e = chunk + 16;
-    /* glibc writes the key, then next */
-    sysmem_store_pair(pm->mem, e, protect_ptr(e, tcache_head(t, (unsigned)tc_idx)), pm->tcache_key);
-    tcache_push(t, tc_idx, e);
+    uint32_t cap = t->cap[tc_idx] ? t->cap[tc_idx] * 2 : 8;
+    uint64_t *s = realloc(t->stk[tc_idx], cap * sizeof *s);
+    if (!s)
+        abort();   /* host out of memory: the model cannot continue consistently */
+    t->stk[tc_idx] = s;
+    t->cap[tc_idx] = cap;
 }
 
 void tcache_put(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t size,
@@ -41,34 +29,6 @@ void tcache_put(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64
 {
     tcache_link(pm, t, chunk, tc_idx);
     chunk_note(pm, chunk, size, arena, CS_TCACHE);
-}
-
-void tcache_put_entry(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, struct cm_entry *ce,
-                      uint64_t tc_idx)
-{
-    tcache_link(pm, t, chunk, tc_idx);
-    uint64_t v = ce->val;
-    struct pm_arena *a = pm->arenas[cm_arena(v)];
-    st_leave(a, cm_state(v), cm_size(v));
-    st_enter(a, CS_TCACHE, cm_size(v));
-    ce->val = (v & ~(uint64_t)15) | CS_TCACHE;
-}
-
-/* Pops the head of a tcache bin; the chunk takes pm->ret_state. */
-uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx)
-{
-    uint64_t e = t->stk[tc_idx][--t->counts[tc_idx]];
-    mem_st(pm->mem, e + 8, 0);
-    struct cm_entry *ce = cm_find(&pm->map, e - 16);
-    if (ce) {
-        uint64_t v = ce->val;
-        struct pm_arena *a = pm->arenas[cm_arena(v)];
-        enum chunk_state st = pm->ret_state;
-        st_leave(a, CS_TCACHE, cm_size(v));
-        st_enter(a, st, cm_size(v));
-        ce->val = (v & ~(uint64_t)15) | st;
-    }
-    return e;
 }
 
 void tcache_init(struct ptmalloc *pm, struct pm_thread *t)

@@ -132,8 +132,8 @@ struct ptmalloc_mallinfo2 {
 void ptmalloc_mallinfo2(struct ptmalloc *pm, struct ptmalloc_mallinfo2 *mi);
 
 /* Counters kept incrementally; O(arenas) to read (residency comes from the address space's
- * counters, the largest free chunk from size classes and the binmap): well under 100 ns for a
- * few arenas, cheap enough to read after every step. Bytes are chunk bytes. */
+ * counters, the largest free chunk from size classes and the binmap): about 100 ns or less for
+ * a few arenas, cheap enough to read after every step. Bytes are chunk bytes. */
 struct ptmalloc_stats {
     uint64_t system_bytes;        /* heap memory obtained (sbrk + arena heaps), like mallinfo arena */
     uint64_t in_use_bytes;        /* chunk bytes held by the program (excludes tcache/fastbin),

@@ -27,8 +27,10 @@
  *   non-read/write page) and empties an entry when its region is freed or a page of it loses
  *   read/write permission. A freed or moved block just leaves a NULL in its region's table.
  *
- * Counters (resident pages, resident pages of the break area, mapped bytes, host bytes) are kept
- * as things change. Misuse by the model (access outside the space or to PROT_NONE, misaligned
+ * Blocks and region tables come from hostpool.c's huge-page slabs, so the model's scattered
+ * accesses do not miss the host's TLB. Counters (resident pages, of the break area, and of each
+ * 64 MiB zone, the size and alignment of a glibc heap, so a heap's residency is one read; mapped
+ * bytes, host bytes) are kept as things change. Misuse by the model (access outside the space or to PROT_NONE, misaligned
  * metadata) is counted and remembered, never a crash.
  */
 #include "sysmem.h"

@@ -469,7 +469,7 @@ int cmd_sweep(int argc, char **argv)
                                       "frag_at_rss_peak, CASE WHEN final_live > 0 THEN "
                                       "(final_rss - final_live) * 1.0 / final_live END, seconds, "
                                       "trace FROM runs WHERE id IN (%s) ORDER BY final_rss IS "
-                                      "NULL, final_rss, peak_rss",
+                                      "NULL, final_rss, peak_rss, settings",
                                       ids)
                          : NULL;
     /* Unknown figures (native runs: no model, so no final heap RSS) print as "-". */

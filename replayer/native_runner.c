@@ -657,29 +657,28 @@ static const struct native_op *stream_next(uint64_t i)
     return op;
 }
 
-/* The checks of validate(), op by op: refs against the live-block table. */
-static uint8_t g_alive[NATIVE_MAX_THREADS];
-
-static void check_op(uint64_t i, const struct native_op *op)
+/* The checks of an op that need no block table: kind, thread life, and whether it names a
+ * block. Returns 1 when op->ref must name a live block (the caller checks which), 0 if not. */
+static int check_op_shape(uint64_t i, const struct native_op *op, uint8_t *alive)
 {
     if (op->kind == 0 || op->kind >= NATIVE_OP_KIND_COUNT)
         fail(i, "unknown op kind");
     if (op->thread >= NATIVE_MAX_THREADS)
         fail(i, "thread index too large");
-    g_alive[0] = 1;
+    alive[0] = 1;
     if (op->kind == NATIVE_OP_THREAD_START) {
-        if (op->thread == 0 || g_alive[op->thread])
+        if (op->thread == 0 || alive[op->thread])
             fail(i, "thread start of a thread that is running");
-        g_alive[op->thread] = 1;
-        return;
+        alive[op->thread] = 1;
+        return 0;
     }
     if (op->kind == NATIVE_OP_THREAD_EXIT) {
-        if (op->thread == 0 || !g_alive[op->thread])
+        if (op->thread == 0 || !alive[op->thread])
             fail(i, "thread exit of a thread that is not running");
-        g_alive[op->thread] = 0;
-        return;
+        alive[op->thread] = 0;
+        return 0;
     }
-    if (!g_alive[op->thread])
+    if (!alive[op->thread])
         fail(i, "op on a thread that is not running");
     int uses_ref = op->kind == NATIVE_OP_FREE || op->kind == NATIVE_OP_REALLOC ||
                    op->kind == NATIVE_OP_REALLOCARRAY || op->kind == NATIVE_OP_USABLE_SIZE ||
@@ -687,21 +686,35 @@ static void check_op(uint64_t i, const struct native_op *op)
     if (!uses_ref || op->ref == NATIVE_REF_NULL) {
         if (op->kind == NATIVE_OP_WRITE && op->ref == NATIVE_REF_NULL)
             fail(i, "write to NULL");
-        return;
+        return 0;
     }
     if (op->ref >= i)
         fail(i, "ref is not an earlier op");
+    return 1;
+}
+
+/* A write op stays inside the `size` bytes its block was asked for. */
+static void check_write_bounds(uint64_t i, const struct native_op *op, uint64_t size)
+{
+    uint64_t end;
+    if (op->kind == NATIVE_OP_WRITE &&
+        (op->b == NATIVE_WRITE_ALL ? op->a > size
+                                   : (__builtin_add_overflow(op->a, op->b, &end) || end > size)))
+        fail(i, "write beyond the requested size of its block");
+}
+
+/* The checks of validate(), op by op: refs against the live-block table. */
+static uint8_t g_alive[NATIVE_MAX_THREADS];
+
+static void check_op(uint64_t i, const struct native_op *op)
+{
+    if (!check_op_shape(i, op, g_alive))
+        return;
     const struct blk *b = blk_find(op->ref);
     if (!b)
         fail(i, "ref names no live block (an op that does not allocate, or a block already "
                 "freed or reallocated)");
-    if (op->kind == NATIVE_OP_WRITE) {
-        uint64_t end;
-        if (op->b == NATIVE_WRITE_ALL ? op->a > b->req
-                                      : (__builtin_add_overflow(op->a, op->b, &end) ||
-                                         end > b->req))
-            fail(i, "write beyond the requested size of its block");
-    }
+    check_write_bounds(i, op, b->req);
 }
 
 /* Does op i keep a result (always, unless sparse)? */
@@ -883,49 +896,15 @@ static void validate(void)
     static uint8_t alive[NATIVE_MAX_THREADS];
     if (gone == MAP_FAILED)
         fail(UINT64_MAX, "out of memory checking the ops");
-    alive[0] = 1;
     for (uint64_t i = 0; i < g_nops; i++) {
         const struct native_op *op = &g_ops[i];
-        if (op->kind == 0 || op->kind >= NATIVE_OP_KIND_COUNT)
-            fail(i, "unknown op kind");
-        if (op->thread >= NATIVE_MAX_THREADS)
-            fail(i, "thread index too large");
-        if (op->kind == NATIVE_OP_THREAD_START) {
-            if (op->thread == 0 || alive[op->thread])
-                fail(i, "thread start of a thread that is running");
-            alive[op->thread] = 1;
+        if (!check_op_shape(i, op, alive))
             continue;
-        }
-        if (op->kind == NATIVE_OP_THREAD_EXIT) {
-            if (op->thread == 0 || !alive[op->thread])
-                fail(i, "thread exit of a thread that is not running");
-            alive[op->thread] = 0;
-            continue;
-        }
-        if (!alive[op->thread])
-            fail(i, "op on a thread that is not running");
-        int uses_ref = op->kind == NATIVE_OP_FREE || op->kind == NATIVE_OP_REALLOC ||
-                       op->kind == NATIVE_OP_REALLOCARRAY || op->kind == NATIVE_OP_USABLE_SIZE ||
-                       op->kind == NATIVE_OP_WRITE;
-        if (!uses_ref || op->ref == NATIVE_REF_NULL) {
-            if (op->kind == NATIVE_OP_WRITE && op->ref == NATIVE_REF_NULL)
-                fail(i, "write to NULL");
-            continue;
-        }
-        if (op->ref >= i)
-            fail(i, "ref is not an earlier op");
         if (!native_op_allocates(g_ops[op->ref].kind))
             fail(i, "ref names an op that does not allocate");
         if (gone[op->ref / 64] >> (op->ref % 64) & 1)
             fail(i, "ref names a block already freed or reallocated");
-        if (op->kind == NATIVE_OP_WRITE) {
-            uint64_t size = native_op_request_size(&g_ops[op->ref]);
-            uint64_t end;
-            if (op->b == NATIVE_WRITE_ALL ? op->a > size
-                                          : (__builtin_add_overflow(op->a, op->b, &end) ||
-                                             end > size))
-                fail(i, "write beyond the requested size of its block");
-        }
+        check_write_bounds(i, op, native_op_request_size(&g_ops[op->ref]));
         if (op->kind == NATIVE_OP_FREE || op->kind == NATIVE_OP_REALLOC ||
             op->kind == NATIVE_OP_REALLOCARRAY)
             gone[op->ref / 64] |= 1ull << (op->ref % 64);

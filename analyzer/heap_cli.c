@@ -372,7 +372,7 @@ static void json_model(struct heap_view *v, struct ptmalloc *pm)
                 continue;
             fprintf(f, "%s\n       {\"thread\": %u, ", first_thread ? "" : ",", t);
             first_thread = 0;
-            struct json_bins b;
+            struct json_bins b = {0};
             json_bins_begin(&b, f, "bins", PTM_CHUNK_TCACHE, "       ");
             ptmalloc_bins(pm, -1, t, json_bin_entry, &b);
             json_bins_end(&b);
@@ -380,7 +380,7 @@ static void json_model(struct heap_view *v, struct ptmalloc *pm)
         }
         fprintf(f, "%s],\n", first_thread ? "" : "\n     ");
         for (size_t k = 0; k < sizeof json_kinds / sizeof *json_kinds; k++) {
-            struct json_bins b;
+            struct json_bins b = {0};
             fputs("     ", f);
             json_bins_begin(&b, f, json_kinds[k].name, (int)json_kinds[k].kind, "     ");
             ptmalloc_bins(pm, (int)a, 0, json_bin_entry, &b);
@@ -504,7 +504,7 @@ static int json_snapshot(struct heap_view *v, sqlite3 *db, int64_t run, int64_t 
                               "snap = %lld AND arena = %d AND state = 'tcache' ORDER BY 1, 2, 3",
                         (long long)run, (long long)snap, a);
         int64_t thread = -2;
-        struct json_bins b;
+        struct json_bins b = {0};
         while (st && sqlite3_step(st) == SQLITE_ROW) {
             int64_t t = sqlite3_column_int64(st, 0);
             if (t != thread) {

@@ -124,7 +124,7 @@ int cmd_replay(int argc, char **argv)
     const char *db = NULL, *preload = NULL;
     int db_options = 0;
     int native = 0;
-    uint64_t v;
+    uint64_t v = 0;
     int c;
 
     optind = 1;

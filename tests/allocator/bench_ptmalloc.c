@@ -3,8 +3,8 @@
  *   bench_ptmalloc ops [OPS] [REPEATS]        model only, model_bench's request sequence
  *   bench_ptmalloc stats [OPS] [ARENAS]       ns per ptmalloc_stats call
  *
- * `ops` replays the request sequence of tests/diff/model_bench (same generator and seed: a
- * realistic size mix over 20000 slots) through a fresh model REPEATS times and prints the
+ * `ops` replays the request sequence of tests/diff/model_bench (bench_ops.c: a realistic size
+ * mix over 20000 slots) through a fresh model REPEATS times and prints the
  * minimum and the median CPU time per op. CPU time (not wall time) because the machine is
  * shared: it is less disturbed by other processes, though their cache traffic still shows.
  *
@@ -19,67 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_ops.h"
 #include "ptmalloc.h"
-
-enum { B_MALLOC, B_FREE, B_REALLOC, B_CALLOC };
-
-struct bop {
-    uint8_t kind;
-    uint32_t slot;
-    uint64_t size;
-};
-
-static uint64_t rng_state = 88172645463325252ull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static uint64_t real_size(void)
-{
-    uint64_t r = rng() % 1000;
-    if (r < 550)
-        return 8 + rng() % 120;
-    if (r < 850)
-        return 128 + rng() % 896;
-    if (r < 970)
-        return 1024 + rng() % (15 << 10);
-    if (r < 997)
-        return (16 << 10) + rng() % (112 << 10);
-    return (128 << 10) + rng() % (1 << 20);
-}
-
-#define SLOTS 20000
-
-static struct bop *make_ops(uint64_t n)
-{
-    struct bop *ops = malloc(n * sizeof *ops);
-    uint8_t *used = calloc(SLOTS, 1);
-    if (!ops || !used)
-        exit(2);
-    for (uint64_t i = 0; i < n; i++) {
-        uint32_t slot = (uint32_t)(rng() % SLOTS);
-        struct bop *o = &ops[i];
-        o->slot = slot;
-        if (!used[slot]) {
-            o->kind = rng() % 20 == 0 ? B_CALLOC : B_MALLOC;
-            o->size = real_size();
-            used[slot] = 1;
-        } else if (rng() % 8 == 0) {
-            o->kind = B_REALLOC;
-            o->size = real_size();
-        } else {
-            o->kind = B_FREE;
-            used[slot] = 0;
-        }
-    }
-    free(used);
-    return ops;
-}
 
 static double cpu_now(void)
 {
@@ -102,13 +43,13 @@ static struct ptmalloc *fresh_model(uint32_t arenas)
     return pm;
 }
 
-static void step(struct ptmalloc *pm, uint64_t *slot, const struct bop *o, uint32_t threads)
+static void step(struct ptmalloc *pm, uint64_t *slot, const struct bench_op *o, uint32_t threads)
 {
     uint32_t t = threads > 1 ? o->slot % threads : 0;
     switch (o->kind) {
-    case B_MALLOC: slot[o->slot] = ptmalloc_malloc(pm, t, o->size).ptr; break;
-    case B_CALLOC: slot[o->slot] = ptmalloc_calloc(pm, t, 1, o->size).ptr; break;
-    case B_REALLOC: slot[o->slot] = ptmalloc_realloc(pm, t, slot[o->slot], o->size).ptr; break;
+    case BENCH_MALLOC: slot[o->slot] = ptmalloc_malloc(pm, t, o->size).ptr; break;
+    case BENCH_CALLOC: slot[o->slot] = ptmalloc_calloc(pm, t, 1, o->size).ptr; break;
+    case BENCH_REALLOC: slot[o->slot] = ptmalloc_realloc(pm, t, slot[o->slot], o->size).ptr; break;
     default:
         ptmalloc_free(pm, t, slot[o->slot]);
         slot[o->slot] = 0;
@@ -120,10 +61,10 @@ static volatile uint64_t sink;
 
 /* CPU seconds for the sequence; with_stats after each step: 0 none, 1 ptmalloc_stats of all
  * arenas, 2 ptmalloc_stats of arena 0, 3 ptmalloc_stats_arena of arena 0. */
-static double run(const struct bop *ops, uint64_t n, uint32_t threads, int with_stats)
+static double run(const struct bench_op *ops, uint64_t n, uint32_t threads, int with_stats)
 {
     struct ptmalloc *pm = fresh_model(threads);
-    uint64_t *slot = calloc(SLOTS, sizeof *slot);
+    uint64_t *slot = calloc(BENCH_SLOTS, sizeof *slot);
     if (!slot)
         exit(2);
     struct ptmalloc_stats st;
@@ -152,7 +93,9 @@ static int cmp_double(const void *a, const void *b)
 
 static void bench_ops(uint64_t n, int reps)
 {
-    struct bop *ops = make_ops(n);
+    struct bench_op *ops = bench_ops_make(n);
+    if (!ops)
+        exit(2);
     double t[99];
     for (int r = 0; r < reps; r++)
         t[r] = run(ops, n, 1, 0);
@@ -164,7 +107,9 @@ static void bench_ops(uint64_t n, int reps)
 
 static void bench_stats(uint64_t n, uint32_t arenas)
 {
-    struct bop *ops = make_ops(n);
+    struct bench_op *ops = bench_ops_make(n);
+    if (!ops)
+        exit(2);
     double t[4] = {1e30, 1e30, 1e30, 1e30};
     for (int r = 0; r < 3; r++)
         for (int k = 0; k < 4; k++) {
@@ -178,7 +123,7 @@ static void bench_stats(uint64_t n, uint32_t arenas)
 
     /* repeated calls on the final state */
     struct ptmalloc *pm = fresh_model(arenas);
-    uint64_t *slot = calloc(SLOTS, sizeof *slot);
+    uint64_t *slot = calloc(BENCH_SLOTS, sizeof *slot);
     if (!slot)
         exit(2);
     for (uint64_t i = 0; i < n; i++)

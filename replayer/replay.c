@@ -52,6 +52,28 @@ struct site_count {
     uint64_t count;
 };
 
+/* The model's totals after each step, for the step callback, kept from per-arena figures:
+ * ptmalloc_stats(-1) costs O(arenas) (each arena's residency, its largest free chunk), while a
+ * step changes only the arenas it touches. Those are marked during the step (mark_arena,
+ * mark_chunk), their figures read again with ptmalloc_stats_arena and the totals moved by the
+ * difference. Steps that may change arenas they do not name (thread exit, malloc_trim, mallopt,
+ * a new arena, an allocation that failed, an mmap, munmap or mremap, which also move the global
+ * mmapped figures) read everything again. tests/replayer/test_replay_stats.c compares the
+ * totals with ptmalloc_stats(-1) after every step of multi-arena traces. */
+#define DIRTY_MAX 8
+struct step_stats {
+    int active;                       /* a step callback wants statistics */
+    int all;                          /* this step: read every arena again */
+    unsigned ndirty;
+    uint32_t dirty[DIRTY_MAX];        /* this step's arenas to read again */
+    uint32_t narenas, cap;
+    struct ptmalloc_stats *arena;     /* each arena's figures after the last read */
+    uint64_t *base;                   /* each arena's malloc_state address (heap_info.ar_ptr) */
+    struct ptmalloc_stats total;      /* their sums (largest_free: the largest), with the
+                                         mmapped figures of the last full read */
+    uint64_t heap_mask;               /* ~(heap size - 1): heap_info of a non-main chunk */
+};
+
 struct replay {
     const struct replay_options *o;
     struct trace_reader *r;
@@ -85,6 +107,7 @@ struct replay {
     replay_step_fn fn;
     void *ctx;
     int report_events;                /* forward model events (the main pass, not the details) */
+    struct step_stats stats;          /* the totals handed to the step callback */
     double start;
     double next_progress;
     int progress_shown;
@@ -107,6 +130,141 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* ---- the totals for the step callback (struct step_stats) ---- */
+
+static void mark_arena(struct replay *rp, int arena)
+{
+    struct step_stats *ss = &rp->stats;
+    if (arena < 0 || ss->all)
+        return;
+    for (unsigned i = 0; i < ss->ndirty; i++)
+        if (ss->dirty[i] == (uint32_t)arena)
+            return;
+    if (ss->ndirty == DIRTY_MAX)
+        ss->all = 1;
+    else
+        ss->dirty[ss->ndirty++] = (uint32_t)arena;
+}
+
+/* The arena of the chunk at user pointer p (in use: its header is valid), from the header's
+ * flags as glibc finds it: mmapped chunks have none; a chunk without NON_MAIN_ARENA is the main
+ * arena's; any other lies in a heap aligned to the heap size whose heap_info starts with its
+ * arena's malloc_state address. An address that names no known arena reads everything. */
+static void mark_chunk(struct replay *rp, uint64_t p)
+{
+    struct step_stats *ss = &rp->stats;
+    if (!ss->active || ss->all || !p)
+        return;
+    uint64_t head = sysmem_load(rp->mem, p - 8);
+    if (head & 2)   /* IS_MMAPPED: global figures; the mmap or munmap reads everything */
+        return;
+    if (!(head & 4)) {   /* NON_MAIN_ARENA clear */
+        mark_arena(rp, 0);
+        return;
+    }
+    uint64_t ar = sysmem_load(rp->mem, (p - 16) & ss->heap_mask);
+    for (uint32_t a = 1; a < ss->narenas; a++)
+        if (ss->base[a] == ar) {
+            mark_arena(rp, (int)a);
+            return;
+        }
+    ss->all = 1;
+}
+
+static int stats_grow(struct step_stats *ss, uint32_t n)
+{
+    if (n <= ss->cap)
+        return 0;
+    uint32_t cap = ss->cap ? ss->cap : 8;
+    while (cap < n)
+        cap *= 2;
+    struct ptmalloc_stats *a = realloc(ss->arena, cap * sizeof *a);
+    if (!a)
+        return -1;
+    ss->arena = a;
+    uint64_t *b = realloc(ss->base, cap * sizeof *b);
+    if (!b)
+        return -1;
+    memset(b + ss->cap, 0, (cap - ss->cap) * sizeof *b);
+    ss->base = b;
+    ss->cap = cap;
+    return 0;
+}
+
+/* Every arena read again, and the global mmapped figures. */
+static int stats_read_all(struct replay *rp)
+{
+    struct step_stats *ss = &rp->stats;
+    uint32_t n = ptmalloc_arena_count(rp->pm);
+    if (stats_grow(ss, n) < 0)
+        return -1;
+    ptmalloc_stats(rp->pm, -1, &ss->total);
+    for (uint32_t a = 0; a < n; a++)
+        ptmalloc_stats_arena(rp->pm, a, &ss->arena[a]);
+    ss->narenas = n;
+    return 0;
+}
+
+/* The marked arenas read again; the totals moved by their differences. */
+static void stats_read_dirty(struct replay *rp)
+{
+    struct step_stats *ss = &rp->stats;
+    struct ptmalloc_stats *t = &ss->total;
+    int largest_dropped = 0;
+    for (unsigned i = 0; i < ss->ndirty; i++) {
+        uint32_t a = ss->dirty[i];
+        struct ptmalloc_stats *old = &ss->arena[a], now;
+        ptmalloc_stats_arena(rp->pm, a, &now);
+#define MOVE(f) t->f += now.f - old->f
+        MOVE(system_bytes);
+        MOVE(in_use_bytes);
+        MOVE(in_use_count);
+        MOVE(top_bytes);
+        MOVE(tcache_count);
+        MOVE(tcache_bytes);
+        MOVE(fastbin_count);
+        MOVE(fastbin_bytes);
+        MOVE(unsorted_count);
+        MOVE(unsorted_bytes);
+        MOVE(small_count);
+        MOVE(small_bytes);
+        MOVE(large_count);
+        MOVE(large_bytes);
+        MOVE(resident_bytes);
+#undef MOVE
+        if (now.largest_free >= t->largest_free)
+            t->largest_free = now.largest_free;
+        else if (old->largest_free == t->largest_free)
+            largest_dropped = 1;   /* it may have been the largest */
+        *old = now;
+    }
+    if (largest_dropped) {
+        uint64_t m = 0;
+        for (uint32_t a = 0; a < ss->narenas; a++)
+            if (ss->arena[a].largest_free > m)
+                m = ss->arena[a].largest_free;
+        t->largest_free = m;
+    }
+    /* the mapped chunks' residency: all of it but the heaps' (as ptmalloc_stats has it) */
+    uint64_t total = sysmem_resident_total(rp->mem) * SYSMEM_PAGE;
+    t->mmapped_resident_bytes = total > t->resident_bytes ? total - t->resident_bytes : 0;
+}
+
+/* After a step: the totals up to date in rp->stats.total. */
+static int stats_update(struct replay *rp)
+{
+    struct step_stats *ss = &rp->stats;
+    if (ss->all || ss->narenas != ptmalloc_arena_count(rp->pm)) {
+        if (stats_read_all(rp) < 0)
+            return -1;
+    } else {
+        stats_read_dirty(rp);
+    }
+    ss->all = 0;
+    ss->ndirty = 0;
+    return 0;
+}
+
 static void on_model_event(void *ctx, const struct ptmalloc_event *ev)
 {
     struct replay *rp = ctx;
@@ -120,6 +278,23 @@ static void on_model_event(void *ctx, const struct ptmalloc_event *ev)
     };
     if ((unsigned)ev->kind < sizeof bit / sizeof bit[0])
         rp->did |= bit[ev->kind];
+    if (rp->stats.active) {
+        struct step_stats *ss = &rp->stats;
+        switch (ev->kind) {
+        case PTM_EV_ARENA_NEW:
+            /* its heap_info names its malloc_state (mark_chunk looks for it) */
+            if (stats_grow(ss, ev->arena + 1) == 0)
+                ss->base[ev->arena] = sysmem_load(rp->mem, ev->address);
+            ss->all = 1;
+            break;
+        case PTM_EV_MMAP: case PTM_EV_MUNMAP: case PTM_EV_MREMAP:
+            ss->all = 1;   /* the mmapped figures are global */
+            break;
+        default:
+            mark_arena(rp, (int)ev->arena);
+            break;
+        }
+    }
     if (rp->report_events && rp->o->alloc_event_fn)
         rp->o->alloc_event_fn(rp->o->alloc_event_ctx, ev);
 }
@@ -296,6 +471,7 @@ static void untraced_free(struct replay *rp, const struct trace_event *ev, uint6
     ptr_map_mark_freed(&rp->map, e, step);
     if (!val)
         return;   /* the model never had it */
+    mark_chunk(rp, val);
     struct ptmalloc_result res = ptmalloc_free(rp->pm, ev->thread, val);
     if (res.status == PTM_CORRUPT) {
         int skipped = s->skipped;
@@ -318,6 +494,10 @@ static int note_alloc(struct replay *rp, const struct trace_event *ev, uint64_t 
         report_corrupt(rp, ev, step, &res, s);
         return 0;
     }
+    if (res.ptr)
+        mark_chunk(rp, res.ptr);
+    else
+        rp->stats.all = 1;   /* a failed call may have tried (and changed) several arenas */
     if (rp->v)
         s->verify = verify_alloc(rp->v, rp->pm, ev, step, res.ptr, ptmalloc_thread_arena(rp->pm, t));
     if (!ev->ptr) {
@@ -374,6 +554,7 @@ static void do_free(struct replay *rp, const struct trace_event *ev, uint64_t st
         pf->hi = pf->lo + (csize ? csize : 32);
         rp->npending++;
     } else if (val) {
+        mark_chunk(rp, val);
         struct ptmalloc_result res = ptmalloc_free(rp->pm, ev->thread, val);
         if (res.status == PTM_CORRUPT)
             report_corrupt(rp, ev, step, &res, s);
@@ -388,6 +569,7 @@ static void flush_one(struct replay *rp, struct pending_free *pf, struct replay_
 {
     pf->active = 0;
     rp->npending--;
+    mark_chunk(rp, pf->val);
     struct ptmalloc_result res = ptmalloc_free(rp->pm, pf->ev.thread, pf->val);
     if (res.status == PTM_CORRUPT) {
         int skipped = s->skipped;
@@ -487,6 +669,7 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
 
     uint64_t old_val = ptr_entry_val(&rp->map, e), old_size = ptr_entry_size(&rp->map, e);
     s->replayed_old_ptr = old_val;
+    mark_chunk(rp, old_val);
     res = array ? ptmalloc_reallocarray(rp->pm, t, old_val, ev->nmemb, ev->size)
                 : ptmalloc_realloc(rp->pm, t, old_val, ev->size);
     s->replayed_ptr = res.ptr;
@@ -495,6 +678,10 @@ static int do_realloc(struct replay *rp, const struct trace_event *ev, uint64_t 
         report_corrupt(rp, ev, step, &res, s);
         return 0;
     }
+    if (res.ptr)
+        mark_chunk(rp, res.ptr);
+    else if (req)
+        rp->stats.all = 1;   /* a failed call may have tried (and changed) several arenas */
     if (!req) {   /* realloc(p, 0): freed, NULL returned */
         if (rp->v && ev->ptr)
             s->verify = verify_alloc(rp->v, rp->pm, ev, step, res.ptr, ptmalloc_thread_arena(rp->pm, t));
@@ -636,6 +823,23 @@ static void show_progress(struct replay *rp, uint64_t step)
     rp->progress_shown = 1;
 }
 
+/* Before a step: the arenas it may change that the calls will not name. */
+static void stats_mark_before(struct replay *rp, const struct trace_event *ev)
+{
+    switch (ev->kind) {
+    case TRACE_EV_MODULE: case TRACE_EV_SAMPLE:
+        return;
+    case TRACE_EV_MALLOPT: case TRACE_EV_MALLOC_TRIM: case TRACE_EV_THREAD_START:
+    case TRACE_EV_THREAD_EXIT: case TRACE_EV_FORK:
+        rp->stats.all = 1;   /* every arena, or a thread's tcache going back to any */
+        return;
+    default:
+        /* the arena the call starts in (an allocation that fails there moves on) */
+        mark_arena(rp, ptmalloc_thread_arena(rp->pm, ev->thread));
+        return;
+    }
+}
+
 /* ---- one pass ---- */
 
 #define LOOKAHEAD 8
@@ -712,6 +916,16 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         ret = -1;
         goto done;
     }
+    rp->stats.active = rp->fn && !details;
+    rp->stats.all = 1;
+    rp->stats.ndirty = 0;
+    rp->stats.narenas = 0;
+    if (rp->stats.active) {
+        struct ptmalloc_settings cur;
+        ptmalloc_current_settings(rp->pm, &cur);
+        /* glibc's heap_max_size: 4 default huge pages (2 MiB) with hugetlb=2, else 64 MiB */
+        rp->stats.heap_mask = ~((cur.hugetlb >= 2 ? 4ull << 21 : 64ull << 20) - 1);
+    }
     if (!details && rp->v)
         verify_init(rp->v, rp->h->heap_start, ptmalloc_heap_start(rp->pm), o->verify_details);
 
@@ -769,6 +983,8 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         s.request_bytes = 0;
         s.implied_free_ptr = 0;
         rp->did = 0;
+        if (rp->stats.active)
+            stats_mark_before(rp, ev);
         if (rp->npending)
             flush_for(rp, ev, &s);
         if (do_event(rp, ev, step, &s) < 0) {
@@ -785,7 +1001,13 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         if (rp->fn) {
             s.arena = ev->kind == TRACE_EV_MODULE || ev->kind == TRACE_EV_SAMPLE
                           ? -1 : ptmalloc_thread_arena(rp->pm, ev->thread);
-            ptmalloc_stats(rp->pm, -1, &s.stats);
+            mark_arena(rp, s.arena);
+            if (stats_update(rp) < 0) {
+                snprintf(err, errlen, "%s: step %" PRIu64 ": out of memory", o->trace_path, step);
+                ret = -1;
+                break;
+            }
+            s.stats = rp->stats.total;
             rp->held = s.stats.system_bytes + s.stats.mmapped_bytes;
         } else if (!rp->held_known || (rp->did & HELD_CHANGES)) {
             /* Held memory moves only with a system event: read the counters then. */
@@ -946,6 +1168,8 @@ int replay_run(const struct replay_options *o, replay_step_fn fn, void *ctx,
     }
     free(rp.thread_seen);
     free(rp.pending);
+    free(rp.stats.arena);
+    free(rp.stats.base);
     verify_free(&v);
     arena_pin_free(&pins);
     out->seconds = now_seconds() - t0;

@@ -266,7 +266,7 @@ static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, int aren
         ing->arena_cap = cap;
     }
     struct ptmalloc_stats st;
-    ptmalloc_stats(pm, arena, &st);
+    ptmalloc_stats_arena(pm, (uint32_t)arena, &st);   /* O(1), not O(arenas) */
     int64_t v[9] = {(int64_t)st.system_bytes, (int64_t)st.in_use_bytes,
                     (int64_t)st.resident_bytes, (int64_t)st.top_bytes,
                     (int64_t)st.tcache_bytes, (int64_t)st.fastbin_bytes,

@@ -1,19 +1,25 @@
 /* flush_bench.c: what the recorder's flusher costs per event, alone, on malloc_bench's stream.
  *
- *   flush_bench [EVENTS [THREADS [v2]]]
+ *   flush_bench [EVENTS [THREADS [METHODS]]]
  *
+ * METHODS: a comma-separated list of zlib, rans, stored (version-2 blocks, sealed with that
+ * entropy stage) and v1 (the version-1 encoder with deflate, three ways); default zlib,rans,v1.
  * Runs malloc_bench's loop (1024 slots, xorshift, malloc 16..4096 or free) against the real
  * glibc heap, writing each call as the recorder's raw record (the long REC_HDR layout: header,
  * seq, time from the coarse clock, arguments) into memory, THREADS interleaved streams as a
  * multi-threaded program makes them. Then it times, single-threaded, turning those records into
- * sealed blocks of ~1 MiB the way the flusher does (version-2 blocks), and, for comparison, the
- * version-1 way in each deflate mode (unless a third argument is given), and prints CPU ns/event
- * and bytes/event. No recorder is loaded; nothing is written to disk. */
+ * sealed blocks of ~1 MiB the way the flusher does (version-2 blocks), with each entropy stage
+ * asked for, and prints CPU ns/event, instructions/event (when perf events are allowed) and
+ * bytes/event, for encoding and for sealing apart. No recorder is loaded; nothing is written to
+ * disk. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
 #include <zlib.h>
 #include "column_coder.h"
 #include "recorder.h"
@@ -27,6 +33,35 @@ static uint64_t now_ns(clockid_t c)
     struct timespec ts;
     clock_gettime(c, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Instructions retired by this thread (0 when perf events are not allowed). */
+static int insn_fd = -2;
+static uint64_t insns(void)
+{
+    if (insn_fd == -2) {
+        struct perf_event_attr a;
+        memset(&a, 0, sizeof a);
+        a.size = sizeof a;
+        a.type = PERF_TYPE_HARDWARE;
+        a.config = PERF_COUNT_HW_INSTRUCTIONS;
+        a.exclude_kernel = 1;
+        a.exclude_hv = 1;
+        insn_fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+    }
+    uint64_t v = 0;
+    if (insn_fd < 0 || read(insn_fd, &v, sizeof v) != sizeof v)
+        return 0;
+    return v;
+}
+
+static int wants(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+            return 1;
+    return 0;
 }
 
 struct stream {
@@ -135,20 +170,29 @@ int main(int argc, char **argv)
         const char *name;
         int level, strategy;
     } modes[] = {{"level1", 1, Z_DEFAULT_STRATEGY}, {"huffman", 1, Z_HUFFMAN_ONLY}, {"stored", 0, 0}};
+    const char *methods = argc > 3 ? argv[3] : "zlib,rans,v1";
     printf("flush_bench: %ld events, %d thread(s)\n", events, threads);
-    {
+    static const struct {
+        const char *name;
+        int method;
+    } v2[] = {{"zlib", TRACE_BLOCK_ZLIB}, {"rans", TRACE_BLOCK_RANS}, {"stored", TRACE_BLOCK_STORED}};
+    for (unsigned vm = 0; vm < 3; vm++) {
+        if (!wants(methods, v2[vm].name))
+            continue;
         /* Version-2 blocks, as the recorder writes them. */
         size_t cap = (1u << 20) + (256u << 10);
         void *mem = aligned_alloc(64, (trace_block_encoder_size(cap) + 63) & ~(size_t)63);
         struct trace_block_encoder *e = trace_block_encoder_init(mem, cap);
+        trace_block_encoder_method(e, v2[vm].method);
         uint8_t *out = malloc(trace_block_encoder_size(cap));
-        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0, col_raw[16] = {0}, col_coded[16] = {0};
+        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0, enc_in = 0, seal_in = 0;
+        uint64_t col_raw[16] = {0}, col_coded[16] = {0};
         for (int t = 0; t < threads; t++) {
             size_t pos = 0;
             trace_block_encoder_begin(e, (uint32_t)t);
             while (pos < st[t].n) {
                 uint64_t f[2] = {0x401000 + (uint64_t)t, 0x402000};
-                uint64_t a = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                uint64_t a = now_ns(CLOCK_THREAD_CPUTIME_ID), ai = insns();
                 trace_block_encoder_stack(e, 1 + (t & 1), f, 2);
                 while (pos < st[t].n && trace_block_encoder_raw(e) < (1u << 20)) {
                     const uint64_t *w = st[t].w + pos;
@@ -160,9 +204,9 @@ int main(int argc, char **argv)
                         trace_block_encoder_call(e, kind, 0, 0, w[1], w[2], 0, 0, 0, w[3]);
                     pos += REC_NWORDS(w[0]);
                 }
-                uint64_t b = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                uint64_t b = now_ns(CLOCK_THREAD_CPUTIME_ID), bi = insns();
                 size_t nb = trace_block_encoder_seal(e, out, trace_block_encoder_size(cap));
-                uint64_t c = now_ns(CLOCK_THREAD_CPUTIME_ID);
+                uint64_t c = now_ns(CLOCK_THREAD_CPUTIME_ID), ci = insns();
                 bytes += nb;
                 /* Where the bytes go: each coded column's size (FORMAT.md, "Coded columns"). */
                 const uint8_t *q = out + 40, *qend = out + nb;
@@ -176,6 +220,9 @@ int main(int argc, char **argv)
                         q += n;
                     } else if (method == COLCODE_RUN) {
                         q++;
+                    } else if (method == COLCODE_DEFLATE) {
+                        wire_get_varint(&q, qend, &m);
+                        q += m;
                     } else if (method == COLCODE_RANS) {
                         unsigned last = *q++;
                         for (unsigned v = 0; v <= last; v++)
@@ -192,22 +239,26 @@ int main(int argc, char **argv)
                 }
                 enc_ns += b - a;
                 seal_ns += c - b;
+                enc_in += bi - ai;
+                seal_in += ci - bi;
             }
         }
-        printf("%-8s encode %6.1f ns/event  seal %6.1f ns/event  total %6.1f ns/event  %.2f bytes/event\n",
-               "v2", (double)enc_ns / events, (double)seal_ns / events,
+        printf("%-8s encode %6.1f ns %5.0f insn/event  seal %6.1f ns %5.0f insn/event  total %6.1f ns/event  %.3f bytes/event\n",
+               v2[vm].name, (double)enc_ns / events, (double)enc_in / events,
+               (double)seal_ns / events, (double)seal_in / events,
                (double)(enc_ns + seal_ns) / events, (double)bytes / events);
         static const char *names[WIRE_V2_COLUMNS] = {"structure", "seq", "pointers", "time",
                                                      "freed", "opcodes", "stacks", "sizes",
                                                      "ptrs+", "freed+", "sizes+"};
-        for (unsigned k = 0; k < WIRE_V2_COLUMNS; k++)
-            printf("  column %-9s raw %5.2f coded %5.2f bytes/event\n", names[k],
-                   (double)col_raw[k] / events, (double)col_coded[k] / events);
+        if (getenv("FLUSH_BENCH_COLUMNS"))
+            for (unsigned k = 0; k < WIRE_V2_COLUMNS; k++)
+                printf("  column %-9s raw %5.2f coded %5.3f bytes/event\n", names[k],
+                       (double)col_raw[k] / events, (double)col_coded[k] / events);
         free(mem);
         free(out);
-        if (argc > 3)
-            return 0;
     }
+    if (!wants(methods, "v1"))
+        return 0;
     for (unsigned m = 0; m < 3; m++) {
         uint64_t bytes = 0, enc_ns = 0, seal_ns = 0;
         struct trace_event ev;

@@ -14,6 +14,7 @@
  * defined for later blocks only once the block defining it is written; until then a concurrent
  * block defines it again (allowed by the format). Modules are written by context 0 only.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "recorder.h"
@@ -47,6 +48,7 @@ static uint64_t file_bytes, end_offset, blocks_written, raw_bytes;
 static uint32_t modules_written;
 static int ended;
 static volatile uint32_t chunks_closed, chunks_drained;
+static int block_method = TRACE_BLOCK_DEFAULT;   /* FRAGSCOPE_COMPRESS=zlib|rans */
 
 struct block {
     struct drain_ctx *ctx;
@@ -100,7 +102,7 @@ static int ctx_ready(struct drain_ctx *c)
     c->sealed = rec_map(c->sealed_cap);
     if (mem && c->sealed) {
         c->enc = trace_block_encoder_init(mem, COLUMN_CAP);
-        trace_block_encoder_store(c->enc, rec.cfg.compress == 2);
+        trace_block_encoder_method(c->enc, rec.cfg.compress == 2 ? TRACE_BLOCK_STORED : block_method);
         return 1;
     }
     rec_unmap(mem, c->enc_bytes);
@@ -111,9 +113,21 @@ static int ctx_ready(struct drain_ctx *c)
 
 /* ---- the output file ---- */
 
+/* FRAGSCOPE_COMPRESS names the entropy stage (FORMAT.md, "Coded columns"): zlib (the default),
+ * rans, or none (preload.c's configuration: stored columns). Read here, in the program, when the
+ * file is opened: the flusher never reads the environment. */
+static void read_method(void)
+{
+    const char *z = getenv("FRAGSCOPE_COMPRESS");
+    block_method = z && !strcmp(z, "rans") ? TRACE_BLOCK_RANS
+                 : z && !strcmp(z, "zlib") ? TRACE_BLOCK_ZLIB
+                                           : TRACE_BLOCK_DEFAULT;
+}
+
 void blocks_set_output(int fd)
 {
     struct stat st;
+    read_method();
     out_fd = fd;
     out_owner_pid = (int)rsys0(SYS_getpid);
     rsys2(SYS_fstat, fd, &st);

@@ -11,8 +11,13 @@
  *   - rANS: the count of frequencies given (one byte: count - 1), each byte value's frequency
  *     out of 4096 (varints; 0 = absent), the stream's length (varint) and the stream: the final
  *     32-bit states (little-endian) of the two interleaved coders (even and odd positions), then
- *     their renormalisation bytes in the order the decoder reads them. A range coder spends fractional bits, so a column where one value
- *     dominates (times, stack codes, opcodes) costs well under Huffman's one bit per byte.
+ *     their renormalisation bytes in the order the decoder reads them. A range coder spends
+ *     fractional bits, so a column where one value dominates (times, stack codes, opcodes) costs
+ *     well under Huffman's one bit per byte;
+ *   - deflate (format version 3): the stream's length (varint) and a raw deflate stream made by
+ *     zlib, which is what the recorder writes by default: zlib's Huffman-only or run-length
+ *     strategies (no string search) cost about what rANS does here, and a reader needs nothing
+ *     but zlib to check them.
  *
  * The encoder counts the bytes, then prices Huffman exactly (optimal code lengths from a
  * two-queue construction, capped at 12 bits by moving codes down the tree until the lengths form
@@ -337,7 +342,106 @@ size_t colcode_encode(uint8_t *out, size_t cap, const uint8_t *in, size_t n)
     return (size_t)(q - out);
 }
 
+size_t colcode_deflate(uint8_t *out, size_t cap, const uint8_t *in, size_t n, z_stream *zs,
+                       int strategy)
+{
+    if (cap < colcode_bound(n))
+        return 0;
+    if (n < 16)
+        return colcode_store(out, cap, in, n);
+    if (in[0] == in[n - 1] && in[0] == in[n / 2] && !memcmp(in, in + 1, n - 1)) {
+        uint8_t *p = out;
+        *p++ = COLCODE_RUN;
+        p = wire_put_varint(p, n);
+        *p++ = in[0];
+        return (size_t)(p - out);
+    }
+    /* The stream goes behind the longest header it could need, and moves up if m is shorter. */
+    size_t stored = 1 + wire_varint_len(n) + n;
+    size_t head = 1 + wire_varint_len(n), room = stored - head;
+    size_t gap = wire_varint_len(room);
+    /* One stream per COLCODE_DEFLATE_PIECE bytes: zlib slides its window (and rewrites its hash
+     * chains) every 32 KiB of a longer stream, a fifth of its time here; a new stream only
+     * clears its hash heads. */
+    uint8_t *q = out + head + gap, *qend = out + stored;
+    for (size_t at = 0; at < n; at += COLCODE_DEFLATE_PIECE) {
+        size_t piece = n - at < COLCODE_DEFLATE_PIECE ? n - at : COLCODE_DEFLATE_PIECE;
+        if (deflateReset(zs) != Z_OK || deflateParams(zs, 1, strategy) != Z_OK)
+            return colcode_store(out, cap, in, n);
+        zs->next_in = (Bytef *)(uintptr_t)(in + at);
+        zs->avail_in = (uInt)piece;
+        zs->next_out = q;
+        zs->avail_out = (uInt)(qend - q);
+        if (deflate(zs, Z_FINISH) != Z_STREAM_END)      /* no smaller than stored */
+            return colcode_store(out, cap, in, n);
+        q = zs->next_out;
+    }
+    size_t m = (size_t)(q - (out + head + gap));
+    uint8_t *p = out;
+    *p++ = COLCODE_DEFLATE;
+    p = wire_put_varint(p, n);
+    p = wire_put_varint(p, m);
+    if (p != out + head + gap)
+        memmove(p, out + head + gap, m);
+    return (size_t)(p - out) + m;
+}
+
 /* ---- decoding ---- */
+
+/* A deflate column after its method byte and length. */
+static int deflate_decode(const uint8_t **pp, const uint8_t *p, const uint8_t *end, uint8_t *out,
+                          size_t n, const char **why, z_stream *zs)
+{
+    uint64_t m;
+    if (!wire_get_varint(&p, end, &m) || m > (uint64_t)(end - p) || m == 0) {
+        *why = "a deflate column's stream runs past the block";
+        return 0;
+    }
+    z_stream own;
+    if (!zs) {
+        memset(&own, 0, sizeof own);
+        if (inflateInit2(&own, -15) != Z_OK) {
+            *why = "cannot start zlib";
+            return 0;
+        }
+    } else if (inflateReset(zs) != Z_OK) {
+        *why = "cannot reset zlib";
+        return 0;
+    }
+    z_stream *z = zs ? zs : &own;
+    /* Streams one after the other, each inflating to a piece (the last one to the rest). */
+    z->next_in = (Bytef *)(uintptr_t)p;
+    z->avail_in = (uInt)m;
+    z->next_out = out;
+    int ok = 1;
+    for (size_t at = 0; ok && at < n; at += COLCODE_DEFLATE_PIECE) {
+        size_t piece = n - at < COLCODE_DEFLATE_PIECE ? n - at : COLCODE_DEFLATE_PIECE;
+        if (at && inflateReset(z) != Z_OK) {
+            *why = "cannot reset zlib";
+            ok = 0;
+            break;
+        }
+        z->avail_out = (uInt)piece;
+        int rc = inflate(z, Z_FINISH);
+        if (rc == Z_STREAM_END && z->avail_out == 0)
+            continue;
+        ok = 0;
+        *why = rc == Z_STREAM_END ? "a deflate column's stream inflates to too few bytes"
+               : rc == Z_BUF_ERROR && z->avail_out == 0
+                   ? "a deflate column's stream inflates to too many bytes"
+               : rc == Z_BUF_ERROR ? "a deflate column's stream ends too early"
+                                   : "a deflate column's stream is damaged";
+    }
+    if (ok && z->avail_in != 0) {
+        *why = "a deflate column has bytes after its last stream";
+        ok = 0;
+    }
+    if (!zs)
+        inflateEnd(&own);
+    if (ok)
+        *pp = p + m;
+    return ok;
+}
 
 /* The rANS column after its method byte and length: *pp is moved past the column. */
 static int rans_decode(const uint8_t **pp, const uint8_t *p, const uint8_t *end, uint8_t *out,
@@ -411,13 +515,19 @@ static int rans_decode(const uint8_t **pp, const uint8_t *p, const uint8_t *end,
 
 int colcode_raw_length(const uint8_t *p, const uint8_t *end, uint64_t *n)
 {
-    if (p >= end || *p > COLCODE_RANS)
+    if (p >= end || *p > COLCODE_DEFLATE)
         return 0;
     p++;
     return wire_get_varint(&p, end, n);
 }
 
 int colcode_decode(const uint8_t **pp, const uint8_t *end, uint8_t *out, size_t n, const char **why)
+{
+    return colcode_decode_z(pp, end, out, n, why, NULL);
+}
+
+int colcode_decode_z(const uint8_t **pp, const uint8_t *end, uint8_t *out, size_t n,
+                     const char **why, z_stream *zs)
 {
     const uint8_t *p = *pp;
     uint64_t raw;
@@ -450,6 +560,8 @@ int colcode_decode(const uint8_t **pp, const uint8_t *end, uint8_t *out, size_t 
     }
     if (method == COLCODE_RANS)
         return rans_decode(pp, p, end, out, n, why);
+    if (method == COLCODE_DEFLATE)
+        return deflate_decode(pp, p, end, out, n, why, zs);
     if (method != COLCODE_HUFFMAN) {
         *why = "a coded column has an unknown method";
         return 0;

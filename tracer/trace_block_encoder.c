@@ -6,7 +6,10 @@
  * rows to split again - and pointers are named by how many allocations (for a free) or frees
  * (for an allocation) ago the same address was seen, found through two direct-mapped tables
  * (address -> ordinal, checked against the rings the decoder keeps too). Sealing codes each
- * column with its own Huffman code (column_coder.c). FORMAT.md, "Version-2 blocks", is the
+ * column on its own (column_coder.c): by default with zlib's deflate, Huffman-only or run-length
+ * per column class (no string search: nothing here repeats as strings, and searching is what
+ * makes deflate expensive), the zlib state in the encoder's own memory; or with our rANS/Huffman
+ * coder; or stored. FORMAT.md, "Version-2 blocks", is the
  * byte-level description; the decoder is trace_decode.h.
  *
  * Allocation-free (compiled into the recorder): the caller provides the memory.
@@ -19,9 +22,16 @@
 #define HASH_SIZE (1u << HASH_BITS)
 #define W WIRE_V2_WINDOW
 
+/* zlib's memory for one raw deflate stream (windowBits 15, memLevel 9: ~390 KiB), carved from
+ * the encoder's own block. */
+#ifndef ZLIB_MEM_LEVEL
+#define ZLIB_MEM_LEVEL 9
+#endif
+#define ZLIB_ARENA (512u << 10)
+
 struct trace_block_encoder {
     uint32_t thread;
-    int stored;                          /* seal without Huffman codes */
+    int method;                          /* TRACE_BLOCK_ZLIB, _RANS or _STORED */
     uint64_t first_seq, last_seq, events;
     size_t col_cap;
     uint8_t *col[WIRE_V2_COLUMNS];
@@ -31,12 +41,49 @@ struct trace_block_encoder {
     uint32_t alloc_at[HASH_SIZE];        /* address hash -> allocation ordinal + 1 */
     uint32_t free_at[HASH_SIZE];         /* address hash -> free ordinal + 1 */
     uint64_t rings[WIRE_V2_RING_WORDS(W)];   /* rings, then the predictions */
+    z_stream zs;
+    int zs_state;                        /* 0 not started, 1 ready, -1 failed (use rANS) */
+    uint8_t *zmem;
+    size_t zmem_used;
 };
 
 size_t trace_block_encoder_size(size_t column_cap)
 {
     size_t head = (sizeof(struct trace_block_encoder) + 63) & ~(size_t)63;
-    return head + WIRE_V2_COLUMNS * ((column_cap + 63) & ~(size_t)63);
+    return head + WIRE_V2_COLUMNS * ((column_cap + 63) & ~(size_t)63) + ZLIB_ARENA;
+}
+
+/* zlib's allocation functions: a bump allocator over zmem (deflateInit2 allocates once; the
+ * stream is reset, never ended). */
+static void *zmem_alloc(void *opaque, unsigned items, unsigned size)
+{
+    struct trace_block_encoder *e = opaque;
+    size_t n = ((size_t)items * size + 63) & ~(size_t)63;
+    if (n > ZLIB_ARENA - e->zmem_used)
+        return NULL;
+    void *p = e->zmem + e->zmem_used;
+    e->zmem_used += n;
+    return p;
+}
+
+static void zmem_free(void *opaque, void *p)
+{
+    (void)opaque;
+    (void)p;
+}
+
+static int zlib_ready(struct trace_block_encoder *e)
+{
+    if (e->zs_state == 0) {
+        memset(&e->zs, 0, sizeof e->zs);
+        e->zs.zalloc = zmem_alloc;
+        e->zs.zfree = zmem_free;
+        e->zs.opaque = e;
+        e->zmem_used = 0;
+        e->zs_state = deflateInit2(&e->zs, 1, Z_DEFLATED, -15, ZLIB_MEM_LEVEL, Z_HUFFMAN_ONLY) == Z_OK
+                          ? 1 : -1;
+    }
+    return e->zs_state == 1;
 }
 
 void trace_block_encoder_begin(struct trace_block_encoder *e, uint32_t thread)
@@ -65,13 +112,21 @@ struct trace_block_encoder *trace_block_encoder_init(void *mem, size_t column_ca
     e->col_cap = column_cap;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
         e->col[c] = (uint8_t *)mem + head + c * stride;
+    e->zmem = (uint8_t *)mem + head + WIRE_V2_COLUMNS * stride;
+    e->method = TRACE_BLOCK_DEFAULT;
     trace_block_encoder_begin(e, 0);
     return e;
 }
 
 void trace_block_encoder_store(struct trace_block_encoder *e, int stored)
 {
-    e->stored = stored;
+    e->method = stored ? TRACE_BLOCK_STORED : TRACE_BLOCK_DEFAULT;
+}
+
+void trace_block_encoder_method(struct trace_block_encoder *e, int method)
+{
+    e->method = method == TRACE_BLOCK_ZLIB || method == TRACE_BLOCK_RANS ||
+                method == TRACE_BLOCK_STORED ? method : TRACE_BLOCK_DEFAULT;
 }
 
 size_t trace_block_encoder_raw(const struct trace_block_encoder *e)
@@ -565,6 +620,21 @@ size_t trace_block_encoder_bound(const struct trace_block_encoder *e)
     return n;
 }
 
+/* The columns whose bytes are mostly one value (times and stack codes: mostly "as predicted";
+ * seq deltas: mostly 1 or absent; the structure) go through zlib's run-length strategy, the
+ * others through Huffman-only: on malloc_bench's stream the run-length strategy costs a tenth
+ * of Huffman-only on the first kind and, there, is 100 times smaller; on the others it is slower
+ * and no smaller (FORMAT.md, "Size"). */
+static int zlib_strategy(unsigned column)
+{
+    switch (column) {
+    case WIRE_COL_TIME: case WIRE_COL_STACK: case WIRE_COL_SEQ: case WIRE_COL_MAIN:
+        return Z_RLE;
+    default:
+        return Z_HUFFMAN_ONLY;
+    }
+}
+
 size_t trace_block_encoder_seal(struct trace_block_encoder *e, uint8_t *out, size_t out_cap)
 {
     size_t raw = WIRE_V2_COLUMNS * 4 + trace_block_encoder_raw(e);
@@ -572,9 +642,18 @@ size_t trace_block_encoder_seal(struct trace_block_encoder *e, uint8_t *out, siz
         raw > TRACE_BLOCK_MAX_RAW + WIRE_V2_COLUMNS * 4)
         return 0;
     uint8_t *p = out + WIRE_BLOCK_FRAME;
-    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
-        p += e->stored ? colcode_store(p, colcode_bound(e->len[c]), e->col[c], e->len[c])
-                       : colcode_encode(p, colcode_bound(e->len[c]), e->col[c], e->len[c]);
+    int method = e->method;
+    if (method == TRACE_BLOCK_ZLIB && !zlib_ready(e))
+        method = TRACE_BLOCK_RANS;
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
+        size_t cap = colcode_bound(e->len[c]);
+        if (method == TRACE_BLOCK_ZLIB)
+            p += colcode_deflate(p, cap, e->col[c], e->len[c], &e->zs, zlib_strategy(c));
+        else if (method == TRACE_BLOCK_RANS)
+            p += colcode_encode(p, cap, e->col[c], e->len[c]);
+        else
+            p += colcode_store(p, cap, e->col[c], e->len[c]);
+    }
     size_t payload = (size_t)(p - (out + WIRE_BLOCK_FRAME));
     memcpy(out, WIRE_V2_BLOCK_TAG, 4);
     wire_put32(out + 4, (uint32_t)payload);

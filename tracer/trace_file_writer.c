@@ -28,6 +28,7 @@ struct trace_file_writer {
     struct thread_buf *threads;
     size_t nthreads;
     size_t block_size;
+    int method;                          /* TRACE_BLOCK_* */
     uint64_t flush_every, since_flush;
     uint64_t blocks, next_seq, bytes;
     uint8_t *out;
@@ -212,11 +213,20 @@ static struct trace_block_encoder *room(struct trace_file_writer *w, uint32_t th
             return NULL;
         }
         t->enc = trace_block_encoder_init(t->mem, cap);
+        trace_block_encoder_method(t->enc, w->method);
         trace_block_encoder_begin(t->enc, thread);
     }
     if (trace_block_encoder_raw(t->enc) >= w->block_size && seal(w, thread) < 0)
         return NULL;
     return t->enc;
+}
+
+void trace_file_writer_set_method(struct trace_file_writer *w, int method)
+{
+    w->method = method;
+    for (size_t i = 0; i < w->nthreads; i++)
+        if (w->threads[i].enc)
+            trace_block_encoder_method(w->threads[i].enc, method);
 }
 
 int trace_file_writer_event(struct trace_file_writer *w, const struct trace_event *ev)

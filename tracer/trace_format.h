@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define TRACE_MAGIC "FRAGSCP1"          /* 8 bytes at offset 0 */
-#define TRACE_VERSION 2               /* readers also take version 1 */
+#define TRACE_VERSION 3               /* readers also take versions 1 and 2 */
 #define TRACE_MAX_STACK_DEPTH 128
 
 enum trace_event_kind {
@@ -204,8 +204,9 @@ size_t trace_block_seal_level(uint8_t *out, size_t out_cap, const uint8_t *raw, 
 
 /* ---- Version-2 blocks (BLK3): the recorder's and the file writer's encoder ----
  * Encodes a thread's events straight into the columns of a BLK3 block (pointers named by how
- * many allocations or frees ago they were seen, FORMAT.md) and seals them with a Huffman code
- * per column: several times cheaper than trace_encode_event + trace_block_seal, and smaller.
+ * many allocations or frees ago they were seen, FORMAT.md) and seals them, each column coded on
+ * its own (zlib's deflate by default): several times cheaper than trace_encode_event +
+ * trace_block_seal, and smaller.
  * Allocation-free: the caller provides trace_block_encoder_size(column_cap) bytes (aligned to
  * 64); every column holds column_cap bytes, so a block whose raw size stays below column_cap
  * never runs out of room. */
@@ -225,7 +226,12 @@ int trace_block_encoder_module(struct trace_block_encoder *e, const struct trace
 int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsigned chunk_flags,
                              uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t nmemb,
                              uint64_t size, uint64_t old_ptr, uint64_t ptr);
-/* stored = 1: seal the columns as they are (no Huffman codes). */
+/* How sealing codes the columns (FORMAT.md, "Coded columns"): zlib's deflate (format version
+ * 3), our rANS/Huffman coder, or stored. */
+enum { TRACE_BLOCK_ZLIB = 1, TRACE_BLOCK_RANS = 2, TRACE_BLOCK_STORED = 3 };
+#define TRACE_BLOCK_DEFAULT TRACE_BLOCK_ZLIB
+void trace_block_encoder_method(struct trace_block_encoder *e, int method);
+/* stored = 1: seal the columns as they are (TRACE_BLOCK_STORED); 0: the default method. */
 void trace_block_encoder_store(struct trace_block_encoder *e, int stored);
 size_t trace_block_encoder_raw(const struct trace_block_encoder *e);     /* raw bytes so far */
 uint64_t trace_block_encoder_events(const struct trace_block_encoder *e);
@@ -300,6 +306,8 @@ struct trace_file_writer *trace_file_writer_open(const char *path, int force,
                                                  char *err, size_t errlen);
 void trace_file_writer_set_block_size(struct trace_file_writer *w, size_t raw_bytes,
                                       uint64_t flush_every);
+/* How blocks from now on code their columns: TRACE_BLOCK_ZLIB (the default), _RANS, _STORED. */
+void trace_file_writer_set_method(struct trace_file_writer *w, int method);
 /* ev->thread picks the thread's stream. 0 on success, -1 on error (see _close). */
 int trace_file_writer_event(struct trace_file_writer *w, const struct trace_event *ev);
 int trace_file_writer_stack(struct trace_file_writer *w, uint32_t thread, uint32_t id,

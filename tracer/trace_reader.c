@@ -1,16 +1,19 @@
 /* trace_reader.c: reads a trace as one stream of events in global seq order, in bounded memory.
  *
  * The file is a header and then framed blocks, one thread's records each. The reader reads
- * frames in file order; each block is checked (framing CRC, payload CRC, inflate, a full decode
- * pass that registers its stack and module definitions and checks its seqs) before any of its
- * events is delivered, so damage stops the stream at a block boundary: everything before the
- * first bad block is delivered, nothing after it.
+ * frames in file order; each block is checked (framing CRC, payload CRC, inflate or column
+ * decoding, then decoding every record, which registers its stack and module definitions and
+ * checks its seqs) before any of its events is delivered, so damage stops the stream at a block
+ * boundary: everything before the first bad block is delivered, nothing after it. That one
+ * decoding pass keeps the events, packed (48 bytes each; the rare event with more fields than a
+ * call's, whole), and delivering them only unpacks: a block is decoded once.
  *
  * Merging: the good blocks wait in a min-heap keyed by the seq of their next event. Since seqs are
  * dense, the reader delivers seq N as soon as a block holding it is at the top, reading further
  * blocks only while N has not turned up - and at most `lookahead` bytes of decoded blocks ahead.
  * If the window fills (or the file ends) without N, it delivers the smallest seq it has and
- * counts a gap. Blocks are decoded a second time, lazily, as their events are delivered.
+ * counts a gap. The window counts a block's raw (decompressed) bytes, as FORMAT.md says; the
+ * packed events it holds take about 7 times as much memory.
  *
  * Nothing in the input is trusted: every length is bounded before use, counts are capped, and
  * every varint read is checked against the end of its buffer.
@@ -29,14 +32,27 @@
 #define MAX_STACK_FRAMES_TOTAL (1ull << 26)
 #define MAX_PENDING_BLOCKS (1u << 16)
 
+/* An event as a block keeps it until delivery: what a call has. Any other event (an error, a
+ * thread, alignment, mallopt's or a sample's fields, reallocarray's old pointer and count) is
+ * kept whole in the block's list of full events and marked PACKED_FULL here. */
+struct packed_event {
+    uint64_t seq, time_ns, size, ptr;
+    uint64_t a;                 /* old_ptr, or nmemb when PACKED_NMEMB */
+    uint32_t stack_id;
+    uint8_t kind, chunk_flags;
+    uint16_t flags;
+};
+#define PACKED_FULL 1
+#define PACKED_NMEMB 2
+
 struct pending {                /* one checked block, waiting in the merge */
-    uint8_t *raw;
-    size_t len;                 /* raw bytes, plus its pointer rings (BLK3) */
-    uint64_t *ring;             /* BLK3: the decoder's rings (st.ring) */
-    struct wire_in in;          /* where its next record is */
+    size_t len;                 /* its raw bytes (what the lookahead window counts) */
+    struct packed_event *ev;    /* its events, decoded */
+    size_t n, next;             /* how many; the next to become head */
+    struct trace_event *full;   /* the events marked PACKED_FULL, in order */
+    size_t nfull, next_full;
     uint32_t thread;
     uint64_t offset;            /* of its frame in the file */
-    struct trace_encode_state st;
     struct trace_event head;    /* its next event */
 };
 
@@ -244,25 +260,85 @@ static int heap_push(struct trace_reader *r, struct pending *b)
 static void pending_free(struct trace_reader *r, struct pending *b)
 {
     r->buffered -= b->len;
-    free(b->raw);
-    free(b->ring);
+    free(b->ev);
+    free(b->full);
     free(b);
 }
 
-/* Moves b's head to its next event (the block was checked, so decoding cannot fail). Returns 0
- * when the block has no more events. */
+/* Moves b's head to its next event. Returns 0 when the block has no more events. */
 static int pending_advance(struct pending *b)
 {
-    struct wire_defs defs;
-    const char *why;
-    while (!wire_in_done(&b->in)) {
-        int rec = wire_decode_record(&b->in, &b->st, b->thread, &b->head, &defs, &why);
-        if (rec == REC_EVENT)
-            return 1;
-        if (rec == REC_ERROR)
-            return 0;
+    if (b->next >= b->n)
+        return 0;
+    const struct packed_event *p = &b->ev[b->next++];
+    struct trace_event *h = &b->head;
+    if (p->flags & PACKED_FULL) {
+        *h = b->full[b->next_full++];
+        return 1;
     }
-    return 0;
+    memset(h, 0, sizeof *h);
+    h->seq = p->seq;
+    h->time_ns = p->time_ns;
+    h->thread = b->thread;
+    h->stack_id = p->stack_id;
+    h->kind = p->kind;
+    h->chunk_flags = p->chunk_flags;
+    h->size = p->size;
+    h->ptr = p->ptr;
+    if (p->flags & PACKED_NMEMB)
+        h->nmemb = p->a;
+    else
+        h->old_ptr = p->a;
+    return 1;
+}
+
+/* Keeps a decoded event in b; 0 when out of memory. */
+static int pending_keep(struct pending *b, const struct trace_event *ev, size_t *cap,
+                        size_t *full_cap)
+{
+    if (b->n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        struct packed_event *n = realloc(b->ev, c * sizeof *n);
+        if (!n)
+            return 0;
+        b->ev = n;
+        *cap = c;
+    }
+    struct packed_event *p = &b->ev[b->n++];
+    p->seq = ev->seq;
+    p->time_ns = ev->time_ns;
+    p->size = ev->size;
+    p->ptr = ev->ptr;
+    p->stack_id = ev->stack_id;
+    p->kind = ev->kind;
+    p->chunk_flags = ev->chunk_flags;
+    p->flags = 0;
+    p->a = ev->old_ptr;
+    int plain = ev->thread == b->thread && !ev->err && !ev->alignment && !ev->param &&
+                !ev->value && !ev->result && !ev->os_tid && !(ev->old_ptr && ev->nmemb);
+    if (plain) {
+        const struct trace_sample *sm = &ev->sample;
+        plain = !(sm->rss_pages | sm->heap_resident_pages | sm->brk | sm->arena | sm->ordblks |
+                  sm->smblks | sm->hblks | sm->hblkhd | sm->usmblks | sm->fsmblks |
+                  sm->uordblks | sm->fordblks | sm->keepcost);
+    }
+    if (plain && ev->nmemb) {
+        p->a = ev->nmemb;
+        p->flags = PACKED_NMEMB;
+    }
+    if (plain)
+        return 1;
+    if (b->nfull == *full_cap) {
+        size_t c = *full_cap ? *full_cap * 2 : 16;
+        struct trace_event *n = realloc(b->full, c * sizeof *n);
+        if (!n)
+            return 0;
+        b->full = n;
+        *full_cap = c;
+    }
+    b->full[b->nfull++] = *ev;
+    p->flags = PACKED_FULL;
+    return 1;
 }
 
 /* ---- Reading frames ---- */
@@ -278,10 +354,11 @@ static int block_cursors(struct wire_in *in, const uint8_t *raw, size_t len, int
     return wire_in_columns(in, raw, len, layout == LAYOUT_V2 ? WIRE_V2_COLUMNS : WIRE_COLUMNS);
 }
 
-/* Checks a decoded block and registers its definitions. 0 = good. */
+/* Decodes and checks a block's records, registers its definitions and keeps its events in b.
+ * 0 = good. */
 static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, int layout,
                        uint32_t thread, uint64_t first_seq, uint64_t last_seq, uint64_t *events,
-                       const char **why)
+                       struct pending *b, const char **why)
 {
     struct trace_encode_state st;
     struct trace_event ev;
@@ -308,7 +385,21 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, i
         memset(wire_v2_pred(&st), 0, WIRE_V2_PRED_WORDS * sizeof(uint64_t));
     }
     uint64_t n = 0, prev = 0;
+    size_t cap = 0, full_cap = 0;
     int rc = 0;
+    if (layout == LAYOUT_V2) {
+        /* One opcode per record: the events are at most that many (room for the first 64k
+         * at once; more as they come). */
+        size_t ops = wire_get32(raw + 4 * WIRE_COL_OP);
+        if (ops > (1u << 16))
+            ops = 1u << 16;
+        if (ops && !(b->ev = malloc(ops * sizeof *b->ev))) {
+            *why = "out of memory";
+            free(defs);
+            return -1;
+        }
+        cap = ops;
+    }
     while (!wire_in_done(&in)) {
         int rec = wire_decode_record(&in, &st, thread, &ev, defs, why);
         if (rec == REC_ERROR) {
@@ -336,6 +427,11 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, i
             }
             prev = ev.seq;
             n++;
+            if (!pending_keep(b, &ev, &cap, &full_cap)) {
+                *why = "out of memory";
+                rc = -1;
+                break;
+            }
         }
     }
     if (rc == 0 && !wire_in_all_done(&in)) {
@@ -354,7 +450,7 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, i
 /* A BLK3 payload: the coded columns, decoded into raw (a u32 length per column, then the
  * columns: the BLK2 arrangement with more columns). 0 and *why when malformed. */
 static int decode_v2_payload(const uint8_t *p, size_t plen, uint8_t *raw, size_t raw_len,
-                             const char **why)
+                             const char **why, z_stream *zs)
 {
     const uint8_t *end = p + plen;
     size_t off = 4 * WIRE_V2_COLUMNS;
@@ -368,7 +464,7 @@ static int decode_v2_payload(const uint8_t *p, size_t plen, uint8_t *raw, size_t
             *why = "a coded column is malformed or longer than the block";
             return 0;
         }
-        if (!colcode_decode(&p, end, raw + off, (size_t)n, why))
+        if (!colcode_decode_z(&p, end, raw + off, (size_t)n, why, zs))
             return 0;
         wire_put32(raw + 4 * c, (uint32_t)n);
         off += (size_t)n;
@@ -420,13 +516,6 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, i
         goto fail;
     }
     const char *why = "";
-    if (layout == LAYOUT_V2) {
-        if (!decode_v2_payload(payload, payload_len, raw, raw_len, &why)) {
-            stop(r, 1, at, "block at offset %" PRIu64 ": %s", at, why);
-            goto fail;
-        }
-        goto decoded;
-    }
     if (!r->zs_ready) {
         memset(&r->zs, 0, sizeof r->zs);
         if (inflateInit2(&r->zs, -15) != Z_OK) {
@@ -436,6 +525,13 @@ static void read_block(struct trace_reader *r, const uint8_t *fh, uint64_t at, i
         r->zs_ready = 1;
     } else {
         inflateReset(&r->zs);
+    }
+    if (layout == LAYOUT_V2) {
+        if (!decode_v2_payload(payload, payload_len, raw, raw_len, &why, &r->zs)) {
+            stop(r, 1, at, "block at offset %" PRIu64 ": %s", at, why);
+            goto fail;
+        }
+        goto decoded;
     }
     r->zs.next_in = payload;
     r->zs.avail_in = payload_len;
@@ -452,37 +548,22 @@ decoded:
     payload = NULL;
 
     uint64_t events;
-    if (check_block(r, raw, raw_len, layout, thread, first_seq, last_seq, &events, &why) < 0) {
+    b->thread = thread;
+    if (check_block(r, raw, raw_len, layout, thread, first_seq, last_seq, &events, b, &why) < 0) {
         stop(r, 1, at, "block at offset %" PRIu64 " (thread %" PRIu32 "): %s", at, thread, why);
         goto fail;
     }
+    free(raw);
+    raw = NULL;
     r->blocks++;
     if (events == 0) {
-        free(raw);
+        free(b->ev);
+        free(b->full);
         free(b);
         return;
     }
-    b->raw = raw;
     b->len = raw_len;
-    block_cursors(&b->in, raw, raw_len, layout);
-    b->thread = thread;
     b->offset = at;
-    trace_encode_state_reset(&b->st);
-    if (layout == LAYOUT_V2) {
-        /* Rings as long as the block can need: distances never exceed its events. */
-        uint64_t cap = 1;
-        while (cap < events && cap < WIRE_V2_WINDOW)
-            cap <<= 1;
-        if (!(b->ring = calloc(WIRE_V2_RING_WORDS(cap), sizeof *b->ring))) {
-            stop(r, 1, at, "block at offset %" PRIu64 ": out of memory", at);
-            free(raw);
-            free(b);
-            return;
-        }
-        b->st.ring = b->ring;
-        b->st.ring_mask = cap - 1;
-        b->len += WIRE_V2_RING_WORDS(cap) * sizeof *b->ring;
-    }
     r->buffered += b->len;
     pending_advance(b);
     if (heap_push(r, b) < 0) {
@@ -493,6 +574,10 @@ decoded:
 fail:
     free(payload);
     free(raw);
+    if (b) {
+        free(b->ev);
+        free(b->full);
+    }
     free(b);
 }
 

@@ -27,7 +27,15 @@
 #ifndef ZLIB_MEM_LEVEL
 #define ZLIB_MEM_LEVEL 9
 #endif
-#define ZLIB_ARENA (512u << 10)
+#define ZLIB_STATE (448u << 10)
+#define TRIAL_BYTES ((COLCODE_DEFLATE_PIECE + 16 + 63) & ~63u)
+#define ZLIB_ARENA (ZLIB_STATE + TRIAL_BYTES)
+/* After every TRIAL_EVERY raw bytes (and in the first block, and in each block at least twice
+ * the size of the last tried one while that was below TRIAL_FULL), each column's first piece is
+ * deflated every way to choose how to code the column until the next trial (see choose_ways). */
+#define TRIAL_EVERY (32ull << 20)
+#define TRIAL_FULL (512u << 10)
+#define STORE_IT (-1)
 
 struct trace_block_encoder {
     uint32_t thread;
@@ -45,6 +53,9 @@ struct trace_block_encoder {
     int zs_state;                        /* 0 not started, 1 ready, -1 failed (use rANS) */
     uint8_t *zmem;
     size_t zmem_used;
+    int zway[WIRE_V2_COLUMNS];           /* per column: a zlib strategy, or STORE_IT */
+    uint64_t since_trial;                /* raw bytes sealed since the last trial */
+    size_t trial_raw;                    /* the raw size of the block last tried */
 };
 
 size_t trace_block_encoder_size(size_t column_cap)
@@ -59,7 +70,7 @@ static void *zmem_alloc(void *opaque, unsigned items, unsigned size)
 {
     struct trace_block_encoder *e = opaque;
     size_t n = ((size_t)items * size + 63) & ~(size_t)63;
-    if (n > ZLIB_ARENA - e->zmem_used)
+    if (n > ZLIB_STATE - e->zmem_used)
         return NULL;
     void *p = e->zmem + e->zmem_used;
     e->zmem_used += n;
@@ -82,6 +93,8 @@ static int zlib_ready(struct trace_block_encoder *e)
         e->zmem_used = 0;
         e->zs_state = deflateInit2(&e->zs, 1, Z_DEFLATED, -15, ZLIB_MEM_LEVEL, Z_HUFFMAN_ONLY) == Z_OK
                           ? 1 : -1;
+        e->since_trial = TRIAL_EVERY;
+        e->trial_raw = 0;
     }
     return e->zs_state == 1;
 }
@@ -620,18 +633,35 @@ size_t trace_block_encoder_bound(const struct trace_block_encoder *e)
     return n;
 }
 
-/* The columns whose bytes are mostly one value (times and stack codes: mostly "as predicted";
- * seq deltas: mostly 1 or absent; the structure) go through zlib's run-length strategy, the
- * others through Huffman-only: on malloc_bench's stream the run-length strategy costs a tenth
- * of Huffman-only on the first kind and, there, is 100 times smaller; on the others it is slower
- * and no smaller (FORMAT.md, "Size"). */
-static int zlib_strategy(unsigned column)
+/* How each column is deflated: by trial, on its first piece, every TRIAL_EVERY blocks. The
+ * columns differ, and differ between programs: in malloc_bench's stream the times and stack codes
+ * are runs (Z_RLE: a tenth of Huffman-only's cost and 100 times smaller) and the pointer and size
+ * bytes close to random (Huffman-only; the freed pointers' first bytes not even that: stored);
+ * in perl's, opcodes, stack codes and pointers repeat as strings (level 1's string search: 5 to
+ * 7 times smaller than Huffman-only there, and cheaper, since a match skips its bytes); in
+ * python's nearly every column does. A first block (a program starting) can be too small to
+ * tell: a larger one is tried again. The way
+ * that gives the fewest bytes wins, the cheaper way on a tie (within 1/64); storing wins unless
+ * deflate saves 1/32 of the bytes. */
+static void choose_ways(struct trace_block_encoder *e)
 {
-    switch (column) {
-    case WIRE_COL_TIME: case WIRE_COL_STACK: case WIRE_COL_SEQ: case WIRE_COL_MAIN:
-        return Z_RLE;
-    default:
-        return Z_HUFFMAN_ONLY;
+    static const int ways[3] = {Z_RLE, Z_HUFFMAN_ONLY, Z_DEFAULT_STRATEGY};
+    uint8_t *scratch = e->zmem + ZLIB_STATE;
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
+        size_t n = e->len[c] < COLCODE_DEFLATE_PIECE ? e->len[c] : COLCODE_DEFLATE_PIECE;
+        size_t best = n - n / 32, got;
+        e->zway[c] = STORE_IT;
+        if (n < 64) {
+            e->zway[c] = Z_RLE;             /* too little to tell: the cheap way */
+            continue;
+        }
+        for (unsigned w = 0; w < 3; w++) {
+            got = colcode_deflate(scratch, TRIAL_BYTES, e->col[c], n, &e->zs, ways[w]);
+            if (got + got / 64 < best) {
+                best = got;
+                e->zway[c] = ways[w];
+            }
+        }
     }
 }
 
@@ -645,10 +675,20 @@ size_t trace_block_encoder_seal(struct trace_block_encoder *e, uint8_t *out, siz
     int method = e->method;
     if (method == TRACE_BLOCK_ZLIB && !zlib_ready(e))
         method = TRACE_BLOCK_RANS;
+    if (method == TRACE_BLOCK_ZLIB) {
+        e->since_trial += raw;
+        if (e->since_trial >= TRIAL_EVERY || (e->trial_raw < TRIAL_FULL && raw >= 2 * e->trial_raw)) {
+            choose_ways(e);
+            e->since_trial = 0;
+            e->trial_raw = raw;
+        }
+    }
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
         size_t cap = colcode_bound(e->len[c]);
-        if (method == TRACE_BLOCK_ZLIB)
-            p += colcode_deflate(p, cap, e->col[c], e->len[c], &e->zs, zlib_strategy(c));
+        if (method == TRACE_BLOCK_ZLIB && e->zway[c] == STORE_IT)
+            p += colcode_store(p, cap, e->col[c], e->len[c]);
+        else if (method == TRACE_BLOCK_ZLIB)
+            p += colcode_deflate(p, cap, e->col[c], e->len[c], &e->zs, e->zway[c]);
         else if (method == TRACE_BLOCK_RANS)
             p += colcode_encode(p, cap, e->col[c], e->len[c]);
         else

@@ -11,24 +11,34 @@
  *   until it has its number: calls on one arena are then numbered exactly in the order they ran.
  *   The arena is known exactly for free and realloc (from the chunk: its NON_MAIN_ARENA bit and
  *   the heap_info at the start of its 64 MiB heap) and guessed for allocations (the arena of the
- *   thread's previous allocation; a thread's first call, or one after glibc switched arenas, goes
- *   unlocked). 64 locks, hashed by arena; a contended lock sleeps on a futex. Only while the
+ *   thread's previous allocation; a thread's first call, or one while its arena is unknown, holds
+ *   every lock). 64 locks, hashed by arena; a contended lock sleeps on a futex. Only while the
  *   process has more than one thread. Calls that use every arena (malloc_trim, mallopt, the
  *   mallinfo2 of a sample) hold all 64.
  *
- * - Frees in flight. A free announces its pointer here before the call and withdraws it once
- *   numbered; an allocation that returned a pointer still announced waits until that free is
- *   numbered. So a free of an address always precedes any allocation that returns it again, even
- *   for a call whose arena was guessed wrong. The announcement happens before glibc's lock is
- *   released, and the allocating thread gets the chunk only after taking that lock, so it always
- *   sees it. 512 buckets of one cache line (8 pointers) each; a free that finds its bucket full
- *   waits for a slot (each is held for one call).
+ * - Allocations checked after the call. An allocation that returned a chunk of an arena other
+ *   than the one whose lock it holds (a tcache hit on a chunk of another arena that this thread
+ *   freed, or glibc moved the thread) lets its lock go and takes the lock of the chunk's arena
+ *   before it is numbered. A free of that chunk by another thread held that lock until it was
+ *   numbered, so a free of an address always precedes any allocation that returns it again,
+ *   even for a call whose arena was guessed wrong; and no table shared by all threads is
+ *   written or read on each call.
  *
- * - Frees of mmapped chunks take their number before the call: glibc raises the mmap threshold
- *   (process-wide, no lock) first thing, then unmaps with a slow system call.
+ * - Blocks in flight. The one release the arena locks cannot order is a realloc of an mmapped
+ *   chunk (glibc unmaps it, and any arena's mmap may return the address): the realloc announces
+ *   the pointer here before the call and withdraws it once numbered, and an allocation that
+ *   returned an announced pointer waits for that. So does a realloc that moved its block out of
+ *   the arena it locked and must let that lock go before numbering. Allocations look only while
+ *   something is announced (a count read from a line nobody writes otherwise). 512 buckets of
+ *   one cache line (8 pointers) each.
+ *
+ * - Frees of mmapped chunks hold every lock and take their number before the call: glibc raises
+ *   the mmap threshold (process-wide, under no lock) first thing, then unmaps with a slow
+ *   system call. An allocation that read the old threshold (and is perhaps still in its own
+ *   mmap) holds its arena's lock until it is numbered, so it is numbered before the free.
  *
  * Any wait here ends after 50 ms whatever happens (a thread stopped by a signal handler that
- * waits for this one); a free that still has no slot then takes its number before the call.
+ * waits for this one); a pointer that still has no slot then goes unannounced.
  */
 #include <string.h>
 #include "recorder.h"
@@ -40,6 +50,7 @@
 #define LOCK_LIMIT_NS 1000000000ull        /* an arena lock (its holder may be descheduled) */
 
 volatile uint64_t *rec_inflight;
+volatile uint32_t rec_inflight_active_line[16] __attribute__((aligned(64)));
 volatile uint32_t *rec_arena_locks;
 
 int call_order_init(void)
@@ -214,6 +225,7 @@ void call_order_after_fork(void)
 {
     if (rec_inflight)
         memset((void *)rec_inflight, 0, INFLIGHT_BYTES);
+    rec_inflight_active = 0;
     if (rec_arena_locks)
         memset((void *)rec_arena_locks, 0, LOCKS_BYTES);
     rec_gate = 0;

@@ -99,10 +99,19 @@ uint64_t rec_clock_read(void)
 /* The time of an event on thread t (see recorder.h, "time"). */
 volatile int rec_clock_idle;
 
+/* The thread reads the clock itself: every 32nd call, or every call with the precise clock. */
+static __attribute__((noinline)) uint64_t event_time_read(struct rec_thread *t)
+{
+    t->clock_calls = rec.cfg.precise_clock ? 1 : 32;
+    return rec_clock_read();
+}
+
 static inline uint64_t event_time_of(struct rec_thread *t)
 {
-    if (REC_UNLIKELY(rec.cfg.precise_clock) || REC_UNLIKELY((++t->clock_calls & 31) == 0))
-        return rec_clock_read();
+    uint32_t left = t->clock_calls;
+    if (REC_UNLIKELY(left <= 1))
+        return event_time_read(t);
+    t->clock_calls = left - 1;
     if (REC_UNLIKELY(rec_clock_idle)) {
         rec_clock_idle = 0;
         return rec_clock_read();
@@ -201,7 +210,7 @@ static __attribute__((noinline)) struct rec_thread *hook_enter_slow(void)
 static inline struct rec_thread *hook_enter(void)
 {
     if (REC_LIKELY(rec.state == REC_ON)) {
-        struct rec_thread *t = thread_lookup();
+        struct rec_thread *t = thread_lookup_fast();
         if (REC_LIKELY(t != NULL)) {
             if (REC_LIKELY(!t->depth && !t->exited)) {
                 t->depth = 1;
@@ -216,40 +225,38 @@ static inline struct rec_thread *hook_enter(void)
 
 static void maybe_sample(struct rec_thread *t, uint64_t now);
 
-static inline void hook_leave(struct rec_thread *t, uint64_t now)
-{
-    if (REC_UNLIKELY(rec.cfg.sample_ms && now >= rec.next_sample_ns) && !t->exited)
-        maybe_sample(t, now);
-    t->depth = 0;
-}
-
 /* Writes one record: short (header with the seq's low bits, then args) when it can, else long
- * (header, seq, time, args); see recorder.h. */
+ * (header, seq, time, args); see recorder.h. A new chunk sets last_time to UINT64_MAX, so its
+ * first record is long. `sample`: a hook's record, after which a sample may be due; that is
+ * looked at only when the time moved (a long record), since the time it is due is later than
+ * any time a call has seen when it was set. */
 static inline void put_record(struct rec_thread *t, unsigned kind, uint8_t flags, int err,
                               uint32_t stack, uint64_t seq, uint64_t now, const uint64_t *a,
-                              unsigned na)
+                              unsigned na, int sample)
 {
     uint64_t *w = rec_reserve(t, 3 + na);
     if (REC_UNLIKELY(!w))
         return;
-    unsigned n;
-    if (REC_LIKELY(now == t->last_time && seq - t->last_seq - 1 < REC_SEQ_MASK &&
-                   w != t->cur->words)) {
-        n = 1 + na;
+    if (REC_LIKELY(now == t->last_time && seq - t->last_seq - 1 < REC_SEQ_MASK)) {
+        unsigned n = 1 + na;
         w[0] = REC_HDR(kind, flags, 0, n, err, stack, seq);
         for (unsigned i = 0; i < na; i++)
             w[1 + i] = a[i];
-    } else {
-        n = 3 + na;
-        w[0] = REC_HDR(kind, flags, 1, n, err, stack, 0);
-        w[1] = seq;
-        w[2] = now;
-        for (unsigned i = 0; i < na; i++)
-            w[3 + i] = a[i];
+        t->last_seq = seq;
+        rec_commit(t, n);
+        return;
     }
+    unsigned n = 3 + na;
+    w[0] = REC_HDR(kind, flags, 1, n, err, stack, 0);
+    w[1] = seq;
+    w[2] = now;
+    for (unsigned i = 0; i < na; i++)
+        w[3 + i] = a[i];
     t->last_seq = seq;
     t->last_time = now;
     rec_commit(t, n);
+    if (sample && REC_UNLIKELY(rec.cfg.sample_ms && now >= rec.next_sample_ns) && !t->exited)
+        maybe_sample(t, now);
 }
 
 #define STACK_HERE(t)                                                                         \
@@ -257,9 +264,9 @@ static inline void put_record(struct rec_thread *t, unsigned kind, uint8_t flags
                                     (uintptr_t)__builtin_dwarf_cfa())                         \
                     : 0)
 
-/* The order of calls across threads (call_order.c): an allocation holds the lock of its
- * thread's arena, when known and when other threads exist, from before the real call until
- * it is numbered. */
+/* The order of calls across threads (call_order.c). While the process has one thread a call
+ * takes the next number with a plain increment and nothing else. Otherwise an allocation holds
+ * the lock of its thread's arena from before the real call until it is numbered. */
 static inline volatile uint32_t *order_first_call(struct rec_thread *t)
 {
     /* A thread's first call, or an allocation while its arena is not known: glibc picks its
@@ -271,76 +278,106 @@ static inline volatile uint32_t *order_first_call(struct rec_thread *t)
     return arena_lock_all() ? REC_ALL_LOCKS : NULL;
 }
 
+/* (Only while other threads exist.) */
 static inline volatile uint32_t *order_alloc_begin(struct rec_thread *t)
 {
-    if (!rec_is_multi())
-        return NULL;
     if (REC_UNLIKELY(!t->home_arena || t->exited))
         return order_first_call(t);
     return arena_lock(t->home_arena);
 }
 
-/* After an allocation that returned p through the thread's own arena. glibc keeps a thread on
- * its arena, but the thread's tcache may return a chunk of another arena that the thread freed.
- * A tcache hit leaves the chunk's second word 0 (glibc clears its tcache key); a chunk taken
- * from a bin has its bk pointer there. So the guess is the arena of the thread's first
- * allocation (its tcache is still empty), and moves only when a chunk that surely came through
- * an arena (second word nonzero) came from another one. */
-static inline void note_home(struct rec_thread *t, const void *p)
+/* After an allocation that returned p (of arena k) through the thread's own arena. glibc keeps
+ * a thread on its arena, but the thread's tcache may return a chunk of another arena that the
+ * thread freed. A tcache hit leaves the chunk's second word 0 (glibc clears its tcache key); a
+ * chunk taken from a bin has its bk pointer there. So the guess is the arena of the thread's
+ * first allocation (its tcache is still empty), and moves only when a chunk that surely came
+ * through an arena (second word nonzero) came from another one. */
+static inline void note_home(struct rec_thread *t, const void *p, uintptr_t k)
 {
-    uintptr_t k = arena_key_of(p);
     if (REC_LIKELY(k == t->home_arena) || !k)
         return;
     if (!t->home_arena || ((const uint64_t *)p)[1] != 0)
         t->home_arena = k;
 }
 
-/* An allocation that returned p: seq now (after the real call), then stack and record. `lk` is
- * the arena lock order_alloc_begin took (or NULL); `own` the announcement of the pointer this
- * call freed (realloc), or NULL. The allocation waits for any other free of its address to be
- * numbered, takes its number, then withdraws its announcement and unlocks. `home`: the call
- * used the thread's own arena (not realloc of a pointer).
+/* The allocation returned a chunk whose arena's lock is not the one it holds (lk): a tcache hit
+ * on a chunk of another arena that this thread freed, or glibc moved the thread to another
+ * arena. A free of that chunk by another thread is numbered under the chunk's arena lock, so
+ * take that lock before numbering. The lock held is let go first (holding two could deadlock):
+ * a realloc that moved old out of lk's arena announces old before (call_order.c). */
+static __attribute__((noinline)) volatile uint32_t *
+order_relock(volatile uint32_t *lk, uintptr_t key, const void *old, const void *p,
+             volatile uint64_t **own)
+{
+    if (old && old != p && !*own)
+        *own = inflight_claim((uint64_t)(uintptr_t)old);
+    order_unlock(lk);
+    return arena_lock(key);
+}
+
+/* The number of an allocation (or realloc) that returned p while other threads exist, under
+ * the lock of p's arena; then lets go of lk and of the announcement own (realloc of an mmapped
+ * chunk). `home`: the call went through the thread's own arena (not realloc of a pointer). */
+static inline uint64_t order_alloc_end(struct rec_thread *t, volatile uint32_t *lk,
+                                       volatile uint64_t *own, const void *old, int home,
+                                       const void *p)
+{
+    uintptr_t k = 0;
+    if (p) {
+        k = arena_key_of(p);
+        if (k && lk != REC_ALL_LOCKS && REC_UNLIKELY(arena_lock_slot(k) != lk) && !t->exited)
+            lk = order_relock(lk, k, old, p, &own);
+        inflight_wait((uint64_t)(uintptr_t)p, own);
+    }
+    uint64_t seq = __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
+    if (own)
+        inflight_release(own);
+    order_unlock(lk);
+    if (home)
+        note_home(t, p, k);
+    return seq;
+}
+
+/* An allocation that returned p: its number (after the real call), then stack and record.
+ * `multi`: other threads existed when the call began (order_alloc_begin took lk then).
  * err is errno when p is NULL (the caller computes it before anything else can touch errno);
  * nothing here changes errno (stacks.c keeps it across libunwind). */
-#define RECORD_CALL(t, lk, own, home, kind, p, err, ...)                                      \
+#define RECORD_CALL(t, multi, lk, own, old, kind, p, err, ...)                                \
     do {                                                                                      \
-        if ((p) && rec_is_multi())                                                            \
-            inflight_wait((uint64_t)(uintptr_t)(p), (own));                                   \
-        uint64_t seq_ = rec_next_seq();                                                       \
-        if (own)                                                                              \
-            inflight_release(own);                                                            \
-        order_unlock(lk);                                                                     \
-        if ((home) && (p))                                                                    \
-            note_home((t), (p));                                                              \
+        uint64_t seq_;                                                                        \
+        if (REC_LIKELY(!(multi)))                                                             \
+            seq_ = rec_seq++;                                                                 \
+        else                                                                                  \
+            seq_ = order_alloc_end((t), (lk), (own), (old), (old) == NULL, (p));              \
         uint64_t now_ = event_time_of(t);                                                     \
         uint32_t stack_ = STACK_HERE(t);                                                      \
         const uint64_t args_[] = {__VA_ARGS__};                                               \
         put_record((t), (kind), chunk_flags(p), (err), stack_, seq_, now_, args_,             \
-                   sizeof args_ / sizeof args_[0]);                                           \
-        hook_leave((t), now_);                                                                \
+                   sizeof args_ / sizeof args_[0], 1);                                        \
+        (t)->depth = 0;                                                                       \
     } while (0)
-#define RECORD_ALLOC(t, lk, kind, p, err, ...) RECORD_CALL(t, lk, NULL, 1, kind, p, err, __VA_ARGS__)
+#define RECORD_ALLOC(t, multi, lk, kind, p, err, ...)                                         \
+    RECORD_CALL(t, multi, lk, NULL, NULL, kind, p, err, __VA_ARGS__)
 
-/* realloc of old: the lock of old's arena (glibc reallocates there; an mmapped old: the
- * thread's, for the malloc it may fall back to), and old announced as in flight. */
+/* realloc of old while other threads exist: the lock of old's arena (glibc reallocates there;
+ * an mmapped old: the thread's, for the malloc it may fall back to), and an mmapped old
+ * announced as in flight (glibc unmaps it). */
 static inline volatile uint64_t *order_realloc_begin(struct rec_thread *t, void *old,
                                                      volatile uint32_t **lk)
 {
     *lk = NULL;
-    if (!rec_is_multi())
-        return NULL;
     if (!old) {
         *lk = order_alloc_begin(t);
         return NULL;
     }
     uintptr_t key = arena_key_of(old);
-    if (!key)
-        key = t->home_arena;
     if (REC_UNLIKELY(!t->ordered_once || t->exited))
         *lk = t->ordered_once ? NULL : order_first_call(t);
     else if (key)
         *lk = arena_lock(key);
-    return inflight_claim((uint64_t)(uintptr_t)old);
+    else if (t->home_arena)
+        *lk = arena_lock(t->home_arena);
+    return key ? NULL : inflight_claim((uint64_t)(uintptr_t)old);
 }
 
 #define ERR_IF_NULL(p) ((p) ? 0 : errno)
@@ -350,14 +387,37 @@ static inline volatile uint64_t *order_realloc_begin(struct rec_thread *t, void 
 EXPORT void *malloc(size_t size)
 {
     struct rec_thread *t = hook_enter();
-    if (REC_UNLIKELY(t == NULL))
-        return __libc_malloc(size);
-    if (REC_UNLIKELY(t == HOOK_POOL))
-        return pool_alloc(size, 16);
-    volatile uint32_t *lk = order_alloc_begin(t);
+    if (REC_UNLIKELY((uintptr_t)t <= (uintptr_t)HOOK_POOL))
+        return t ? pool_alloc(size, 16) : __libc_malloc(size);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = multi ? order_alloc_begin(t) : NULL;
     void *p = __libc_malloc(size);
-    RECORD_ALLOC(t, lk, TRACE_EV_MALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, multi, lk, TRACE_EV_MALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
+}
+
+/* A free while other threads exist: numbered after the call, under the lock of the chunk's
+ * arena; an mmapped chunk under every lock, before the call (call_order.c). */
+static inline uint64_t order_free(struct rec_thread *t, void *p)
+{
+    volatile uint32_t *lk = NULL;
+    uintptr_t key = arena_key_of(p);
+    if (REC_UNLIKELY(!t->ordered_once || t->exited))
+        lk = t->ordered_once ? NULL : order_first_call(t);
+    else if (key)
+        lk = arena_lock(key);
+    uint64_t seq;
+    if (REC_UNLIKELY(!key)) {
+        if (!lk && !t->exited)
+            lk = arena_lock_all() ? REC_ALL_LOCKS : NULL;
+        seq = __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
+        __libc_free(p);
+    } else {
+        __libc_free(p);
+        seq = __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
+    }
+    order_unlock(lk);
+    return seq;
 }
 
 EXPORT void free(void *p)
@@ -369,38 +429,21 @@ EXPORT void free(void *p)
         return;
     }
     struct rec_thread *t = hook_enter();
-    if (REC_UNLIKELY(t == NULL || t == HOOK_POOL)) {
+    if (REC_UNLIKELY((uintptr_t)t <= (uintptr_t)HOOK_POOL)) {
         __libc_free(p);
         return;
     }
-    /* Numbered after the call, under the lock of the chunk's arena, announced while in
-     * flight; an mmapped chunk before the call (call_order.c). */
-    volatile uint64_t *own = NULL;
-    volatile uint32_t *lk = NULL;
-    uint64_t seq = 0;
-    if (rec_is_multi()) {
-        uintptr_t key = arena_key_of(p);
-        if (REC_UNLIKELY(!t->ordered_once || t->exited))
-            lk = t->ordered_once ? NULL : order_first_call(t);
-        else if (key)
-            lk = arena_lock(key);
-        if (!key || !(own = inflight_claim((uint64_t)(uintptr_t)p))) {
-            seq = rec_next_seq();
-            __libc_free(p);
-        } else {
-            __libc_free(p);
-            seq = rec_next_seq();
-            inflight_release(own);
-        }
-        order_unlock(lk);
-    } else {
+    uint64_t seq;
+    if (REC_LIKELY(!rec_is_multi())) {
         __libc_free(p);
-        seq = rec_next_seq();
+        seq = rec_seq++;
+    } else {
+        seq = order_free(t, p);
     }
     uint64_t now = event_time_of(t);
     const uint64_t a[] = {(uint64_t)(uintptr_t)p};
-    put_record(t, TRACE_EV_FREE, 0, 0, 0, seq, now, a, 1);
-    hook_leave(t, now);
+    put_record(t, TRACE_EV_FREE, 0, 0, 0, seq, now, a, 1, 1);
+    t->depth = 0;
 }
 
 EXPORT void cfree(void *p)
@@ -422,9 +465,10 @@ EXPORT void *calloc(size_t nmemb, size_t size)
             memset(q, 0, n);
         return q;
     }
-    volatile uint32_t *lk = order_alloc_begin(t);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = multi ? order_alloc_begin(t) : NULL;
     void *p = __libc_calloc(nmemb, size);
-    RECORD_ALLOC(t, lk, TRACE_EV_CALLOC, p, ERR_IF_NULL(p), nmemb, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, multi, lk, TRACE_EV_CALLOC, p, ERR_IF_NULL(p), nmemb, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -442,11 +486,12 @@ EXPORT void *realloc(void *old, size_t size)
         }
         return pool_alloc(size, 16);
     }
-    volatile uint32_t *lk;
-    volatile uint64_t *own = order_realloc_begin(t, old, &lk);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = NULL;
+    volatile uint64_t *own = multi ? order_realloc_begin(t, old, &lk) : NULL;
     void *p = __libc_realloc(old, size);
     int e = p || (old && size == 0) ? 0 : errno;     /* realloc(p, 0) freed p: no error */
-    RECORD_CALL(t, lk, own, !old, TRACE_EV_REALLOC, p, e, (uint64_t)(uintptr_t)old, size,
+    RECORD_CALL(t, multi, lk, own, old, TRACE_EV_REALLOC, p, e, (uint64_t)(uintptr_t)old, size,
                 (uint64_t)(uintptr_t)p);
     return p;
 }
@@ -482,11 +527,12 @@ EXPORT void *reallocarray(void *old, size_t nmemb, size_t size)
             return NULL;
         return old ? __libc_realloc(old, n) : pool_alloc(n, 16);
     }
-    volatile uint32_t *lk;
-    volatile uint64_t *own = order_realloc_begin(t, old, &lk);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = NULL;
+    volatile uint64_t *own = multi ? order_realloc_begin(t, old, &lk) : NULL;
     void *p = reallocarray_impl(old, nmemb, size);
     int e = p || (old && (nmemb == 0 || size == 0)) ? 0 : errno;
-    RECORD_CALL(t, lk, own, !old, TRACE_EV_REALLOCARRAY, p, e, (uint64_t)(uintptr_t)old, nmemb,
+    RECORD_CALL(t, multi, lk, own, old, TRACE_EV_REALLOCARRAY, p, e, (uint64_t)(uintptr_t)old, nmemb,
                 size, (uint64_t)(uintptr_t)p);
     return p;
 }
@@ -498,9 +544,10 @@ EXPORT void *memalign(size_t alignment, size_t size)
         return __libc_memalign(alignment, size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, alignment < 16 ? 16 : alignment);
-    volatile uint32_t *lk = order_alloc_begin(t);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = multi ? order_alloc_begin(t) : NULL;
     void *p = __libc_memalign(alignment, size);
-    RECORD_ALLOC(t, lk, TRACE_EV_MEMALIGN, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, multi, lk, TRACE_EV_MEMALIGN, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -512,9 +559,10 @@ EXPORT void *aligned_alloc(size_t alignment, size_t size)
         return real(alignment, size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, alignment < 16 ? 16 : alignment);
-    volatile uint32_t *lk = order_alloc_begin(t);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = multi ? order_alloc_begin(t) : NULL;
     void *p = real(alignment, size);
-    RECORD_ALLOC(t, lk, TRACE_EV_ALIGNED_ALLOC, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, multi, lk, TRACE_EV_ALIGNED_ALLOC, p, ERR_IF_NULL(p), alignment, size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -544,13 +592,14 @@ EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
         return 0;
     }
     void *p = NULL;
-    volatile uint32_t *lk = order_alloc_begin(t);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = multi ? order_alloc_begin(t) : NULL;
     int rc = posix_memalign_impl(&p, alignment, size);
     if (rc == 0)
         *out = p;
     else
         p = NULL;
-    RECORD_ALLOC(t, lk, TRACE_EV_POSIX_MEMALIGN, p, rc, alignment, size, (uint64_t)(uintptr_t)p,
+    RECORD_ALLOC(t, multi, lk, TRACE_EV_POSIX_MEMALIGN, p, rc, alignment, size, (uint64_t)(uintptr_t)p,
                  (uint64_t)(int64_t)rc);
     return rc;
 }
@@ -562,9 +611,10 @@ EXPORT void *valloc(size_t size)
         return __libc_valloc(size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc(size, 4096);
-    volatile uint32_t *lk = order_alloc_begin(t);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = multi ? order_alloc_begin(t) : NULL;
     void *p = __libc_valloc(size);
-    RECORD_ALLOC(t, lk, TRACE_EV_VALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, multi, lk, TRACE_EV_VALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -575,9 +625,10 @@ EXPORT void *pvalloc(size_t size)
         return __libc_pvalloc(size);
     if (REC_UNLIKELY(t == HOOK_POOL))
         return pool_alloc((size + 4095) & ~(size_t)4095, 4096);
-    volatile uint32_t *lk = order_alloc_begin(t);
+    int multi = rec_is_multi();
+    volatile uint32_t *lk = multi ? order_alloc_begin(t) : NULL;
     void *p = __libc_pvalloc(size);
-    RECORD_ALLOC(t, lk, TRACE_EV_PVALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
+    RECORD_ALLOC(t, multi, lk, TRACE_EV_PVALLOC, p, ERR_IF_NULL(p), size, (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -592,8 +643,8 @@ EXPORT int mallopt(int param, int value)
     uint64_t seq = rec_next_seq(), now = event_time();
     arena_unlock_all(all);
     const uint64_t a[] = {(uint64_t)(int64_t)param, (uint64_t)(int64_t)value, (uint64_t)(int64_t)rc};
-    put_record(t, TRACE_EV_MALLOPT, 0, 0, 0, seq, now, a, 3);
-    hook_leave(t, now);
+    put_record(t, TRACE_EV_MALLOPT, 0, 0, 0, seq, now, a, 3, 1);
+    t->depth = 0;
     errno = saved;
     return rc;
 }
@@ -609,8 +660,8 @@ EXPORT int malloc_trim(size_t pad)
     uint64_t seq = rec_next_seq(), now = event_time();
     arena_unlock_all(all);
     const uint64_t a[] = {pad, (uint64_t)(int64_t)rc};
-    put_record(t, TRACE_EV_MALLOC_TRIM, 0, 0, 0, seq, now, a, 2);
-    hook_leave(t, now);
+    put_record(t, TRACE_EV_MALLOC_TRIM, 0, 0, 0, seq, now, a, 2, 1);
+    t->depth = 0;
     errno = saved;
     return rc;
 }
@@ -702,7 +753,7 @@ static void maybe_sample(struct rec_thread *t, uint64_t now)
     }
     uint64_t seq = rec_next_seq();
     arena_unlock_all(all);
-    put_record(t, TRACE_EV_SAMPLE, 0, 0, 0, seq, event_time(), a, 13);
+    put_record(t, TRACE_EV_SAMPLE, 0, 0, 0, seq, event_time(), a, 13, 0);
     errno = saved;
     __atomic_store_n(&rec.sampling, 0, __ATOMIC_RELEASE);
 }
@@ -720,7 +771,8 @@ static struct rec_thread *register_thread(int parent)
         pthread_setspecific((pthread_key_t)rec.key, t);
     uint64_t seq = rec_next_seq(), now = event_time();
     const uint64_t a[] = {t->index, (uint64_t)t->os_tid, (uint64_t)(int64_t)parent};
-    put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3);
+    put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3, 0);
+    t->last_time = UINT64_MAX;    /* its first call's record is long: a sample may be due */
     return t;
 }
 
@@ -748,7 +800,7 @@ static void on_thread_exit(void *v)
     int all = arena_lock_all();
     uint64_t seq = rec_next_seq(), now = event_time();
     const uint64_t a[] = {t->index};
-    put_record(t, TRACE_EV_THREAD_EXIT, 0, 0, 0, seq, now, a, 1);
+    put_record(t, TRACE_EV_THREAD_EXIT, 0, 0, 0, seq, now, a, 1, 0);
     t->exited = 1;
     if (all)
         arena_keep_all_until_exit(t->os_tid);
@@ -870,7 +922,7 @@ static void atfork_child(void)
         t->depth = 1;
         uint64_t seq = rec_next_seq(), now = event_time();
         const uint64_t a[] = {t->index, (uint64_t)t->os_tid, (uint64_t)(int64_t)-1};
-        put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3);
+        put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3, 0);
         t->depth = 0;
     }
 }
@@ -1190,6 +1242,38 @@ static void default_out(char *dst, size_t cap)
     memcpy(dst + at, ".fstrace", 9);
 }
 
+/* Where glibc keeps this thread's value of our key (recorder.h, thread_lookup_fast): the
+ * values of keys 0..31 live inside struct pthread, which starts at the thread pointer. Found by
+ * looking for the value register_thread set, then checking that the word follows a change. The
+ * scan stays inside struct pthread (its size is glibc's _thread_db_sizeof_pthread); without it,
+ * or for a key of 32 or more, hooks use the hash table. */
+long rec_tsd_off;
+
+static void find_tsd_slot(struct rec_thread *t)
+{
+    if (!rec.key_ok || rec.key >= 32)
+        return;
+    const uint32_t *size = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+    if (!size || *size < 64 || *size > 65536)
+        return;
+    pthread_key_t key = (pthread_key_t)rec.key;
+    if (pthread_getspecific(key) != t)
+        return;
+    const char *tp = (const char *)rec_tcb();
+    for (long off = 16; off + 8 <= (long)*size; off += 8) {
+        const volatile uintptr_t *w = (const volatile uintptr_t *)(tp + off);
+        if (*w != (uintptr_t)t)
+            continue;
+        pthread_setspecific(key, (char *)t + 8);
+        int follows = *w == (uintptr_t)t + 8;
+        pthread_setspecific(key, t);
+        if (follows && *w == (uintptr_t)t) {
+            rec_tsd_off = off;
+            return;
+        }
+    }
+}
+
 static void rec_init(void)
 {
     int expect = REC_OFF;
@@ -1244,8 +1328,10 @@ static void rec_init(void)
     install_fatal_handlers();
     __atomic_store_n(&rec.state, REC_ON, __ATOMIC_RELEASE);
     struct rec_thread *t = register_thread(-1);
-    if (t)
+    if (t) {
+        find_tsd_slot(t);
         t->depth = 0;
+    }
     errno = saved;
 }
 

@@ -73,32 +73,35 @@ struct rec_chunk {
 
 /* One program thread. Found from the thread pointer (%fs:0x10) through a hash table, so the
  * recorder needs no TLS of its own (a TLS module would change the size of the DTV that
- * pthread_create callocs). */
+ * pthread_create callocs); hooks find it faster still through the thread's own slot for the
+ * recorder's pthread key (thread_lookup_fast). The fields every call touches come first, in
+ * one cache line. */
 struct rec_thread {
-    /* written by the owner */
+    /* written by the owner, on every call */
     uint64_t *wp, *wend;
     struct rec_chunk *cur;
-    uint32_t index;
+    uint64_t last_seq, last_time; /* of its last record (the writer's) */
+    uintptr_t home_arena;         /* call_order.c: the arena of its allocations, 0 unknown */
     int depth;                    /* >0: inside the recorder; malloc goes to the pool */
-    pid_t os_tid;
     int exited;                   /* THREAD_EXIT recorded */
+    uint32_t clock_calls;         /* calls left before it reads the clock itself */
+    int ordered_once;             /* call_order.c: its first call is done */
+    /* written by the owner, rarely */
+    uint32_t index;
+    pid_t os_tid;
     int exit_round;
     int parent;                   /* parent thread index, -1 unknown */
     uintptr_t tcb;
+    void *stack_cache;            /* stacks.c: recent call sites of this thread */
+    uint64_t *fork_rec;           /* the FORK record awaiting the child's pid */
+    int in_fork;                  /* inside our fork() wrapper */
     /* read by the flusher */
-    struct rec_chunk *drain;      /* oldest chunk not yet consumed */
-    uint64_t drain_pos;
     volatile int hold;            /* fork in progress: the flusher leaves this thread alone */
     volatile int ready;           /* set once the state is initialised */
     volatile int drain_lock;      /* held by the one drainer of this thread's records */
     volatile int helper_wants;    /* the thread itself waits for drain_lock: the flusher yields */
-    void *stack_cache;            /* stacks.c: recent call sites of this thread */
-    uint64_t *fork_rec;           /* the FORK record awaiting the child's pid */
-    int in_fork;                  /* inside our fork() wrapper */
-    int ordered_once;             /* call_order.c: its first call is done */
-    uintptr_t home_arena;         /* call_order.c: the arena of its allocations, 0 unknown */
-    uint32_t clock_calls;         /* calls since it last read the clock itself */
-    uint64_t last_seq, last_time; /* of its last record (the writer's) */
+    struct rec_chunk *drain;      /* oldest chunk not yet consumed */
+    uint64_t drain_pos;
     uint64_t drain_seq, drain_time; /* of the last record drained (the drainer's) */
 };
 
@@ -210,6 +213,23 @@ static inline struct rec_thread *thread_lookup(void)
     }
 }
 
+/* Where the calling thread keeps its value of the recorder's pthread key, as an offset from
+ * the thread pointer (glibc's struct pthread holds the values of the first 32 keys inline);
+ * 0 when unknown (then the hash table above). The recorder sets the value to the thread's
+ * state when it registers the thread, and glibc clears it when the thread exits; a thread
+ * whose slot is empty takes the slow path, which looks in the table. */
+extern long rec_tsd_off REC_HIDDEN;
+static inline struct rec_thread *thread_lookup_fast(void)
+{
+    long off = rec_tsd_off;
+    if (REC_LIKELY(off != 0)) {
+        struct rec_thread *t;
+        __asm__("mov %%fs:(%1), %0" : "=r"(t) : "r"(off));
+        return t;
+    }
+    return thread_lookup();
+}
+
 /* Reserves room for a record of n words; returns where to write it. */
 static inline uint64_t *rec_reserve(struct rec_thread *t, unsigned n)
 {
@@ -274,9 +294,15 @@ static inline uintptr_t arena_key_of(const void *p)
     return *(const uintptr_t *)((uintptr_t)p & ~(uintptr_t)(REC_HEAP_MAX - 1));
 }
 
+/* Our lock for arena key (one of 64, each in its own cache line). */
+static inline volatile uint32_t *arena_lock_slot(uintptr_t key)
+{
+    return rec_arena_locks + (((key >> 4) * 0x9E3779B97F4A7C15ull) >> 58) * 16;
+}
+
 static inline volatile uint32_t *arena_lock(uintptr_t key)
 {
-    volatile uint32_t *l = rec_arena_locks + (((key >> 4) * 0x9E3779B97F4A7C15ull) >> 58) * 16;
+    volatile uint32_t *l = arena_lock_slot(key);
     uint32_t zero = 0;
     if (REC_UNLIKELY(!__atomic_compare_exchange_n(l, &zero, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)))
         arena_lock_slow(l);
@@ -301,11 +327,19 @@ static inline void order_unlock(volatile uint32_t *l)
         arena_unlock(l);
 }
 
-/* Frees in flight: announced before the call, withdrawn once numbered (a safety net for the
- * calls that do not hold the right arena lock). */
+/* Blocks in flight: a pointer a call gives back to glibc without holding the lock that orders
+ * it (a realloc of an mmapped chunk: glibc unmaps it, and any arena's next mmap may return the
+ * address), announced before it is given back and withdrawn once the call is numbered. An
+ * allocation that returns an announced pointer waits until it is withdrawn. While nothing is
+ * announced (rec_inflight_active == 0, the usual case) allocations do not look: the announcing
+ * thread raises the count before glibc lets go of the block, and glibc (its lock, or the
+ * kernel's for mmap) hands the block to another thread only after that. */
 #define REC_INFLIGHT_BUCKETS 512u
 #define REC_INFLIGHT_WAYS 8u          /* one cache line per bucket */
 extern volatile uint64_t *rec_inflight REC_HIDDEN;
+/* Announcements outstanding, alone in its cache line (read by every allocation). */
+extern volatile uint32_t rec_inflight_active_line[16] REC_HIDDEN;
+#define rec_inflight_active (rec_inflight_active_line[0])
 int call_order_init(void) REC_HIDDEN;
 void inflight_wait_slow(volatile uint64_t *slot, uint64_t p) REC_HIDDEN;
 void call_order_after_fork(void) REC_HIDDEN;
@@ -328,25 +362,33 @@ static inline volatile uint64_t *inflight_try_claim(volatile uint64_t *b, uint64
 }
 volatile uint64_t *inflight_claim_slow(volatile uint64_t *b, uint64_t p) REC_HIDDEN;
 
-/* Announces a free of p. A full bucket is waited for (its slots are held for one call each);
- * NULL only after 50 ms of that: then number the free before the call. */
+/* Announces p. A full bucket is waited for (its slots are held for one call each); NULL only
+ * after 50 ms of that (then p goes unannounced). */
 static inline volatile uint64_t *inflight_claim(uint64_t p)
 {
+    __atomic_add_fetch(&rec_inflight_active, 1, __ATOMIC_SEQ_CST);
     volatile uint64_t *b = inflight_bucket(p);
     volatile uint64_t *s = inflight_try_claim(b, p);
-    return REC_LIKELY(s != 0) ? s : inflight_claim_slow(b, p);
+    if (REC_UNLIKELY(s == 0))
+        s = inflight_claim_slow(b, p);
+    if (REC_UNLIKELY(s == 0))
+        __atomic_sub_fetch(&rec_inflight_active, 1, __ATOMIC_SEQ_CST);
+    return s;
 }
 
-/* The free announced in slot has its number. */
+/* The call that announced slot has its number. */
 static inline void inflight_release(volatile uint64_t *slot)
 {
     __atomic_store_n(slot, 0, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&rec_inflight_active, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Before numbering an allocation that returned p: waits while another thread's free of p
- * (other than our own announcement `own`) has not taken its number. */
+/* Before numbering an allocation that returned p: waits while another call's announcement of
+ * p (other than the caller's own, `own`) is outstanding. */
 static inline void inflight_wait(uint64_t p, volatile uint64_t *own)
 {
+    if (REC_LIKELY(__atomic_load_n(&rec_inflight_active, __ATOMIC_ACQUIRE) == 0))
+        return;
     volatile uint64_t *b = inflight_bucket(p);
     for (unsigned i = 0; i < REC_INFLIGHT_WAYS; i++)
         if (REC_UNLIKELY(b[i] == p) && &b[i] != own)

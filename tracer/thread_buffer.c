@@ -156,6 +156,7 @@ static int new_chunk(struct rec_thread *t, int small)
     t->cur = c;
     t->wp = c->words;
     t->wend = c->words + c->cap;
+    t->last_time = UINT64_MAX;    /* the chunk's first record is a long one (recorder.h) */
     return 0;
 }
 

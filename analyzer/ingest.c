@@ -3,7 +3,9 @@
  * analyzer_ingest_step is the replay's per-step callback. It gathers the step's row in a batch
  * (row_batch.c: one multi-row INSERT per 32 rows) inside a long transaction that is committed
  * every `commit_every` steps (a replay killed between commits leaves every committed chunk and
- * the run row marked incomplete). To stay near
+ * the run row marked incomplete). The transaction holds the write lock, so a row whose key
+ * follows the table's last one goes in with a NULL key (SQLite appends it as last + 1 without
+ * searching the B-tree for the key). To stay near
  * 40-60 bytes a step, a counter that did not change since the previous stored row is stored as
  * NULL (SCHEMA.md: "NULL = unchanged"); every 4096th stored row of a run is complete so that a
  * lookup of the value at a step never reads far back. With --every N only every Nth step is
@@ -69,6 +71,8 @@ struct analyzer_ingest {
     struct row_batch steps, arena_steps;
     sqlite3_stmt *ins_event;
     uint64_t commit_every, since_commit, stored;
+    int64_t last_key;                    /* the largest run_step in the table while we hold the
+                                            write lock (begin_chunk), else -1 */
     int64_t prev[C_COUNT];
     int have_prev;
     uint64_t heap_start;
@@ -111,6 +115,8 @@ static void fail(struct analyzer_ingest *ing, const char *what)
                  sqlite3_errmsg(ing->db));
     ing->failed = 1;
 }
+
+static int begin_chunk(struct analyzer_ingest *ing, char *err, size_t errlen);
 
 void stored_options_encode(const struct replay_options *ro, char *settings, size_t scap,
                            char *options, size_t ocap)
@@ -186,7 +192,7 @@ struct analyzer_ingest *analyzer_ingest_open(const char *db_path, const struct r
         snprintf(err, errlen, "%s: %s", db_path, sqlite3_errmsg(ing->db));
         goto bad;
     }
-    if (db_exec(ing->db, "BEGIN", e2, sizeof e2)) {
+    if (begin_chunk(ing, e2, sizeof e2)) {
         snprintf(err, errlen, "%s: %s", db_path, e2);
         goto bad;
     }
@@ -218,11 +224,24 @@ static void flush_rows(struct analyzer_ingest *ing)
         fail(ing, "arena_rows");
 }
 
+/* Starts a chunk's transaction holding the write lock, so that no other writer can append to
+ * `steps` until the commit: a row whose key follows the table's last one is then inserted with
+ * a NULL key, which SQLite makes the last key + 1 (the documented rowid choice) without the
+ * B-tree search an explicit key costs to check that it is new (about a sixth of a row's cost). */
+static int begin_chunk(struct analyzer_ingest *ing, char *err, size_t errlen)
+{
+    if (db_exec(ing->db, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    ing->last_key = db_int(ing->db, -1, "SELECT max(run_step) FROM steps");
+    return 0;
+}
+
 static void commit_chunk(struct analyzer_ingest *ing)
 {
     char e2[256];
     flush_rows(ing);
-    if (db_exec(ing->db, "COMMIT; BEGIN", e2, sizeof e2))
+    ing->last_key = -1;
+    if (db_exec(ing->db, "COMMIT", e2, sizeof e2) || begin_chunk(ing, e2, sizeof e2))
         fail(ing, "commit");
     ing->since_commit = 0;
 }
@@ -464,7 +483,11 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
 
     unsigned char *nul;
     int64_t *row = row_batch_next(&ing->steps, &nul);
-    row[C_RUN_STEP] = (ing->run << 40) + (int64_t)s->step;
+    int64_t key = (ing->run << 40) + (int64_t)s->step;
+    row[C_RUN_STEP] = key;
+    nul[C_RUN_STEP] = key == ing->last_key + 1;   /* NULL: the next key (begin_chunk) */
+    if (key > ing->last_key)
+        ing->last_key = key;
     if (ev) {
         row[C_TIME] = (int64_t)ev->time_ns;
         row[C_THREAD] = ev->thread;

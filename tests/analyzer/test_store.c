@@ -1,6 +1,7 @@
 /* test_store.c: the analyzer's SQLite store with synthetic steps: schema round trip, values read
  * back through the views equal to what was stored, --every keeping the peaks, several runs in
- * one file, and a killed ingest leaving a consistent database with the run incomplete. */
+ * one file (also after a row keyed beyond them), and a killed ingest leaving a consistent
+ * database with the run incomplete. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -285,6 +286,35 @@ static void runs_share_a_database(void **state)
     analyzer_db_close(db);
 }
 
+/* A row of the steps table after this run's keys (written by another program, or left by a
+ * run whose row is gone): the ingest inserts rows that follow the table's last key with a NULL
+ * key (SQLite takes the last key + 1), so it must notice that the last key is not its own. */
+static void rows_keyed_after_a_later_row(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    db_path(path, sizeof path, "later.db");
+    sqlite3 *db = analyzer_db_open(path, 1, err, sizeof err);
+    assert_non_null(db);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO steps(run_step, live) VALUES((7 << 40) + 5, 1)",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    analyzer_db_close(db);
+    int64_t a = ingest_synth(path, 3000, 1, NULL);
+    int64_t b = ingest_synth(path, 300, 1, NULL);
+    assert_true(a < 7 && b < 7);
+    db = analyzer_db_open(path, 0, err, sizeof err);
+    assert_non_null(db);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM steps WHERE run_step BETWEEN (%lld << 40) + 1 "
+                              "AND (%lld << 40) + 3000", (long long)a, (long long)a);
+    assert_int_equal(q_int(db, sql), 3000);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM steps WHERE run_step BETWEEN (%lld << 40) + 1 "
+                              "AND (%lld << 40) + 300", (long long)b, (long long)b);
+    assert_int_equal(q_int(db, sql), 300);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM steps"), 3000 + 300 + 1);
+    analyzer_db_close(db);
+}
+
 static void killed_ingest_is_consistent(void **state)
 {
     (void)state;
@@ -361,6 +391,7 @@ int main(void)
         cmocka_unit_test(steps_read_back),
         cmocka_unit_test(every_keeps_peaks),
         cmocka_unit_test(runs_share_a_database),
+        cmocka_unit_test(rows_keyed_after_a_later_row),
         cmocka_unit_test(killed_ingest_is_consistent),
         cmocka_unit_test(interrupted_replay_marks_incomplete),
     };

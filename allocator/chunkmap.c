@@ -55,29 +55,40 @@ static int cm_grow(struct chunkmap *m)
     return 0;
 }
 
+int cm_claim(struct chunkmap *m, struct cm_entry *e, uint64_t key, uint64_t val)
+{
+    if ((m->count + 1) * 2 > m->mask + 1) {
+        if (cm_grow(m) != 0)
+            return -1;
+        cm_insert_new(m, key, val);   /* the slot moved with the growth */
+        return 0;
+    }
+    e->key = key;
+    e->val = val;
+    m->count++;
+    return 0;
+}
+
 int cm_put(struct chunkmap *m, uint64_t key, uint64_t val)
 {
-    struct cm_entry *e = cm_find(m, key);
-    if (e) {
+    struct cm_entry *e = cm_probe(m, key);
+    if (e->key) {
         e->val = val;
         return 0;
     }
-    if ((m->count + 1) * 2 > m->mask + 1 && cm_grow(m) != 0)
-        return -1;
-    cm_insert_new(m, key, val);
-    return 0;
+    return cm_claim(m, e, key, val);
 }
 
 void cm_del(struct chunkmap *m, uint64_t key)
 {
-    uint64_t i = cm_slot(m, key);
-    for (;;) {
-        if (m->tab[i].key == 0)
-            return;
-        if (m->tab[i].key == key)
-            break;
-        i = (i + 1) & m->mask;
-    }
+    struct cm_entry *e = cm_find(m, key);
+    if (e)
+        cm_del_entry(m, e);
+}
+
+void cm_del_entry(struct chunkmap *m, struct cm_entry *e)
+{
+    uint64_t i = (uint64_t)(e - m->tab);
     /* Backward-shift: move later members of the cluster into the hole when their home slot
      * does not lie strictly between the hole and their position. */
     uint64_t hole = i;

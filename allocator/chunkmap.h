@@ -55,23 +55,33 @@ static inline uint64_t cm_slot(const struct chunkmap *m, uint64_t key)
     return ((key >> 4) * 0x9E3779B97F4A7C15ull) >> m->shift;
 }
 
-/* The entry for key, or NULL. */
-static inline struct cm_entry *cm_find(struct chunkmap *m, uint64_t key)
+/* The entry for key, or the empty slot where key would go (its key is then 0). */
+static inline struct cm_entry *cm_probe(struct chunkmap *m, uint64_t key)
 {
     uint64_t i = cm_slot(m, key);
     for (;;) {
         struct cm_entry *e = &m->tab[i];
-        if (e->key == key)
+        if (e->key == key || e->key == 0)
             return e;
-        if (e->key == 0)
-            return 0;
         i = (i + 1) & m->mask;
     }
 }
 
+/* The entry for key, or NULL. */
+static inline struct cm_entry *cm_find(struct chunkmap *m, uint64_t key)
+{
+    struct cm_entry *e = cm_probe(m, key);
+    return e->key ? e : 0;
+}
+
 /* Inserts or overwrites. Returns 0, or -1 on host OOM. */
 int cm_put(struct chunkmap *m, uint64_t key, uint64_t val);
+/* Inserts key, absent, into e, the empty slot cm_probe gave for it (no other change since).
+ * Returns 0, or -1 on host OOM. */
+int cm_claim(struct chunkmap *m, struct cm_entry *e, uint64_t key, uint64_t val);
 /* Removes key if present. */
 void cm_del(struct chunkmap *m, uint64_t key);
+/* Removes e, an entry cm_find or cm_probe gave (no other change since). */
+void cm_del_entry(struct chunkmap *m, struct cm_entry *e);
 
 #endif

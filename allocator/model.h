@@ -10,6 +10,7 @@
 #define FRAGSCOPE_MODEL_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include "ptmalloc.h"
 #include "arena.h"
 #include "chunkmap.h"
@@ -116,13 +117,13 @@ static inline void stat_sub(struct ptmalloc *pm, uint64_t v)
 static inline void chunk_note(struct ptmalloc *pm, uint64_t p, uint64_t size, uint32_t arena,
                               enum chunk_state st)
 {
-    struct cm_entry *e = cm_find(&pm->map, p);
+    struct cm_entry *e = cm_probe(&pm->map, p);
     uint64_t v = cm_pack(st, arena, size);
-    if (e) {
+    if (__builtin_expect(e->key != 0, 1)) {
         stat_sub(pm, e->val);
         e->val = v;
-    } else {
-        cm_put(&pm->map, p, v);
+    } else if (cm_claim(&pm->map, e, p, v) != 0) {
+        abort();   /* host out of memory: the model cannot continue consistently */
     }
     st_enter(pm->arenas[arena], st, size);
 }
@@ -131,7 +132,7 @@ static inline void chunk_forget(struct ptmalloc *pm, uint64_t p)
     struct cm_entry *e = cm_find(&pm->map, p);
     if (e) {
         stat_sub(pm, e->val);
-        cm_del(&pm->map, p);
+        cm_del_entry(&pm->map, e);
     }
 }
 

@@ -243,10 +243,15 @@ int main(int argc, char **argv)
                 seal_in += ci - bi;
             }
         }
-        printf("%-8s encode %6.1f ns %5.0f insn/event  seal %6.1f ns %5.0f insn/event  total %6.1f ns/event  %.3f bytes/event\n",
-               v2[vm].name, (double)enc_ns / events, (double)enc_in / events,
-               (double)seal_ns / events, (double)seal_in / events,
-               (double)(enc_ns + seal_ns) / events, (double)bytes / events);
+        if (enc_in)
+            printf("%-8s encode %6.1f ns %5.0f insn/event  seal %6.1f ns %5.0f insn/event  total %6.1f ns/event  %.3f bytes/event\n",
+                   v2[vm].name, (double)enc_ns / events, (double)enc_in / events,
+                   (double)seal_ns / events, (double)seal_in / events,
+                   (double)(enc_ns + seal_ns) / events, (double)bytes / events);
+        else                        /* no perf events here (a VM without counters) */
+            printf("%-8s encode %6.1f ns/event  seal %6.1f ns/event  total %6.1f ns/event  %.3f bytes/event\n",
+                   v2[vm].name, (double)enc_ns / events, (double)seal_ns / events,
+                   (double)(enc_ns + seal_ns) / events, (double)bytes / events);
         static const char *names[WIRE_V2_COLUMNS] = {"structure", "seq", "pointers", "time",
                                                      "freed", "opcodes", "stacks", "sizes",
                                                      "ptrs+", "freed+", "sizes+"};

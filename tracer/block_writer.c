@@ -35,6 +35,7 @@ struct drain_ctx {
     struct trace_event ev;               /* kept all-zero between events */
     uint32_t defined[DEFINED_MAX];       /* stacks defined in blocks not yet written */
     unsigned ndefined;
+    uint8_t *defined_bits;               /* the same, a bit per stack id */
 };
 
 static struct drain_ctx ctxs[N_CTX];
@@ -53,6 +54,7 @@ static int block_method = TRACE_BLOCK_DEFAULT;   /* FRAGSCOPE_COMPRESS=zlib|rans
 struct block {
     struct drain_ctx *ctx;
     struct trace_block_encoder *enc;
+    int fresh;                           /* nothing in the block yet: modules first */
 };
 
 /* ---- locks ----
@@ -94,6 +96,8 @@ static int ctx_ready(struct drain_ctx *c)
     if (c->enc)
         return 1;
     if (!stack_written && !(stack_written = rec_map(STACK_BITMAP_BYTES)))
+        return 0;
+    if (!c->defined_bits && !(c->defined_bits = rec_map(STACK_BITMAP_BYTES)))
         return 0;
     c->enc_bytes = trace_block_encoder_size(COLUMN_CAP);
     /* The sealed block: every column stored at worst. */
@@ -176,6 +180,7 @@ void flush_note_chunk_closed(void)
 static void block_begin(struct block *b, uint32_t thread)
 {
     b->enc = b->ctx->enc;
+    b->fresh = 1;
     trace_block_encoder_begin(b->enc, thread);
 }
 
@@ -186,6 +191,7 @@ static void block_seal(struct block *b)
         return;
     size_t raw = trace_block_encoder_raw(b->enc);
     size_t n = trace_block_encoder_seal(b->enc, c->sealed, c->sealed_cap);
+    b->fresh = 1;
     spin_lock(&out_lock);
     if (n && !ended) {
         out_append(c->sealed, n);
@@ -193,8 +199,11 @@ static void block_seal(struct block *b)
         raw_bytes += raw;
     }
     /* Now that the block is in the file, later blocks may use its stacks. */
-    for (unsigned i = 0; i < c->ndefined; i++)
-        stack_written[c->defined[i] >> 3] |= (uint8_t)(1u << (c->defined[i] & 7));
+    for (unsigned i = 0; i < c->ndefined; i++) {
+        uint32_t id = c->defined[i];
+        stack_written[id >> 3] |= (uint8_t)(1u << (id & 7));
+        c->defined_bits[id >> 3] &= (uint8_t)~(1u << (id & 7));
+    }
     spin_unlock(&out_lock);
     c->ndefined = 0;
 }
@@ -276,22 +285,19 @@ static void event_clear(struct trace_event *ev)
     ev->thread = 0;
 }
 
-/* Puts the definition of stack id in the block unless the file or the block has it. */
-static void block_stack(struct block *b, uint32_t id)
+/* Puts the definition of stack id (depth frames) in the block unless the block has it (the
+ * caller has seen that the file does not). */
+static void block_stack(struct block *b, uint32_t id, const uint64_t *frames, unsigned depth)
 {
     struct drain_ctx *c = b->ctx;
-    if (stack_written[id >> 3] & (1u << (id & 7)))
+    if (c->defined_bits[id >> 3] & (1u << (id & 7)))
         return;
-    for (unsigned i = 0; i < c->ndefined; i++)
-        if (c->defined[i] == id)
-            return;
-    const uint64_t *frames;
-    unsigned depth = stack_frames(id, &frames);
     if (c->ndefined == DEFINED_MAX || trace_block_encoder_stack(b->enc, id, frames, depth) != 0) {
         block_seal(b);
         trace_block_encoder_stack(b->enc, id, frames, depth);
     }
     c->defined[c->ndefined++] = id;
+    c->defined_bits[id >> 3] |= (uint8_t)(1u << (id & 7));
 }
 
 /* One raw record (header h, seq, time, arguments a) into the block. */
@@ -300,14 +306,17 @@ static void block_event(struct block *b, uint64_t h, uint64_t seq, uint64_t time
 {
     unsigned kind = REC_KIND(h), flags = REC_FLAGS(h);
     uint32_t stack = REC_STACK(h);
-    if (trace_block_encoder_raw(b->enc) >= RAW_TARGET)
-        block_seal(b);
-    if (REC_UNLIKELY(with_modules && trace_block_encoder_raw(b->enc) == 0))
-        block_modules(b);
-    if (stack) {
+    if (REC_UNLIKELY(b->fresh)) {
+        b->fresh = 0;
+        if (with_modules)
+            block_modules(b);
+    }
+    /* A stack the file holds is known; any other is defined in the block first. */
+    if (stack && REC_UNLIKELY(!(stack_written[stack >> 3] & (1u << (stack & 7))))) {
         const uint64_t *frames;
-        if (stack_frames(stack, &frames))
-            block_stack(b, stack);
+        unsigned depth = stack_frames(stack, &frames);
+        if (depth)
+            block_stack(b, stack, frames, depth);
         else
             stack = 0;
     }
@@ -379,7 +388,11 @@ static int drain_piece(struct block *b, struct rec_thread *t, int how, int with_
             if (closed_only && !closed)
                 break;
             uint64_t end = __atomic_load_n(&c->committed, __ATOMIC_ACQUIRE);
-            while (pos < end && trace_block_encoder_raw(b->enc) < RAW_TARGET) {
+            /* The block's size is looked at every 32 records (at most 8 KiB over the target:
+             * the columns have room for 256 KiB more). */
+            unsigned till_check = 0;
+            while (pos < end && (till_check-- ||
+                                 (till_check = 31, trace_block_encoder_raw(b->enc) < RAW_TARGET))) {
                 const uint64_t *w = c->words + pos;
                 /* The records were written on another core: ask for the lines ahead early. */
                 __builtin_prefetch(w + 64);
@@ -446,6 +459,7 @@ int blocks_round(int ctx, int final, int closed_only)
     struct block b;
     b.ctx = c;
     b.enc = c->enc;
+    b.fresh = 1;
     int total = 0;
     for (unsigned pass = 0;; pass++) {
         int progress = 0;
@@ -488,6 +502,7 @@ int blocks_help(struct rec_thread *t)
         struct block b;
         b.ctx = c;
         b.enc = c->enc;
+        b.fresh = 1;
         t->helper_wants = 1;
         spin_lock(&t->drain_lock);
         t->helper_wants = 0;
@@ -547,6 +562,8 @@ void blocks_after_fork(void)
 {
     for (int i = 0; i < N_CTX; i++) {
         ctxs[i].lock = 0;
+        for (unsigned k = 0; k < ctxs[i].ndefined && ctxs[i].defined_bits; k++)
+            ctxs[i].defined_bits[ctxs[i].defined[k] >> 3] = 0;
         ctxs[i].ndefined = 0;
     }
     out_lock = 0;

@@ -28,12 +28,14 @@
 #define ZLIB_MEM_LEVEL 9
 #endif
 #define ZLIB_STATE (448u << 10)
-#define TRIAL_BYTES ((COLCODE_DEFLATE_PIECE + 16 + 63) & ~63u)
+#define TRIAL_SAMPLE (16u << 10)
+#define TRIAL_BYTES ((TRIAL_SAMPLE + 16 + 63) & ~63u)
 #define ZLIB_ARENA (ZLIB_STATE + TRIAL_BYTES)
 /* After every TRIAL_EVERY raw bytes (and in the first block, and in each block at least twice
- * the size of the last tried one while that was below TRIAL_FULL), each column's first piece is
- * deflated every way to choose how to code the column until the next trial (see choose_ways). */
-#define TRIAL_EVERY (32ull << 20)
+ * the size of the last tried one while that was below TRIAL_FULL), each column's first
+ * TRIAL_SAMPLE bytes are deflated every way to choose how to code the column until the next
+ * trial (see choose_ways). */
+#define TRIAL_EVERY (64ull << 20)
 #define TRIAL_FULL (512u << 10)
 #define STORE_IT (-1)
 
@@ -633,7 +635,7 @@ size_t trace_block_encoder_bound(const struct trace_block_encoder *e)
     return n;
 }
 
-/* How each column is deflated: by trial, on its first piece, every TRIAL_EVERY blocks. The
+/* How each column is deflated: by trial, on its first bytes, every TRIAL_EVERY raw bytes. The
  * columns differ, and differ between programs: in malloc_bench's stream the times and stack codes
  * are runs (Z_RLE: a tenth of Huffman-only's cost and 100 times smaller) and the pointer and size
  * bytes close to random (Huffman-only; the freed pointers' first bytes not even that: stored);
@@ -648,7 +650,7 @@ static void choose_ways(struct trace_block_encoder *e)
     static const int ways[3] = {Z_RLE, Z_HUFFMAN_ONLY, Z_DEFAULT_STRATEGY};
     uint8_t *scratch = e->zmem + ZLIB_STATE;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
-        size_t n = e->len[c] < COLCODE_DEFLATE_PIECE ? e->len[c] : COLCODE_DEFLATE_PIECE;
+        size_t n = e->len[c] < TRIAL_SAMPLE ? e->len[c] : TRIAL_SAMPLE;
         size_t best = n - n / 32, got;
         e->zway[c] = STORE_IT;
         if (n < 64) {

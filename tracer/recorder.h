@@ -82,9 +82,13 @@ struct rec_thread {
     struct rec_chunk *cur;
     uint64_t last_seq, last_time; /* of its last record (the writer's) */
     uintptr_t home_arena;         /* call_order.c: the arena of its allocations, 0 unknown */
+    /* depth and exited are not in one 8-byte word: a hook tests both, and one wide load of
+     * depth (just stored narrow by the previous call, perhaps still queued behind stores to the
+     * record chunk that miss the cache) could not be forwarded from the store: it would wait
+     * for the queue to drain. */
     int depth;                    /* >0: inside the recorder; malloc goes to the pool */
-    int exited;                   /* THREAD_EXIT recorded */
     uint32_t clock_calls;         /* calls left before it reads the clock itself */
+    int exited;                   /* THREAD_EXIT recorded */
     int ordered_once;             /* call_order.c: its first call is done */
     /* written by the owner, rarely */
     uint32_t index;

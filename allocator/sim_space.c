@@ -38,6 +38,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define PAGE_SHIFT 12
 #define PAGE_SIZE ((uint64_t)1 << PAGE_SHIFT)
@@ -107,8 +108,13 @@ struct vma {
     struct vma *left, *right;
 };
 
+#define WIN_ENTRIES (SYSMEM_WINDOW_BYTES / BLOCK_SIZE)
+#define WIN_PAGE_ENTRIES (PAGE_SIZE / sizeof(uint64_t *))
+
 struct sysmem {
-    struct sysmem_rcache rc;        /* first: sysmem.h's inline fast path reads it */
+    struct sysmem_fast fast;        /* first: sysmem.h's inline fast path reads it */
+    uint64_t **win;                 /* fast.win, writable */
+    uint16_t *win_used;             /* per host page of win: entries not NULL */
     struct sysmem_config cfg;
     uint64_t brk;                   /* the break, byte-exact */
     uint64_t brk_lo, brk_hi;        /* the break area, page-aligned */
@@ -172,19 +178,46 @@ static void note_fault(struct sysmem *m, uint64_t addr, const char *why) {
     }
 }
 
+/* ---- the break window ---- */
+
+/* Records blk (NULL: none any more) as the block at addr, when addr lies in the window and, for a
+ * new block, in the break area. A page of the window is the host's from its first entry to its
+ * last: it is given back when it empties. */
+static void win_note(struct sysmem *m, uint64_t addr, uint64_t *blk) {
+    uint64_t off = addr - m->fast.win_base;
+    if (!m->fast.win_limit || off >= SYSMEM_WINDOW_BYTES)
+        return;
+    uint64_t i = off >> SYSMEM_BLOCK_SHIFT;
+    uint64_t pg = i / WIN_PAGE_ENTRIES;
+    if (blk) {
+        if (addr < m->brk_lo || addr >= m->brk_hi || m->win[i])
+            return;
+        if (m->win_used[pg]++ == 0)
+            m->host_bytes += PAGE_SIZE;   /* the host commits the page on this first write */
+        m->win[i] = blk;
+    } else if (m->win[i]) {
+        m->win[i] = NULL;
+        if (--m->win_used[pg] == 0) {
+            if (madvise(&m->win[pg * WIN_PAGE_ENTRIES], PAGE_SIZE, MADV_DONTNEED) != 0)
+                memset(&m->win[pg * WIN_PAGE_ENTRIES], 0, PAGE_SIZE);
+            m->host_bytes -= PAGE_SIZE;
+        }
+    }
+}
+
 /* ---- the region cache ---- */
 
 static const struct region empty_region;   /* all NULL: what an empty cache entry points at */
 
 static void rc_clear_all(struct sysmem *m) {
     for (unsigned i = 0; i < SYSMEM_RCACHE_ENTRIES; i++) {
-        m->rc.e[i].base = SYSMEM_FAIL;
-        m->rc.e[i].blk = empty_region.blk;
+        m->fast.rc.e[i].base = SYSMEM_FAIL;
+        m->fast.rc.e[i].blk = empty_region.blk;
     }
 }
 
 static inline struct sysmem_rcache_entry *rc_slot(struct sysmem *m, uint64_t addr) {
-    return &m->rc.e[(addr >> SYSMEM_REGION_SHIFT) & (SYSMEM_RCACHE_ENTRIES - 1)];
+    return &m->fast.rc.e[(addr >> SYSMEM_REGION_SHIFT) & (SYSMEM_RCACHE_ENTRIES - 1)];
 }
 
 /* Caches region r (holding addr) when all its written pages are read/write. */
@@ -516,7 +549,10 @@ static void region_free(struct sysmem *m, struct leaf *lf, unsigned k, uint64_t 
     struct region *r = lf->reg[k];
     rc_forget(m, pn << PAGE_SHIFT, r);
     for (unsigned b = 0; b < REGION_BLOCKS; b++)
-        block_free(m, r->blk[b]);
+        if (r->blk[b]) {
+            win_note(m, (pn << PAGE_SHIFT) + (uint64_t)b * BLOCK_SIZE, NULL);
+            block_free(m, r->blk[b]);
+        }
     host_pool_free(m->regions, r);
     m->host_bytes -= sizeof *r;
     lf->reg[k] = NULL;
@@ -532,6 +568,7 @@ static void page_contents_free(struct sysmem *m, struct leaf *lf, uint64_t pn) {
     uint64_t **b = &r->blk[(idx % REGION_PAGES) * BLOCKS_PER_PAGE];
     for (unsigned j = 0; j < BLOCKS_PER_PAGE; j++)
         if (b[j]) {
+            win_note(m, (pn << PAGE_SHIFT) + (uint64_t)j * BLOCK_SIZE, NULL);
             block_free(m, b[j]);
             b[j] = NULL;
             r->nblocks--;
@@ -781,6 +818,7 @@ static uint64_t *block_make(struct sysmem *m, uint64_t addr, int rw, struct regi
         if (!(*blk = block_alloc(m)))
             return NULL;
         r->nblocks++;
+        win_note(m, addr & ~(BLOCK_SIZE - 1), *blk);
     }
     return *blk;
 }
@@ -806,6 +844,10 @@ static int move_page(struct sysmem *m, uint64_t src, uint64_t dst) {
             struct region *dr = *ds;
             uint64_t **db = &dr->blk[(di % REGION_PAGES) * BLOCKS_PER_PAGE];
             for (unsigned j = 0; j < BLOCKS_PER_PAGE; j++) {
+                if (sb[j]) {
+                    win_note(m, (src << PAGE_SHIFT) + (uint64_t)j * BLOCK_SIZE, NULL);
+                    win_note(m, (dst << PAGE_SHIFT) + (uint64_t)j * BLOCK_SIZE, sb[j]);
+                }
                 db[j] = sb[j];
                 sb[j] = NULL;
             }
@@ -904,6 +946,23 @@ struct sysmem *sysmem_new(const struct sysmem_config *cfg) {
     m->brk_hi = page_up(cfg->brk_start);
     m->first_fault = SYSMEM_FAIL;
     rc_clear_all(m);
+    /* the window: address space only, committed by the host page by page as entries are set */
+    void *w = mmap(NULL, WIN_ENTRIES * sizeof(uint64_t *), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    m->win_used = calloc(WIN_ENTRIES / WIN_PAGE_ENTRIES, sizeof *m->win_used);
+    if (w != MAP_FAILED && m->win_used) {
+        m->win = w;
+        m->fast.win = m->win;
+        m->fast.win_base = m->brk_lo;
+        m->fast.win_limit = SYSMEM_WINDOW_BYTES / 8;
+        m->host_bytes += WIN_ENTRIES / WIN_PAGE_ENTRIES * sizeof *m->win_used;
+    } else {
+        if (w != MAP_FAILED)
+            munmap(w, WIN_ENTRIES * sizeof(uint64_t *));
+        free(m->win_used);
+        m->win_used = NULL;
+        m->fast.win_limit = 0;   /* no window: the region cache serves every address */
+    }
     return m;
 }
 
@@ -931,6 +990,9 @@ void sysmem_free(struct sysmem *m) {
         free(md);
     }
     free(m->top);
+    if (m->win)
+        munmap(m->win, WIN_ENTRIES * sizeof(uint64_t *));
+    free(m->win_used);
     vma_free_all(m->vmas);
     host_pool_delete(m->blocks);
     host_pool_delete(m->regions);

@@ -88,12 +88,20 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
  *
  * Both are static inline. Written memory is kept in 512-byte host blocks, and the blocks of each
  * 128 KiB region of the space are listed in one flat table (struct sysmem_region's first
- * member). A direct-mapped cache of region tables (the first member of struct sysmem) turns an
- * address into its block in two indexed steps without a call; a miss (an uncached region, or a
- * block never written) goes to sysmem_load_slow / sysmem_store_slow, which check the mapping,
- * find or make the block and refill the cache. The cache only ever holds regions whose written
- * pages are all read/write, so a hit needs no further check. Misaligned addresses never hit
- * (their low bits stay in the compared tag). */
+ * member). Two ways lead from an address to its block without a call (struct sysmem_fast, the
+ * first member of struct sysmem):
+ * - the break window: one flat array with the block of every 512 bytes of the first
+ *   SYSMEM_WINDOW_BYTES of the break area (NULL where nothing was written), so the main heap,
+ *   where most metadata lives, takes one indexed step. Only blocks inside the break area (always
+ *   read/write) are listed; the array is reserved host address space, committed by the host
+ *   only where entries are written.
+ * - elsewhere, a direct-mapped cache of region tables, in two indexed steps.
+ * A miss (an uncached region, or a block never written) goes to sysmem_load_slow /
+ * sysmem_store_slow, which check the mapping, find or make the block and refill the cache. The
+ * cache only ever holds regions whose written pages are all read/write, so a hit needs no
+ * further check. Misaligned addresses never hit (the window rotates their low bits into its
+ * bound check, the cache keeps them in its compared tag). */
+#define SYSMEM_WINDOW_BYTES ((uint64_t)1 << 32)
 #define SYSMEM_BLOCK_SHIFT 9u
 #define SYSMEM_REGION_SHIFT 17u
 #define SYSMEM_REGION_BLOCKS (1u << (SYSMEM_REGION_SHIFT - SYSMEM_BLOCK_SHIFT))
@@ -107,16 +115,30 @@ struct sysmem_rcache_entry {
 struct sysmem_rcache {
     struct sysmem_rcache_entry e[SYSMEM_RCACHE_ENTRIES];
 };
+struct sysmem_fast {
+    uint64_t win_base;         /* the break area's first page */
+    uint64_t win_limit;        /* SYSMEM_WINDOW_BYTES / 8, or 0 when the window could not be made */
+    uint64_t *const *win;      /* the block of each 512 bytes from win_base, or NULL */
+    struct sysmem_rcache rc;
+};
 uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr);
 void sysmem_store_slow(struct sysmem *m, uint64_t addr, uint64_t value);
 
 static inline const struct sysmem_rcache_entry *sysmem_rcache_slot(const struct sysmem *m,
                                                                    uint64_t addr) {
-    return &((const struct sysmem_rcache *)(const void *)m)
-                ->e[(addr >> SYSMEM_REGION_SHIFT) & (SYSMEM_RCACHE_ENTRIES - 1)];
+    return &((const struct sysmem_fast *)(const void *)m)
+                ->rc.e[(addr >> SYSMEM_REGION_SHIFT) & (SYSMEM_RCACHE_ENTRIES - 1)];
 }
-/* The host block holding addr when the cache knows it, else NULL. */
+/* The host block holding addr when the window or the cache knows it, else NULL. */
 static inline uint64_t *sysmem_cached_block(const struct sysmem *m, uint64_t addr) {
+    const struct sysmem_fast *f = (const struct sysmem_fast *)(const void *)m;
+    uint64_t off = addr - f->win_base;
+    uint64_t rot = (off >> 3) | (off << 61);   /* word index; huge when misaligned */
+    if (__builtin_expect(rot < f->win_limit, 1)) {
+        uint64_t *b = f->win[rot >> (SYSMEM_BLOCK_SHIFT - 3)];
+        if (__builtin_expect(b != 0, 1))
+            return b;
+    }
     const struct sysmem_rcache_entry *e = sysmem_rcache_slot(m, addr);
     if ((addr & ~SYSMEM_REGION_OFFSET_MASK) != e->base)
         return 0;

@@ -194,7 +194,10 @@ int main(int argc, char **argv)
                 uint64_t f[2] = {0x401000 + (uint64_t)t, 0x402000};
                 uint64_t a = now_ns(CLOCK_THREAD_CPUTIME_ID), ai = insns();
                 trace_block_encoder_stack(e, 1 + (t & 1), f, 2);
-                while (pos < st[t].n && trace_block_encoder_raw(e) < (1u << 20)) {
+                /* The block's size looked at every 32 records, as the flusher's drain does. */
+                unsigned till_check = 0;
+                while (pos < st[t].n &&
+                       (till_check-- || (till_check = 31, trace_block_encoder_raw(e) < (1u << 20)))) {
                     const uint64_t *w = st[t].w + pos;
                     unsigned kind = REC_KIND(w[0]);
                     if (kind == TRACE_EV_MALLOC)

@@ -46,7 +46,8 @@ struct trace_block_encoder {
     size_t col_cap;
     uint8_t *col[WIRE_V2_COLUMNS];
     size_t len[WIRE_V2_COLUMNS];
-    size_t total;                        /* the sum of len[] */
+    size_t budget;                       /* bytes that can still be reserved before the room
+                                            left is counted again (room()) */
     struct trace_encode_state st;
     uint32_t alloc_at[HASH_SIZE];        /* address hash -> allocation ordinal + 1 */
     uint32_t free_at[HASH_SIZE];         /* address hash -> free ordinal + 1 */
@@ -107,7 +108,7 @@ void trace_block_encoder_begin(struct trace_block_encoder *e, uint32_t thread)
     e->first_seq = e->last_seq = e->events = 0;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
         e->len[c] = 0;
-    e->total = 0;
+    e->budget = 0;
     /* The block's state starts from zero, with the rings. The address tables are kept: an entry
      * from an earlier block names an ordinal that is either not reached yet in this block (the
      * distance comes out negative, i.e. huge) or whose ring slot this block has rewritten, and
@@ -146,7 +147,10 @@ void trace_block_encoder_method(struct trace_block_encoder *e, int method)
 
 size_t trace_block_encoder_raw(const struct trace_block_encoder *e)
 {
-    return e->total;
+    size_t n = 0;
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
+        n += e->len[c];
+    return n;
 }
 
 uint64_t trace_block_encoder_events(const struct trace_block_encoder *e)
@@ -191,27 +195,35 @@ static inline void put(struct trace_block_encoder *e, unsigned cls, uint64_t v)
     if (hc == cls) {
         size_t n = (size_t)(wire_put_varint(p, v) - p);
         e->len[cls] += n;
-        e->total += n;
         return;
     }
     uint8_t *q = e->col[hc] + e->len[hc], *q0 = q, *p0 = p;
     put_split(&p, &q, v);
     e->len[cls] += (size_t)(p - p0);
     e->len[hc] += (size_t)(q - q0);
-    e->total += (size_t)(p - p0) + (size_t)(q - q0);
+
 }
 
 static inline void put_byte(struct trace_block_encoder *e, unsigned cls, uint8_t b)
 {
     e->col[cls][e->len[cls]++] = b;
-    e->total++;
 }
 
 /* Room for one more record of at most `bytes` in every column (no column holds more than all
- * of them together). */
-static inline int room(const struct trace_block_encoder *e, size_t bytes)
+ * of them together): each record reserves its most from a budget, and only when that runs out
+ * are the columns' lengths added up again (every few thousand records). */
+static inline int room(struct trace_block_encoder *e, size_t bytes)
 {
-    return e->total + bytes <= e->col_cap;
+    if (__builtin_expect(e->budget >= bytes, 1)) {
+        e->budget -= bytes;
+        return 1;
+    }
+    size_t used = trace_block_encoder_raw(e);
+    e->budget = used <= e->col_cap ? e->col_cap - used : 0;
+    if (e->budget < bytes)
+        return 0;
+    e->budget -= bytes;
+    return 1;
 }
 
 /* ---- pointers ---- */
@@ -291,7 +303,7 @@ static inline uint64_t size_code(const struct trace_encode_state *st, uint32_t s
 }
 
 /* The state after an event: rings, tables, last values, the stack's time slot. */
-static inline void after(struct trace_block_encoder *e, unsigned kind, uint32_t stack_id,
+static inline __attribute__((always_inline)) void after(struct trace_block_encoder *e, unsigned kind, uint32_t stack_id,
                          uint64_t size, uint64_t seq, uint64_t time_ns, uint64_t gone,
                          uint64_t allocated)
 {
@@ -399,46 +411,39 @@ int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsig
     uint8_t *pop = col[WIRE_COL_OP] + len[WIRE_COL_OP];
     uint8_t *pst = col[WIRE_COL_STACK] + len[WIRE_COL_STACK];
     uint8_t *ptm = col[WIRE_COL_TIME] + len[WIRE_COL_TIME];
-    size_t before = (size_t)(pop - col[WIRE_COL_OP]) + (size_t)(pst - col[WIRE_COL_STACK]) +
-                    (size_t)(ptm - col[WIRE_COL_TIME]), added = 0;
     *pop++ = (uint8_t)(code | aux << 5);
     pst = wire_put_varint(pst, stcode);
     if (kind != TRACE_EV_FREE) {
-        uint8_t *lo = col[WIRE_COL_SIZE] + len[WIRE_COL_SIZE], *lo0 = lo;
-        uint8_t *hi = col[WIRE_COL_SIZE_HI] + len[WIRE_COL_SIZE_HI], *hi0 = hi;
+        uint8_t *lo = col[WIRE_COL_SIZE] + len[WIRE_COL_SIZE];
+        uint8_t *hi = col[WIRE_COL_SIZE_HI] + len[WIRE_COL_SIZE_HI];
         put_split(&lo, &hi, scode);
         if (kind == TRACE_EV_CALLOC)
             put_split(&lo, &hi, nmemb);
-        added += (size_t)(lo - lo0) + (size_t)(hi - hi0);
         len[WIRE_COL_SIZE] = (size_t)(lo - col[WIRE_COL_SIZE]);
         len[WIRE_COL_SIZE_HI] = (size_t)(hi - col[WIRE_COL_SIZE_HI]);
-        lo = lo0 = col[WIRE_COL_PTR] + len[WIRE_COL_PTR];
-        hi = hi0 = col[WIRE_COL_PTR_HI] + len[WIRE_COL_PTR_HI];
+        lo = col[WIRE_COL_PTR] + len[WIRE_COL_PTR];
+        hi = col[WIRE_COL_PTR_HI] + len[WIRE_COL_PTR_HI];
         if (kind == TRACE_EV_REALLOC)
             put_split(&lo, &hi, old_code);
         put_split(&lo, &hi, ptr_code);
-        added += (size_t)(lo - lo0) + (size_t)(hi - hi0);
         len[WIRE_COL_PTR] = (size_t)(lo - col[WIRE_COL_PTR]);
         len[WIRE_COL_PTR_HI] = (size_t)(hi - col[WIRE_COL_PTR_HI]);
     } else if (aux == WIRE_FREE_EXPLICIT) {
-        uint8_t *lo = col[WIRE_COL_FREE_PTR] + len[WIRE_COL_FREE_PTR], *lo0 = lo;
-        uint8_t *hi = col[WIRE_COL_FREE_HI] + len[WIRE_COL_FREE_HI], *hi0 = hi;
+        uint8_t *lo = col[WIRE_COL_FREE_PTR] + len[WIRE_COL_FREE_PTR];
+        uint8_t *hi = col[WIRE_COL_FREE_HI] + len[WIRE_COL_FREE_HI];
         put_split(&lo, &hi, ptr_code);
-        added += (size_t)(lo - lo0) + (size_t)(hi - hi0);
         len[WIRE_COL_FREE_PTR] = (size_t)(lo - col[WIRE_COL_FREE_PTR]);
         len[WIRE_COL_FREE_HI] = (size_t)(hi - col[WIRE_COL_FREE_HI]);
     }
     if (code == kind) {
         uint8_t *ps = col[WIRE_COL_SEQ] + len[WIRE_COL_SEQ];
         uint8_t *q = wire_put_varint(ps, seq - st->last_seq);
-        added += (size_t)(q - ps);
         len[WIRE_COL_SEQ] = (size_t)(q - col[WIRE_COL_SEQ]);
     }
     ptm = wire_put_varint(ptm, tcode);
     len[WIRE_COL_OP] = (size_t)(pop - col[WIRE_COL_OP]);
     len[WIRE_COL_STACK] = (size_t)(pst - col[WIRE_COL_STACK]);
     len[WIRE_COL_TIME] = (size_t)(ptm - col[WIRE_COL_TIME]);
-    e->total += added + len[WIRE_COL_OP] + len[WIRE_COL_STACK] + len[WIRE_COL_TIME] - before;
     if (ptr)
         st->last_ptr = ptr;
     else if (old_ptr)
@@ -617,11 +622,9 @@ int trace_block_encoder_module(struct trace_block_encoder *e, const struct trace
     put(e, WIRE_COL_MAIN, path_len);
     memcpy(e->col[WIRE_COL_MAIN] + e->len[WIRE_COL_MAIN], m->path, path_len);
     e->len[WIRE_COL_MAIN] += path_len;
-    e->total += path_len;
     put_byte(e, WIRE_COL_MAIN, (uint8_t)id_len);
     memcpy(e->col[WIRE_COL_MAIN] + e->len[WIRE_COL_MAIN], m->build_id, id_len);
     e->len[WIRE_COL_MAIN] += id_len;
-    e->total += id_len;
     return 0;
 }
 

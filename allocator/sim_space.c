@@ -1,6 +1,6 @@
 /* sim_space.c: the simulated 64-bit address space under the allocator model (sysmem.h).
  *
- * Three parts:
+ * Four parts:
  *
  * - Mappings. An AVL tree of VMAs keyed by start address, each node also summarising its
  *   subtree (lowest start, highest end, largest hole between two of its VMAs), so the kernel's
@@ -21,17 +21,23 @@
  *   read/write (set by mprotect, carried by mremap), so that a region with none of them can be
  *   cached: every block it lists is then read/write.
  *
- * - The region cache (struct sysmem_rcache, the first member of struct sysmem): direct-mapped by
- *   region address; the static inline sysmem_load/sysmem_store in sysmem.h find a block through
- *   it in two indexed steps. This file fills it on a miss (only with regions marking no
- *   non-read/write page) and empties an entry when its region is freed or a page of it loses
- *   read/write permission. A freed or moved block just leaves a NULL in its region's table.
+ * - The break window (struct sysmem_fast, the first member of struct sysmem): the block of every
+ *   512 bytes of the break area's first SYSMEM_WINDOW_BYTES in one flat array, reserved host
+ *   address space whose pages the host commits while they list a block (a count per page gives
+ *   an emptied page back); the static inline sysmem_load/sysmem_store in sysmem.h find a block
+ *   of the main heap there in one indexed step. Only blocks inside the break area are listed.
+ *
+ * - The region cache (struct sysmem_rcache, in struct sysmem_fast): direct-mapped by region
+ *   address; the inline accesses find any other block through it in two indexed steps. This
+ *   file fills it on a miss (only with regions marking no non-read/write page) and empties an
+ *   entry when its region is freed or a page of it loses read/write permission. A freed or
+ *   moved block just leaves a NULL in its region's table (and in the window).
  *
  * Blocks and region tables come from hostpool.c's huge-page slabs, so the model's scattered
  * accesses do not miss the host's TLB. Counters (resident pages, of the break area, and of each
  * 64 MiB zone, the size and alignment of a glibc heap, so a heap's residency is one read; mapped
- * bytes, host bytes) are kept as things change. Misuse by the model (access outside the space or to PROT_NONE, misaligned
- * metadata) is counted and remembered, never a crash.
+ * bytes, host bytes) are kept as things change. Misuse by the model (access outside the space
+ * or to PROT_NONE, misaligned metadata) is counted and remembered, never a crash.
  */
 #include "sysmem.h"
 #include "hostpool.h"

@@ -185,10 +185,19 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
     uint64_t ns_fd = 0, ns_bk = 0;
     int set_ns = 0;
     if (in_smallbin_range(size)) {
+        /* at the head: bck is the bin header (host side), fwd its first chunk or the header */
         victim_index = smallbin_index(size);
         bck = bin_at(av, victim_index);
         fwd = *bin_fd_slot(av, victim_index);
-        chunk_note(pm, victim, size, av->index, CS_SMALL);
+        chunk_move(pm, victim, size, av->index, CS_UNSORTED, CS_SMALL);
+        mark_bin(av, victim_index);
+        sysmem_store_pair(m, victim + 16, fwd, bck);
+        if (fwd == bck)
+            *bin_bk_slot(av, victim_index) = victim;
+        else
+            CSET_BK(m, fwd, victim);
+        *bin_fd_slot(av, victim_index) = victim;
+        return;
     } else {
         victim_index = largebin_index(size);
         bck = bin_at(av, victim_index);
@@ -234,7 +243,7 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
             l->n = 0;
             lb_insert(av, victim_index, 0, size, victim);
         }
-        chunk_note(pm, victim, size, av->index, CS_LARGE);
+        chunk_move(pm, victim, size, av->index, CS_UNSORTED, CS_LARGE);
     }
     mark_bin(av, victim_index);
     uint64_t *w = sysmem_span(m, victim + 16, set_ns ? 4 : 2);

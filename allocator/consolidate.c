@@ -1,8 +1,8 @@
 /* consolidate.c: malloc_consolidate, which empties every fastbin of an arena.
  *
- * Fastbins 0..9 are taken in turn, each from its head; every chunk is merged with free
- * neighbours (backward, then forward unless the next chunk is top) and the result goes to the
- * head of the unsorted list, or into top. Runs from large requests, the top-too-small path of
+ * Fastbins 0..9 are taken in turn (the non-empty ones, from the host-side map), each from its
+ * head; every chunk is merged with free neighbours (backward, then forward unless the next chunk
+ * is top) and the result goes to the head of the unsorted list, or into top. Runs from large requests, the top-too-small path of
  * _int_malloc, big frees, malloc_trim and every mallopt call.
  */
 #include "model.h"
@@ -12,9 +12,11 @@ void malloc_consolidate(struct ptmalloc *pm, struct pm_arena *av)
     struct sysmem *m = pm->mem;
     int any = 0;
     av->have_fastchunks = 0;
-    for (int i = 0; i < NFASTBINS; i++) {
+    /* the non-empty fastbins in glibc's order, 0 up (nothing here pushes onto a fastbin) */
+    for (uint32_t map = av->fmap; map; map &= map - 1) {
+        unsigned i = (unsigned)__builtin_ctz(map);
         uint64_t p;
-        while ((p = fastbin_pop(av, (unsigned)i)) != 0) {
+        while ((p = fastbin_pop(av, i)) != 0) {
             any = 1;
             uint64_t p_prev, p_head;
             sysmem_load_pair(m, p, &p_prev, &p_head);

@@ -127,6 +127,23 @@ static inline void chunk_note(struct ptmalloc *pm, uint64_t p, uint64_t size, ui
     }
     st_enter(pm->arenas[arena], st, size);
 }
+/* chunk_note for a chunk the caller knows is recorded as (from, arena, size), changing only its
+ * state: both states known here, so the counters need no decoding and fold to constants (a
+ * record that differs takes chunk_note). */
+static inline void chunk_move(struct ptmalloc *pm, uint64_t p, uint64_t size, uint32_t arena,
+                              enum chunk_state from, enum chunk_state to)
+{
+    struct cm_entry *e = cm_probe(&pm->map, p);
+    uint64_t v = cm_pack(from, arena, size);
+    if (__builtin_expect(e->key != 0 && e->val == v, 1)) {
+        struct pm_arena *a = pm->arenas[arena];
+        st_leave(a, from, size);
+        st_enter(a, to, size);
+        e->val = (v & ~(uint64_t)15) | to;
+    } else {
+        chunk_note(pm, p, size, arena, to);
+    }
+}
 static inline void chunk_forget(struct ptmalloc *pm, uint64_t p)
 {
     struct cm_entry *e = cm_find(&pm->map, p);

@@ -171,7 +171,8 @@ void analyzer_report_free(struct analyzer_report *r);
 
 struct analyzer_render_options {
     int exact_bytes;            /* --bytes */
-    int color;                  /* ANSI colour (only on a terminal, never with NO_COLOR) */
+    int color;                  /* ANSI colour (only on a terminal, never with a
+                                   non-empty NO_COLOR) */
     int width;                  /* wrap long lines at this column, continuing them indented
                                    (0: do not wrap) */
 };

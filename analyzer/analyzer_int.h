@@ -49,6 +49,9 @@ uint64_t analysis_top_trim_gain(struct ptmalloc *pm);
 /* Symbolised call sites for the stacks the snapshots and findings refer to. */
 int sites_resolve(sqlite3 *db, int64_t run, const char *trace_path, char *err, size_t errlen);
 
+/* Colour for output on fd: a terminal, and NO_COLOR unset or empty (color.c). */
+int analyzer_color_wanted(int fd);
+
 /* Findings with their what-if replays (cache NULL: none). */
 struct whatif_cache;
 int findings_compute(sqlite3 *db, int64_t run, struct whatif_cache *cache, char *err,

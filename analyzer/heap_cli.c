@@ -614,7 +614,7 @@ static void usage(FILE *f)
                "                  exact numbers, every bin entry\n"
                "  -h, --help      this help\n"
                "\n"
-               "Colour only on a terminal, and never when NO_COLOR is set.\n");
+               "Colour only on a terminal, and never when NO_COLOR is set (not empty).\n");
 }
 
 static int parse_num(const char *opt, const char *s, int64_t min, int64_t *out)
@@ -710,7 +710,7 @@ int cmd_heap(int argc, char **argv)
     memset(&v, 0, sizeof v);
     v.f = stdout;
     v.exact = exact;
-    v.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    v.color = analyzer_color_wanted(STDOUT_FILENO);
     /* Bin lists fit the terminal (100 columns for a file or a pipe). */
     struct winsize ws;
     v.width = isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 &&

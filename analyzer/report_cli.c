@@ -41,7 +41,7 @@ static void usage(FILE *f)
             "  --no-whatif          with --reanalyze: skip the what-if replays\n"
             "  -h, --help           this help\n"
             "\n"
-            "Colour only on a terminal, and never when NO_COLOR is set.\n");
+            "Colour only on a terminal, and never when NO_COLOR is set (not empty).\n");
 }
 
 static int parse_run(const char *s, int64_t *out)
@@ -175,7 +175,7 @@ int cmd_report(int argc, char **argv)
     }
     FILE *out = out_path ? report_output_open(out_path, force, err, sizeof err) : stdout;
     int status = out ? 0 : 1;
-    ro.color = !json && !html && !out_path && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    ro.color = !json && !html && !out_path && analyzer_color_wanted(STDOUT_FILENO);
     if (ro.width < 0) {
         /* The terminal's width; 100 columns for a file or a pipe. */
         struct winsize ws;

@@ -1,7 +1,7 @@
 /* report_text.c: the report as text for a terminal or a file: the run, where heap RSS is (a
  * ledger whose lines add up to it), the fragmentation measures, the free-chunk histogram and the
  * findings as cause -> evidence -> fix with the what-if replays that prove each fix. Colour is
- * the caller's decision (only on a terminal, never with NO_COLOR). */
+ * the caller's decision (only on a terminal, never with a non-empty NO_COLOR). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * A drain takes a thread's committed records in order and hands each to the block encoder
  * (trace_block_encoder.c: straight into the columns of a version-2 block; the common calls
  * without building a struct trace_event), after the definitions of any stack or module the
- * file does not hold yet, seals ~1 MiB of records into a block (a Huffman code per column)
+ * file does not hold yet, seals ~1 MiB of records into a block (each column deflated with zlib)
  * and appends it to the file.
  *
  * Several drainers may work at once, each in its own context (block encoder, sealed buffer):

@@ -23,7 +23,7 @@
 #define WIRE_HEADER_MAX_PAYLOAD (64u << 20)
 #define WIRE_BLOCK_TAG "BLK1"                 /* records in rows */
 #define WIRE_COLUMN_BLOCK_TAG "BLK2"          /* the same records split into columns */
-#define WIRE_V2_BLOCK_TAG "BLK3"              /* version 2: own columns, own pointer codes, Huffman */
+#define WIRE_V2_BLOCK_TAG "BLK3"              /* version 2: own columns and pointer codes, each column coded on its own */
 #define WIRE_END_TAG "END1"
 #define WIRE_BLOCK_FRAME 40             /* tag, lengths, thread, seqs, CRCs */
 #define WIRE_END_FRAME TRACE_END_BYTES

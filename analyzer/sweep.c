@@ -157,16 +157,6 @@ static int child_run(const char *trace, const struct job *j, const struct replay
     return 0;
 }
 
-/* "205.21 MiB" -> bytes. */
-static uint64_t parse_human(const char *s)
-{
-    double v = strtod(s, NULL);
-    const char *u = strpbrk(s, "BKMGT");
-    double mult = !u ? 1 : *u == 'K' ? 1024.0 : *u == 'M' ? 1048576.0 : *u == 'G' ? 1073741824.0
-                  : *u == 'T' ? 1099511627776.0 : 1;
-    return (uint64_t)(v * mult + 0.5);
-}
-
 /* A native run: the trace on the real process with `preload`, through the replayer's native
  * runner; its peak RSS (whole child) and wall time are stored as a run without steps. */
 static int child_native(const char *trace, const struct job *j, const struct replay_options *base)
@@ -174,22 +164,12 @@ static int child_native(const char *trace, const struct job *j, const struct rep
     struct replay_options ro = *base;
     ro.trace_path = trace;
     ro.progress = 0;
-    char *text = NULL, err[1024];
-    size_t len = 0;
-    FILE *mf = open_memstream(&text, &len);
-    if (!mf)
-        return 1;
-    int rc = replay_native(&ro, j->preload, mf, err, sizeof err);
-    fclose(mf);
-    if (rc) {
+    char err[1024];
+    struct replay_native_result res;
+    if (replay_native_run(&ro, j->preload, NULL, &res, err, sizeof err)) {
         fprintf(stderr, "sweep: %s: %s\n", j->label, err);
-        free(text);
         return 1;
     }
-    const char *w = strstr(text, "wall time"), *p = strstr(text, "peak RSS");
-    double secs = w ? strtod(w + 9, NULL) : 0;
-    uint64_t peak = p ? parse_human(p + 8 + strspn(p + 8, " ")) : 0;
-    free(text);
     sqlite3 *db = analyzer_db_open(j->tmp, 1, err, sizeof err);
     if (!db) {
         fprintf(stderr, "sweep: %s\n", err);
@@ -200,9 +180,10 @@ static int child_native(const char *trace, const struct job *j, const struct rep
     char *sql = sqlite3_mprintf(
         "INSERT INTO runs(trace, settings, options, tool_version, started_at, ended_at, "
         "completed, peak_rss, seconds, analyzed) VALUES(%Q, %Q, 'native', %Q, %Q, %Q, 1, %llu, "
-        "%.6f, 1)",
-        trace, j->label, FRAGSCOPE_VERSION, now, now, (unsigned long long)peak, secs);
-    rc = db_exec(db, sql, err, sizeof err);
+        "%.17g, 1)",
+        trace, j->label, FRAGSCOPE_VERSION, now, now, (unsigned long long)res.peak_rss_bytes,
+        res.wall_seconds);
+    int rc = db_exec(db, sql, err, sizeof err);
     sqlite3_free(sql);
     analyzer_db_close(db);
     if (rc)

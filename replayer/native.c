@@ -402,6 +402,12 @@ static int read_result(int fd, const struct native_out_header *oh, uint64_t i,
 int replay_native(const struct replay_options *o, const char *preload, FILE *out, char *err,
                   size_t errlen)
 {
+    return replay_native_run(o, preload, out, NULL, err, errlen);
+}
+
+int replay_native_run(const struct replay_options *o, const char *preload, FILE *out,
+                      struct replay_native_result *result, char *err, size_t errlen)
+{
     char runner[PATH_MAX + 64];
     if (find_runner(runner, sizeof runner) < 0) {
         snprintf(err, errlen, "--native: fragscope-native-runner not found (next to fragscope, "
@@ -543,6 +549,15 @@ int replay_native(const struct replay_options *o, const char *preload, FILE *out
         read_result(out_fd, &oh, oh.ops_done - 1, &last);
     struct stat fst;
     uint64_t file_bytes = fstat(out_fd, &fst) == 0 ? (uint64_t)fst.st_blocks * 512 : 0;
+    if (result) {
+        result->wall_seconds = secs;
+        result->peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024;
+        result->heap_rss_peak_bytes = preload ? 0 : heap_peak;
+        result->ops = oh.op_count;
+    }
+    ret = 0;
+    if (!out)
+        goto done;
     char b1[32], b2[32];
     fprintf(out, "native         %s (%s)\n", runner,
             preload ? preload : "glibc malloc");
@@ -569,7 +584,6 @@ int replay_native(const struct replay_options *o, const char *preload, FILE *out
                     mi->fsmblks, mi->uordblks, mi->fordblks, mi->keepcost);
         }
     }
-    ret = 0;
 done:
     if (pipe_fd[1] >= 0)
         close(pipe_fd[1]);

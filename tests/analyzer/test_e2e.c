@@ -436,6 +436,35 @@ static void heap_flame_sweep(void **state)
                              "('preload=/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 (native)', "
                              "True, '/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0', None, "
                              "True)]\n");
+    /* The native runs' figures are the exact ones (the child's ru_maxrss: whole pages; the
+     * wall time to the nanosecond), not read back from the rounded text of `replay --native`
+     * ("201.52 MiB", "1.234 s"). */
+    snprintf(cmd, sizeof cmd,
+             "'%s' sweep '%s/b4000.fstrace' --set tcache_count=0 --db '%s/sweep-exact.db' "
+             "--preload /usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 --preload "
+             "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 >/dev/null 2>&1",
+             FRAGSCOPE_BIN, dir, dir);
+    assert_int_equal(run(cmd, NULL, 0), 0);
+    snprintf(db, sizeof db, "%s/sweep-exact.db", dir);
+    h = analyzer_db_open(db, 0, err, sizeof err);
+    assert_non_null(h);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT peak_rss, seconds FROM runs WHERE options = "
+                                           "'native'", -1, &q, NULL), SQLITE_OK);
+    int natives = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        int64_t peak = sqlite3_column_int64(q, 0);
+        double ms = sqlite3_column_double(q, 1) * 1000;
+        assert_true(peak > 1 << 20);
+        if (peak % 4096)
+            fail_msg("native peak RSS %lld: not whole pages", (long long)peak);
+        if (ms - (double)(int64_t)ms < 1e-6 || ms - (double)(int64_t)ms > 1 - 1e-6)
+            fail_msg("native wall time %.9f s: whole milliseconds", ms / 1000);
+        natives++;
+    }
+    sqlite3_finalize(q);
+    analyzer_db_close(h);
+    assert_int_equal(natives, 2);
 }
 
 int main(void)

@@ -18,7 +18,9 @@
  *   - free leftovers next to blocks from memalign-family calls;
  *   - tcaches holding chunks of arenas their threads do not allocate from (cross-thread frees).
  * A fix counts as helping when the replay with it lowers the final (or, for the threshold, the
- * peak) heap RSS by at least 64 KiB and 5%.
+ * peak) heap RSS by at least 64 KiB and 5%. The fixes each kind of finding tries, its fix text
+ * when none helps, and whether it is kept then, are one table (finding_kinds); a detector
+ * states its evidence and the facts that select among its kind's fixes (conclude).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -321,6 +323,102 @@ static void choose_fix(struct finding_row *f, const char *fallback)
         snprintf(f->fix, sizeof f->fix, "%s", set_text);
 }
 
+/* ---- the finding kinds: the fixes each one tries ---- */
+
+/* When a candidate fix is tried: the facts a detector found (bits). */
+#define WHEN_ALWAYS 0u
+#define WHEN_TCACHE 1u        /* tcache chunks are involved */
+#define WHEN_CACHED 2u        /* tcache or fastbin chunks are involved */
+#define WHEN_AT_TOP 4u        /* the blamed block lies right below the top */
+#define WHEN_ARENAS_3 8u      /* more than two arenas */
+
+enum fix_how { FIX_SETTING, FIX_TRIM, FIX_FREE_BLOCK };
+
+struct fix_candidate {
+    const char *label;        /* the setting ("tcache_count=0 mxfast=0"), or what is done */
+    enum fix_how how;         /* FIX_FREE_BLOCK: the finding's chunk freed at the end */
+    int peak_matters;         /* helps also when only the peak heap RSS is lower */
+    unsigned when;            /* WHEN_* facts that must all hold */
+};
+
+#define TRIM_AT_END {"malloc_trim(0) at the end", FIX_TRIM, 0, WHEN_ALWAYS}
+#define CACHE_FIXES                                                                               \
+    {"tcache_count=0", FIX_SETTING, 0, WHEN_TCACHE}, {"mxfast=0", FIX_SETTING, 0, WHEN_CACHED},   \
+        {"tcache_count=0 mxfast=0", FIX_SETTING, 0, WHEN_TCACHE}, TRIM_AT_END
+#define ARENA_FIXES                                                                               \
+    {"arena_max=1", FIX_SETTING, 1, WHEN_ALWAYS}, {"arena_max=2", FIX_SETTING, 1, WHEN_ARENAS_3},  \
+        TRIM_AT_END
+
+/* Every kind of finding: the fixes replayed for it, in order (the what-if ids follow it), the
+ * fix text when none helps (NULL: the detector gives it), whether the finding is dropped when
+ * the replays show that no fix helps, and the fix text without replays if it differs. */
+static const struct finding_kind {
+    const char *kind;
+    struct fix_candidate fixes[4];
+    const char *fallback;
+    int needs_a_fix;
+    const char *fix_unverified;
+} finding_kinds[] = {
+    {"top-pinned-by-tcache", {CACHE_FIXES},
+     "free the cached chunks' owners earlier, or return memory with malloc_trim(0)", 0, NULL},
+    {"top-pinned-by-fastbin", {CACHE_FIXES},
+     "free the cached chunks' owners earlier, or return memory with malloc_trim(0)", 0, NULL},
+    {"top-pinned-by-live-chunk",
+     {{"the block freed at the end", FIX_FREE_BLOCK, 0, WHEN_AT_TOP}, TRIM_AT_END}, NULL, 0,
+     NULL},
+    {"fastbin-blocks-coalescing",
+     {{"mxfast=0", FIX_SETTING, 0, WHEN_ALWAYS}, {"tcache_count=0", FIX_SETTING, 0, WHEN_ALWAYS},
+      {"tcache_count=0 mxfast=0", FIX_SETTING, 0, WHEN_ALWAYS}},
+     "no setting lowers the heap RSS here (verified by replay): the pieces are reused by later "
+     "requests of their size", 1, NULL},
+    {"free-below-top-needs-trim", {TRIM_AT_END}, "", 1,
+     "call malloc_trim(0) after the phase that frees them"},
+    {"too-many-arenas", {ARENA_FIXES},
+     "limit the arenas (MALLOC_ARENA_MAX) or call malloc_trim(0)", 1, NULL},
+    {"exited-threads-memory", {ARENA_FIXES},
+     "limit the arenas (MALLOC_ARENA_MAX) or call malloc_trim(0)", 1, NULL},
+    {"mmap-threshold-ratchet", {{"mmap_threshold=131072", FIX_SETTING, 1, WHEN_ALWAYS}},
+     "fix the threshold with mallopt(M_MMAP_THRESHOLD, 131072), which turns the dynamic "
+     "adjustment off", 0, NULL},
+    {"aligned-leftovers",
+     {{"tcache_count=0", FIX_SETTING, 0, WHEN_ALWAYS}, {"mxfast=0", FIX_SETTING, 0, WHEN_ALWAYS},
+      TRIM_AT_END},
+     "allocate the long-lived small blocks apart from the aligned ones (before them, or from "
+     "their own pool), or allocate the aligned blocks together in one larger aligned block", 0,
+     NULL},
+    {"tcache-holds-other-arenas", {{"tcache_count=0", FIX_SETTING, 1, WHEN_ALWAYS}},
+     "free blocks in the thread that allocated them (hand them back), or make the tcache "
+     "smaller", 1, NULL},
+};
+
+/* A detector's finding, completed: its kind's fixes tried (those whose facts hold), the fix
+ * chosen (fallback: the detector's text when its kind has none), then stored unless the replays
+ * showed that nothing helps a kind that needs a fix. Returns 0, or -1 on a database error. */
+static int conclude(struct fctx *x, struct finding_row *f, unsigned facts, const char *fallback)
+{
+    const struct finding_kind *k = NULL;
+    for (size_t i = 0; i < sizeof finding_kinds / sizeof *finding_kinds && !k; i++)
+        if (!strcmp(finding_kinds[i].kind, f->kind))
+            k = &finding_kinds[i];
+    if (!k) {
+        snprintf(x->err, sizeof x->err, "finding kind %s has no entry", f->kind);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof k->fixes / sizeof *k->fixes && k->fixes[i].label; i++) {
+        const struct fix_candidate *c = &k->fixes[i];
+        if ((c->when & facts) != c->when)
+            continue;
+        try_fix(x, f, c->label, c->how == FIX_SETTING ? c->label : "", c->how == FIX_TRIM,
+                c->how == FIX_FREE_BLOCK ? f->chunk_address : 0, c->peak_matters);
+    }
+    choose_fix(f, k->fallback ? k->fallback : fallback);
+    if (x->cache && k->needs_a_fix && !any_helps(f))
+        return 0;
+    if (!x->cache && k->fix_unverified)
+        snprintf(f->fix, sizeof f->fix, "%s", k->fix_unverified);
+    return store_finding(x, f);
+}
+
 /* ---- detectors ---- */
 
 struct region {
@@ -520,16 +618,8 @@ static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
         f.chunk_address = pin->address;
         f.chunk_size = pin->size;
         f.alloc_step = pin->alloc_step;
-        if (r.tcache_n)
-            try_fix(x, &f, "tcache_count=0", "tcache_count=0", 0, 0, 0);
-        if (r.fast_n || r.tcache_n)
-            try_fix(x, &f, "mxfast=0", "mxfast=0", 0, 0, 0);
-        if (r.tcache_n)
-            try_fix(x, &f, "tcache_count=0 mxfast=0", "tcache_count=0 mxfast=0", 0, 0, 0);
-        try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
-        choose_fix(&f, "free the cached chunks' owners earlier, or return memory with "
-                       "malloc_trim(0)");
-        if (store_finding(x, &f))
+        unsigned facts = (r.tcache_n ? WHEN_TCACHE : 0) | (r.fast_n || r.tcache_n ? WHEN_CACHED : 0);
+        if (conclude(x, &f, facts, NULL))
             return -1;
     }
     /* Below the cached region: the first live chunk and the free run it holds down. */
@@ -566,17 +656,13 @@ static int find_top_pins(struct fctx *x, int arena, size_t first, size_t end)
             f.chunk_address = live->address;
             f.chunk_size = live->size;
             f.alloc_step = live->alloc_step;
-            if (r.lo == r.hi)
-                try_fix(x, &f, "the block freed at the end", "", 0, live->address, 0);
-            try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
             char fix[256];
             snprintf(fix, sizeof fix,
                      "allocate the long-lived block (step %" PRIu64 ") before the short-lived "
                      "ones or from its own pool, so it does not end up at the top of the heap; "
                      "or call malloc_trim(0)",
                      live->alloc_step);
-            choose_fix(&f, fix);
-            if (store_finding(x, &f))
+            if (conclude(x, &f, r.lo == r.hi ? WHEN_AT_TOP : 0, fix))
                 return -1;
         }
     }
@@ -658,14 +744,7 @@ static int find_fastbin_blocking(struct fctx *x)
     f.chunk_address = first_addr;
     f.chunk_size = first_size;
     f.alloc_step = first_step;
-    try_fix(x, &f, "mxfast=0", "mxfast=0", 0, 0, 0);
-    try_fix(x, &f, "tcache_count=0", "tcache_count=0", 0, 0, 0);
-    try_fix(x, &f, "tcache_count=0 mxfast=0", "tcache_count=0 mxfast=0", 0, 0, 0);
-    choose_fix(&f, "no setting lowers the heap RSS here (verified by replay): the pieces are "
-                   "reused by later requests of their size");
-    if (x->cache && !any_helps(&f))
-        return 0;               /* the pieces cost nothing that a fix would give back */
-    return store_finding(x, &f);
+    return conclude(x, &f, 0, NULL);   /* dropped when no fix gives anything back */
 }
 
 static int find_trim_only(struct fctx *x)
@@ -718,13 +797,7 @@ static int find_trim_only(struct fctx *x)
     f.chunk_size = largest->size;
     f.alloc_step = largest->alloc_step;
     site_text(x, largest->stack, f.site, sizeof f.site);
-    try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
-    choose_fix(&f, "");
-    if (x->cache && !any_helps(&f))
-        return 0;
-    if (!x->cache)
-        snprintf(f.fix, sizeof f.fix, "call malloc_trim(0) after the phase that frees them");
-    return store_finding(x, &f);
+    return conclude(x, &f, 0, NULL);
 }
 
 static int find_arenas(struct fctx *x)
@@ -821,14 +894,8 @@ static int find_arenas(struct fctx *x)
     f.bytes = free_res;
     f.step = x->final_step;
     f.arena = worst;
-    try_fix(x, &f, "arena_max=1", "arena_max=1", 0, 0, 1);
-    if (arenas > 2)
-        try_fix(x, &f, "arena_max=2", "arena_max=2", 0, 0, 1);
-    try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
-    choose_fix(&f, "limit the arenas (MALLOC_ARENA_MAX) or call malloc_trim(0)");
-    if (x->cache && !any_helps(&f))
-        return 0;               /* verified: neither fewer arenas nor a trim would change it */
-    return store_finding(x, &f);
+    /* dropped when neither fewer arenas nor a trim would change it (verified) */
+    return conclude(x, &f, arenas > 2 ? WHEN_ARENAS_3 : 0, NULL);
 }
 
 static int find_threshold_ratchet(struct fctx *x)
@@ -889,10 +956,7 @@ static int find_threshold_ratchet(struct fctx *x)
     f.bytes = bytes;
     f.step = step;
     f.arena = 0;
-    try_fix(x, &f, "mmap_threshold=131072", "mmap_threshold=131072", 0, 0, 1);
-    choose_fix(&f, "fix the threshold with mallopt(M_MMAP_THRESHOLD, 131072), which turns the "
-                   "dynamic adjustment off");
-    return store_finding(x, &f);
+    return conclude(x, &f, 0, NULL);
 }
 
 /* The call (enum trace_event_kind) of the allocation made at `step`, or 0. */
@@ -1003,13 +1067,7 @@ static int find_aligned_leftovers(struct fctx *x)
     f.chunk_address = pin_example ? pin_example->address : largest->address;
     f.chunk_size = pin_example ? pin_example->size : largest->size;
     f.alloc_step = pin_example ? pin_example->alloc_step : largest->alloc_step;
-    try_fix(x, &f, "tcache_count=0", "tcache_count=0", 0, 0, 0);
-    try_fix(x, &f, "mxfast=0", "mxfast=0", 0, 0, 0);
-    try_fix(x, &f, "malloc_trim(0) at the end", "", 1, 0, 0);
-    choose_fix(&f, "allocate the long-lived small blocks apart from the aligned ones (before "
-                   "them, or from their own pool), or allocate the aligned blocks together in "
-                   "one larger aligned block");
-    int rc = store_finding(x, &f);
+    int rc = conclude(x, &f, 0, NULL);
     /* The holes are the free memory that only malloc_trim would return: said here already. */
     if (!rc && x->found_n < sizeof x->found / sizeof *x->found)
         x->found[x->found_n++] = "free-below-top-needs-trim";
@@ -1081,12 +1139,7 @@ static int find_cross_thread_tcache(struct fctx *x)
     f.chunk_address = per[w].example->address;
     f.chunk_size = per[w].example->size;
     f.alloc_step = per[w].example->alloc_step;
-    try_fix(x, &f, "tcache_count=0", "tcache_count=0", 0, 0, 1);
-    choose_fix(&f, "free blocks in the thread that allocated them (hand them back), or make the "
-                   "tcache smaller");
-    if (x->cache && !any_helps(&f))
-        return 0;
-    return store_finding(x, &f);
+    return conclude(x, &f, 0, NULL);
 }
 
 static int run_detectors(struct fctx *x)

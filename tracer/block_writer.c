@@ -301,8 +301,9 @@ static void block_stack(struct block *b, uint32_t id, const uint64_t *frames, un
 }
 
 /* One raw record (header h, seq, time, arguments a) into the block. */
-static void block_event(struct block *b, uint64_t h, uint64_t seq, uint64_t time_ns,
-                        const uint64_t *a, int with_modules)
+static __attribute__((noinline)) void block_event_slow(struct block *b, uint64_t h, uint64_t seq,
+                                                      uint64_t time_ns, const uint64_t *a,
+                                                      int with_modules)
 {
     unsigned kind = REC_KIND(h), flags = REC_FLAGS(h);
     uint32_t stack = REC_STACK(h);
@@ -346,7 +347,7 @@ static void block_event(struct block *b, uint64_t h, uint64_t seq, uint64_t time
             return;
         if (rc == -1) {
             block_seal(b);
-            block_event(b, h, seq, time_ns, a, with_modules);
+            block_event_slow(b, h, seq, time_ns, a, with_modules);
             return;
         }
     }
@@ -358,6 +359,29 @@ static void block_event(struct block *b, uint64_t h, uint64_t seq, uint64_t time
         trace_block_encoder_event(b->enc, ev);
     }
     event_clear(ev);
+}
+
+/* The common case inline in the drain loop: a call without error, whose stack the file already
+ * holds, in a block under way. Anything else (or an encoder that says no room, or not this
+ * shape: it has then written nothing) goes the whole way. */
+static inline __attribute__((always_inline)) void block_event(struct block *b, uint64_t h,
+                                                              uint64_t seq, uint64_t time_ns,
+                                                              const uint64_t *a, int with_modules)
+{
+    uint32_t stack = REC_STACK(h);
+    if (REC_LIKELY(!b->fresh && REC_ERR(h) == 0 &&
+                   (!stack || (stack_written[stack >> 3] & (1u << (stack & 7)))))) {
+        unsigned kind = REC_KIND(h), flags = REC_FLAGS(h);
+        int rc = -2;
+        if (kind == TRACE_EV_MALLOC)
+            rc = trace_block_encoder_call(b->enc, kind, flags, stack, seq, time_ns, 0, a[0], 0,
+                                          a[1]);
+        else if (kind == TRACE_EV_FREE)
+            rc = trace_block_encoder_call(b->enc, kind, flags, stack, seq, time_ns, 0, 0, 0, a[0]);
+        if (REC_LIKELY(rc == 0))
+            return;
+    }
+    block_event_slow(b, h, seq, time_ns, a, with_modules);
 }
 
 /* Drains one piece of a thread's committed records: one full block, or up to the end of what

@@ -1,8 +1,9 @@
 /* row_batch.c: batched INSERTs of integer rows (see row_batch.h).
  *
- * The multi-row statement has cap * cols parameters. Binding is the remaining per-row cost, so a
- * parameter whose NULL is already bound is not bound again (the ingest stores unchanged counters
- * as NULL: most parameters stay NULL from batch to batch).
+ * The multi-row statement has cap * cols parameters. Binding is the remaining per-row cost (each
+ * sqlite3_bind_* call is ~90 instructions), so a parameter that already holds the value is not
+ * bound again: a NULL (the ingest stores unchanged counters as NULL: most parameters stay NULL
+ * from batch to batch), or the same number (the thread, the call, `did` often repeat).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,9 +41,10 @@ int row_batch_init(struct row_batch *b, sqlite3 *db, const char *table, int cols
     b->v = calloc((size_t)cap * cols, sizeof *b->v);
     b->is_null = calloc((size_t)cap * cols, 1);
     b->bound = calloc((size_t)(cap + 1) * cols, 1);
+    b->bound_v = calloc((size_t)(cap + 1) * cols, sizeof *b->bound_v);
     char *multi = insert_sql(table, cols, cap), *single = insert_sql(table, cols, 1);
     int rc = -1;
-    if (!b->v || !b->is_null || !b->bound || !multi || !single)
+    if (!b->v || !b->is_null || !b->bound || !b->bound_v || !multi || !single)
         snprintf(err, errlen, "out of memory");
     else if (sqlite3_prepare_v2(db, multi, -1, &b->multi, NULL) != SQLITE_OK ||
              sqlite3_prepare_v2(db, single, -1, &b->single, NULL) != SQLITE_OK)
@@ -57,8 +59,8 @@ int row_batch_init(struct row_batch *b, sqlite3 *db, const char *table, int cols
 }
 
 /* Binds rows [first, first + count) to st's parameters from 1; `bound` is st's binding state. */
-static void bind_rows(struct row_batch *b, sqlite3_stmt *st, unsigned char *bound, int first,
-                      int count)
+static void bind_rows(struct row_batch *b, sqlite3_stmt *st, unsigned char *bound,
+                      int64_t *bound_v, int first, int count)
 {
     const int64_t *v = b->v + (size_t)first * b->cols;
     const unsigned char *nul = b->is_null + (size_t)first * b->cols;
@@ -69,9 +71,10 @@ static void bind_rows(struct row_batch *b, sqlite3_stmt *st, unsigned char *boun
                 sqlite3_bind_null(st, i + 1);
                 bound[i] = 1;
             }
-        } else {
+        } else if (bound[i] != 2 || bound_v[i] != v[i]) {
             sqlite3_bind_int64(st, i + 1, v[i]);
             bound[i] = 2;
+            bound_v[i] = v[i];
         }
     }
 }
@@ -87,7 +90,7 @@ int row_batch_commit_row(struct row_batch *b)
 {
     if (++b->n < b->cap)
         return SQLITE_OK;
-    bind_rows(b, b->multi, b->bound, 0, b->cap);
+    bind_rows(b, b->multi, b->bound, b->bound_v, 0, b->cap);
     b->n = 0;
     memset(b->is_null, 0, (size_t)b->cap * b->cols);
     return run(b->multi);
@@ -97,7 +100,8 @@ int row_batch_flush(struct row_batch *b)
 {
     int rc = SQLITE_OK;
     for (int r = 0; r < b->n && rc == SQLITE_OK; r++) {
-        bind_rows(b, b->single, b->bound + (size_t)b->cap * b->cols, r, 1);
+        bind_rows(b, b->single, b->bound + (size_t)b->cap * b->cols,
+                  b->bound_v + (size_t)b->cap * b->cols, r, 1);
         rc = run(b->single);
     }
     b->n = 0;
@@ -112,5 +116,6 @@ void row_batch_free(struct row_batch *b)
     free(b->v);
     free(b->is_null);
     free(b->bound);
+    free(b->bound_v);
     memset(b, 0, sizeof *b);
 }

@@ -21,7 +21,8 @@ struct row_batch {
     int64_t *v;                 /* cap * cols values */
     unsigned char *is_null;     /* cap * cols */
     unsigned char *bound;       /* per parameter of multi, then of single: 0 unset, 1 NULL,
-                                   2 a value (a NULL stays bound across resets) */
+                                   2 a value (bindings stay across resets) */
+    int64_t *bound_v;           /* the value bound where bound is 2 */
 };
 
 /* Prepares the statements for `table` with `cols` columns. 0, or -1 with a message. */

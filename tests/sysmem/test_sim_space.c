@@ -478,9 +478,9 @@ static void copy_moves_contents_and_residency(void **state) {
 }
 
 /* A 10 GiB heap costs the host only what is written: residency is one bit a page, a stored
- * word costs one 512-byte block plus its page's small records and, in the first
+ * word costs one 2 KiB block plus its page's small records and, in the first
  * SYSMEM_WINDOW_BYTES of the break area, the host page of the break window that lists its block
- * (one page for each 256 KiB with anything stored: here, one per header). */
+ * (one page for each MiB with anything stored: here, one per header). */
 static void ten_gib_heap_is_cheap(void **state) {
     (void)state;
     struct sysmem *m = fresh();

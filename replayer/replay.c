@@ -254,6 +254,8 @@ static void stats_read_dirty(struct replay *rp)
 static int stats_update(struct replay *rp)
 {
     struct step_stats *ss = &rp->stats;
+    for (unsigned i = 0; i < ss->ndirty && !ss->all; i++)
+        ss->all = ss->dirty[i] >= ss->narenas;   /* an arena not read yet */
     if (ss->all || ss->narenas != ptmalloc_arena_count(rp->pm)) {
         if (stats_read_all(rp) < 0)
             return -1;

@@ -214,6 +214,8 @@ static inline struct rec_thread *hook_enter(void)
         if (REC_LIKELY(t != NULL)) {
             if (REC_LIKELY(!t->depth && !t->exited)) {
                 t->depth = 1;
+                if ((uintptr_t)t <= (uintptr_t)HOOK_POOL)
+                    __builtin_unreachable();   /* (a state's address) */
                 return t;
             }
             if (t->depth)
@@ -229,15 +231,18 @@ static void maybe_sample(struct rec_thread *t, uint64_t now);
  * (header, seq, time, args); see recorder.h. A new chunk sets last_time to UINT64_MAX, so its
  * first record is long. `sample`: a hook's record, after which a sample may be due; that is
  * looked at only when the time moved (a long record), since the time it is due is later than
- * any time a call has seen when it was set. */
+ * any time a call has seen when it was set. `multi`: 0 when the process has one thread, whose
+ * numbers then follow each other (a number taken without a record, the fork's, makes the next
+ * record long), so the distance to the previous number needs no check. */
 static inline void put_record(struct rec_thread *t, unsigned kind, uint8_t flags, int err,
                               uint32_t stack, uint64_t seq, uint64_t now, const uint64_t *a,
-                              unsigned na, int sample)
+                              unsigned na, int sample, int multi)
 {
     uint64_t *w = rec_reserve(t, 3 + na);
     if (REC_UNLIKELY(!w))
         return;
-    if (REC_LIKELY(now == t->last_time && seq - t->last_seq - 1 < REC_SEQ_MASK)) {
+    if (REC_LIKELY(now == t->last_time &&
+                   (!multi || seq - t->last_seq - 1 < REC_SEQ_MASK))) {
         unsigned n = 1 + na;
         w[0] = REC_HDR(kind, flags, 0, n, err, stack, seq);
         for (unsigned i = 0; i < na; i++)
@@ -344,16 +349,20 @@ static inline uint64_t order_alloc_end(struct rec_thread *t, volatile uint32_t *
  * nothing here changes errno (stacks.c keeps it across libunwind). */
 #define RECORD_CALL(t, multi, lk, own, old, kind, p, err, ...)                                \
     do {                                                                                      \
-        uint64_t seq_;                                                                        \
-        if (REC_LIKELY(!(multi)))                                                             \
-            seq_ = rec_seq++;                                                                 \
-        else                                                                                  \
-            seq_ = order_alloc_end((t), (lk), (own), (old), (old) == NULL, (p));              \
-        uint64_t now_ = event_time_of(t);                                                     \
-        uint32_t stack_ = STACK_HERE(t);                                                      \
         const uint64_t args_[] = {__VA_ARGS__};                                               \
-        put_record((t), (kind), chunk_flags(p), (err), stack_, seq_, now_, args_,             \
-                   sizeof args_ / sizeof args_[0], 1);                                        \
+        if (REC_LIKELY(!(multi))) {                                                           \
+            uint64_t seq_ = rec_seq++;                                                        \
+            uint64_t now_ = event_time_of(t);                                                 \
+            uint32_t stack_ = STACK_HERE(t);                                                  \
+            put_record((t), (kind), chunk_flags(p), (err), stack_, seq_, now_, args_,         \
+                       sizeof args_ / sizeof args_[0], 1, 0);                                 \
+        } else {                                                                              \
+            uint64_t seq_ = order_alloc_end((t), (lk), (own), (old), (old) == NULL, (p));     \
+            uint64_t now_ = event_time_of(t);                                                 \
+            uint32_t stack_ = STACK_HERE(t);                                                  \
+            put_record((t), (kind), chunk_flags(p), (err), stack_, seq_, now_, args_,         \
+                       sizeof args_ / sizeof args_[0], 1, 1);                                 \
+        }                                                                                     \
         (t)->depth = 0;                                                                       \
     } while (0)
 #define RECORD_ALLOC(t, multi, lk, kind, p, err, ...)                                         \
@@ -433,16 +442,15 @@ EXPORT void free(void *p)
         __libc_free(p);
         return;
     }
-    uint64_t seq;
+    const uint64_t a[] = {(uint64_t)(uintptr_t)p};
     if (REC_LIKELY(!rec_is_multi())) {
         __libc_free(p);
-        seq = rec_seq++;
+        uint64_t seq = rec_seq++;
+        put_record(t, TRACE_EV_FREE, 0, 0, 0, seq, event_time_of(t), a, 1, 1, 0);
     } else {
-        seq = order_free(t, p);
+        uint64_t seq = order_free(t, p);
+        put_record(t, TRACE_EV_FREE, 0, 0, 0, seq, event_time_of(t), a, 1, 1, 1);
     }
-    uint64_t now = event_time_of(t);
-    const uint64_t a[] = {(uint64_t)(uintptr_t)p};
-    put_record(t, TRACE_EV_FREE, 0, 0, 0, seq, now, a, 1, 1);
     t->depth = 0;
 }
 
@@ -643,7 +651,7 @@ EXPORT int mallopt(int param, int value)
     uint64_t seq = rec_next_seq(), now = event_time();
     arena_unlock_all(all);
     const uint64_t a[] = {(uint64_t)(int64_t)param, (uint64_t)(int64_t)value, (uint64_t)(int64_t)rc};
-    put_record(t, TRACE_EV_MALLOPT, 0, 0, 0, seq, now, a, 3, 1);
+    put_record(t, TRACE_EV_MALLOPT, 0, 0, 0, seq, now, a, 3, 1, 1);
     t->depth = 0;
     errno = saved;
     return rc;
@@ -660,7 +668,7 @@ EXPORT int malloc_trim(size_t pad)
     uint64_t seq = rec_next_seq(), now = event_time();
     arena_unlock_all(all);
     const uint64_t a[] = {pad, (uint64_t)(int64_t)rc};
-    put_record(t, TRACE_EV_MALLOC_TRIM, 0, 0, 0, seq, now, a, 2, 1);
+    put_record(t, TRACE_EV_MALLOC_TRIM, 0, 0, 0, seq, now, a, 2, 1, 1);
     t->depth = 0;
     errno = saved;
     return rc;
@@ -753,7 +761,7 @@ static void maybe_sample(struct rec_thread *t, uint64_t now)
     }
     uint64_t seq = rec_next_seq();
     arena_unlock_all(all);
-    put_record(t, TRACE_EV_SAMPLE, 0, 0, 0, seq, event_time(), a, 13, 0);
+    put_record(t, TRACE_EV_SAMPLE, 0, 0, 0, seq, event_time(), a, 13, 0, 1);
     errno = saved;
     __atomic_store_n(&rec.sampling, 0, __ATOMIC_RELEASE);
 }
@@ -771,7 +779,7 @@ static struct rec_thread *register_thread(int parent)
         pthread_setspecific((pthread_key_t)rec.key, t);
     uint64_t seq = rec_next_seq(), now = event_time();
     const uint64_t a[] = {t->index, (uint64_t)t->os_tid, (uint64_t)(int64_t)parent};
-    put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3, 0);
+    put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3, 0, 1);
     t->last_time = UINT64_MAX;    /* its first call's record is long: a sample may be due */
     return t;
 }
@@ -800,7 +808,7 @@ static void on_thread_exit(void *v)
     int all = arena_lock_all();
     uint64_t seq = rec_next_seq(), now = event_time();
     const uint64_t a[] = {t->index};
-    put_record(t, TRACE_EV_THREAD_EXIT, 0, 0, 0, seq, now, a, 1, 0);
+    put_record(t, TRACE_EV_THREAD_EXIT, 0, 0, 0, seq, now, a, 1, 0, 1);
     t->exited = 1;
     if (all)
         arena_keep_all_until_exit(t->os_tid);
@@ -922,7 +930,7 @@ static void atfork_child(void)
         t->depth = 1;
         uint64_t seq = rec_next_seq(), now = event_time();
         const uint64_t a[] = {t->index, (uint64_t)t->os_tid, (uint64_t)(int64_t)-1};
-        put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3, 0);
+        put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3, 0, 1);
         t->depth = 0;
     }
 }

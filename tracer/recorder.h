@@ -237,11 +237,15 @@ static inline struct rec_thread *thread_lookup_fast(void)
 /* Reserves room for a record of n words; returns where to write it. */
 static inline uint64_t *rec_reserve(struct rec_thread *t, unsigned n)
 {
-    if (REC_UNLIKELY(t->wp + n > t->wend)) {
+    uint64_t *w = t->wp;
+    if (REC_UNLIKELY(w + n > t->wend)) {
         if (thread_new_chunk(t) != 0)
             return 0;
+        return t->wp;
     }
-    return t->wp;
+    if (!w)
+        __builtin_unreachable();  /* (room in a chunk: wp points into it) */
+    return w;
 }
 
 /* Publishes the record written at t->wp (n words) to the flusher. */

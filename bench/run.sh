@@ -11,17 +11,19 @@
 #   B/event   trace bytes per call
 #   extraRSS  peak RSS above the plain run's, MiB
 # Environment: BENCH_EVENTS (default 20000000), BENCH_REPS (3), BENCH_THREADS ("1 4"),
-# BENCH_HEAPTRACK=0 to skip heaptrack.
+# BENCH_HEAPTRACK=0 to skip heaptrack, BENCH_BASE=OTHER_BUILD_DIR to also run that build's
+# recorder (rows base-nostacks, base-stacks) in the same repetitions, for an A/B comparison.
 set -euo pipefail
 
 build=${1:-build}
 bench="$build/bench/malloc_bench"
 runner="$build/bench/bench_exec"
 preload="$build/libfragscope-trace.so"
+base_preload=${BENCH_BASE:+$BENCH_BASE/libfragscope-trace.so}
 events=${BENCH_EVENTS:-20000000}
 reps=${BENCH_REPS:-3}
 threads_list=${BENCH_THREADS:-"1 4"}
-for f in "$bench" "$runner" "$preload"; do
+for f in "$bench" "$runner" "$preload" $base_preload; do
   [ -e "$f" ] || { echo "bench: $f is missing (build first: cmake --build $build)" >&2; exit 1; }
 done
 have_heaptrack=0
@@ -42,10 +44,11 @@ run() {
   case $name in
     plain)
       "$runner" -- "$bench" "$threads" "$events" >/dev/null 2>"$err" ;;
-    nostacks|stacks)
-      local st=1
-      [ "$name" = nostacks ] && st=0
-      "$runner" -e LD_PRELOAD="$preload" -e FRAGSCOPE_OUT="$out" -e FRAGSCOPE_STACKS=$st \
+    nostacks|stacks|base-nostacks|base-stacks)
+      local st=1 lib=$preload
+      case $name in *nostacks) st=0 ;; esac
+      case $name in base-*) lib=$base_preload ;; esac
+      "$runner" -e LD_PRELOAD="$lib" -e FRAGSCOPE_OUT="$out" -e FRAGSCOPE_STACKS=$st \
         -e FRAGSCOPE_STATS=1 -e FRAGSCOPE_SAMPLE_MS=100 -- "$bench" "$threads" "$events" \
         >/dev/null 2>"$err"
       # the flusher finishes the file after the program: wait for its report
@@ -66,6 +69,7 @@ run() {
 }
 
 configs="plain nostacks stacks"
+[ -n "$base_preload" ] && configs="$configs base-nostacks base-stacks"
 [ $have_heaptrack = 1 ] && configs="$configs heaptrack"
 echo "fragscope bench: malloc_bench, $events calls, $reps repetitions, threads: $threads_list"
 echo "machine: $(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -82,7 +86,7 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -v n="$1" -v t="$2" -v c="$3" '$1 == n && $2 == t { print $c }' "$results"; }
 
-printf "\n%-10s %7s %9s %7s %8s %8s %9s %9s\n" config threads wall ratio cpu "cpu+f" B/event extraRSS
+printf "\n%-13s %7s %9s %7s %8s %8s %9s %9s\n" config threads wall ratio cpu "cpu+f" B/event extraRSS
 for t in $threads_list; do
   pw=$(col plain "$t" 3 | median)
   prss=$(col plain "$t" 4 | median)
@@ -94,7 +98,7 @@ for t in $threads_list; do
     b=$(col "$c" "$t" 6 | median)
     awk -v c="$c" -v t="$t" -v w="$w" -v pw="$pw" -v cpu="$cpu" -v f="$fcpu" -v b="$b" \
         -v ev="$events" -v rss="$rss" -v prss="$prss" 'BEGIN {
-      printf "%-10s %7d %9.3f %7.2f %8.3f %8.3f %9s %9.1f\n", c, t, w, w / pw, cpu, cpu + f,
+      printf "%-13s %7d %9.3f %7.2f %8.3f %8.3f %9s %9.1f\n", c, t, w, w / pw, cpu, cpu + f,
              (c == "plain" ? "-" : sprintf("%.2f", b / ev)), (rss - prss) / 1024 }'
   done
 done

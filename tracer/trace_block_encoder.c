@@ -49,8 +49,11 @@ struct trace_block_encoder {
     size_t budget;                       /* bytes that can still be reserved before the room
                                             left is counted again (room()) */
     struct trace_encode_state st;
-    uint32_t alloc_at[HASH_SIZE];        /* address hash -> allocation ordinal + 1 */
-    uint32_t free_at[HASH_SIZE];         /* address hash -> free ordinal + 1 */
+    /* address hash -> the low 16 bits of the ordinal of the last allocation (free) of an
+     * address with that hash: the ring slot it names must hold the address, so a stale or
+     * wrapped entry never matches (16 bits: the tables stay in the L1 cache) */
+    uint16_t alloc_at[HASH_SIZE];
+    uint16_t free_at[HASH_SIZE];
     uint64_t rings[WIRE_V2_RING_WORDS(W)];   /* rings, then the predictions */
     z_stream zs;
     int zs_state;                        /* 0 not started, 1 ready, -1 failed (use rANS) */
@@ -109,13 +112,14 @@ void trace_block_encoder_begin(struct trace_block_encoder *e, uint32_t thread)
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
         e->len[c] = 0;
     e->budget = 0;
-    /* The block's state starts from zero, with the rings. The address tables are kept: an entry
-     * from an earlier block names an ordinal that is either not reached yet in this block (the
-     * distance comes out negative, i.e. huge) or whose ring slot this block has rewritten, and
-     * a match against the ring is then a match in this block. */
+    /* The block's state starts from zero, with empty rings. The address tables are kept: an
+     * entry (from an earlier block, or 65536 allocations ago) names a ring slot that holds 0 or
+     * another address unless this block's allocation (free) at that distance was of the same
+     * address - and that one would have rewritten the entry. */
     trace_encode_state_reset(&e->st);
     e->st.ring = e->rings;
     e->st.ring_mask = W - 1;
+    memset(e->rings, 0, 2 * W * sizeof *e->rings);
     memset(wire_v2_pred(&e->st), 0, WIRE_V2_PRED_WORDS * sizeof(uint64_t));
 }
 
@@ -236,20 +240,16 @@ static inline uint32_t hash_ptr(uint64_t p)
 /* How many allocations ago p was returned (1..W), 0 if not within the window. */
 static inline uint64_t alloc_distance(const struct trace_block_encoder *e, uint64_t p)
 {
-    uint32_t o = e->alloc_at[hash_ptr(p)];
-    if (!o)
-        return 0;
-    uint64_t ord = o - 1, d = e->st.allocs - ord;
-    return d - 1 < W && e->rings[ord & (W - 1)] == p ? d : 0;
+    uint32_t ord = e->alloc_at[hash_ptr(p)];
+    uint64_t d = (uint16_t)(e->st.allocs - ord);
+    return d - 1 < W && e->rings[ord & (W - 1)] == p && p ? d : 0;      /* empty slots hold 0 */
 }
 
 static inline uint64_t free_distance(const struct trace_block_encoder *e, uint64_t p)
 {
-    uint32_t o = e->free_at[hash_ptr(p)];
-    if (!o)
-        return 0;
-    uint64_t ord = o - 1, d = e->st.frees - ord;
-    return d - 1 < W && e->rings[W + (ord & (W - 1))] == p ? d : 0;
+    uint32_t ord = e->free_at[hash_ptr(p)];
+    uint64_t d = (uint16_t)(e->st.frees - ord);
+    return d - 1 < W && e->rings[W + (ord & (W - 1))] == p && p ? d : 0;
 }
 
 static inline int delta_fits(uint64_t p, uint64_t last)
@@ -310,11 +310,11 @@ static inline __attribute__((always_inline)) void after(struct trace_block_encod
     struct trace_encode_state *st = &e->st;
     if (gone) {
         e->rings[W + (st->frees & (W - 1))] = gone;
-        e->free_at[hash_ptr(gone)] = (uint32_t)++st->frees;
+        e->free_at[hash_ptr(gone)] = (uint16_t)st->frees++;
     }
     if (allocated) {
         e->rings[st->allocs & (W - 1)] = allocated;
-        e->alloc_at[hash_ptr(allocated)] = (uint32_t)++st->allocs;
+        e->alloc_at[hash_ptr(allocated)] = (uint16_t)st->allocs++;
     }
     unsigned slot = wire_time_slot(stack_id);
     st->time_stack[slot] = stack_id;

@@ -1,7 +1,7 @@
 /* ingest.c: storing a replay in SQLite, one row per step, fast and compact.
  *
  * analyzer_ingest_step is the replay's per-step callback. It gathers the step's row in a batch
- * (row_batch.c: one multi-row INSERT per 32 rows) inside a long transaction that is committed
+ * (row_batch.c: one multi-row INSERT per 128 rows) inside a long transaction that is committed
  * every `commit_every` steps (a replay killed between commits leaves every committed chunk and
  * the run row marked incomplete). The transaction holds the write lock, so a row whose key
  * follows the table's last one goes in with a NULL key (SQLite appends it as last + 1 without
@@ -29,7 +29,7 @@
 
 #define KEYFRAME_EVERY 4096
 #define DEFAULT_COMMIT_EVERY (1u << 18)
-#define STEP_BATCH 32                   /* rows per INSERT statement (row_batch.h) */
+#define STEP_BATCH 128                  /* rows per INSERT statement (row_batch.h) */
 #define ARENA_COLS 12
 
 enum step_col {

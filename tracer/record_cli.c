@@ -39,13 +39,15 @@ static void usage(FILE *f)
             "      --stack-depth N   frames per stack (1..%d, default 32)\n"
             "      --sample-ms N     RSS/heap sample period in ms (0 = none, default 100)\n"
             "      --flush-ms N      write buffered events at least every N ms (default 200)\n"
+            "      --compress HOW    how blocks are compressed: zlib (default), rans (our own\n"
+            "                        range coder) or none\n"
             "  -q, --quiet           print nothing but errors\n"
             "  -h, --help            this help\n\n"
             "The program's exit status is returned (128+N when killed by signal N).\n"
             "Environment equivalents for the bare preload (LD_PRELOAD=.../" PRELOAD_NAME "):\n"
             "FRAGSCOPE_OUT, FRAGSCOPE_FORCE, FRAGSCOPE_STACKS, FRAGSCOPE_STACK_DEPTH,\n"
             "FRAGSCOPE_SAMPLE_MS, FRAGSCOPE_FLUSH_MS, FRAGSCOPE_FLUSH_EVENTS, FRAGSCOPE_BUFFER_MB,\n"
-            "FRAGSCOPE_CLOCK=precise, FRAGSCOPE_QUIET.\n",
+            "FRAGSCOPE_CLOCK=precise, FRAGSCOPE_QUIET, FRAGSCOPE_COMPRESS.\n",
             128);
 }
 
@@ -227,9 +229,10 @@ int cmd_record(int argc, char **argv)
         {"output", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
         {"no-stacks", no_argument, 0, 'S'},    {"stack-depth", required_argument, 0, 'D'},
         {"sample-ms", required_argument, 0, 'M'}, {"flush-ms", required_argument, 0, 'F'},
+        {"compress", required_argument, 0, 'Z'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *output = NULL;
+    const char *output = NULL, *compress = NULL;
     int force = 0, stacks = 1, quiet = 0;
     long depth = -1, sample_ms = -1, flush_ms = -1;
     int c;
@@ -242,6 +245,14 @@ int cmd_record(int argc, char **argv)
         case 'D': if (parse_uint("--stack-depth", optarg, 1, 128, &depth)) return 2; break;
         case 'M': if (parse_uint("--sample-ms", optarg, 0, 3600000, &sample_ms)) return 2; break;
         case 'F': if (parse_uint("--flush-ms", optarg, 1, 60000, &flush_ms)) return 2; break;
+        case 'Z':
+            if (strcmp(optarg, "zlib") && strcmp(optarg, "rans") && strcmp(optarg, "none")) {
+                fprintf(stderr, "fragscope record: --compress: '%s' is not zlib, rans or none\n",
+                        optarg);
+                return 2;
+            }
+            compress = optarg;
+            break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -314,6 +325,8 @@ int cmd_record(int argc, char **argv)
         }
         if (quiet)
             setenv("FRAGSCOPE_QUIET", "1", 1);
+        if (compress)
+            setenv("FRAGSCOPE_COMPRESS", compress, 1);
         execvp(prog[0], prog);
         fprintf(stderr, "fragscope record: cannot run %s: %s\n", prog[0], strerror(errno));
         _exit(127);

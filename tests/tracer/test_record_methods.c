@@ -2,7 +2,8 @@
  * (FORMAT.md, "Coded columns"): unset or `zlib`, deflate (format version 3); `rans`, the
  * rANS/Huffman coder; `none`, stored. A real program (method_prog) is recorded each way under
  * the preloaded recorder; each file must read back cleanly with the same events, and hold the
- * columns its method writes. Labelled nosan: it preloads the recorder into a plain program.
+ * columns its method writes; and `fragscope record --compress` sets it. Labelled nosan: it
+ * preloads the recorder into a plain program.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,11 +22,19 @@
 
 static char dir[] = "/tmp/fragscope-methods.XXXXXX";
 
-/* Records method_prog with FRAGSCOPE_COMPRESS=method (NULL: unset) into path. */
-static void record(const char *method, const char *path)
+/* Records method_prog with FRAGSCOPE_COMPRESS=method (NULL: unset) into path; cli: through
+ * `fragscope record --compress method` instead. */
+static void record(const char *method, const char *path, int cli)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
+    if (pid == 0 && cli) {
+        unsetenv("FRAGSCOPE_COMPRESS");
+        setenv("FRAGSCOPE_SAMPLE_MS", "0", 1);
+        execl(FRAGSCOPE_BIN, FRAGSCOPE_BIN, "record", "-q", "--compress", method, "-o", path, "--",
+              METHOD_PROG, (char *)NULL);
+        _exit(127);
+    }
     if (pid == 0) {
         setenv("LD_PRELOAD", PRELOAD_LIB, 1);
         setenv("FRAGSCOPE_OUT", path, 1);
@@ -111,7 +120,7 @@ static void each_method_as_asked(void **state)
     for (int i = 0; i < 4; i++) {
         char path[256];
         snprintf(path, sizeof path, "%s/%s.fstrace", dir, methods[i] ? methods[i] : "default");
-        record(methods[i], path);
+        record(methods[i], path, 0);
         unsigned per[5];
         events[i] = inspect(path, per);
         print_message("%-7s %llu events: stored %u, run %u, Huffman %u, rANS %u, deflate %u columns\n",
@@ -134,6 +143,20 @@ static void each_method_as_asked(void **state)
     /* The same program, the same calls (and the recorder's own start-up calls). */
     for (int i = 1; i < 4; i++)
         assert_int_equal(events[i], events[0]);
+    /* `fragscope record --compress` says the same. */
+    char path[256];
+    unsigned per[5];
+    snprintf(path, sizeof path, "%s/cli-rans.fstrace", dir);
+    record("rans", path, 1);
+    assert_int_equal(inspect(path, per), events[0]);
+    assert_int_equal(per[COLCODE_DEFLATE], 0);
+    assert_true(per[COLCODE_RANS] + per[COLCODE_HUFFMAN] > 0);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/cli-zlib.fstrace", dir);
+    record("zlib", path, 1);
+    assert_int_equal(inspect(path, per), events[0]);
+    assert_true(per[COLCODE_DEFLATE] > 0);
+    unlink(path);
     rmdir(dir);
 }
 

@@ -6,11 +6,11 @@
  * rows to split again - and pointers are named by how many allocations (for a free) or frees
  * (for an allocation) ago the same address was seen, found through two direct-mapped tables
  * (address -> ordinal, checked against the rings the decoder keeps too). Sealing codes each
- * column on its own (column_coder.c): by default with zlib's deflate, Huffman-only or run-length
- * per column class (no string search: nothing here repeats as strings, and searching is what
- * makes deflate expensive), the zlib state in the encoder's own memory; or with our rANS/Huffman
- * coder; or stored. FORMAT.md, "Version-2 blocks", is the
- * byte-level description; the decoder is trace_decode.h.
+ * column on its own (column_coder.c): by default with zlib's deflate - run-length, Huffman-only
+ * or level 1's string search, whichever a trial on the column's first bytes found smallest
+ * (choose_ways) - the zlib state in the encoder's own memory; or with our rANS/Huffman coder;
+ * or stored. FORMAT.md, "Version-2 blocks" and "Coded columns", is the byte-level description;
+ * the decoder is trace_decode.h.
  *
  * Allocation-free (compiled into the recorder): the caller provides the memory.
  */

@@ -646,11 +646,12 @@ size_t trace_block_encoder_bound(const struct trace_block_encoder *e)
  * 7 times smaller than Huffman-only there, and cheaper, since a match skips its bytes); in
  * python's nearly every column does. A first block (a program starting) can be too small to
  * tell: a larger one is tried again. The way
- * that gives the fewest bytes wins, the cheaper way on a tie (within 1/64); storing wins unless
- * deflate saves 1/32 of the bytes. */
+ * that gives the fewest bytes wins, the earlier (cheaper on bytes that are not runs) on a tie
+ * (within 1/64); a sample that is all one value goes to Z_RLE; storing wins unless deflate saves
+ * 1/32 of the bytes. */
 static void choose_ways(struct trace_block_encoder *e)
 {
-    static const int ways[3] = {Z_RLE, Z_HUFFMAN_ONLY, Z_DEFAULT_STRATEGY};
+    static const int ways[3] = {Z_HUFFMAN_ONLY, Z_RLE, Z_DEFAULT_STRATEGY};
     uint8_t *scratch = e->zmem + ZLIB_STATE;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
         size_t n = e->len[c] < TRIAL_SAMPLE ? e->len[c] : TRIAL_SAMPLE;
@@ -662,6 +663,10 @@ static void choose_ways(struct trace_block_encoder *e)
         }
         for (unsigned w = 0; w < 3; w++) {
             got = colcode_deflate(scratch, TRIAL_BYTES, e->col[c], n, &e->zs, ways[w]);
+            if (scratch[0] == COLCODE_RUN) {
+                e->zway[c] = Z_RLE;         /* one value so far: runs are Z_RLE's */
+                break;
+            }
             if (got + got / 64 < best) {
                 best = got;
                 e->zway[c] = ways[w];

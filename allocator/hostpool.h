@@ -1,6 +1,6 @@
 /* hostpool.h: host memory for the simulation's own small objects, on huge pages when possible.
  *
- * The simulated address space keeps hundreds of thousands of small host objects (2 KiB blocks
+ * The simulated address space keeps hundreds of thousands of small host objects (4 KiB blocks
  * of contents, region tables) that the model reaches in no particular order. Spread over 4 KiB
  * pages they cost the host a TLB miss on most accesses; packed into 2 MiB slabs that the kernel
  * is asked to back with transparent huge pages (madvise, which THP's "madvise" mode honours)

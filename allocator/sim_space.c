@@ -13,18 +13,19 @@
  *
  * - Pages. A three-level radix table (13 + 13 + 9 bits of the 35-bit page number). A leaf covers
  *   512 pages (2 MiB) and holds their residency bitmap; only when the allocator stores into a page
- *   does the leaf get a region table for the page's 128 KiB (one flat array of 64 block
- *   pointers) and the touched 2 KiB block of the page a 256-word host buffer. Untouched memory
- *   costs nothing, touched-only memory one bit a page, and a sparse page of chunk headers one
- *   block rather than four KiB. (Blocks of 2 KiB rather than 512 bytes: a dense heap costs the
- *   host a third more, a sparse one about the same, as region tables shrink by as much, and the
- *   model runs 6-8% faster, its tables being smaller and neighbouring chunks sharing blocks.) Invariant: a page with contents is resident, and a resident page
+ *   does the leaf get a region table for the page's 128 KiB (one flat array of 32 block
+ *   pointers) and the page a 512-word host block. Untouched memory costs nothing, touched-only
+ *   memory one bit a page, a page with contents one host page. (Blocks went from 512 bytes to
+ *   2 KiB, then to a page: each step made the break window and the region tables smaller and
+ *   let more neighbouring chunks share a block, at some host memory for sparse pages of chunk
+ *   headers; at 4 KiB a dense heap costs the host about a fifth more than at 2 KiB and the model
+ *   runs about 5% faster.) Invariant: a page with contents is resident, and a resident page
  *   is in the break area or a mapping. Each region also marks its pages whose protection is not
  *   read/write (set by mprotect, carried by mremap), so that a region with none of them can be
  *   cached: every block it lists is then read/write.
  *
  * - The break window (struct sysmem_fast, the first member of struct sysmem): the block of every
- *   2 KiB of the break area's first SYSMEM_WINDOW_BYTES in one flat array, reserved host
+ *   4 KiB of the break area's first SYSMEM_WINDOW_BYTES in one flat array, reserved host
  *   address space whose pages the host commits while they list a block (a count per page gives
  *   an emptied page back); the static inline sysmem_load/sysmem_store in sysmem.h find a block
  *   of the main heap there in one indexed step. Only blocks inside the break area are listed.

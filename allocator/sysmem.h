@@ -86,11 +86,11 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
  * Breaking the precondition is a model bug: it is counted (sysmem_fault_count below), the load
  * returns 0 and the store is dropped; the host never crashes.
  *
- * Both are static inline. Written memory is kept in 2 KiB host blocks, and the blocks of each
+ * Both are static inline. Written memory is kept in 4 KiB host blocks (one per page), and the blocks of each
  * 128 KiB region of the space are listed in one flat table (struct sysmem_region's first
  * member). Two ways lead from an address to its block without a call (struct sysmem_fast, the
  * first member of struct sysmem):
- * - the break window: one flat array with the block of every 2 KiB of the first
+ * - the break window: one flat array with the block of every 4 KiB of the first
  *   SYSMEM_WINDOW_BYTES of the break area (NULL where nothing was written), so the main heap,
  *   where most metadata lives, takes one indexed step. Only blocks inside the break area (always
  *   read/write) are listed; the array is reserved host address space, committed by the host
@@ -102,7 +102,7 @@ uint64_t sysmem_mremap(struct sysmem *m, uint64_t addr, uint64_t old_len, uint64
  * further check. Misaligned addresses never hit (the window rotates their low bits into its
  * bound check, the cache keeps them in its compared tag). */
 #define SYSMEM_WINDOW_BYTES ((uint64_t)1 << 32)
-#define SYSMEM_BLOCK_SHIFT 11u
+#define SYSMEM_BLOCK_SHIFT 12u
 #define SYSMEM_REGION_SHIFT 17u
 #define SYSMEM_REGION_BLOCKS (1u << (SYSMEM_REGION_SHIFT - SYSMEM_BLOCK_SHIFT))
 #define SYSMEM_RCACHE_ENTRIES 2048u
@@ -118,7 +118,7 @@ struct sysmem_rcache {
 struct sysmem_fast {
     uint64_t win_base;         /* the break area's first page */
     uint64_t win_limit;        /* SYSMEM_WINDOW_BYTES / 8, or 0 when the window could not be made */
-    uint64_t *const *win;      /* the block of each 2 KiB from win_base, or NULL */
+    uint64_t *const *win;      /* the block of each 4 KiB from win_base, or NULL */
     struct sysmem_rcache rc;
 };
 uint64_t sysmem_load_slow(struct sysmem *m, uint64_t addr);

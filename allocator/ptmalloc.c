@@ -406,6 +406,10 @@ struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint6
 {
     if (ptr == 0)
         return result(0, PTM_OK, 0);
+    /* the chunk's record and its header's line are both needed, and neither is likely to be in
+     * the cache: start both fetches now so they overlap (hints only, whatever ptr is) */
+    cm_prefetch(&pm->map, ptr - 16);
+    sysmem_prefetch(pm->mem, ptr, 1);
     /* the commonest case first, on its own: a chunk the program holds going into a tcache with
      * room (anything else, including every error, takes the full path) */
     struct pm_thread *t;

@@ -195,6 +195,22 @@ static inline void sysmem_store_pair(struct sysmem *m, uint64_t addr, uint64_t v
     }
 }
 
+/* Starts bringing the host copy of addr's line into the cache (for a write when rw) when the
+ * break window lists its block; nothing otherwise. A hint only: it changes no state. */
+static inline void sysmem_prefetch(const struct sysmem *m, uint64_t addr, int rw) {
+    const struct sysmem_fast *f = (const struct sysmem_fast *)(const void *)m;
+    uint64_t off = addr - f->win_base;
+    if (off < SYSMEM_WINDOW_BYTES && f->win_limit) {
+        const uint64_t *b = f->win[off >> SYSMEM_BLOCK_SHIFT];
+        if (b) {
+            if (rw)
+                __builtin_prefetch(&b[(addr >> 3) & ((1u << (SYSMEM_BLOCK_SHIFT - 3)) - 1)], 1);
+            else
+                __builtin_prefetch(&b[(addr >> 3) & ((1u << (SYSMEM_BLOCK_SHIFT - 3)) - 1)], 0);
+        }
+    }
+}
+
 /* The program wrote [addr, addr+len): those pages become resident (contents are not kept). */
 void sysmem_touch(struct sysmem *m, uint64_t addr, uint64_t len);
 

@@ -36,12 +36,6 @@
  * TRIAL_SAMPLE bytes are deflated every way to choose how to code the column until the next
  * trial (see choose_ways). */
 #define TRIAL_EVERY (64ull << 20)
-/* A column is stored unless deflate saves at least 1/STORE_UNLESS_SAVES of its bytes: on
- * malloc_bench's stream two pointer/size columns save 6-10% for ~5 ns/event of Huffman coding
- * (flush_bench seal 20.9 -> 15.9 ns/event, 2.355 -> 2.44 bytes/event against 1/32). */
-#ifndef STORE_UNLESS_SAVES
-#define STORE_UNLESS_SAVES 10
-#endif
 #define TRIAL_FULL (512u << 10)
 #define STORE_IT (-1)
 
@@ -654,14 +648,14 @@ size_t trace_block_encoder_bound(const struct trace_block_encoder *e)
  * tell: a larger one is tried again. The way
  * that gives the fewest bytes wins, the earlier (cheaper on bytes that are not runs) on a tie
  * (within 1/64); a sample that is all one value goes to Z_RLE; storing wins unless deflate saves
- * 1/STORE_UNLESS_SAVES (1/10) of the bytes. */
+ * 1/32 of the bytes. */
 static void choose_ways(struct trace_block_encoder *e)
 {
     static const int ways[3] = {Z_HUFFMAN_ONLY, Z_RLE, Z_DEFAULT_STRATEGY};
     uint8_t *scratch = e->zmem + ZLIB_STATE;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
         size_t n = e->len[c] < TRIAL_SAMPLE ? e->len[c] : TRIAL_SAMPLE;
-        size_t best = n - n / STORE_UNLESS_SAVES, got;
+        size_t best = n - n / 32, got;
         e->zway[c] = STORE_IT;
         if (n < 64) {
             e->zway[c] = Z_RLE;             /* too little to tell: the cheap way */

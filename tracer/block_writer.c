@@ -424,17 +424,13 @@ static int drain_piece(struct block *b, struct rec_thread *t, int how, int with_
                 unsigned nw = REC_NWORDS(h);
                 if (nw < 1 + 2 * REC_LONG(h) || pos + nw > end)
                     break;            /* cannot happen: only whole records are committed */
-                /* A ticket (seq_tickets.c) waits until its batch's place is known. */
-                uint64_t raw = REC_LONG(h) ? w[1] : seq + ((REC_SEQ_LOW(h) - seq) & REC_SEQ_MASK);
-                uint64_t dense;
-                if (REC_UNLIKELY(!ticket_dense(raw, &dense)))
-                    break;
-                seq = raw;
                 if (REC_LONG(h)) {
+                    seq = w[1];
                     time_ns = w[2];
-                    block_event(b, h, dense, time_ns, w + 3, with_modules);
+                    block_event(b, h, seq, time_ns, w + 3, with_modules);
                 } else {
-                    block_event(b, h, dense, time_ns, w + 1, with_modules);
+                    seq += (REC_SEQ_LOW(h) - seq) & REC_SEQ_MASK;
+                    block_event(b, h, seq, time_ns, w + 1, with_modules);
                 }
                 pos += nw;
                 progress = 1;
@@ -484,7 +480,6 @@ int blocks_round(int ctx, int final, int closed_only)
         spin_unlock(&c->lock);
         return 0;
     }
-    tickets_settle(final);
     struct block b;
     b.ctx = c;
     b.enc = c->enc;
@@ -528,7 +523,6 @@ int blocks_help(struct rec_thread *t)
         return 0;
     int total = 0;
     if (ctx_ready(c) && !ended) {
-        tickets_settle(0);
         struct block b;
         b.ctx = c;
         b.enc = c->enc;
@@ -554,7 +548,7 @@ void blocks_write_end(void)
     uint8_t end[TRACE_END_BYTES];
     spin_lock(&out_lock);
     if (!ended) {
-        size_t n = trace_encode_end(end, sizeof end, blocks_written, tickets_next_seq());
+        size_t n = trace_encode_end(end, sizeof end, blocks_written, rec_seq);
         end_offset = file_bytes;
         out_append(end, n);
         ended = 1;

@@ -37,9 +37,6 @@
  *   system call. An allocation that read the old threshold (and is perhaps still in its own
  *   mmap) holds its arena's lock until it is numbered, so it is numbered before the free.
  *
- * While threads exist, "a number" is a ticket of the held lock's batch, made dense by the drain
- * (seq_tickets.c): no cache line that every call writes.
- *
  * Any wait here ends after 50 ms whatever happens (a thread stopped by a signal handler that
  * waits for this one); a pointer that still has no slot then goes unannounced.
  */
@@ -62,7 +59,7 @@ int call_order_init(void)
         rec_inflight = rec_map(INFLIGHT_BYTES);
     if (!rec_arena_locks)
         rec_arena_locks = rec_map(LOCKS_BYTES);
-    if (!rec_inflight || !rec_arena_locks || tickets_init() != 0)
+    if (!rec_inflight || !rec_arena_locks)
         return -1;
     /* Touch every page now, not between a call and its number. */
     memset((void *)rec_inflight, 0, INFLIGHT_BYTES);

@@ -71,7 +71,7 @@ static void report_stats(void)
     blocks_stats(b);
     const char *parts[] = {"fragscope-trace: pid ", " events ", " blocks ", " raw_bytes ",
                            " bytes ", " flusher_cpu_ms ", " helped ", " waits ", "\n"};
-    uint64_t vals[] = {(uint64_t)rec.pid, tickets_next_seq(), b[0], b[1], b[2],
+    uint64_t vals[] = {(uint64_t)rec.pid, rec_seq, b[0], b[1], b[2],
                        (uint64_t)(ru.utime_s + ru.stime_s) * 1000 +
                            (uint64_t)(ru.utime_us + ru.stime_us) / 1000,
                        helped_rounds, room_waits};
@@ -141,7 +141,7 @@ static int flusher_main(void *arg)
     for (;;) {
         uint32_t w = __atomic_load_n(&wake_word, __ATOMIC_ACQUIRE);
         uint64_t now = rec_clock_read();
-        uint64_t seq = tickets_progress();
+        uint64_t seq = rec_seq;
         quiet = seq == seen_seq ? quiet + 1 : 0;
         seen_seq = seq;
         if (quiet == QUIET_TICKS)

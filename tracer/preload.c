@@ -334,24 +334,7 @@ static inline uint64_t order_alloc_end(struct rec_thread *t, volatile uint32_t *
             lk = order_relock(lk, k, old, p, &own);
         inflight_wait((uint64_t)(uintptr_t)p, own);
     }
-    uint64_t seq;
-    if (REC_UNLIKELY(lk == REC_ALL_LOCKS)) {
-        seq = ticket_barrier(t);
-    } else if (REC_UNLIKELY(!lk)) {
-        seq = ticket_fresh(t);
-    } else {
-        /* After calls of other arenas too: an mmapped chunk (the address space), a chunk of
-         * another heap than the thread's last (glibc may have mapped it), a pointer that was
-         * announced (or the caller's own announcement). */
-        uintptr_t heap = (uintptr_t)p >> 26;
-        int fresh = own || (p && (chunk_flags(p) & 2)) ||
-                    __atomic_load_n(&rec_inflight_active, __ATOMIC_RELAXED) != 0;
-        if (REC_UNLIKELY(k > REC_MAIN_ARENA_KEY && heap != t->last_heap)) {
-            t->last_heap = heap;
-            fresh = 1;
-        }
-        seq = ticket_under(lk, t, fresh);
-    }
+    uint64_t seq = __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
     if (own)
         inflight_release(own);
     order_unlock(lk);
@@ -436,14 +419,11 @@ static inline uint64_t order_free(struct rec_thread *t, void *p)
     if (REC_UNLIKELY(!key)) {
         if (!lk && !t->exited)
             lk = arena_lock_all() ? REC_ALL_LOCKS : NULL;
-        seq = lk == REC_ALL_LOCKS ? ticket_barrier(t) : ticket_fresh(t);
+        seq = __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
         __libc_free(p);
     } else {
         __libc_free(p);
-        if (REC_LIKELY(lk && lk != REC_ALL_LOCKS))
-            seq = ticket_under(lk, t, 0);
-        else
-            seq = lk ? ticket_barrier(t) : ticket_fresh(t);
+        seq = __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
     }
     order_unlock(lk);
     return seq;
@@ -668,7 +648,7 @@ EXPORT int mallopt(int param, int value)
     int all = t->exited ? 0 : arena_lock_all();
     int rc = __libc_mallopt(param, value);
     int saved = errno;
-    uint64_t seq = rec_next_seq(t, all), now = event_time();
+    uint64_t seq = rec_next_seq(), now = event_time();
     arena_unlock_all(all);
     const uint64_t a[] = {(uint64_t)(int64_t)param, (uint64_t)(int64_t)value, (uint64_t)(int64_t)rc};
     put_record(t, TRACE_EV_MALLOPT, 0, 0, 0, seq, now, a, 3, 1, 1);
@@ -685,7 +665,7 @@ EXPORT int malloc_trim(size_t pad)
     int all = t->exited ? 0 : arena_lock_all();
     int rc = real_malloc_trim ? real_malloc_trim(pad) : 0;
     int saved = errno;
-    uint64_t seq = rec_next_seq(t, all), now = event_time();
+    uint64_t seq = rec_next_seq(), now = event_time();
     arena_unlock_all(all);
     const uint64_t a[] = {pad, (uint64_t)(int64_t)rc};
     put_record(t, TRACE_EV_MALLOC_TRIM, 0, 0, 0, seq, now, a, 2, 1, 1);
@@ -779,7 +759,7 @@ static void maybe_sample(struct rec_thread *t, uint64_t now)
         a[11] = mi.fordblks;
         a[12] = mi.keepcost;
     }
-    uint64_t seq = rec_next_seq(t, all);
+    uint64_t seq = rec_next_seq();
     arena_unlock_all(all);
     put_record(t, TRACE_EV_SAMPLE, 0, 0, 0, seq, event_time(), a, 13, 0, 1);
     errno = saved;
@@ -797,7 +777,7 @@ static struct rec_thread *register_thread(int parent)
     t->depth = 1;
     if (rec.key_ok)
         pthread_setspecific((pthread_key_t)rec.key, t);
-    uint64_t seq = rec_next_seq(t, 0), now = event_time();
+    uint64_t seq = rec_next_seq(), now = event_time();
     const uint64_t a[] = {t->index, (uint64_t)t->os_tid, (uint64_t)(int64_t)parent};
     put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3, 0, 1);
     t->last_time = UINT64_MAX;    /* its first call's record is long: a sample may be due */
@@ -826,7 +806,7 @@ static void on_thread_exit(void *v)
      * thread has died, so no other thread's call is numbered after THREAD_EXIT but run before
      * those frees (call_order.c). */
     int all = arena_lock_all();
-    uint64_t seq = rec_next_seq(t, all), now = event_time();
+    uint64_t seq = rec_next_seq(), now = event_time();
     const uint64_t a[] = {t->index};
     put_record(t, TRACE_EV_THREAD_EXIT, 0, 0, 0, seq, now, a, 1, 0, 1);
     t->exited = 1;
@@ -882,9 +862,6 @@ EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)
 
 /* ---- fork ---- */
 
-static int fork_all;             /* atfork_prepare took every lock */
-static uint64_t fork_dense;       /* the FORK event's number in the file */
-
 static void atfork_prepare(void)
 {
     if (rec.state != REC_ON)
@@ -892,11 +869,7 @@ static void atfork_prepare(void)
     struct rec_thread *t = thread_lookup();
     if (t) {
         t->hold = 1;
-        /* With threads the fork is a barrier, so that its dense number (the child's header
-         * names it) is known at once (seq_tickets.c). */
-        fork_all = t->exited ? 0 : arena_lock_all();
-        rec.fork_seq = rec_next_seq(t, fork_all);
-        fork_dense = ticket_dense_wait(rec.fork_seq);
+        rec.fork_seq = rec_next_seq();
     }
     stacks_atfork_prepare();
     threads_atfork_prepare();
@@ -910,8 +883,6 @@ static void atfork_parent(void)
     pool_atfork_release();
     threads_atfork_release();
     stacks_atfork_release();
-    arena_unlock_all(fork_all);
-    fork_all = 0;
     struct rec_thread *t = thread_lookup();
     if (!t || !t->hold)
         return;
@@ -944,15 +915,12 @@ static void atfork_child(void)
     pid_t parent = rec.pid;
     struct rec_thread *t = thread_lookup();
     rec_multi = 0;                        /* the child has one thread */
-    fork_all = 0;
     call_order_after_fork();
-    tickets_after_fork();
-    rec_seq = fork_dense + 1;
     threads_reset_after_fork(t);
     flush_after_fork_child();
     rec.pid = (pid_t)rsys0(SYS_getpid);
     rec.sampling = 0;
-    if (output_open(parent, fork_dense, rec_seq, 0) != 0) {
+    if (output_open(parent, rec.fork_seq, rec_seq, 0) != 0) {
         rec.state = REC_DISABLED;
         return;
     }
@@ -960,7 +928,7 @@ static void atfork_child(void)
         rec_message("no flusher task in fork child ", rec.path, "; writing from the program");
     if (t) {
         t->depth = 1;
-        uint64_t seq = rec_next_seq(t, 0), now = event_time();
+        uint64_t seq = rec_next_seq(), now = event_time();
         const uint64_t a[] = {t->index, (uint64_t)t->os_tid, (uint64_t)(int64_t)-1};
         put_record(t, TRACE_EV_THREAD_START, 0, 0, 0, seq, now, a, 3, 0, 1);
         t->depth = 0;

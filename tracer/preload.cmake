@@ -11,7 +11,6 @@ add_library(fragscope-trace SHARED
   ${CMAKE_CURRENT_SOURCE_DIR}/modules.c
   ${CMAKE_CURRENT_SOURCE_DIR}/flush.c
   ${CMAKE_CURRENT_SOURCE_DIR}/call_order.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/seq_tickets.c
   ${CMAKE_CURRENT_SOURCE_DIR}/block_writer.c
   ${CMAKE_CURRENT_SOURCE_DIR}/output_file.c
   ${CMAKE_CURRENT_SOURCE_DIR}/trace_encode.c

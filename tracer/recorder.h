@@ -104,8 +104,6 @@ struct rec_thread {
     volatile int ready;           /* set once the state is initialised */
     volatile int drain_lock;      /* held by the one drainer of this thread's records */
     volatile int helper_wants;    /* the thread itself waits for drain_lock: the flusher yields */
-    uint64_t last_batch;          /* seq_tickets.c: the batch of its latest ticket */
-    uintptr_t last_heap;          /* seq_tickets.c: the 64 MiB heap of its latest allocation */
     struct rec_chunk *drain;      /* oldest chunk not yet consumed */
     uint64_t drain_pos;
     uint64_t drain_seq, drain_time; /* of the last record drained (the drainer's) */
@@ -133,8 +131,7 @@ struct recorder {
 };
 
 extern struct recorder rec REC_HIDDEN;
-/* The next sequence number while the process has one thread (then tickets: seq_tickets.c),
- * alone in its cache line. */
+/* The global order: the next sequence number, alone in its cache line. */
 extern volatile uint64_t rec_seq_line[8] REC_HIDDEN;
 #define rec_seq (rec_seq_line[0])
 
@@ -266,14 +263,11 @@ static inline void rec_commit(struct rec_thread *t, unsigned n)
  * one atomic add, which is also the full barrier. */
 extern char __libc_single_threaded;
 extern volatile int rec_multi REC_HIDDEN;
-uint64_t ticket_fresh(struct rec_thread *t) REC_HIDDEN;
-uint64_t ticket_barrier(struct rec_thread *t) REC_HIDDEN;
-/* A number outside the arena locks: `all`, the caller holds every lock (a barrier). */
-static inline uint64_t rec_next_seq(struct rec_thread *t, int all)
+static inline uint64_t rec_next_seq(void)
 {
     if (REC_LIKELY(!rec_multi && __libc_single_threaded))
         return rec_seq++;
-    return all ? ticket_barrier(t) : ticket_fresh(t);
+    return __atomic_fetch_add(&rec_seq, 1, __ATOMIC_SEQ_CST);
 }
 
 static inline int rec_is_multi(void)
@@ -339,56 +333,6 @@ static inline void order_unlock(volatile uint32_t *l)
         arena_unlock_all(1);
     else if (l)
         arena_unlock(l);
-}
-
-/* ---- seq_tickets.c: numbers while the process has threads ----
- * A call numbered under arena lock l takes a ticket from l's batch (the word after the lock,
- * changed only by the lock's holder); the drain turns tickets into dense numbers. */
-#define REC_TICKET (1ull << 63)
-#define REC_TICKET_IDX_BITS 20
-#define REC_TICKET_IDX_MASK ((1ull << REC_TICKET_IDX_BITS) - 1)
-#define REC_BATCH_MAX 4096u
-#define REC_TICKET_RING (1u << 22)
-extern volatile int rec_tickets_on REC_HIDDEN;
-int tickets_init(void) REC_HIDDEN;
-uint64_t ticket_open(volatile uint64_t *w, struct rec_thread *t) REC_HIDDEN;
-uint64_t ticket_fresh(struct rec_thread *t) REC_HIDDEN;     /* after every batch so far */
-uint64_t ticket_barrier(struct rec_thread *t) REC_HIDDEN;   /* caller holds every lock */
-void tickets_advance(void) REC_HIDDEN;
-void tickets_settle(int force) REC_HIDDEN;
-int ticket_dense_slow(uint64_t raw, uint64_t *out) REC_HIDDEN;
-uint64_t ticket_dense_wait(uint64_t raw) REC_HIDDEN;
-uint64_t tickets_next_seq(void) REC_HIDDEN;
-uint64_t tickets_progress(void) REC_HIDDEN;
-void tickets_after_fork(void) REC_HIDDEN;
-
-static inline volatile uint64_t *ticket_word(volatile uint32_t *l)
-{
-    return (volatile uint64_t *)(l + 2);
-}
-
-/* A ticket under lock l (held). `fresh`: the call must come after every batch taken so far. */
-static inline uint64_t ticket_under(volatile uint32_t *l, struct rec_thread *t, int fresh)
-{
-    volatile uint64_t *w = ticket_word(l);
-    uint64_t v = *w;
-    uint64_t id = v >> REC_TICKET_IDX_BITS;
-    if (REC_UNLIKELY(fresh || v == 0 || (v & REC_TICKET_IDX_MASK) >= REC_BATCH_MAX ||
-                     id < t->last_batch))
-        return ticket_open(w, t);
-    *w = v + 1;
-    t->last_batch = id;
-    return REC_TICKET | v;
-}
-
-/* The dense number of raw (a number or a ticket); 0 if its batch's place is not known yet. */
-static inline int ticket_dense(uint64_t raw, uint64_t *out)
-{
-    if (REC_LIKELY(!(raw & REC_TICKET))) {
-        *out = raw;
-        return 1;
-    }
-    return ticket_dense_slow(raw, out);
 }
 
 /* Blocks in flight: a pointer a call gives back to glibc without holding the lock that orders

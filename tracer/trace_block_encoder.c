@@ -454,27 +454,6 @@ int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsig
 
 /* ---- any event ---- */
 
-static unsigned nonzero_fields(const struct trace_event *ev)
-{
-    static const struct trace_sample zero_sample;
-    unsigned m = 0;
-    if (ev->stack_id) m |= WF(WF_STACK);
-    if (wire_kind_names_thread(ev->kind)) m |= WF(WF_THREAD);
-    if (ev->size) m |= WF(WF_SIZE);
-    if (ev->nmemb) m |= WF(WF_NMEMB);
-    if (ev->alignment) m |= WF(WF_ALIGNMENT);
-    if (ev->param) m |= WF(WF_PARAM);
-    if (ev->value) m |= WF(WF_VALUE);
-    if (ev->os_tid) m |= WF(WF_OS_TID);
-    if (memcmp(&ev->sample, &zero_sample, sizeof zero_sample)) m |= WF(WF_SAMPLE);
-    if (ev->time_ns) m |= WF(WF_TIME);
-    if (ev->old_ptr) m |= WF(WF_OLD_PTR);
-    if (ev->ptr) m |= WF(WF_PTR);
-    if (ev->result) m |= WF(WF_RESULT);
-    if (ev->err) m |= WF(WF_ERR);
-    return m;
-}
-
 /* The fields before the seq delta, in wire order, each to its class's column. */
 static void put_head_fields(struct trace_block_encoder *e, const struct trace_event *ev,
                             unsigned fields, int generic)
@@ -504,7 +483,7 @@ int trace_block_encoder_event(struct trace_block_encoder *e, const struct trace_
     if (!room(e, TRACE_EVENT_MAX_BYTES))
         return -1;
     unsigned kind = ev->kind;
-    unsigned present = nonzero_fields(ev);
+    unsigned present = wire_nonzero_fields(ev);
     const unsigned call_fields = WF(WF_STACK) | WF(WF_SIZE) | WF(WF_NMEMB) | WF(WF_OLD_PTR) |
                                  WF(WF_PTR) | WF(WF_TIME);
     if (!(present & ~call_fields) &&

@@ -25,28 +25,6 @@ static int kind_has_next_code(unsigned kind, unsigned *code)
     }
 }
 
-/* The fields of ev that are nonzero (the thread only for the kinds that carry one). */
-static unsigned nonzero_fields(const struct trace_event *ev)
-{
-    static const struct trace_sample zero_sample;
-    unsigned m = 0;
-    if (ev->stack_id) m |= WF(WF_STACK);
-    if (wire_kind_names_thread(ev->kind)) m |= WF(WF_THREAD);
-    if (ev->size) m |= WF(WF_SIZE);
-    if (ev->nmemb) m |= WF(WF_NMEMB);
-    if (ev->alignment) m |= WF(WF_ALIGNMENT);
-    if (ev->param) m |= WF(WF_PARAM);
-    if (ev->value) m |= WF(WF_VALUE);
-    if (ev->os_tid) m |= WF(WF_OS_TID);
-    if (memcmp(&ev->sample, &zero_sample, sizeof zero_sample)) m |= WF(WF_SAMPLE);
-    if (ev->time_ns) m |= WF(WF_TIME);
-    if (ev->old_ptr) m |= WF(WF_OLD_PTR);
-    if (ev->ptr) m |= WF(WF_PTR);
-    if (ev->result) m |= WF(WF_RESULT);
-    if (ev->err) m |= WF(WF_ERR);
-    return m;
-}
-
 /* Writes the fields in `fields`, in wire order. `generic` selects the generic encodings for
  * time (signed delta) and pointers (absolute). Pointer fields advance st->last_ptr. */
 static uint8_t *put_fields(uint8_t *p, const struct trace_event *ev, unsigned fields, int generic,
@@ -130,7 +108,7 @@ size_t trace_encode_event(uint8_t *out, const struct trace_event *ev, struct tra
     uint8_t *p = out;
     unsigned kind = ev->kind;
     unsigned std = (kind >= 1 && kind <= WIRE_CODE_MAX_KIND) ? wire_standard_fields(kind) : 0;
-    unsigned present = nonzero_fields(ev);
+    unsigned present = wire_nonzero_fields(ev);
     uint64_t unused;
     int standard = std != 0 && (present & ~std) == 0 && ev->time_ns >= st->last_time_ns;
     if (standard && kind == TRACE_EV_FREE)

@@ -94,6 +94,28 @@ static inline int wire_kind_names_thread(unsigned kind)
     return kind == TRACE_EV_THREAD_START || kind == TRACE_EV_THREAD_EXIT;
 }
 
+/* The fields of ev that are nonzero (the thread only for the kinds that carry one). */
+static inline unsigned wire_nonzero_fields(const struct trace_event *ev)
+{
+    static const struct trace_sample zero_sample;
+    unsigned m = 0;
+    if (ev->stack_id) m |= WF(WF_STACK);
+    if (wire_kind_names_thread(ev->kind)) m |= WF(WF_THREAD);
+    if (ev->size) m |= WF(WF_SIZE);
+    if (ev->nmemb) m |= WF(WF_NMEMB);
+    if (ev->alignment) m |= WF(WF_ALIGNMENT);
+    if (ev->param) m |= WF(WF_PARAM);
+    if (ev->value) m |= WF(WF_VALUE);
+    if (ev->os_tid) m |= WF(WF_OS_TID);
+    if (memcmp(&ev->sample, &zero_sample, sizeof zero_sample)) m |= WF(WF_SAMPLE);
+    if (ev->time_ns) m |= WF(WF_TIME);
+    if (ev->old_ptr) m |= WF(WF_OLD_PTR);
+    if (ev->ptr) m |= WF(WF_PTR);
+    if (ev->result) m |= WF(WF_RESULT);
+    if (ev->err) m |= WF(WF_ERR);
+    return m;
+}
+
 #define WIRE_SAMPLE_FIELDS 13
 static inline uint64_t *wire_sample_field(struct trace_sample *s, unsigned i)
 {

@@ -659,6 +659,18 @@ uint64_t ptmalloc_usable_size(struct ptmalloc *pm, uint64_t ptr)
     return size - CHUNK_HDR_SZ + SIZE_SZ;
 }
 
+int ptmalloc_chunk_arena(struct ptmalloc *pm, uint64_t ptr)
+{
+    if (ptr < 16 || (ptr & MALLOC_ALIGN_MASK))
+        return -1;
+    const struct cm_entry *e = cm_find(&pm->map, ptr - 16);
+    if (!e)
+        return -1;
+    if (cm_state(e->val) == CS_MMAPPED)
+        return PTMALLOC_CHUNK_MMAPPED;
+    return (int)cm_arena(e->val);
+}
+
 int ptmalloc_trim(struct ptmalloc *pm, uint32_t thread, uint64_t pad)
 {
     if (!thread_enter(pm, thread))

@@ -118,6 +118,11 @@ struct ptmalloc_result ptmalloc_aligned_alloc(struct ptmalloc *pm, uint32_t thre
 struct ptmalloc_result ptmalloc_valloc(struct ptmalloc *pm, uint32_t thread, uint64_t size);
 struct ptmalloc_result ptmalloc_pvalloc(struct ptmalloc *pm, uint32_t thread, uint64_t size);
 uint64_t ptmalloc_usable_size(struct ptmalloc *pm, uint64_t ptr);
+/* The arena of the chunk whose user pointer is ptr, as the model has it: its index (0 = main),
+ * PTMALLOC_CHUNK_MMAPPED for a chunk with its own mapping, -1 when the model knows no chunk
+ * there. Free chunks (tcache, bins) keep the arena they belong to. */
+#define PTMALLOC_CHUNK_MMAPPED (-2)
+int ptmalloc_chunk_arena(struct ptmalloc *pm, uint64_t ptr);
 int ptmalloc_mallopt(struct ptmalloc *pm, uint32_t thread, int param, int value);
 int ptmalloc_trim(struct ptmalloc *pm, uint32_t thread, uint64_t pad);
 

@@ -68,10 +68,8 @@ struct step_stats {
     uint32_t dirty[DIRTY_MAX];        /* this step's arenas to read again */
     uint32_t narenas, cap;
     struct ptmalloc_stats *arena;     /* each arena's figures after the last read */
-    uint64_t *base;                   /* each arena's malloc_state address (heap_info.ar_ptr) */
     struct ptmalloc_stats total;      /* their sums (largest_free: the largest), with the
                                          mmapped figures of the last full read */
-    uint64_t heap_mask;               /* ~(heap size - 1): heap_info of a non-main chunk */
 };
 
 struct replay {
@@ -146,29 +144,21 @@ static void mark_arena(struct replay *rp, int arena)
         ss->dirty[ss->ndirty++] = (uint32_t)arena;
 }
 
-/* The arena of the chunk at user pointer p (in use: its header is valid), from the header's
- * flags as glibc finds it: mmapped chunks have none; a chunk without NON_MAIN_ARENA is the main
- * arena's; any other lies in a heap aligned to the heap size whose heap_info starts with its
- * arena's malloc_state address. An address that names no known arena reads everything. */
+/* The arena of the chunk at user pointer p marked (the allocator knows each chunk's arena).
+ * Mmapped chunks change only the global figures, which the mmap or munmap event reads; a pointer
+ * the model does not know reads everything. */
 static void mark_chunk(struct replay *rp, uint64_t p)
 {
     struct step_stats *ss = &rp->stats;
     if (!ss->active || ss->all || !p)
         return;
-    uint64_t head = sysmem_load(rp->mem, p - 8);
-    if (head & 2)   /* IS_MMAPPED: global figures; the mmap or munmap reads everything */
+    int arena = ptmalloc_chunk_arena(rp->pm, p);
+    if (arena == PTMALLOC_CHUNK_MMAPPED)
         return;
-    if (!(head & 4)) {   /* NON_MAIN_ARENA clear */
-        mark_arena(rp, 0);
-        return;
-    }
-    uint64_t ar = sysmem_load(rp->mem, (p - 16) & ss->heap_mask);
-    for (uint32_t a = 1; a < ss->narenas; a++)
-        if (ss->base[a] == ar) {
-            mark_arena(rp, (int)a);
-            return;
-        }
-    ss->all = 1;
+    if (arena < 0)
+        ss->all = 1;
+    else
+        mark_arena(rp, arena);
 }
 
 static int stats_grow(struct step_stats *ss, uint32_t n)
@@ -182,11 +172,6 @@ static int stats_grow(struct step_stats *ss, uint32_t n)
     if (!a)
         return -1;
     ss->arena = a;
-    uint64_t *b = realloc(ss->base, cap * sizeof *b);
-    if (!b)
-        return -1;
-    memset(b + ss->cap, 0, (cap - ss->cap) * sizeof *b);
-    ss->base = b;
     ss->cap = cap;
     return 0;
 }
@@ -284,13 +269,8 @@ static void on_model_event(void *ctx, const struct ptmalloc_event *ev)
         struct step_stats *ss = &rp->stats;
         switch (ev->kind) {
         case PTM_EV_ARENA_NEW:
-            /* its heap_info names its malloc_state (mark_chunk looks for it) */
-            if (stats_grow(ss, ev->arena + 1) == 0)
-                ss->base[ev->arena] = sysmem_load(rp->mem, ev->address);
-            ss->all = 1;
-            break;
         case PTM_EV_MMAP: case PTM_EV_MUNMAP: case PTM_EV_MREMAP:
-            ss->all = 1;   /* the mmapped figures are global */
+            ss->all = 1;   /* a new arena; the mmapped figures are global */
             break;
         default:
             mark_arena(rp, (int)ev->arena);
@@ -922,12 +902,6 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
     rp->stats.all = 1;
     rp->stats.ndirty = 0;
     rp->stats.narenas = 0;
-    if (rp->stats.active) {
-        struct ptmalloc_settings cur;
-        ptmalloc_current_settings(rp->pm, &cur);
-        /* glibc's heap_max_size: 4 default huge pages (2 MiB) with hugetlb=2, else 64 MiB */
-        rp->stats.heap_mask = ~((cur.hugetlb >= 2 ? 4ull << 21 : 64ull << 20) - 1);
-    }
     if (!details && rp->v)
         verify_init(rp->v, rp->h->heap_start, ptmalloc_heap_start(rp->pm), o->verify_details);
 
@@ -1171,7 +1145,6 @@ int replay_run(const struct replay_options *o, replay_step_fn fn, void *ctx,
     free(rp.thread_seen);
     free(rp.pending);
     free(rp.stats.arena);
-    free(rp.stats.base);
     verify_free(&v);
     arena_pin_free(&pins);
     out->seconds = now_seconds() - t0;

@@ -462,6 +462,25 @@ static void test_mallopt(void **state)
 
 /* Thread 1's first malloc creates arena 1 on a 64 MiB-aligned heap: heap_info at the start,
  * malloc_state at +0x30, top at +0x8d0, the tcache struct there and the block at +0xb70. */
+/* ptmalloc_chunk_arena: the arena of each chunk the model handed out, kept while it is free. */
+static void test_chunk_arena(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    uint64_t a = M(pm, 0, 10);
+    uint64_t b = M(pm, 1, 10);
+    uint64_t big = M(pm, 0, 1 << 20);   /* above the mmap threshold: its own mapping */
+    assert_int_equal(ptmalloc_chunk_arena(pm, a), 0);
+    assert_int_equal(ptmalloc_chunk_arena(pm, b), 1);
+    assert_int_equal(ptmalloc_chunk_arena(pm, big), PTMALLOC_CHUNK_MMAPPED);
+    F(pm, 0, b);   /* into thread 0's tcache: still arena 1's chunk */
+    assert_int_equal(ptmalloc_chunk_arena(pm, b), 1);
+    assert_int_equal(ptmalloc_chunk_arena(pm, a + 16), -1);   /* no chunk starts there */
+    assert_int_equal(ptmalloc_chunk_arena(pm, a + 8), -1);    /* misaligned */
+    assert_int_equal(ptmalloc_chunk_arena(pm, 0), -1);
+    ptmalloc_destroy(pm);
+}
+
 static void test_thread_arena(void **state)
 {
     (void)state;
@@ -1005,6 +1024,7 @@ int main(void)
         cmocka_unit_test(test_memalign_family),
         cmocka_unit_test(test_mallopt),
         cmocka_unit_test(test_thread_arena),
+        cmocka_unit_test(test_chunk_arena),
         cmocka_unit_test(test_arena_limit_round_robin),
         cmocka_unit_test(test_walk_matches_stats),
         cmocka_unit_test(test_largest_free),

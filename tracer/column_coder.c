@@ -14,10 +14,10 @@
  *     their renormalisation bytes in the order the decoder reads them. A range coder spends
  *     fractional bits, so a column where one value dominates (times, stack codes, opcodes) costs
  *     well under Huffman's one bit per byte;
- *   - deflate (format version 3): the stream's length (varint) and a raw deflate stream made by
- *     zlib, which is what the recorder writes by default: zlib's Huffman-only or run-length
- *     strategies (no string search) cost about what rANS does here, and a reader needs nothing
- *     but zlib to check them.
+ *   - deflate (format version 3): the stream's length (varint) and raw deflate streams, which is
+ *     what the recorder writes by default: Huffman-only streams by our own writer
+ *     (deflate_literals.c, a quarter of zlib's cost), run-length and string-search ones by zlib;
+ *     a reader needs nothing but zlib's inflate to check them.
  *
  * The encoder counts the bytes, then prices Huffman exactly (optimal code lengths from a
  * two-queue construction, capped at 12 bits by moving codes down the tree until the lengths form
@@ -27,6 +27,8 @@
  */
 #include <string.h>
 #include "column_coder.h"
+#include "deflate_literals.h"
+#include "huffman_code.h"
 #include "trace_wire.h"
 
 #define NSYM 256
@@ -34,108 +36,15 @@
 
 /* ---- code lengths ---- */
 
-/* Sorts symbols by ascending frequency (a counting sort would need the range; 256 is small). */
-static void sort_by_freq(uint16_t *sym, const uint64_t *freq, unsigned n)
-{
-    for (unsigned i = 1; i < n; i++) {
-        uint16_t s = sym[i];
-        unsigned j = i;
-        while (j > 0 && (freq[sym[j - 1]] > freq[s] ||
-                         (freq[sym[j - 1]] == freq[s] && sym[j - 1] > s))) {
-            sym[j] = sym[j - 1];
-            j--;
-        }
-        sym[j] = s;
-    }
-}
-
-/* Fills len[] (0 for absent symbols) with lengths of a complete prefix code of at most
- * COLCODE_MAX_BITS bits, for n >= 2 present symbols. */
+/* The column's own Huffman method: codes of at most COLCODE_MAX_BITS bits (huffman_code.c). */
 static void build_lengths(const uint64_t *freq, uint8_t *len)
 {
-    uint16_t sym[NSYM];
-    unsigned n = 0;
-    for (unsigned s = 0; s < NSYM; s++) {
-        len[s] = 0;
-        if (freq[s])
-            sym[n++] = (uint16_t)s;
-    }
-    if (n < 2)
-        return;
-    sort_by_freq(sym, freq, n);
-    /* Two queues: leaves in ascending order, internal nodes in creation (ascending) order. */
-    uint64_t w[2 * NSYM];
-    int16_t parent[2 * NSYM];
-    for (unsigned i = 0; i < n; i++)
-        w[i] = freq[sym[i]];
-    unsigned leaf = 0, node = n, next = n;
-    for (unsigned k = 0; k + 1 < n; k++) {
-        unsigned pick[2];
-        for (int j = 0; j < 2; j++) {
-            if (leaf < n && (node >= next || w[leaf] <= w[node]))
-                pick[j] = leaf++;
-            else
-                pick[j] = node++;
-        }
-        w[next] = w[pick[0]] + w[pick[1]];
-        parent[pick[0]] = parent[pick[1]] = (int16_t)next;
-        next++;
-    }
-    /* Depths: the root is next - 1. */
-    uint8_t depth[2 * NSYM];
-    depth[(next - 1) & (2 * NSYM - 1)] = 0;
-    for (int i = (int)next - 2; i >= 0; i--)
-        depth[i] = (uint8_t)(depth[parent[i]] + 1);
-    unsigned count[64] = {0};
-    for (unsigned i = 0; i < n; i++)
-        count[depth[i] < 63 ? depth[i] : 63]++;
-    /* Cap the lengths: everything deeper goes to the limit, then codes move one level down
-     * (a leaf at the limit given up, a shorter one split in two) until Kraft's sum is exact. */
-    for (unsigned d = COLCODE_MAX_BITS + 1; d < 64; d++) {
-        count[COLCODE_MAX_BITS] += count[d];
-        count[d] = 0;
-    }
-    uint64_t kraft = 0;
-    for (unsigned d = 1; d <= COLCODE_MAX_BITS; d++)
-        kraft += (uint64_t)count[d] << (COLCODE_MAX_BITS - d);
-    while (kraft > TABLE_SIZE) {
-        count[COLCODE_MAX_BITS]--;
-        for (unsigned d = COLCODE_MAX_BITS - 1; d > 0; d--) {
-            if (count[d]) {
-                count[d]--;
-                count[d + 1] += 2;
-                break;
-            }
-        }
-        kraft--;
-    }
-    /* Longest codes to the rarest symbols (sym[] is ascending by frequency). */
-    unsigned i = 0;
-    for (unsigned d = COLCODE_MAX_BITS; d >= 1; d--)
-        for (unsigned c = 0; c < count[d]; c++)
-            len[sym[i++]] = (uint8_t)d;
+    huffman_lengths(freq, NSYM, COLCODE_MAX_BITS, len);
 }
 
-/* Canonical codes, bit-reversed for LSB-first output. */
 static void assign_codes(const uint8_t *len, uint16_t *code)
 {
-    unsigned count[COLCODE_MAX_BITS + 1] = {0}, next[COLCODE_MAX_BITS + 2];
-    for (unsigned s = 0; s < NSYM; s++)
-        count[len[s]]++;
-    count[0] = 0;
-    unsigned c = 0;
-    for (unsigned d = 1; d <= COLCODE_MAX_BITS; d++) {
-        c = (c + count[d - 1]) << 1;
-        next[d] = c;
-    }
-    for (unsigned s = 0; s < NSYM; s++) {
-        if (!len[s])
-            continue;
-        unsigned v = next[len[s]]++, r = 0;
-        for (unsigned b = 0; b < len[s]; b++)
-            r |= ((v >> b) & 1u) << (len[s] - 1 - b);
-        code[s] = (uint16_t)r;
-    }
+    huffman_codes(len, NSYM, COLCODE_MAX_BITS, code);
 }
 
 /* ---- rANS ---- */
@@ -366,6 +275,13 @@ size_t colcode_deflate(uint8_t *out, size_t cap, const uint8_t *in, size_t n, z_
     uint8_t *q = out + head + gap, *qend = out + stored;
     for (size_t at = 0; at < n; at += COLCODE_DEFLATE_PIECE) {
         size_t piece = n - at < COLCODE_DEFLATE_PIECE ? n - at : COLCODE_DEFLATE_PIECE;
+        if (strategy == Z_HUFFMAN_ONLY) {               /* ours: the same stream, faster */
+            size_t got = deflate_literals(q, (size_t)(qend - q), in + at, piece);
+            if (!got)
+                return colcode_store(out, cap, in, n);
+            q += got;
+            continue;
+        }
         if (deflateReset(zs) != Z_OK || deflateParams(zs, 1, strategy) != Z_OK)
             return colcode_store(out, cap, in, n);
         zs->next_in = (Bytef *)(uintptr_t)(in + at);

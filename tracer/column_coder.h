@@ -32,8 +32,9 @@ size_t colcode_encode(uint8_t *out, size_t cap, const uint8_t *in, size_t n);
 size_t colcode_store(uint8_t *out, size_t cap, const uint8_t *in, size_t n);
 
 /* Codes in[0..n) with deflate through zs (raw deflate, windowBits -15, set up by the caller
- * with its own allocation functions), at level 1 with `strategy`: Z_HUFFMAN_ONLY, Z_RLE, or
- * Z_DEFAULT_STRATEGY (level 1's string search):
+ * with its own allocation functions), at level 1 with `strategy`: Z_HUFFMAN_ONLY (written by
+ * deflate_literals.c, not zlib; zs is not used), Z_RLE, or Z_DEFAULT_STRATEGY (level 1's string
+ * search):
  * a run when every byte is the same, stored when deflate would not be smaller. Returns the bytes
  * written (cap >= colcode_bound(n)). */
 size_t colcode_deflate(uint8_t *out, size_t cap, const uint8_t *in, size_t n, z_stream *zs,

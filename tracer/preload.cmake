@@ -15,7 +15,9 @@ add_library(fragscope-trace SHARED
   ${CMAKE_CURRENT_SOURCE_DIR}/output_file.c
   ${CMAKE_CURRENT_SOURCE_DIR}/trace_encode.c
   ${CMAKE_CURRENT_SOURCE_DIR}/trace_block_encoder.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/column_coder.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/column_coder.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/huffman_code.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/deflate_literals.c)
 get_target_property(fs_preload_opts fragscope-trace COMPILE_OPTIONS)
 if(fs_preload_opts)
   list(FILTER fs_preload_opts EXCLUDE REGEX "sanitize")

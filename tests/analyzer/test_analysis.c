@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "../../cli.h"
 #include "analyzer.h"
+#include "test_support.h"
 
 #define PAIRS 400
 
@@ -109,8 +110,7 @@ static int replay_to_db(const char *trace, const char *db)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-analysis.XXXXXX");
-    if (!mkdtemp(dir))
+    if (ts_tmpdir(dir, sizeof dir, "analyzer-analysis") != 0)
         return -1;
     snprintf(trace_path, sizeof trace_path, "%s/pairs.fstrace", dir);
     snprintf(db_path, sizeof db_path, "%s/pairs.db", dir);
@@ -122,9 +122,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    return ts_rmtree(dir);
 }
 
 static const struct analyzer_whatif *whatif(const struct analyzer_finding *f, const char *setting)

@@ -15,14 +15,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "analyzer.h"
+#include "test_support.h"
 
 static char dir[256], db[512];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-color.XXXXXX");
-    if (!mkdtemp(dir))
+    if (ts_tmpdir(dir, sizeof dir, "analyzer-color") != 0)
         return -1;
     snprintf(db, sizeof db, "%s/b4000.db", dir);
     struct replay_options ro;
@@ -43,9 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    return ts_rmtree(dir);
 }
 
 /* Runs FRAGSCOPE_BIN with args on a pseudo-terminal, NO_COLOR as given (NULL: unset); returns

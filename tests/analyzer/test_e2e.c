@@ -19,39 +19,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "analyzer.h"
+#include "test_support.h"
 
 static char dir[256];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-e2e.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return ts_tmpdir(dir, sizeof dir, "analyzer-e2e");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
-}
-
-/* Runs a shell command; its stdout in out. Returns the exit status. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = out ? fread(out, 1, cap - 1, p) : 0;
-    if (out)
-        out[n] = 0;
-    else {
-        char sink[4096];
-        while (fread(sink, 1, sizeof sink, p) > 0) {
-        }
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return ts_rmtree(dir);
 }
 
 /* The heap RSS (main heap + arena heaps) a heapstat line of `phase` reports. */
@@ -87,7 +68,7 @@ static uint64_t real(const char *env, const char *prog, const char *args, const 
 {
     char cmd[2048], out[16384];
     snprintf(cmd, sizeof cmd, "env %s '%s' %s", env, prog, args);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
     return heap_rss_of(out, phase);
 }
 
@@ -101,11 +82,11 @@ static void record_and_report(const char *name, const char *prog, const char *ar
     snprintf(db, sizeof db, "%s/%s.db", dir, name);
     snprintf(cmd, sizeof cmd, "'%s' record -q -o '%s' -- '%s' %s", FRAGSCOPE_BIN, trace, prog,
              args);
-    assert_int_equal(run(cmd, out, cap), 0);
+    assert_int_equal(ts_shell(cmd, out, cap), 0);
     snprintf(cmd, sizeof cmd, "'%s' replay '%s' --db '%s' --no-progress 2>&1", FRAGSCOPE_BIN,
              trace, db);
     char rout[8192];
-    int rc = run(cmd, rout, sizeof rout);
+    int rc = ts_shell(cmd, rout, sizeof rout);
     if (rc)
         fprintf(stderr, "%s", rout);
     assert_int_equal(rc, 0);
@@ -338,7 +319,7 @@ static void tcache_cached_by_other_thread(void **state)
              "print(sum(c[\"size\"] for a in d[\"arenas\"] for t in a[\"tcache\"] for b in t[\"bins\"] "
              "for c in b[\"chunks\"] if home[c[\"address\"]] != a[\"arena\"]))'",
              FRAGSCOPE_BIN, dir, (unsigned long long)f->step);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
     assert_true(strtoull(out, NULL, 10) > 200 * 1024);
     analyzer_report_free(&r);
 }
@@ -360,7 +341,7 @@ static void heap_flame_sweep(void **state)
     analyzer_report_free(&r);
     snprintf(cmd, sizeof cmd, "NO_COLOR=1 '%s' heap '%s' --step %llu --bytes", FRAGSCOPE_BIN, db,
              (unsigned long long)step);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
     char want[64];
     snprintf(want, sizeof want, "arena 0 (main) at step %llu", (unsigned long long)step);
     assert_non_null(strstr(out, want));
@@ -378,7 +359,7 @@ static void heap_flame_sweep(void **state)
     }
 
     snprintf(cmd, sizeof cmd, "'%s' flame '%s/b4000.db'", FRAGSCOPE_BIN, dir);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
     /* The 7 tcache chunks pin the whole free region; their site is the malloc(1) in main. */
     unsigned long long pinned_bytes = 0;
     for (char *line = out, *nl; line && *line; line = nl ? nl + 1 : NULL) {
@@ -398,7 +379,7 @@ static void heap_flame_sweep(void **state)
              "'%s/sweep.db' -j 2 --preload /usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 "
              "2>/dev/null",
              FRAGSCOPE_BIN, dir, dir);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
     /* Ranked by final heap RSS: a tcache_count=0 run first. */
     char *nl = strchr(out, '\n');
     assert_non_null(nl);
@@ -419,7 +400,7 @@ static void heap_flame_sweep(void **state)
              "'%s' sweep '%s/b4000.fstrace' --set tcache_count=0 --db '%s/sweep-bytes.db' --bytes "
              "2>/dev/null",
              FRAGSCOPE_BIN, dir, dir);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, " 135168 "));
     assert_null(strstr(out, "KiB"));
     /* --format json: the native run names its allocator; no model figures for it. */
@@ -431,7 +412,7 @@ static void heap_flame_sweep(void **state)
              "print([(r[\"settings\"], r[\"native\"], r[\"allocator\"], r[\"final_rss\"], "
              "r[\"peak_rss\"] > 100 << 20) for r in d])'",
              FRAGSCOPE_BIN, dir, dir);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
     assert_string_equal(out, "[('tcache_count=0', False, None, 135168, True), "
                              "('preload=/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 (native)', "
                              "True, '/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0', None, "
@@ -444,7 +425,7 @@ static void heap_flame_sweep(void **state)
              "--preload /usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 --preload "
              "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 >/dev/null 2>&1",
              FRAGSCOPE_BIN, dir, dir);
-    assert_int_equal(run(cmd, NULL, 0), 0);
+    assert_int_equal(ts_shell(cmd, NULL, 0), 0);
     snprintf(db, sizeof db, "%s/sweep-exact.db", dir);
     h = analyzer_db_open(db, 0, err, sizeof err);
     assert_non_null(h);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "analyzer.h"
 #include "synth.h"
+#include "test_support.h"
 
 static char dir[256], path[300];
 static int64_t run_id;
@@ -23,8 +24,7 @@ static uint64_t live_at[6001], rss_at[6001];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-report.XXXXXX");
-    if (!mkdtemp(dir))
+    if (ts_tmpdir(dir, sizeof dir, "analyzer-report") != 0)
         return -1;
     snprintf(path, sizeof path, "%s/r.db", dir);
     static struct synth y;
@@ -50,9 +50,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    return ts_rmtree(dir);
 }
 
 static uint64_t ledger_sum(const struct analyzer_ledger *l)

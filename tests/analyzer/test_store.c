@@ -17,22 +17,20 @@
 #include <unistd.h>
 #include "analyzer.h"
 #include "synth.h"
+#include "test_support.h"
 
 static char dir[256];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-analyzer-test.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return ts_tmpdir(dir, sizeof dir, "analyzer-test");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    return ts_rmtree(dir);
 }
 
 static void db_path(char *buf, size_t cap, const char *name)

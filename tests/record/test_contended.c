@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "trace_format.h"
+#include "test_support.h"
 
 #define RECORDINGS 4
 
@@ -132,16 +133,6 @@ static void check_consistent(const char *path, unsigned *threads)
     assert_int_equal(unknown_frees, 0);
 }
 
-static int run_capture(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static void contended_arenas_replay_in_order(void **state)
 {
     (void)state;
@@ -152,7 +143,7 @@ static void contended_arenas_replay_in_order(void **state)
         snprintf(cmd, sizeof cmd,
                  "MALLOC_ARENA_MAX=2 '%s' record -q -o '%s' -- '%s' 4 20000 >/dev/null 2>&1",
                  FRAGSCOPE_BIN, trace, CONTENDED_PROG);
-        assert_int_equal(run_capture(cmd, out, sizeof out), 0);
+        assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
         print_message("recording %d:\n", i + 1);
         unsigned threads;
         check_consistent(trace, &threads);
@@ -160,7 +151,7 @@ static void contended_arenas_replay_in_order(void **state)
         snprintf(cmd, sizeof cmd,
                  "'%s' replay '%s' --no-progress --verify --arenas recorded 2>&1",
                  FRAGSCOPE_BIN, trace);
-        int st = run_capture(cmd, out, sizeof out);
+        int st = ts_shell(cmd, out, sizeof out);
         const char *v = strstr(out, "\nverify ");
         double rate = -1;
         assert_non_null(v);
@@ -174,17 +165,13 @@ static void contended_arenas_replay_in_order(void **state)
 static int setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/fs-contended-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return ts_tmpdir(tmpdir, sizeof tmpdir, "contended");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ts_rmtree(tmpdir);
 }
 
 int main(void)

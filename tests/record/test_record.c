@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "trace_format.h"
+#include "test_support.h"
 
 static char tmpdir[256];
 
@@ -72,22 +73,6 @@ static void path_in_tmp(char *dst, size_t cap, const char *name)
     snprintf(dst, cap, "%s/%s", tmpdir, name);
 }
 
-/* The recorder's flusher holds a lock on the file until the trace is complete. */
-static void wait_trace(const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    int ok = 0;
-    for (int i = 0; i < 1000 && !ok; i++) {
-        if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-            ok = 1;
-        else
-            usleep(10000);
-    }
-    close(fd);
-    assert_true(ok);
-}
-
 /* ---- reading traces ---- */
 
 struct loaded {
@@ -102,7 +87,7 @@ struct loaded {
 static void load(const char *path, struct loaded *L)
 {
     char err[512];
-    wait_trace(path);
+    assert_true(ts_wait_trace(path));
     struct trace_reader *r = trace_reader_open(path, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
@@ -414,7 +399,7 @@ static void samples_modules_and_exit(void **state)
     assert_int_equal(WEXITSTATUS(st), 5);
     assert_string_equal(out, "dl\n");
     char err[512];
-    wait_trace(trace);
+    assert_true(ts_wait_trace(trace));
     struct trace_reader *r = trace_reader_open(trace, err, sizeof err);
     assert_non_null(r);
     const struct trace_header *h = trace_reader_header(r);
@@ -838,16 +823,13 @@ static void program_pipes_close(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/fs-record-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return ts_tmpdir(tmpdir, sizeof tmpdir, "record");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ts_rmtree(tmpdir);
 }
 
 int main(void)

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "trace_fixture.h"
+#include "test_support.h"
 
 #ifndef FRAGSCOPE_BIN
 #error FRAGSCOPE_BIN must name the fragscope binary
@@ -21,13 +22,9 @@ static int run(const char *args, char *out, size_t outlen)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' replay %s 2>&1 </dev/null", FRAGSCOPE_BIN, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, outlen - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
+    int st = ts_shell(cmd, out, outlen);
+    assert_true(st >= 0 && st < 128);          /* exited, not killed */
+    return st;
 }
 
 static int setup(void **state)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "replay.h"
+#include "test_support.h"
 
 #ifndef FRAGSCOPE_BIN
 #error FRAGSCOPE_BIN must name the fragscope binary
@@ -80,27 +81,6 @@ static int sh(const char *cmd)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-static int run_capture(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[n] = 0;
-    *out = buf;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static int have(const char *prog)
 {
     char cmd[256];
@@ -111,9 +91,7 @@ static int have(const char *prog)
 static int make_inputs(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/fragscope-real-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir))
+    if (ts_tmpdir(dir, sizeof dir, "real") != 0)
         return -1;
     char cmd[4096];
     /* A SQL script: a table, an index, updates and deletes that free and reuse memory. */
@@ -143,9 +121,7 @@ static int make_inputs(void **state)
 static int remove_inputs(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return sh(cmd) == 0 ? 0 : -1;
+    return ts_rmtree(dir);
 }
 
 /* The match rate printed on the summary's verify line. */
@@ -177,7 +153,7 @@ static void test_real(void **state)
     if (st != 0 && !(c->any_exit && st < 128 && stat(trace, &sb) == 0)) {
         char *err = NULL;
         snprintf(cmd, sizeof cmd, "cat '%s.err'", trace);
-        run_capture(cmd, &err);
+        ts_shell_all(cmd, &err);
         fprintf(stderr, "%s: recording failed (status %d): %s\n%s\n", c->name, st, command,
                 err ? err : "");
         free(err);
@@ -188,7 +164,7 @@ static void test_real(void **state)
                                       "--verify --arenas recorded"};
     snprintf(cmd, sizeof cmd, "'%s' replay '%s' --no-progress %s 2>&1", FRAGSCOPE_BIN, trace,
              how[c->threaded]);
-    st = run_capture(cmd, &out);
+    st = ts_shell_all(cmd, &out);
     double rate = match_rate(out);
     fprintf(stderr, "%s: %.2f%% of allocations match (%s)\n", c->name, rate, how[c->threaded]);
     int ok = c->threaded == THREADS_CONCURRENT ? (st == 0 && rate >= 99.9)
@@ -219,7 +195,7 @@ static void test_native(void **state)
     if (stat(trace, &sb) != 0)
         skip();
     snprintf(cmd, sizeof cmd, "'%s' replay '%s' --native 2>&1", FRAGSCOPE_BIN, trace);
-    int st = run_capture(cmd, &out);
+    int st = ts_shell_all(cmd, &out);
     if (st != 0 || !strstr(out, "glibc malloc") || !strstr(out, "mallinfo2      arena ") ||
         !strstr(out, "0 frees of unknown pointers and double frees skipped")) {
         fprintf(stderr, "replay --native: status %d:\n%s\n", st, out);
@@ -235,7 +211,7 @@ static void test_native(void **state)
             continue;
         snprintf(cmd, sizeof cmd, "'%s' replay '%s' --native --preload '%s' 2>&1", FRAGSCOPE_BIN,
                  trace, libs[i]);
-        st = run_capture(cmd, &out);
+        st = ts_shell_all(cmd, &out);
         if (st != 0 || !strstr(out, libs[i]) || !strstr(out, "wall time")) {
             fprintf(stderr, "replay --native --preload %s: status %d:\n%s\n", libs[i], st, out);
             free(out);

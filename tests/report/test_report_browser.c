@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "test_support.h"
 
 #ifndef FRAGSCOPE_BIN
 #error "FRAGSCOPE_BIN must be defined"
@@ -107,8 +108,7 @@ static char *slurp(const char *path, size_t *len)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-report-browser.XXXXXX");
-    if (!mkdtemp(dir))
+    if (ts_tmpdir(dir, sizeof dir, "report-browser") != 0)
         return -1;
     /* Inside the folder, so the reports name the trace by its short name. */
     return sh("cd '%s' && '%s' record -q -o t.fstrace -- '%s' > /dev/null && "
@@ -125,9 +125,7 @@ static int teardown(void **state)
     (void)state;
     if (getenv("FRAGSCOPE_KEEP"))
         return 0;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    return ts_rmtree(dir);
 }
 
 /* Loads page; returns the DOM and the log (caller frees both). */

@@ -25,6 +25,7 @@
 #include "../../cli.h"
 #include "report_html.h"
 #include "report_html_int.h"
+#include "test_support.h"
 
 #define N_STEPS 50000
 #define SPIKE_STEP 31337
@@ -181,8 +182,7 @@ static int add_analysis(const char *path)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-report-html.XXXXXX");
-    if (!mkdtemp(dir))
+    if (ts_tmpdir(dir, sizeof dir, "report-html") != 0)
         return -1;
     snprintf(db1, sizeof db1, "%s/one.db", dir);
     snprintf(db2, sizeof db2, "%s/sweep.db", dir);
@@ -212,9 +212,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    return ts_rmtree(dir);
 }
 
 /* ---- a small well-formedness checker ---- */

@@ -1,9 +1,9 @@
 /* test_contended.c: threads that share arenas at the same time are recorded in the order they
  * really used them.
  *
- * contended_prog runs 4 busy threads (and replacements for the 2 that exit early) under
- * MALLOC_ARENA_MAX=2, so two threads at a time take turns at each arena's lock, and frees cross
- * arenas. Each of several recordings must (1) be a consistent stream - no address handed out
+ * tests/support's mt_workload (profile contended) runs 4 busy threads (and replacements for the 2
+ * that exit early) under MALLOC_ARENA_MAX=2, so two threads at a time take turns at each arena's
+ * lock, and frees cross arenas. Each of several recordings must (1) be a consistent stream - no address handed out
  * again while still live, no free of a pointer that is not live - and (2) replay through the
  * model with `fragscope replay --verify --arenas recorded` at >= 99.9% of allocations at the
  * recorded address: a single call numbered out of turn sends the model's arena down another
@@ -141,8 +141,8 @@ static void contended_arenas_replay_in_order(void **state)
         static char out[1 << 16];
         snprintf(trace, sizeof trace, "%s/contended.%d.fstrace", tmpdir, i);
         snprintf(cmd, sizeof cmd,
-                 "MALLOC_ARENA_MAX=2 '%s' record -q -o '%s' -- '%s' 4 20000 >/dev/null 2>&1",
-                 FRAGSCOPE_BIN, trace, CONTENDED_PROG);
+                 "MALLOC_ARENA_MAX=2 '%s' record -q -o '%s' -- '%s' contended 4 20000 >/dev/null 2>&1",
+                 FRAGSCOPE_BIN, trace, MT_WORKLOAD);
         assert_int_equal(ts_shell(cmd, out, sizeof out), 0);
         print_message("recording %d:\n", i + 1);
         unsigned threads;

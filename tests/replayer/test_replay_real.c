@@ -35,8 +35,8 @@
 #ifndef TRACE_BIN_DIR
 #error TRACE_BIN_DIR must name the directory of the sample programs
 #endif
-#ifndef MT_ALLOC_BIN
-#error MT_ALLOC_BIN must name the mt_alloc workload
+#ifndef MT_WORKLOAD
+#error MT_WORKLOAD must name the mt_workload program of tests/support
 #endif
 
 static char dir[256];
@@ -47,7 +47,7 @@ struct real_case {
     const char *name;
     const char *env;        /* "NAME=VALUE ..." for the recorded program, or "" */
     const char *command;    /* shell words; %D = the scratch directory, %T = TRACE_BIN_DIR,
-                               %M = the mt_alloc workload */
+                               %M = tests/support's mt_workload */
     const char *needs;      /* a program that must exist, or NULL */
     int threaded;           /* THREADS_TURNS: --verify=strict --arenas recorded, 100%;
                                THREADS_CONCURRENT: --verify --arenas recorded, >= 99.9% */
@@ -64,7 +64,7 @@ static void expand(const char *in, char *out, size_t len)
         else if (p[0] == '%' && p[1] == 'T')
             sub = TRACE_BIN_DIR;
         else if (p[0] == '%' && p[1] == 'M')
-            sub = MT_ALLOC_BIN;
+            sub = MT_WORKLOAD;
         if (sub) {
             n += (size_t)snprintf(out + n, len - n, "%s", sub);
             p++;
@@ -312,7 +312,7 @@ static const struct real_case cases[] = {
     /* Two concurrent threads, each on its own arena, freeing into each other's. (With more
      * threads than arenas the recorded order of a free and another thread's call on a shared
      * arena is not always the order of the arena lock; see replay.h, --frees.) */
-    {"mt-alloc-2", "", "%M 2 20000", NULL, THREADS_CONCURRENT, 0},
+    {"mt-alloc-2", "", "%M mixed 2 20000", NULL, THREADS_CONCURRENT, 0},
     {"sort-parallel", "", "sort --parallel=4 -S 20M -k2 %D/lines.txt", "sort",
      THREADS_CONCURRENT, 0},
 };

@@ -263,7 +263,8 @@ static void sys_event(struct analyzer_ingest *ing, uint64_t step, const char *wh
     sqlite3_reset(st);
 }
 
-static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, int arena)
+static void arena_row(struct analyzer_ingest *ing, const struct replay_step *s, struct ptmalloc *pm,
+                      int arena)
 {
     if (arena < 0)
         return;
@@ -284,8 +285,13 @@ static void arena_row(struct analyzer_ingest *ing, struct ptmalloc *pm, int aren
         ing->pending = pn;
         ing->arena_cap = cap;
     }
+    /* The replayer's figures for the step (it has just read the arenas the step touched);
+     * the model's own when it kept none. */
     struct ptmalloc_stats st;
-    ptmalloc_stats_arena(pm, (uint32_t)arena, &st);   /* O(1), not O(arenas) */
+    if ((uint32_t)arena < s->arena_stats_count)
+        st = s->arena_stats[arena];
+    else
+        ptmalloc_stats_arena(pm, (uint32_t)arena, &st);   /* O(1), not O(arenas) */
     int64_t v[9] = {(int64_t)st.system_bytes, (int64_t)st.in_use_bytes,
                     (int64_t)st.resident_bytes, (int64_t)st.top_bytes,
                     (int64_t)st.tcache_bytes, (int64_t)st.fastbin_bytes,
@@ -418,12 +424,12 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
          * allocated there); a new arena or a thread exit: every arena. */
         int all = (s->did & REPLAY_DID_ARENA_NEW) || ev->kind == TRACE_EV_THREAD_EXIT;
         if (!all) {
-            arena_row(ing, pm, s->arena);
+            arena_row(ing, s, pm, s->arena);
             const struct chunk_origin *o =
                 s->replayed_old_ptr ? chunk_map_get(&ing->org.chunks, s->replayed_old_ptr - 16)
                                     : NULL;
             if (o && o->arena >= 0 && o->arena != s->arena)
-                arena_row(ing, pm, o->arena);
+                arena_row(ing, s, pm, o->arena);
             /* The arenas' values must add up to the totals; when they do not, another arena
              * changed too (a chunk of another arena taken from the caller's tcache, a trim of
              * every arena): look at them all. */
@@ -436,7 +442,7 @@ int analyzer_ingest_step(void *ctx, struct ptmalloc *pm, const struct replay_ste
         }
         if (all)
             for (uint32_t a = 0; a < st->arena_count; a++)
-                arena_row(ing, pm, (int)a);
+                arena_row(ing, s, pm, (int)a);
     }
     for (unsigned i = 0; i < ing->io.snapshot_at_count; i++)
         if (ing->io.snapshot_at[i] == s->step && pm) {

@@ -958,6 +958,8 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         s.replayed_old_ptr = 0;
         s.request_bytes = 0;
         s.implied_free_ptr = 0;
+        s.arena_stats = NULL;
+        s.arena_stats_count = 0;
         rp->did = 0;
         if (rp->stats.active)
             stats_mark_before(rp, ev);
@@ -984,6 +986,8 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
                 break;
             }
             s.stats = rp->stats.total;
+            s.arena_stats = rp->stats.arena;
+            s.arena_stats_count = rp->stats.narenas;
             rp->held = s.stats.system_bytes + s.stats.mmapped_bytes;
         } else if (!rp->held_known || (rp->did & HELD_CHANGES)) {
             /* Held memory moves only with a system event: read the counters then. */

@@ -111,6 +111,10 @@ struct replay_step {
     uint64_t held_bytes;          /* stats.system_bytes + stats.mmapped_bytes */
     uint64_t implied_free_ptr;    /* REPLAY_DID_UNTRACED_FREE / _DISCARDED: the replayed pointer
                                      the model freed during this step; else 0 */
+    const struct ptmalloc_stats *arena_stats;  /* each arena's figures after the step (index =
+                                     arena, as ptmalloc_stats_arena gives them), kept up to date
+                                     for `stats`; NULL when the step has no statistics */
+    uint32_t arena_stats_count;
 };
 
 struct replay_summary {

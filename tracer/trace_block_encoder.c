@@ -3,9 +3,11 @@
  * The recorder's flusher runs this for every call the program makes, so it is built to be cheap:
  * each field is written once, as a varint, at the end of the column of its class (opcodes, stack
  * codes, sizes, seq deltas, allocation pointers, free pointers, times, everything else) - no
- * rows to split again - and pointers are named by how many allocations (for a free) or frees
- * (for an allocation) ago the same address was seen, found through two direct-mapped tables
- * (address -> ordinal, checked against the rings the decoder keeps too). Sealing codes each
+ * rows to split again - and pointers are named by their rank among the live allocations (for a
+ * free or a realloc's old pointer: format version 4) or by how many frees ago the same address
+ * was freed (for an allocation), found through two direct-mapped tables (address -> ordinal,
+ * checked against the rings the decoder keeps too); the live set is kept the encoder's own cheap
+ * way (live_rank, live_retire, live_alloc), the same set as the decoder's. Sealing codes each
  * column on its own (column_coder.c): by default with zlib's deflate - run-length, Huffman-only
  * or level 1's string search, whichever a trial on the column's first bytes found smallest
  * (choose_ways) - the zlib state in the encoder's own memory; or with our rANS/Huffman coder;
@@ -55,6 +57,16 @@ struct trace_block_encoder {
     uint16_t alloc_at[HASH_SIZE];
     uint16_t free_at[HASH_SIZE];
     uint64_t rings[WIRE_V2_RING_WORDS(W)];   /* rings, then the predictions */
+    /* Version 4: the live allocation slots (trace_wire.h's definition, the decoder's set), kept
+     * the cheap way for the encoder: the bits; per group of 8 words, the live slots in the words
+     * before each word of its group, and in the groups before each group (16-bit lanes: a free's
+     * rank is two lane loads and a popcount, its retirement 4 additions); except that the newest
+     * word's changes (an allocation turning a dead slot live, a retirement there) are counted in
+     * live_pending and reach the lanes only when the allocations move on to the next word. */
+    uint64_t live_bits[WIRE_V2_LIVE_BITS];
+    uint64_t live_in_group[16], live_groups[2];
+    uint64_t live_total, live_upto;      /* live slots; those in [0, newest slot] */
+    uint64_t live_pending;               /* (mod 2^64) the newest word's changes not in the lanes */
     z_stream zs;
     int zs_state;                        /* 0 not started, 1 ready, -1 failed (use rANS) */
     uint8_t *zmem;
@@ -119,8 +131,13 @@ void trace_block_encoder_begin(struct trace_block_encoder *e, uint32_t thread)
     trace_encode_state_reset(&e->st);
     e->st.ring = e->rings;
     e->st.ring_mask = W - 1;
+    e->st.version = TRACE_VERSION;
     memset(e->rings, 0, 2 * W * sizeof *e->rings);
     memset(wire_v2_pred(&e->st), 0, WIRE_V2_PRED_WORDS * sizeof(uint64_t));
+    memset(e->live_bits, 0, sizeof e->live_bits);
+    memset(e->live_in_group, 0, sizeof e->live_in_group);
+    memset(e->live_groups, 0, sizeof e->live_groups);
+    e->live_total = e->live_upto = e->live_pending = 0;
 }
 
 struct trace_block_encoder *trace_block_encoder_init(void *mem, size_t column_cap)
@@ -237,14 +254,7 @@ static inline uint32_t hash_ptr(uint64_t p)
     return (uint32_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - HASH_BITS));
 }
 
-/* How many allocations ago p was returned (1..W), 0 if not within the window. */
-static inline uint64_t alloc_distance(const struct trace_block_encoder *e, uint64_t p)
-{
-    uint32_t ord = e->alloc_at[hash_ptr(p)];
-    uint64_t d = (uint16_t)(e->st.allocs - ord);
-    return d - 1 < W && e->rings[ord & (W - 1)] == p && p ? d : 0;      /* empty slots hold 0 */
-}
-
+/* How many frees ago p was freed (1..W), 0 if not within the window. */
 static inline uint64_t free_distance(const struct trace_block_encoder *e, uint64_t p)
 {
     uint32_t ord = e->free_at[hash_ptr(p)];
@@ -257,14 +267,78 @@ static inline int delta_fits(uint64_t p, uint64_t last)
     return wire_zigzag((int64_t)(p - last)) <= UINT64_MAX - W - 1;
 }
 
-/* Codes (see trace_wire.h); *ok = 0 when the delta does not fit. */
+/* ---- live allocations (version 4) ---- */
+
+/* Adds delta (mod 2^64: -1 too) to the lanes of the words after word w. */
+static inline void live_lanes_add(struct trace_block_encoder *e, uint64_t w, uint64_t delta)
+{
+    const uint64_t *in_group = wire_lanes_after(w & 7), *groups = wire_lanes_after(w >> 3);
+    uint64_t *lg = e->live_in_group + 2 * (w >> 3);
+    lg[0] += in_group[0] * delta;
+    lg[1] += in_group[1] * delta;
+    e->live_groups[0] += groups[0] * delta;
+    e->live_groups[1] += groups[1] * delta;
+}
+
+static inline uint64_t newest_slot(const struct trace_block_encoder *e)
+{
+    return (e->st.allocs - 1) & (W - 1);
+}
+
+/* A live pointer's rank among the live allocations of the window, and in *slot its
+ * allocation's slot; -1 (and *slot -1) when it is not a live one there. */
+static inline __attribute__((always_inline)) int64_t live_rank(const struct trace_block_encoder *e,
+                                                               uint64_t p, int64_t *slot)
+{
+    uint32_t ord = e->alloc_at[hash_ptr(p)];
+    uint64_t d = (uint16_t)(e->st.allocs - ord), s = ord & (W - 1), w = s >> 6;
+    *slot = -1;
+    if (d - 1 >= W || e->rings[s] != p || !p || !(e->live_bits[w] >> (s & 63) & 1))
+        return -1;
+    *slot = (int64_t)s;
+    uint64_t n = newest_slot(e);
+    uint64_t before = wire_lane(e->live_in_group, w) + wire_lane(e->live_groups, w >> 3) +
+                      wire_popcount(e->live_bits[w] & ((1ull << (s & 63)) - 1)) +
+                      (e->live_pending & (0 - (uint64_t)(w > n >> 6)));
+    return (int64_t)(e->live_upto - before - 1 + (e->live_total & (0 - (uint64_t)(s > n))));
+}
+
+/* The live slot s, named by a rank, ends (before the event's own allocation, if any). */
+static inline void live_retire(struct trace_block_encoder *e, uint64_t s)
+{
+    uint64_t n = newest_slot(e), w = s >> 6;
+    e->live_bits[w] &= ~(1ull << (s & 63));
+    e->live_total--;
+    e->live_upto -= s <= n;
+    if (w == n >> 6)
+        e->live_pending--;
+    else
+        live_lanes_add(e, w, (uint64_t)-1);
+}
+
+/* An allocation returned a nonzero pointer into slot s (the newest from now on). */
+static inline void live_alloc(struct trace_block_encoder *e, uint64_t s)
+{
+    uint64_t w = s >> 6, turns = ~e->live_bits[w] >> (s & 63) & 1;
+    if (__builtin_expect((s & 63) == 0, 0) && e->live_pending) {
+        live_lanes_add(e, (w - 1) & (WIRE_V2_LIVE_BITS - 1), e->live_pending);
+        e->live_pending = 0;
+    }
+    e->live_bits[w] |= 1ull << (s & 63);
+    e->live_total += turns;
+    e->live_pending += turns;
+    e->live_upto = s ? e->live_upto + 1 : 1;
+}
+
+/* Codes (see trace_wire.h): a live pointer's from its rank r (-1: none), skip = what aux
+ * names; *ok = 0 when the delta does not fit. */
 static inline uint64_t live_code(const struct trace_block_encoder *e, uint64_t p, unsigned skip,
-                                 uint64_t d, int *ok)
+                                 int64_t r, int *ok)
 {
     if (!p)
         return 0;
-    if (d > skip)
-        return d - skip;
+    if (r >= (int64_t)skip)
+        return (uint64_t)r - skip + 1;
     *ok &= delta_fits(p, e->st.last_ptr);
     return wire_zigzag((int64_t)(p - e->st.last_ptr)) + W - skip + 1;
 }
@@ -302,19 +376,24 @@ static inline uint64_t size_code(const struct trace_encode_state *st, uint32_t s
     return size + 1;
 }
 
-/* The state after an event: rings, tables, last values, the stack's time slot. */
+/* The state after an event: rings, live bits (`retired`: the slot a rank named that the
+ * event ends, or -1), tables, last values, the stack's time slot. */
 static inline __attribute__((always_inline)) void after(struct trace_block_encoder *e, unsigned kind, uint32_t stack_id,
                          uint64_t size, uint64_t seq, uint64_t time_ns, uint64_t gone,
-                         uint64_t allocated)
+                         uint64_t allocated, int64_t retired)
 {
     struct trace_encode_state *st = &e->st;
     if (gone) {
         e->rings[W + (st->frees & (W - 1))] = gone;
         e->free_at[hash_ptr(gone)] = (uint16_t)st->frees++;
     }
+    if (retired >= 0)
+        live_retire(e, (uint64_t)retired);
     if (allocated) {
-        e->rings[st->allocs & (W - 1)] = allocated;
+        uint64_t slot = st->allocs & (W - 1);
+        e->rings[slot] = allocated;
         e->alloc_at[hash_ptr(allocated)] = (uint16_t)st->allocs++;
+        live_alloc(e, slot);
     }
     unsigned slot = wire_time_slot(stack_id);
     st->time_stack[slot] = stack_id;
@@ -366,16 +445,17 @@ int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsig
     int ok = 1;
     unsigned aux = chunk_flags, code = kind;
     uint64_t ptr_code = 0, old_code = 0, gone = 0, allocated = 0, last = st->last_ptr;
+    int64_t retired = -1;
     switch (kind) {
     case TRACE_EV_FREE: {
         if (chunk_flags || nmemb || size || old_ptr)
             return -2;
-        uint64_t d = alloc_distance(e, ptr);
-        if (d && d <= WIRE_FREE_AUX_SLOTS) {
-            aux = (unsigned)d - 1;
+        int64_t r = live_rank(e, ptr, &retired);
+        if (r >= 0 && r < WIRE_FREE_AUX_SLOTS) {
+            aux = (unsigned)r;
         } else {
             aux = WIRE_FREE_EXPLICIT;
-            ptr_code = live_code(e, ptr, WIRE_FREE_AUX_SLOTS, d, &ok);
+            ptr_code = live_code(e, ptr, WIRE_FREE_AUX_SLOTS, r, &ok);
         }
         gone = ptr;
         break;
@@ -389,10 +469,12 @@ int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsig
     case TRACE_EV_REALLOC:
         if (nmemb)
             return -2;
-        old_code = live_code(e, old_ptr, 0, alloc_distance(e, old_ptr), &ok);
+        old_code = live_code(e, old_ptr, 0, live_rank(e, old_ptr, &retired), &ok);
         ptr_code = freed_code(e, ptr, old_ptr ? old_ptr : last, &ok);
         gone = ptr && old_ptr != ptr ? old_ptr : 0;
         allocated = ptr;
+        if (!ptr)
+            retired = -1;               /* a failed realloc leaves the old block live */
         break;
     default:
         return -2;
@@ -448,7 +530,7 @@ int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsig
         st->last_ptr = ptr;
     else if (old_ptr)
         st->last_ptr = old_ptr;
-    after(e, kind, stack_id, size, seq, time_ns, gone, allocated);
+    after(e, kind, stack_id, size, seq, time_ns, gone, allocated, retired);
     return 0;
 }
 
@@ -497,29 +579,35 @@ int trace_block_encoder_event(struct trace_block_encoder *e, const struct trace_
     struct trace_encode_state *st = &e->st;
     unsigned std = (kind >= 1 && kind <= WIRE_CODE_MAX_KIND) ? wire_standard_fields(kind) : 0;
     int ok = 1;
-    uint64_t old_code = 0, ptr_code = 0, d = 0;
+    uint64_t old_code = 0, ptr_code = 0;
+    int64_t retired = -1;
     unsigned aux = ev->chunk_flags & 7;
     int standard = std != 0 && (present & ~std) == 0 && ev->time_ns >= st->last_time_ns &&
                    ev->chunk_flags <= 7;
     if (standard && kind == TRACE_EV_FREE) {
-        d = alloc_distance(e, ev->ptr);
+        int64_t r = live_rank(e, ev->ptr, &retired);
         if (ev->chunk_flags)
             standard = 0;
-        else if (d && d <= WIRE_FREE_AUX_SLOTS)
-            aux = (unsigned)d - 1;
+        else if (r >= 0 && r < WIRE_FREE_AUX_SLOTS)
+            aux = (unsigned)r;
         else {
             aux = WIRE_FREE_EXPLICIT;
-            ptr_code = live_code(e, ev->ptr, WIRE_FREE_AUX_SLOTS, d, &ok);
+            ptr_code = live_code(e, ev->ptr, WIRE_FREE_AUX_SLOTS, r, &ok);
         }
     } else if (standard) {
         if ((std & WF(WF_SIZE)) && wire_kind_allocates(kind))
             size_code(st, ev->stack_id, ev->size, &ok);
-        if (std & WF(WF_OLD_PTR))
-            old_code = live_code(e, ev->old_ptr, 0, alloc_distance(e, ev->old_ptr), &ok);
+        if (std & WF(WF_OLD_PTR)) {
+            old_code = live_code(e, ev->old_ptr, 0, live_rank(e, ev->old_ptr, &retired), &ok);
+            if (!ev->ptr)
+                retired = -1;           /* a failed realloc leaves the old block live */
+        }
         if (std & WF(WF_PTR))
             ptr_code = freed_code(e, ev->ptr, ev->old_ptr ? ev->old_ptr : st->last_ptr, &ok);
     }
     standard = standard && ok;
+    if (!standard)
+        retired = -1;                   /* the generic form names pointers by value */
     uint64_t gone = wire_freed_by(ev);
     uint64_t allocated = wire_kind_allocates(kind) ? ev->ptr : 0;
     if (!standard) {
@@ -540,7 +628,7 @@ int trace_block_encoder_event(struct trace_block_encoder *e, const struct trace_
             put(e, WIRE_COL_TIME, wire_zigzag((int64_t)(ev->time_ns - st->last_time_ns)));
         if (present & WF(WF_RESULT)) put(e, WIRE_COL_MAIN, wire_zigzag(ev->result));
         if (present & WF(WF_ERR)) put(e, WIRE_COL_MAIN, wire_zigzag(ev->err));
-        after(e, kind, ev->stack_id, ev->size, ev->seq, ev->time_ns, gone, allocated);
+        after(e, kind, ev->stack_id, ev->size, ev->seq, ev->time_ns, gone, allocated, -1);
         return 0;
     }
     unsigned code = kind;
@@ -565,7 +653,7 @@ int trace_block_encoder_event(struct trace_block_encoder *e, const struct trace_
     if (fields & WF(WF_TIME))
         put_time(e, ev->stack_id, ev->time_ns);
     if (fields & WF(WF_RESULT)) put(e, WIRE_COL_MAIN, wire_zigzag(ev->result));
-    after(e, kind, ev->stack_id, ev->size, ev->seq, ev->time_ns, gone, allocated);
+    after(e, kind, ev->stack_id, ev->size, ev->seq, ev->time_ns, gone, allocated, retired);
     return 0;
 }
 

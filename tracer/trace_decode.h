@@ -240,16 +240,20 @@ bad_prediction:
     return 0;
 }
 
+/* *named: the allocation slot a version-4 rank named (old_ptr, or a free's ptr), else -1. */
 static inline int wire_decode_tail(struct wire_in *in, struct trace_event *ev, unsigned fields,
-                                   int generic, struct trace_encode_state *st, const char **why)
+                                   int generic, struct trace_encode_state *st, int64_t *named,
+                                   const char **why)
 {
     uint64_t v;
+    int ranks = st->ring && wire_v2_ranks(st);
     if (fields & WF(WF_OLD_PTR)) {
         GET(WIRE_COL_PTR, v);
         if (generic)
             ev->old_ptr = v;
-        else if (st->ring ? !wire_v2_live_from_code(st, v, 0, &ev->old_ptr)
-                          : !wire_ptr_from_code(st, v, st->last_ptr, &ev->old_ptr))
+        else if (ranks ? !wire_v2_ranked_from_code(st, v, 0, &ev->old_ptr, named)
+                 : st->ring ? !wire_v2_live_from_code(st, v, 0, &ev->old_ptr)
+                            : !wire_ptr_from_code(st, v, st->last_ptr, &ev->old_ptr))
             goto bad_ptr;
         if (ev->old_ptr)
             st->last_ptr = ev->old_ptr;
@@ -259,8 +263,9 @@ static inline int wire_decode_tail(struct wire_in *in, struct trace_event *ev, u
         if (generic) {
             ev->ptr = v;
         } else if (st->ring) {
-            if (ev->kind == TRACE_EV_FREE ? !wire_v2_live_from_code(st, v, WIRE_FREE_AUX_SLOTS, &ev->ptr)
-                                          : !wire_v2_freed_from_code(st, v, &ev->ptr))
+            if (ev->kind != TRACE_EV_FREE ? !wire_v2_freed_from_code(st, v, &ev->ptr)
+                : ranks ? !wire_v2_ranked_from_code(st, v, WIRE_FREE_AUX_SLOTS, &ev->ptr, named)
+                        : !wire_v2_live_from_code(st, v, WIRE_FREE_AUX_SLOTS, &ev->ptr))
                 goto bad_ptr;
         } else if (ev->kind == TRACE_EV_FREE) {
             if (v == 0)
@@ -374,6 +379,7 @@ static inline int wire_decode_record(struct wire_in *in, struct trace_encode_sta
     ev->thread = block_thread;
     unsigned fields;
     int generic = 0, next = 0, free_index = -1;
+    int64_t named = -1;
     if (code == WIRE_CODE_GENERIC) {
         if (!wire_in_byte(in, WIRE_COL_MAIN, &ev->kind))
             goto truncated;
@@ -410,12 +416,16 @@ static inline int wire_decode_record(struct wire_in *in, struct trace_encode_sta
         fields = wire_standard_fields(ev->kind);
         if (ev->kind == TRACE_EV_FREE) {
             if (aux != WIRE_FREE_EXPLICIT) {
-                if (st->ring ? aux >= st->allocs
-                             : (aux >= st->recent_count || aux >= WIRE_FREE_AUX_SLOTS)) {
+                uint64_t slot;
+                if (st->ring && wire_v2_ranks(st) ? !wire_v2_select(st, aux, &slot)
+                    : st->ring ? aux >= st->allocs
+                               : (aux >= st->recent_count || aux >= WIRE_FREE_AUX_SLOTS)) {
                     *why = "a free names a recent pointer that does not exist";
                     return REC_ERROR;
                 }
                 free_index = (int)aux;
+                if (st->ring && wire_v2_ranks(st))
+                    named = (int64_t)slot;
                 fields &= ~WF(WF_PTR);
             }
         } else {
@@ -432,12 +442,17 @@ static inline int wire_decode_record(struct wire_in *in, struct trace_encode_sta
             ev->seq = st->last_seq + v;
         }
     }
-    if (!wire_decode_tail(in, ev, fields, generic, st, why))
+    if (!wire_decode_tail(in, ev, fields, generic, st, &named, why))
         return REC_ERROR;
     if (free_index >= 0) {
-        ev->ptr = st->ring ? wire_v2_alloc_at(st, (uint64_t)free_index + 1) : st->recent[free_index];
+        ev->ptr = named >= 0 ? st->ring[named]
+                  : st->ring ? wire_v2_alloc_at(st, (uint64_t)free_index + 1) : st->recent[free_index];
         st->last_ptr = ev->ptr;
     }
+    /* Version 4: a free, or a realloc that returned a pointer, retires the allocation it named by
+     * rank (before the event's own allocation, if any, takes its slot). */
+    if (named >= 0 && (ev->kind == TRACE_EV_FREE || ev->ptr))
+        wire_v2_live_retire(wire_v2_live(st), (uint64_t)named, wire_v2_newest_slot(st));
     wire_state_after_event(st, ev);
     return REC_EVENT;
 truncated:

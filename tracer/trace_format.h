@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define TRACE_MAGIC "FRAGSCP1"          /* 8 bytes at offset 0 */
-#define TRACE_VERSION 3               /* readers also take versions 1 and 2 */
+#define TRACE_VERSION 4               /* readers also take versions 1 to 3 */
 #define TRACE_MAX_STACK_DEPTH 128
 
 enum trace_event_kind {
@@ -139,6 +139,10 @@ struct trace_encode_state {
     uint64_t ring_mask;
     uint64_t allocs, frees;
     uint32_t last_free_stack;            /* BLK3: the stack of the last free */
+    /* ---- additions ---- */
+    uint32_t version;                    /* BLK3: the file's format version; from 4 a live
+                                            pointer is named by its rank among the live
+                                            allocations of the window */
 };
 static inline void trace_encode_state_reset(struct trace_encode_state *st)
 {

@@ -89,7 +89,7 @@ struct trace_reader {
 
     z_stream zs;
     int zs_ready;
-    uint64_t *check_ring;       /* BLK3: rings for checking a block (2 * WIRE_V2_WINDOW) */
+    uint64_t *check_ring;       /* BLK3: rings, predictions and live bits for checking a block */
     uint32_t file_version;
 };
 
@@ -382,7 +382,8 @@ static int check_block(struct trace_reader *r, const uint8_t *raw, size_t len, i
     if (layout == LAYOUT_V2) {
         st.ring = r->check_ring;
         st.ring_mask = WIRE_V2_WINDOW - 1;
-        memset(wire_v2_pred(&st), 0, WIRE_V2_PRED_WORDS * sizeof(uint64_t));
+        st.version = r->file_version;        /* 4: live pointers named by rank */
+        memset(wire_v2_pred(&st), 0, (WIRE_V2_PRED_WORDS + WIRE_V2_LIVE_WORDS) * sizeof(uint64_t));
     }
     uint64_t n = 0, prev = 0;
     size_t cap = 0, full_cap = 0;

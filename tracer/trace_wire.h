@@ -310,7 +310,8 @@ static inline int wire_recent_find(const struct trace_encode_state *st, uint64_t
 
 /* ---- Pointers in version-2 blocks (BLK3) ----
  * A live pointer (a free's, a realloc's old pointer) is named by how many allocations ago it
- * was returned, a pointer an allocation returns by how many frees ago it was freed, within the
+ * was returned (format versions 2 and 3; from version 4 by its rank among the live allocations,
+ * below), a pointer an allocation returns by how many frees ago it was freed, within the
  * last WIRE_V2_WINDOW of each. Codes: 0 = NULL; 1 .. WIRE_V2_WINDOW - skip = that many
  * (+ skip) ago; above: zigzag(pointer - last_ptr) + WIRE_V2_WINDOW - skip + 1. skip is 7 for a
  * free whose opcode aux is 7 (aux 0-6 name 1-7 allocations ago), else 0. A decoder's rings hold
@@ -363,7 +364,11 @@ static inline int wire_v2_freed_from_code(const struct trace_encode_state *st, u
  * last allocated at its stack, else size + 1. */
 #define WIRE_V2_PRED_SLOTS 1024u
 #define WIRE_V2_PRED_WORDS (4 * (size_t)WIRE_V2_PRED_SLOTS)
-#define WIRE_V2_RING_WORDS(cap) (2 * (size_t)(cap) + WIRE_V2_PRED_WORDS)
+/* Version 4 also keeps which allocations of the window are live, after the predictions (the
+ * live area, below). */
+#define WIRE_V2_LIVE_BITS (WIRE_V2_WINDOW / 64)
+#define WIRE_V2_LIVE_WORDS (WIRE_V2_LIVE_BITS + 20)
+#define WIRE_V2_RING_WORDS(cap) (2 * (size_t)(cap) + WIRE_V2_PRED_WORDS + WIRE_V2_LIVE_WORDS)
 
 static inline uint64_t *wire_v2_pred(const struct trace_encode_state *st)
 {
@@ -420,6 +425,178 @@ static inline void wire_v2_note_stack(struct trace_encode_state *st, unsigned ki
     st->last_stack = stack;
 }
 
+/* ---- Version 4: live allocations named by rank ----
+ * A free (or a realloc's old_ptr) names an allocation of the window that is still live by how
+ * many live allocations are newer than it (its rank: 0 = the newest live one). An allocation
+ * slot becomes live when an allocation kind returns a nonzero pointer into it (replacing
+ * whatever the slot held W allocations ago), and stops being live when a free names it by rank,
+ * or a realloc that returned a nonzero pointer names it by rank as its old_ptr. A pointer coded
+ * any other way (a delta, the generic form) changes no live bit: the decoder could not tell which
+ * slot held it.
+ *
+ * The live area (after the predictions) holds a bit per allocation slot (W = 4096: 64 words);
+ * for each group of 8 words, how many slots are live in the words before each in the group, as
+ * 16-bit lanes (2 words per group); how many are live in the groups before each group (lanes,
+ * 2 words); the live total; and how many slots up to the newest allocation's (physically,
+ * [0, newest]) are live. A change adds a constant to 4 words, a prefix count is two lanes and a
+ * popcount: no loops, no popcnt instruction. */
+#define WIRE_V2_LIVE_IN_GROUP WIRE_V2_LIVE_BITS          /* 16 words: per group, 8 lanes */
+#define WIRE_V2_LIVE_GROUPS (WIRE_V2_LIVE_IN_GROUP + 16) /* 2 words: 8 lanes */
+#define WIRE_V2_LIVE_TOTAL (WIRE_V2_LIVE_GROUPS + 2)
+#define WIRE_V2_LIVE_UPTO (WIRE_V2_LIVE_TOTAL + 1)      /* live among [0, newest slot] */
+_Static_assert(WIRE_V2_LIVE_UPTO + 1 == WIRE_V2_LIVE_WORDS, "the live area's size");
+_Static_assert(WIRE_V2_WINDOW == 4096, "the live area is laid out for 64 words of 64 slots");
+
+static inline uint64_t *wire_v2_live(const struct trace_encode_state *st)
+{
+    return wire_v2_pred(st) + WIRE_V2_PRED_WORDS;
+}
+static inline int wire_v2_ranks(const struct trace_encode_state *st)
+{
+    return st->version >= 4;
+}
+/* Bits set in x (portable: no popcnt instruction assumed). */
+static inline unsigned wire_popcount(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+/* Lane i of 16-bit lanes packed in words, least significant first (on a little-endian machine
+ * a 16-bit load at byte 2i). */
+static inline uint64_t wire_lane(const uint64_t *words, uint64_t i)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint16_t v;
+    memcpy(&v, (const uint8_t *)words + 2 * i, 2);
+    return v;
+#else
+    return words[i >> 2] >> (16 * (i & 3)) & 0xffff;
+#endif
+}
+/* A 1 in each of the 8 lanes after lane i, as two words. */
+static inline const uint64_t *wire_lanes_after(uint64_t i)
+{
+    static const uint64_t after[8][2] = {
+        {0x0001000100010000ull, 0x0001000100010001ull}, {0x0001000100000000ull, 0x0001000100010001ull},
+        {0x0001000000000000ull, 0x0001000100010001ull}, {0, 0x0001000100010001ull},
+        {0, 0x0001000100010000ull}, {0, 0x0001000100000000ull}, {0, 0x0001000000000000ull}, {0, 0}};
+    return after[i];
+}
+static inline int wire_v2_is_live(const uint64_t *live, uint64_t slot)
+{
+    return (int)(live[slot >> 6] >> (slot & 63) & 1);
+}
+/* An allocation returned a nonzero pointer into `slot` (the newest slot from now on), which
+ * turns live if it was not (branch-free: whether the slot's previous allocation is live is a
+ * coin toss on some programs). */
+static inline void wire_v2_live_alloc(uint64_t *live, uint64_t slot)
+{
+    uint64_t w = slot >> 6, g = w >> 3;
+    uint64_t turns = (live[w] >> (slot & 63) & 1) - 1;     /* all ones if it was dead */
+    const uint64_t *in_group = wire_lanes_after(w & 7), *groups = wire_lanes_after(g);
+    uint64_t *lg = live + WIRE_V2_LIVE_IN_GROUP + 2 * g, *gs = live + WIRE_V2_LIVE_GROUPS;
+    live[w] |= 1ull << (slot & 63);
+    lg[0] += in_group[0] & turns;
+    lg[1] += in_group[1] & turns;
+    gs[0] += groups[0] & turns;
+    gs[1] += groups[1] & turns;
+    live[WIRE_V2_LIVE_TOTAL] -= turns;
+    live[WIRE_V2_LIVE_UPTO] = slot ? live[WIRE_V2_LIVE_UPTO] + 1 : 1;
+}
+/* A rank named the live `slot`, and the event ends it; newest: the newest allocation's slot. */
+static inline void wire_v2_live_retire(uint64_t *live, uint64_t slot, uint64_t newest)
+{
+    uint64_t w = slot >> 6, g = w >> 3;
+    const uint64_t *in_group = wire_lanes_after(w & 7), *groups = wire_lanes_after(g);
+    uint64_t *lg = live + WIRE_V2_LIVE_IN_GROUP + 2 * g, *gs = live + WIRE_V2_LIVE_GROUPS;
+    live[w] &= ~(1ull << (slot & 63));
+    lg[0] -= in_group[0];
+    lg[1] -= in_group[1];
+    gs[0] -= groups[0];
+    gs[1] -= groups[1];
+    live[WIRE_V2_LIVE_TOTAL]--;
+    live[WIRE_V2_LIVE_UPTO] -= slot <= newest;
+}
+/* The slot of the newest allocation (allocs > 0). */
+static inline uint64_t wire_v2_newest_slot(const struct trace_encode_state *st)
+{
+    return (st->allocs - 1) & st->ring_mask;
+}
+/* Live slots among [0, x), x < W. */
+static inline uint64_t wire_v2_live_before(const uint64_t *live, uint64_t x)
+{
+    uint64_t w = x >> 6;
+    return wire_lane(live + WIRE_V2_LIVE_GROUPS, w >> 3) + wire_lane(live + WIRE_V2_LIVE_IN_GROUP, w) +
+           wire_popcount(live[w] & ((1ull << (x & 63)) - 1));
+}
+/* How many live slots are newer than the live `slot`; newest: the newest allocation's slot. */
+static inline uint64_t wire_v2_rank(const uint64_t *live, uint64_t slot, uint64_t newest)
+{
+    uint64_t r = live[WIRE_V2_LIVE_UPTO] - wire_v2_live_before(live, slot) - 1;
+    return r + (live[WIRE_V2_LIVE_TOTAL] & (0 - (uint64_t)(slot > newest)));   /* no branch */
+}
+/* The index of the j-th (from 0) set bit of x, which has more than j. */
+static inline unsigned wire_select_bit(uint64_t x, uint64_t j)
+{
+    unsigned at = 0;
+    for (int i = 0; i < 7; i++) {
+        unsigned c = wire_popcount(x & 0xff);
+        if (j < c)
+            break;
+        j -= c;
+        x >>= 8;
+        at += 8;
+    }
+    for (int i = 0; i < 8 && x; i++, x >>= 1, at++)
+        if ((x & 1) && j-- == 0)
+            break;
+    return at & 63;
+}
+/* The slot of the live allocation of rank k; 0 when fewer than k + 1 are live. */
+static inline int wire_v2_select(const struct trace_encode_state *st, uint64_t k, uint64_t *slot)
+{
+    const uint64_t *live = wire_v2_live(st);
+    uint64_t total = live[WIRE_V2_LIVE_TOTAL], upto = live[WIRE_V2_LIVE_UPTO];
+    if (k >= total || upto > total)
+        return 0;
+    /* the j-th live slot counting from slot 0 up: in the last group (word of the group) whose
+     * count before it is at most j */
+    uint64_t j = k < upto ? upto - 1 - k : total - 1 - (k - upto);
+    unsigned g = 7, w = 7;
+    while (g && wire_lane(live + WIRE_V2_LIVE_GROUPS, g) > j)
+        g--;
+    j -= wire_lane(live + WIRE_V2_LIVE_GROUPS, g);
+    while (w && wire_lane(live + WIRE_V2_LIVE_IN_GROUP, 8 * g + w) > j)
+        w--;
+    w += 8 * g;
+    j -= wire_lane(live + WIRE_V2_LIVE_IN_GROUP, w);
+    if (wire_popcount(live[w]) <= j)
+        return 0;                           /* (cannot happen: the counts match the bits) */
+    *slot = (uint64_t)w * 64 + wire_select_bit(live[w], j);
+    return 1;
+}
+/* A live pointer's code (a free's with skip 7 after aux, a realloc's old_ptr with skip 0) from
+ * its rank: the decoder's side. *slot gets the allocation's slot, or -1 for NULL or a delta. */
+static inline int wire_v2_ranked_from_code(const struct trace_encode_state *st, uint64_t code,
+                                           unsigned skip, uint64_t *ptr, int64_t *slot)
+{
+    uint64_t base = WIRE_V2_WINDOW - skip + 1, s;
+    *slot = -1;
+    if (code == 0) {
+        *ptr = 0;
+    } else if (code < base) {
+        if (!wire_v2_select(st, code - 1 + skip, &s))
+            return 0;
+        *ptr = st->ring[s];
+        *slot = (int64_t)s;
+    } else {
+        *ptr = st->last_ptr + (uint64_t)wire_unzigzag(code - base);
+    }
+    return 1;
+}
+
 /* The pointer an event frees: a free's, or the old pointer of a realloc that moved. */
 static inline uint64_t wire_freed_by(const struct trace_event *ev)
 {
@@ -439,8 +616,12 @@ static inline void wire_state_after_event(struct trace_encode_state *st, const s
     if (st->ring) {
         if (gone)
             st->ring[st->ring_mask + 1 + (st->frees++ & st->ring_mask)] = gone;
-        if (wire_kind_allocates(ev->kind) && ev->ptr)
-            st->ring[st->allocs++ & st->ring_mask] = ev->ptr;
+        if (wire_kind_allocates(ev->kind) && ev->ptr) {
+            uint64_t slot = st->allocs++ & st->ring_mask;
+            st->ring[slot] = ev->ptr;
+            if (wire_v2_ranks(st))
+                wire_v2_live_alloc(wire_v2_live(st), slot);
+        }
         gone = 0;
     } else if (gone) {
         wire_list_remove(st->recent, &st->recent_count, TRACE_RECENT_PTRS, gone);

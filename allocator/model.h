@@ -90,8 +90,8 @@ static inline void st_enter(struct pm_arena *a, enum chunk_state st, uint64_t si
     a->st_bytes[st] += size;
     if (st == CS_TCACHE) {
         unsigned c = tc_class(size);
-        if (a->tc_n[c]++ == 0)
-            a->tc_map |= (uint64_t)1 << c;
+        a->tc_n[c]++;
+        a->tc_map |= (uint64_t)1 << c;   /* (no branch on whether it was clear) */
     } else if (st == CS_UNSORTED && size > a->unsorted_max) {
         a->unsorted_max = size;
     }
@@ -102,8 +102,8 @@ static inline void st_leave(struct pm_arena *a, enum chunk_state st, uint64_t si
     a->st_bytes[st] -= size;
     if (st == CS_TCACHE) {
         unsigned c = tc_class(size);
-        if (--a->tc_n[c] == 0)
-            a->tc_map &= ~((uint64_t)1 << c);
+        uint64_t empty = --a->tc_n[c] == 0;
+        a->tc_map &= ~(empty << c);      /* (no branch on whether the class emptied) */
     } else if (st == CS_UNSORTED && size >= a->unsorted_max) {
         a->unsorted_exact = 0;
     }

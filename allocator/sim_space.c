@@ -656,6 +656,25 @@ static uint64_t brk_overlap_pages(const struct sysmem *m, uint64_t pn_lo, uint64
 
 /* Marks pages [pn_lo, pn_hi) resident. 0, or -1 on host OOM (some pages may be marked). */
 static int mark_resident(struct sysmem *m, uint64_t pn_lo, uint64_t pn_hi) {
+    /* the common case (calloc's and realloc's writes into a heap in use): pages inside one leaf
+     * that are all resident already, nothing to count */
+    if (pn_lo < pn_hi && (pn_lo >> LEAF_BITS) == ((pn_hi - 1) >> LEAF_BITS)) {
+        const struct leaf *lf = leaf_get(m, pn_lo);
+        if (lf) {
+            unsigned a = (unsigned)(pn_lo & (LEAF_PAGES - 1));
+            unsigned b = a + (unsigned)(pn_hi - pn_lo);
+            unsigned w = a / 64;
+            for (; w * 64 < b; w++) {
+                unsigned wlo = w * 64 > a ? 0 : a - w * 64;
+                unsigned whi = b - w * 64 >= 64 ? 64 : b - w * 64;
+                uint64_t mask = word_mask(wlo, whi);
+                if ((lf->resident[w] & mask) != mask)
+                    break;
+            }
+            if (w * 64 >= b)
+                return 0;
+        }
+    }
     uint64_t pn = pn_lo;
     while (pn < pn_hi) {
         uint64_t leaf_end = (pn | (LEAF_PAGES - 1)) + 1;

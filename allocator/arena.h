@@ -69,6 +69,22 @@ struct pm_arena {
     struct lb_list lb[NLARGEBINS];
 };
 
+/* The position of the first group of l whose size is not larger than size (l->n when none),
+ * by halving without a branch on the comparisons: which way each goes depends on the data, so
+ * a branch there (or on a linear walk's end) is mispredicted about once a search. */
+static inline uint32_t lb_first_not_larger(const struct lb_list *l, uint64_t size)
+{
+    uint32_t base = 0, n = l->n;
+    if (n == 0)
+        return 0;
+    while (n > 1) {
+        uint32_t half = n / 2;
+        base += half & -(uint32_t)(l->g[base + half - 1].size > size);
+        n -= half;
+    }
+    return base + (n & (uint32_t)(l->g[base].size > size));
+}
+
 /* A tcache chunk's size class: its bin index (sizes are exact multiples of 16 there). */
 static inline unsigned tc_class(uint64_t size) { return (unsigned)((size - MINSIZE) >> 4) & (TCACHE_MAX_BINS - 1); }
 

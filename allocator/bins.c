@@ -51,16 +51,7 @@ static void lb_insert(struct pm_arena *av, unsigned idx, uint32_t pos, uint64_t 
 /* The group of chunks of exactly `size` in large bin idx (it exists). */
 static uint32_t lb_find(const struct pm_arena *av, unsigned idx, uint64_t size)
 {
-    const struct lb_list *l = &av->lb[idx - NSMALLBINS];
-    uint32_t lo = 0, hi = l->n - 1;
-    while (lo < hi) {   /* sizes descend */
-        uint32_t mid = (lo + hi) / 2;
-        if (l->g[mid].size > size)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return lb_first_not_larger(&av->lb[idx - NSMALLBINS], size);
 }
 
 void arena_init_state(struct ptmalloc *pm, struct pm_arena *av)
@@ -220,9 +211,7 @@ void bin_file(struct ptmalloc *pm, struct pm_arena *av, uint64_t victim, uint64_
                 lb_insert(av, victim_index, l->n, size, victim);
             } else {
                 /* the first group not larger: fwd_nextsize steps from the largest */
-                uint32_t pos = 0;
-                while (size < l->g[pos].size)
-                    pos++;
+                uint32_t pos = lb_first_not_larger(l, size);
                 fwd = l->g[pos].first;
                 if (size == l->g[pos].size) {
                     fwd = CFD(m, fwd);

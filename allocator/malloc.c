@@ -214,9 +214,7 @@ uint64_t int_malloc(struct ptmalloc *pm, struct pm_arena *av, uint64_t bytes)
             if (victim != bin && l->g[0].size >= nb) {
                 /* the smallest group that fits: bk_nextsize steps up from the smallest (the
                  * host skip list holds the sizes glibc loads on the way) */
-                uint32_t pos = l->n - 1;
-                while (l->g[pos].size < nb)
-                    pos--;
+                uint32_t pos = lb_first_not_larger(l, nb - 1) - 1;   /* the last >= nb */
                 victim = l->g[pos].first;
                 uint64_t size = l->g[pos].size;
                 /* not the last chunk: its fd is a chunk */

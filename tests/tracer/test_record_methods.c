@@ -19,8 +19,9 @@
 #include <unistd.h>
 #include "column_coder.h"
 #include "trace_decode.h"
+#include "test_support.h"
 
-static char dir[] = "/tmp/fragscope-methods.XXXXXX";
+static char dir[200];
 
 /* Records method_prog with FRAGSCOPE_COMPRESS=method (NULL: unset) into path; cli: through
  * `fragscope record --compress method` instead. */
@@ -50,19 +51,7 @@ static void record(const char *method, const char *path, int cli)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    /* The recorder's flusher finishes the file after the program and holds a lock on it until
-     * then. */
-    int fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    int ok = 0;
-    for (int i = 0; i < 1000 && !ok; i++) {
-        if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-            ok = 1;
-        else
-            usleep(10000);
-    }
-    close(fd);
-    assert_true(ok);
+    assert_true(ts_wait_trace(path));     /* the flusher finishes the file after the program */
 }
 
 /* Counts the columns of each method in the file's blocks, and its events (read back). */
@@ -114,7 +103,7 @@ static uint64_t inspect(const char *path, unsigned *per_method)
 static void each_method_as_asked(void **state)
 {
     (void)state;
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(ts_tmpdir(dir, sizeof dir, "methods"), 0);
     static const char *methods[] = {NULL, "zlib", "rans", "none"};
     uint64_t events[4];
     for (int i = 0; i < 4; i++) {
@@ -157,7 +146,7 @@ static void each_method_as_asked(void **state)
     assert_int_equal(inspect(path, per), events[0]);
     assert_true(per[COLCODE_DEFLATE] > 0);
     unlink(path);
-    rmdir(dir);
+    assert_int_equal(ts_rmtree(dir), 0);
 }
 
 int main(void)

@@ -19,14 +19,12 @@
 #include <zlib.h>
 #include "deflate_literals.h"
 #include "huffman_code.h"
+#include "tracegen.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return gen_rand(&rng);
 }
 
 /* Inflates a raw deflate stream; returns the bytes produced (-1 on an error or leftovers). */

@@ -20,6 +20,7 @@
 #include "column_coder.h"
 #include "trace_decode.h"
 #include "test_support.h"
+#include "tracegen.h"
 
 static char dir[200];
 
@@ -71,15 +72,7 @@ static uint64_t inspect(const char *path, unsigned *per_method)
     size_t at = WIRE_HEADER_FIXED + wire_get32(file + 12) + 4;
     while (at + WIRE_BLOCK_FRAME <= len && !memcmp(file + at, WIRE_V2_BLOCK_TAG, 4)) {
         const uint8_t *p = file + at + WIRE_BLOCK_FRAME, *end = p + wire_get32(file + at + 4);
-        for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
-            uint64_t raw;
-            assert_true(colcode_raw_length(p, end, &raw));
-            per_method[*p]++;
-            uint8_t *out = malloc(raw ? raw : 1);
-            const char *why = NULL;
-            assert_true(colcode_decode(&p, end, out, raw, &why));
-            free(out);
-        }
+        assert_true(gen_count_column_methods(&p, end, per_method));
         at = (size_t)(end - file);
     }
     assert_memory_equal(file + at, WIRE_END_TAG, 4);

@@ -2,10 +2,29 @@
  * cover every kind and every encoding path; the realistic one is what the bytes-per-event
  * figure is measured on. */
 #include "tracegen.h"
+#include "column_coder.h"
+#include "trace_decode.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+int gen_count_column_methods(const uint8_t **p, const uint8_t *end, unsigned *per_method)
+{
+    for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
+        uint64_t raw;
+        if (!colcode_raw_length(*p, end, &raw) || **p > 4)
+            return 0;
+        per_method[**p]++;
+        uint8_t *out = malloc(raw ? raw : 1);
+        const char *why = NULL;
+        int ok = out && colcode_decode(p, end, out, raw, &why);
+        free(out);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
 
 uint64_t gen_rand(uint64_t *s)
 {

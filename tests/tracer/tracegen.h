@@ -28,6 +28,11 @@ struct gen_stream {
 
 uint64_t gen_rand(uint64_t *s);
 
+/* Decodes every column of the BLK3 payload at *p (up to end), counting the columns of each
+ * coding method in per_method[0..4] (added to); *p moves past them. Returns 1, or 0 at the first
+ * column that does not decode. */
+int gen_count_column_methods(const uint8_t **p, const uint8_t *end, unsigned *per_method);
+
 /* Random events of every kind over `threads` threads, with stacks and modules; some events are
  * chosen to need the generic form (extra fields, time going backwards, errors, odd pointers). */
 void gen_random_stream(struct gen_stream *g, uint64_t seed, size_t events, unsigned threads);

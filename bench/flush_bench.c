@@ -10,8 +10,14 @@
  * multi-threaded program makes them. Then it times, single-threaded, turning those records into
  * sealed blocks of ~1 MiB the way the flusher does (version-2 blocks), with each entropy stage
  * asked for, and prints CPU ns/event, instructions/event (when perf events are allowed) and
- * bytes/event, for encoding and for sealing apart. No recorder is loaded; nothing is written to
- * disk. */
+ * bytes/event, for encoding and for sealing apart, and a 64-bit FNV-1a checksum of all the sealed
+ * blocks' bytes per method. No recorder is loaded; nothing is written to disk.
+ *
+ * FLUSH_BENCH_FIXED=1 makes the stream the same in every run (so that the checksums tell whether
+ * an encoder change altered a byte): times from a made-up coarse clock (a 4 ms tick every 80000
+ * events, about the real loop's rate) and every pointer moved by the same amount, so that the
+ * first one is 0x555555560010 whatever the heap's base. The encoding and sealing run in
+ * encode_piece and seal_piece, for valgrind --tool=callgrind's inclusive counts. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +115,39 @@ static void z_reset(void)
     zused = 0;
 }
 
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+#define FNV_START 0xcbf29ce484222325ull
+
+/* One block's records, from pos while the block is under ~1 MiB, the size looked at every 32
+ * records as the flusher's drain does; returns the position after them. */
+static __attribute__((noinline)) size_t encode_piece(struct trace_block_encoder *e,
+                                                     const struct stream *s, size_t pos)
+{
+    unsigned till_check = 0;
+    while (pos < s->n && (till_check-- || (till_check = 31, trace_block_encoder_raw(e) < (1u << 20)))) {
+        const uint64_t *w = s->w + pos;
+        unsigned kind = REC_KIND(w[0]);
+        if (kind == TRACE_EV_MALLOC)
+            trace_block_encoder_call(e, kind, REC_FLAGS(w[0]), REC_STACK(w[0]), w[1], w[2], 0,
+                                     w[3], 0, w[4]);
+        else
+            trace_block_encoder_call(e, kind, 0, 0, w[1], w[2], 0, 0, 0, w[3]);
+        pos += REC_NWORDS(w[0]);
+    }
+    return pos;
+}
+
+static __attribute__((noinline)) size_t seal_piece(struct trace_block_encoder *e, uint8_t *out,
+                                                   size_t cap)
+{
+    return trace_block_encoder_seal(e, out, cap);
+}
+
 static void record_to_event(const uint64_t *w, uint32_t thread, struct trace_event *ev)
 {
     memset(ev, 0, sizeof *ev);
@@ -140,16 +179,23 @@ int main(int argc, char **argv)
         x[t] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(t + 1);
     }
     uint64_t base = now_ns(CLOCK_MONOTONIC_COARSE);
+    int fixed = getenv("FLUSH_BENCH_FIXED") && atoi(getenv("FLUSH_BENCH_FIXED"));
+    uint64_t ptr_shift = 0;                 /* added to every pointer (fixed streams) */
+    if (fixed) {
+        void *first = malloc(16);           /* where the heap's allocations start */
+        ptr_shift = 0x555555560010ull - (uint64_t)(uintptr_t)first;
+        free(first);
+    }
     for (long i = 0; i < events; i++) {
         int t = (int)(i % threads);
         x[t] ^= x[t] << 13;
         x[t] ^= x[t] >> 7;
         x[t] ^= x[t] << 17;
         unsigned k = (unsigned)(x[t] % SLOTS);
-        uint64_t tm = now_ns(CLOCK_MONOTONIC_COARSE) - base;
+        uint64_t tm = fixed ? (uint64_t)(i / 80000) * 4000000 : now_ns(CLOCK_MONOTONIC_COARSE) - base;
         uint32_t stack = 1 + (t & 1);
         if (slot[t][k]) {
-            uint64_t p = (uint64_t)(uintptr_t)slot[t][k];
+            uint64_t p = (uint64_t)(uintptr_t)slot[t][k] + ptr_shift;
             free(slot[t][k]);
             put(&st[t], REC_HDR(TRACE_EV_FREE, 0, 1, 4, 0, 0, 0), (uint64_t)i, tm, p, 0, 1);
             slot[t][k] = NULL;
@@ -159,7 +205,7 @@ int main(int argc, char **argv)
             uintptr_t hdr = (uintptr_t)slot[t][k] - 8;
             uint8_t flags = (uint8_t)(*(volatile size_t *)hdr & 7);
             put(&st[t], REC_HDR(TRACE_EV_MALLOC, flags, 1, 5, 0, stack, 0), (uint64_t)i, tm, n,
-                (uint64_t)(uintptr_t)slot[t][k], 2);
+                (uint64_t)(uintptr_t)slot[t][k] + ptr_shift, 2);
         }
     }
     size_t raw_cap = (1u << 20) + (256u << 10);
@@ -171,7 +217,8 @@ int main(int argc, char **argv)
         int level, strategy;
     } modes[] = {{"level1", 1, Z_DEFAULT_STRATEGY}, {"huffman", 1, Z_HUFFMAN_ONLY}, {"stored", 0, 0}};
     const char *methods = argc > 3 ? argv[3] : "zlib,rans,v1";
-    printf("flush_bench: %ld events, %d thread(s)\n", events, threads);
+    printf("flush_bench: %ld events, %d thread(s)%s\n", events, threads,
+           fixed ? ", fixed stream" : "");
     static const struct {
         const char *name;
         int method;
@@ -186,7 +233,7 @@ int main(int argc, char **argv)
         trace_block_encoder_method(e, v2[vm].method);
         uint8_t *out = malloc(trace_block_encoder_size(cap));
         uint64_t bytes = 0, enc_ns = 0, seal_ns = 0, enc_in = 0, seal_in = 0;
-        uint64_t col_raw[16] = {0}, col_coded[16] = {0};
+        uint64_t col_raw[16] = {0}, col_coded[16] = {0}, sum = FNV_START;
         for (int t = 0; t < threads; t++) {
             size_t pos = 0;
             trace_block_encoder_begin(e, (uint32_t)t);
@@ -194,23 +241,12 @@ int main(int argc, char **argv)
                 uint64_t f[2] = {0x401000 + (uint64_t)t, 0x402000};
                 uint64_t a = now_ns(CLOCK_THREAD_CPUTIME_ID), ai = insns();
                 trace_block_encoder_stack(e, 1 + (t & 1), f, 2);
-                /* The block's size looked at every 32 records, as the flusher's drain does. */
-                unsigned till_check = 0;
-                while (pos < st[t].n &&
-                       (till_check-- || (till_check = 31, trace_block_encoder_raw(e) < (1u << 20)))) {
-                    const uint64_t *w = st[t].w + pos;
-                    unsigned kind = REC_KIND(w[0]);
-                    if (kind == TRACE_EV_MALLOC)
-                        trace_block_encoder_call(e, kind, REC_FLAGS(w[0]), REC_STACK(w[0]),
-                                                 w[1], w[2], 0, w[3], 0, w[4]);
-                    else
-                        trace_block_encoder_call(e, kind, 0, 0, w[1], w[2], 0, 0, 0, w[3]);
-                    pos += REC_NWORDS(w[0]);
-                }
+                pos = encode_piece(e, &st[t], pos);
                 uint64_t b = now_ns(CLOCK_THREAD_CPUTIME_ID), bi = insns();
-                size_t nb = trace_block_encoder_seal(e, out, trace_block_encoder_size(cap));
+                size_t nb = seal_piece(e, out, trace_block_encoder_size(cap));
                 uint64_t c = now_ns(CLOCK_THREAD_CPUTIME_ID), ci = insns();
                 bytes += nb;
+                sum = fnv1a(sum, out, nb);
                 /* Where the bytes go: each coded column's size (FORMAT.md, "Coded columns"). */
                 const uint8_t *q = out + 40, *qend = out + nb;
                 for (unsigned k = 0; k < WIRE_V2_COLUMNS && q < qend; k++) {
@@ -255,6 +291,7 @@ int main(int argc, char **argv)
             printf("%-8s encode %6.1f ns/event  seal %6.1f ns/event  total %6.1f ns/event  %.3f bytes/event\n",
                    v2[vm].name, (double)enc_ns / events, (double)seal_ns / events,
                    (double)(enc_ns + seal_ns) / events, (double)bytes / events);
+        printf("%-8s checksum %016llx\n", v2[vm].name, (unsigned long long)sum);
         static const char *names[WIRE_V2_COLUMNS] = {"structure", "seq", "pointers", "time",
                                                      "freed", "opcodes", "stacks", "sizes",
                                                      "ptrs+", "freed+", "sizes+"};
@@ -268,7 +305,7 @@ int main(int argc, char **argv)
     if (!wants(methods, "v1"))
         return 0;
     for (unsigned m = 0; m < 3; m++) {
-        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0;
+        uint64_t bytes = 0, enc_ns = 0, seal_ns = 0, sum = FNV_START;
         struct trace_event ev;
         struct trace_zalloc za = {z_alloc, z_free, NULL};
         for (int t = 0; t < threads; t++) {
@@ -304,6 +341,7 @@ int main(int argc, char **argv)
                 enc_ns += b - a;
                 seal_ns += c - b;
                 bytes += n;
+                sum = fnv1a(sum, sealed, n);
                 len = 0;
                 first = 0;
                 defined = 0;
@@ -313,6 +351,7 @@ int main(int argc, char **argv)
         printf("%-8s encode %6.1f ns/event  seal %6.1f ns/event  total %6.1f ns/event  %.2f bytes/event\n",
                modes[m].name, (double)enc_ns / events, (double)seal_ns / events,
                (double)(enc_ns + seal_ns) / events, (double)bytes / events);
+        printf("%-8s checksum %016llx\n", modes[m].name, (unsigned long long)sum);
     }
     return 0;
 }

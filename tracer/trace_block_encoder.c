@@ -269,6 +269,27 @@ static inline int delta_fits(uint64_t p, uint64_t last)
 
 /* ---- live allocations (version 4) ---- */
 
+/* The functions that rank live pointers come in two builds (GCC's target_clones, chosen once
+ * when the program is loaded): one with the popcnt instruction, which every x86-64 made since
+ * 2008 has, and the portable one. A rank's popcount is 1 instruction instead of 12. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define RANKING __attribute__((target_clones("popcnt", "default")))
+#endif
+#endif
+#ifndef RANKING
+#define RANKING
+#endif
+
+static inline unsigned live_popcount(uint64_t x)
+{
+#if defined(__GNUC__)
+    return (unsigned)__builtin_popcountll(x);
+#else
+    return wire_popcount(x);
+#endif
+}
+
 /* Adds delta (mod 2^64: -1 too) to the lanes of the words after word w. */
 static inline void live_lanes_add(struct trace_block_encoder *e, uint64_t w, uint64_t delta)
 {
@@ -298,7 +319,7 @@ static inline __attribute__((always_inline)) int64_t live_rank(const struct trac
     *slot = (int64_t)s;
     uint64_t n = newest_slot(e);
     uint64_t before = wire_lane(e->live_in_group, w) + wire_lane(e->live_groups, w >> 3) +
-                      wire_popcount(e->live_bits[w] & ((1ull << (s & 63)) - 1)) +
+                      live_popcount(e->live_bits[w] & ((1ull << (s & 63)) - 1)) +
                       (e->live_pending & (0 - (uint64_t)(w > n >> 6)));
     return (int64_t)(e->live_upto - before - 1 + (e->live_total & (0 - (uint64_t)(s > n))));
 }
@@ -433,7 +454,7 @@ static inline unsigned next_code(unsigned kind)
 
 /* ---- the common calls ---- */
 
-int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsigned chunk_flags,
+RANKING int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsigned chunk_flags,
                              uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t nmemb,
                              uint64_t size, uint64_t old_ptr, uint64_t ptr)
 {
@@ -560,7 +581,7 @@ static void put_head_fields(struct trace_block_encoder *e, const struct trace_ev
     }
 }
 
-int trace_block_encoder_event(struct trace_block_encoder *e, const struct trace_event *ev)
+RANKING int trace_block_encoder_event(struct trace_block_encoder *e, const struct trace_event *ev)
 {
     if (!room(e, TRACE_EVENT_MAX_BYTES))
         return -1;

@@ -47,7 +47,7 @@ struct trace_block_encoder {
     uint64_t first_seq, last_seq, events;
     size_t col_cap;
     uint8_t *col[WIRE_V2_COLUMNS];
-    size_t len[WIRE_V2_COLUMNS];
+    uint8_t *at[WIRE_V2_COLUMNS];        /* each column's end */
     size_t budget;                       /* bytes that can still be reserved before the room
                                             left is counted again (room()) */
     struct trace_encode_state st;
@@ -122,7 +122,7 @@ void trace_block_encoder_begin(struct trace_block_encoder *e, uint32_t thread)
     e->thread = thread;
     e->first_seq = e->last_seq = e->events = 0;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
-        e->len[c] = 0;
+        e->at[c] = e->col[c];
     e->budget = 0;
     /* The block's state starts from zero, with empty rings. The address tables are kept: an
      * entry (from an earlier block, or 65536 allocations ago) names a ring slot that holds 0 or
@@ -133,7 +133,7 @@ void trace_block_encoder_begin(struct trace_block_encoder *e, uint32_t thread)
     e->st.ring_mask = W - 1;
     e->st.version = TRACE_VERSION;
     memset(e->rings, 0, 2 * W * sizeof *e->rings);
-    memset(wire_v2_pred(&e->st), 0, WIRE_V2_PRED_WORDS * sizeof(uint64_t));
+    memset(e->rings + 2 * W, 0, WIRE_V2_PRED_WORDS * sizeof(uint64_t));   /* the predictions */
     memset(e->live_bits, 0, sizeof e->live_bits);
     memset(e->live_in_group, 0, sizeof e->live_in_group);
     memset(e->live_groups, 0, sizeof e->live_groups);
@@ -170,7 +170,7 @@ size_t trace_block_encoder_raw(const struct trace_block_encoder *e)
 {
     size_t n = 0;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
-        n += e->len[c];
+        n += (size_t)(e->at[c] - e->col[c]);
     return n;
 }
 
@@ -185,6 +185,11 @@ uint32_t trace_block_encoder_thread(const struct trace_block_encoder *e)
 }
 
 /* ---- columns ---- */
+
+static inline size_t col_len(const struct trace_block_encoder *e, unsigned c)
+{
+    return (size_t)(e->at[c] - e->col[c]);
+}
 
 /* A varint whose first byte goes to *lo and the rest to *hi (the split classes). */
 static inline void put_split(uint8_t **lo, uint8_t **hi, uint64_t v)
@@ -212,22 +217,20 @@ static inline void put_split(uint8_t **lo, uint8_t **hi, uint64_t v)
 static inline void put(struct trace_block_encoder *e, unsigned cls, uint64_t v)
 {
     unsigned hc = wire_hi_class(cls);
-    uint8_t *p = e->col[cls] + e->len[cls];
+    uint8_t *p = e->at[cls];
     if (hc == cls) {
-        size_t n = (size_t)(wire_put_varint(p, v) - p);
-        e->len[cls] += n;
+        e->at[cls] = wire_put_varint(p, v);
         return;
     }
-    uint8_t *q = e->col[hc] + e->len[hc], *q0 = q, *p0 = p;
+    uint8_t *q = e->at[hc];
     put_split(&p, &q, v);
-    e->len[cls] += (size_t)(p - p0);
-    e->len[hc] += (size_t)(q - q0);
-
+    e->at[cls] = p;
+    e->at[hc] = q;
 }
 
 static inline void put_byte(struct trace_block_encoder *e, unsigned cls, uint8_t b)
 {
-    e->col[cls][e->len[cls]++] = b;
+    *e->at[cls]++ = b;
 }
 
 /* Room for one more record of at most `bytes` in every column (no column holds more than all
@@ -376,25 +379,62 @@ static inline uint64_t freed_code(const struct trace_block_encoder *e, uint64_t 
     return wire_zigzag((int64_t)(p - base)) + W + 1;
 }
 
-/* Stack and size codes (trace_wire.h, version-2 predictions). */
-static inline uint64_t stack_code(const struct trace_encode_state *st, unsigned kind, uint32_t id)
+/* Stack and size codes (trace_wire.h, version-2 predictions: the same tables, found at a fixed
+ * place in the encoder rather than through the state's ring pointer). */
+static inline uint64_t *pred_table(struct trace_block_encoder *e)
 {
-    uint32_t predicted;
-    if (id == wire_v2_last_stack(st, kind))
+    return e->rings + 2 * W;
+}
+
+static inline uint64_t stack_code(struct trace_block_encoder *e, unsigned kind, uint32_t id)
+{
+    const struct trace_encode_state *st = &e->st;
+    uint32_t last = wire_v2_last_stack(st, kind);
+    if (id == last)
         return 0;
-    if (wire_v2_next_stack(st, kind, &predicted) && predicted == id)
+    uint64_t p = pred_table(e)[(kind == TRACE_EV_FREE ? 3 * WIRE_V2_PRED_SLOTS : 0) +
+                               wire_v2_slot(last)];
+    if ((p >> 32) == (uint64_t)last + 1 && (uint32_t)p == id)
         return 1;
     return (uint64_t)id + 2;
 }
 
-static inline uint64_t size_code(const struct trace_encode_state *st, uint32_t stack, uint64_t size,
+static inline uint64_t size_code(struct trace_block_encoder *e, uint32_t stack, uint64_t size,
                                  int *ok)
 {
-    uint64_t predicted;
-    if (wire_v2_stack_size(st, stack, &predicted) && predicted == size)
+    const uint64_t *pred = pred_table(e);
+    unsigned k = wire_v2_slot(stack);
+    if (stack && pred[WIRE_V2_PRED_SLOTS + k] == (uint64_t)stack + 1 &&
+        pred[2 * WIRE_V2_PRED_SLOTS + k] == size)
         return 0;
     *ok &= size != UINT64_MAX;
     return size + 1;
+}
+
+/* wire_v2_note_stack on the encoder's tables. */
+static inline void note_stack(struct trace_block_encoder *e, unsigned kind, uint32_t stack,
+                              uint64_t size)
+{
+    struct trace_encode_state *st = &e->st;
+    uint64_t *pred = pred_table(e);
+    if (kind == TRACE_EV_FREE) {
+        uint32_t last = st->last_free_stack;
+        if (stack != last)
+            pred[3 * WIRE_V2_PRED_SLOTS + wire_v2_slot(last)] = ((uint64_t)last + 1) << 32 | stack;
+        st->last_free_stack = stack;
+        return;
+    }
+    if (!stack)
+        return;
+    uint32_t last = st->last_stack;
+    if (stack != last)
+        pred[wire_v2_slot(last)] = ((uint64_t)last + 1) << 32 | stack;
+    if (wire_kind_allocates(kind)) {
+        unsigned k = wire_v2_slot(stack);
+        pred[WIRE_V2_PRED_SLOTS + k] = (uint64_t)stack + 1;
+        pred[2 * WIRE_V2_PRED_SLOTS + k] = size;
+    }
+    st->last_stack = stack;
 }
 
 /* The state after an event: rings, live bits (`retired`: the slot a rank named that the
@@ -419,7 +459,7 @@ static inline __attribute__((always_inline)) void after(struct trace_block_encod
     unsigned slot = wire_time_slot(stack_id);
     st->time_stack[slot] = stack_id;
     st->time_delta[slot] = time_ns - st->last_time_ns;
-    wire_v2_note_stack(st, kind, stack_id, size);
+    note_stack(e, kind, stack_id, size);
     st->last_seq = seq;
     st->last_time_ns = time_ns;
     if (!e->events++)
@@ -500,53 +540,45 @@ RANKING int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kin
     default:
         return -2;
     }
-    uint64_t scode = kind == TRACE_EV_FREE ? 0 : size_code(st, stack_id, size, &ok);
+    uint64_t scode = kind == TRACE_EV_FREE ? 0 : size_code(e, stack_id, size, &ok);
     if (!ok)
         return -2;
     if (seq == st->last_seq + 1 && next_code(kind))
         code = next_code(kind);
     uint64_t tcode = time_code(st, stack_id, time_ns);
-    uint64_t stcode = stack_code(st, kind, stack_id);
+    uint64_t stcode = stack_code(e, kind, stack_id);
     /* Each column's end in a local: stores through uint8_t pointers would otherwise make the
      * compiler reload the encoder's fields after every byte. */
-    size_t *len = e->len;
-    uint8_t *const *col = e->col;
-    uint8_t *pop = col[WIRE_COL_OP] + len[WIRE_COL_OP];
-    uint8_t *pst = col[WIRE_COL_STACK] + len[WIRE_COL_STACK];
-    uint8_t *ptm = col[WIRE_COL_TIME] + len[WIRE_COL_TIME];
+    uint8_t **at = e->at;
+    uint8_t *pop = at[WIRE_COL_OP], *pst = at[WIRE_COL_STACK], *ptm = at[WIRE_COL_TIME];
     *pop++ = (uint8_t)(code | aux << 5);
     pst = wire_put_varint(pst, stcode);
     if (kind != TRACE_EV_FREE) {
-        uint8_t *lo = col[WIRE_COL_SIZE] + len[WIRE_COL_SIZE];
-        uint8_t *hi = col[WIRE_COL_SIZE_HI] + len[WIRE_COL_SIZE_HI];
+        uint8_t *lo = at[WIRE_COL_SIZE], *hi = at[WIRE_COL_SIZE_HI];
         put_split(&lo, &hi, scode);
         if (kind == TRACE_EV_CALLOC)
             put_split(&lo, &hi, nmemb);
-        len[WIRE_COL_SIZE] = (size_t)(lo - col[WIRE_COL_SIZE]);
-        len[WIRE_COL_SIZE_HI] = (size_t)(hi - col[WIRE_COL_SIZE_HI]);
-        lo = col[WIRE_COL_PTR] + len[WIRE_COL_PTR];
-        hi = col[WIRE_COL_PTR_HI] + len[WIRE_COL_PTR_HI];
+        at[WIRE_COL_SIZE] = lo;
+        at[WIRE_COL_SIZE_HI] = hi;
+        lo = at[WIRE_COL_PTR];
+        hi = at[WIRE_COL_PTR_HI];
         if (kind == TRACE_EV_REALLOC)
             put_split(&lo, &hi, old_code);
         put_split(&lo, &hi, ptr_code);
-        len[WIRE_COL_PTR] = (size_t)(lo - col[WIRE_COL_PTR]);
-        len[WIRE_COL_PTR_HI] = (size_t)(hi - col[WIRE_COL_PTR_HI]);
+        at[WIRE_COL_PTR] = lo;
+        at[WIRE_COL_PTR_HI] = hi;
     } else if (aux == WIRE_FREE_EXPLICIT) {
-        uint8_t *lo = col[WIRE_COL_FREE_PTR] + len[WIRE_COL_FREE_PTR];
-        uint8_t *hi = col[WIRE_COL_FREE_HI] + len[WIRE_COL_FREE_HI];
+        uint8_t *lo = at[WIRE_COL_FREE_PTR], *hi = at[WIRE_COL_FREE_HI];
         put_split(&lo, &hi, ptr_code);
-        len[WIRE_COL_FREE_PTR] = (size_t)(lo - col[WIRE_COL_FREE_PTR]);
-        len[WIRE_COL_FREE_HI] = (size_t)(hi - col[WIRE_COL_FREE_HI]);
+        at[WIRE_COL_FREE_PTR] = lo;
+        at[WIRE_COL_FREE_HI] = hi;
     }
-    if (code == kind) {
-        uint8_t *ps = col[WIRE_COL_SEQ] + len[WIRE_COL_SEQ];
-        uint8_t *q = wire_put_varint(ps, seq - st->last_seq);
-        len[WIRE_COL_SEQ] = (size_t)(q - col[WIRE_COL_SEQ]);
-    }
+    if (code == kind)
+        at[WIRE_COL_SEQ] = wire_put_varint(at[WIRE_COL_SEQ], seq - st->last_seq);
     ptm = wire_put_varint(ptm, tcode);
-    len[WIRE_COL_OP] = (size_t)(pop - col[WIRE_COL_OP]);
-    len[WIRE_COL_STACK] = (size_t)(pst - col[WIRE_COL_STACK]);
-    len[WIRE_COL_TIME] = (size_t)(ptm - col[WIRE_COL_TIME]);
+    at[WIRE_COL_OP] = pop;
+    at[WIRE_COL_STACK] = pst;
+    at[WIRE_COL_TIME] = ptm;
     if (ptr)
         st->last_ptr = ptr;
     else if (old_ptr)
@@ -562,12 +594,12 @@ static void put_head_fields(struct trace_block_encoder *e, const struct trace_ev
                             unsigned fields, int generic)
 {
     if (fields & WF(WF_STACK))
-        put(e, WIRE_COL_STACK, generic ? ev->stack_id : stack_code(&e->st, ev->kind, ev->stack_id));
+        put(e, WIRE_COL_STACK, generic ? ev->stack_id : stack_code(e, ev->kind, ev->stack_id));
     if (fields & WF(WF_THREAD)) put(e, WIRE_COL_MAIN, ev->thread);
     if (fields & WF(WF_SIZE)) {
         int ok = 1;
         put(e, WIRE_COL_SIZE, generic || !wire_kind_allocates(ev->kind)
-                                  ? ev->size : size_code(&e->st, ev->stack_id, ev->size, &ok));
+                                  ? ev->size : size_code(e, ev->stack_id, ev->size, &ok));
     }
     if (fields & WF(WF_NMEMB)) put(e, WIRE_COL_SIZE, ev->nmemb);
     if (fields & WF(WF_ALIGNMENT)) put(e, WIRE_COL_SIZE, ev->alignment);
@@ -617,7 +649,7 @@ RANKING int trace_block_encoder_event(struct trace_block_encoder *e, const struc
         }
     } else if (standard) {
         if ((std & WF(WF_SIZE)) && wire_kind_allocates(kind))
-            size_code(st, ev->stack_id, ev->size, &ok);
+            size_code(e, ev->stack_id, ev->size, &ok);
         if (std & WF(WF_OLD_PTR)) {
             old_code = live_code(e, ev->old_ptr, 0, live_rank(e, ev->old_ptr, &retired), &ok);
             if (!ev->ptr)
@@ -708,11 +740,11 @@ int trace_block_encoder_module(struct trace_block_encoder *e, const struct trace
     put(e, WIRE_COL_MAIN, m->load_address);
     put(e, WIRE_COL_MAIN, m->size);
     put(e, WIRE_COL_MAIN, path_len);
-    memcpy(e->col[WIRE_COL_MAIN] + e->len[WIRE_COL_MAIN], m->path, path_len);
-    e->len[WIRE_COL_MAIN] += path_len;
+    memcpy(e->at[WIRE_COL_MAIN], m->path, path_len);
+    e->at[WIRE_COL_MAIN] += path_len;
     put_byte(e, WIRE_COL_MAIN, (uint8_t)id_len);
-    memcpy(e->col[WIRE_COL_MAIN] + e->len[WIRE_COL_MAIN], m->build_id, id_len);
-    e->len[WIRE_COL_MAIN] += id_len;
+    memcpy(e->at[WIRE_COL_MAIN], m->build_id, id_len);
+    e->at[WIRE_COL_MAIN] += id_len;
     return 0;
 }
 
@@ -722,7 +754,7 @@ size_t trace_block_encoder_bound(const struct trace_block_encoder *e)
 {
     size_t n = WIRE_BLOCK_FRAME;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++)
-        n += colcode_bound(e->len[c]);
+        n += colcode_bound(col_len(e, c));
     return n;
 }
 
@@ -743,7 +775,7 @@ static void choose_ways(struct trace_block_encoder *e)
     static const int ways[3] = {Z_HUFFMAN_ONLY, Z_RLE, Z_DEFAULT_STRATEGY};
     uint8_t *scratch = e->zmem + ZLIB_STATE;
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
-        size_t n = e->len[c] < TRIAL_SAMPLE ? e->len[c] : TRIAL_SAMPLE;
+        size_t n = col_len(e, c) < TRIAL_SAMPLE ? col_len(e, c) : TRIAL_SAMPLE;
         size_t best = n - n / 64, got;
         e->zway[c] = STORE_IT;
         if (n < 64) {
@@ -768,7 +800,7 @@ static void choose_ways(struct trace_block_encoder *e)
 size_t trace_block_encoder_seal(struct trace_block_encoder *e, uint8_t *out, size_t out_cap)
 {
     size_t raw = WIRE_V2_COLUMNS * 4 + trace_block_encoder_raw(e);
-    if (e->len[WIRE_COL_OP] == 0 || out_cap < trace_block_encoder_bound(e) ||
+    if (col_len(e, WIRE_COL_OP) == 0 || out_cap < trace_block_encoder_bound(e) ||
         raw > TRACE_BLOCK_MAX_RAW + WIRE_V2_COLUMNS * 4)
         return 0;
     uint8_t *p = out + WIRE_BLOCK_FRAME;
@@ -784,15 +816,15 @@ size_t trace_block_encoder_seal(struct trace_block_encoder *e, uint8_t *out, siz
         }
     }
     for (unsigned c = 0; c < WIRE_V2_COLUMNS; c++) {
-        size_t cap = colcode_bound(e->len[c]);
+        size_t n = col_len(e, c), cap = colcode_bound(n);
         if (method == TRACE_BLOCK_ZLIB && e->zway[c] == STORE_IT)
-            p += colcode_store(p, cap, e->col[c], e->len[c]);
+            p += colcode_store(p, cap, e->col[c], n);
         else if (method == TRACE_BLOCK_ZLIB)
-            p += colcode_deflate(p, cap, e->col[c], e->len[c], &e->zs, e->zway[c]);
+            p += colcode_deflate(p, cap, e->col[c], n, &e->zs, e->zway[c]);
         else if (method == TRACE_BLOCK_RANS)
-            p += colcode_encode(p, cap, e->col[c], e->len[c]);
+            p += colcode_encode(p, cap, e->col[c], n);
         else
-            p += colcode_store(p, cap, e->col[c], e->len[c]);
+            p += colcode_store(p, cap, e->col[c], n);
     }
     size_t payload = (size_t)(p - (out + WIRE_BLOCK_FRAME));
     memcpy(out, WIRE_V2_BLOCK_TAG, 4);

@@ -133,10 +133,9 @@ static __attribute__((noinline)) size_t encode_piece(struct trace_block_encoder 
         const uint64_t *w = s->w + pos;
         unsigned kind = REC_KIND(w[0]);
         if (kind == TRACE_EV_MALLOC)
-            trace_block_encoder_call(e, kind, REC_FLAGS(w[0]), REC_STACK(w[0]), w[1], w[2], 0,
-                                     w[3], 0, w[4]);
+            trace_block_encoder_malloc(e, REC_FLAGS(w[0]), REC_STACK(w[0]), w[1], w[2], w[3], w[4]);
         else
-            trace_block_encoder_call(e, kind, 0, 0, w[1], w[2], 0, 0, 0, w[3]);
+            trace_block_encoder_free(e, 0, 0, w[1], w[2], w[3]);
         pos += REC_NWORDS(w[0]);
     }
     return pos;

@@ -374,10 +374,9 @@ static inline __attribute__((always_inline)) void block_event(struct block *b, u
         unsigned kind = REC_KIND(h), flags = REC_FLAGS(h);
         int rc = -2;
         if (kind == TRACE_EV_MALLOC)
-            rc = trace_block_encoder_call(b->enc, kind, flags, stack, seq, time_ns, 0, a[0], 0,
-                                          a[1]);
+            rc = trace_block_encoder_malloc(b->enc, flags, stack, seq, time_ns, a[0], a[1]);
         else if (kind == TRACE_EV_FREE)
-            rc = trace_block_encoder_call(b->enc, kind, flags, stack, seq, time_ns, 0, 0, 0, a[0]);
+            rc = trace_block_encoder_free(b->enc, flags, stack, seq, time_ns, a[0]);
         if (REC_LIKELY(rc == 0))
             return;
     }

@@ -201,6 +201,11 @@ static inline void put_split(uint8_t **lo, uint8_t **hi, uint64_t v)
     *(*lo)++ = (uint8_t)(v | 0x80);
     v >>= 7;
     uint8_t *p = *hi;
+    if (v < 0x80) {                         /* two bytes: most pointer and size codes */
+        *p = (uint8_t)v;
+        *hi = p + 1;
+        return;
+    }
     for (int i = 1; i < 8; i++) {           /* the bytes a varint has after its first */
         if (v < 0x80) {
             *p++ = (uint8_t)v;
@@ -494,9 +499,14 @@ static inline unsigned next_code(unsigned kind)
 
 /* ---- the common calls ---- */
 
-RANKING int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsigned chunk_flags,
-                             uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t nmemb,
-                             uint64_t size, uint64_t old_ptr, uint64_t ptr)
+/* One call; inlined into each entry point below, where a constant kind (malloc, free) leaves
+ * only that kind's code. */
+static inline __attribute__((always_inline)) int call_body(struct trace_block_encoder *e,
+                                                          unsigned kind, unsigned chunk_flags,
+                                                          uint32_t stack_id, uint64_t seq,
+                                                          uint64_t time_ns, uint64_t nmemb,
+                                                          uint64_t size, uint64_t old_ptr,
+                                                          uint64_t ptr)
 {
     struct trace_encode_state *st = &e->st;
     if (!room(e, TRACE_EVENT_MAX_BYTES))
@@ -585,6 +595,28 @@ RANKING int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kin
         st->last_ptr = old_ptr;
     after(e, kind, stack_id, size, seq, time_ns, gone, allocated, retired);
     return 0;
+}
+
+RANKING int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsigned chunk_flags,
+                                     uint32_t stack_id, uint64_t seq, uint64_t time_ns,
+                                     uint64_t nmemb, uint64_t size, uint64_t old_ptr, uint64_t ptr)
+{
+    return call_body(e, kind, chunk_flags, stack_id, seq, time_ns, nmemb, size, old_ptr, ptr);
+}
+
+/* The two calls nearly every program makes most, each with only its own code (no kind to
+ * switch on, no arguments it cannot have). */
+RANKING int trace_block_encoder_malloc(struct trace_block_encoder *e, unsigned chunk_flags,
+                                       uint32_t stack_id, uint64_t seq, uint64_t time_ns,
+                                       uint64_t size, uint64_t ptr)
+{
+    return call_body(e, TRACE_EV_MALLOC, chunk_flags, stack_id, seq, time_ns, 0, size, 0, ptr);
+}
+
+RANKING int trace_block_encoder_free(struct trace_block_encoder *e, unsigned chunk_flags,
+                                     uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t ptr)
+{
+    return call_body(e, TRACE_EV_FREE, chunk_flags, stack_id, seq, time_ns, 0, 0, 0, ptr);
 }
 
 /* ---- any event ---- */

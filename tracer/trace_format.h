@@ -230,6 +230,12 @@ int trace_block_encoder_module(struct trace_block_encoder *e, const struct trace
 int trace_block_encoder_call(struct trace_block_encoder *e, unsigned kind, unsigned chunk_flags,
                              uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t nmemb,
                              uint64_t size, uint64_t old_ptr, uint64_t ptr);
+/* trace_block_encoder_call for a malloc, and for a free: the same bytes, fewer instructions. */
+int trace_block_encoder_malloc(struct trace_block_encoder *e, unsigned chunk_flags,
+                               uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t size,
+                               uint64_t ptr);
+int trace_block_encoder_free(struct trace_block_encoder *e, unsigned chunk_flags,
+                             uint32_t stack_id, uint64_t seq, uint64_t time_ns, uint64_t ptr);
 /* How sealing codes the columns (FORMAT.md, "Coded columns"): zlib's deflate (format version
  * 3), our rANS/Huffman coder, or stored. */
 enum { TRACE_BLOCK_ZLIB = 1, TRACE_BLOCK_RANS = 2, TRACE_BLOCK_STORED = 3 };

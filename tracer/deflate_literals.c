@@ -13,8 +13,8 @@
  *   - the bytes' codes, then the end-of-block code.
  * The block's exact size in bits is known from the histogram before anything is written, so a
  * stream that would not fit is given up (0) without writing past cap. Bits are gathered least
- * significant first in a 64-bit word and stored 8 bytes at a time, three codes per store; the
- * store may write up to 7 bytes past the last whole byte, which the size check keeps inside cap.
+ * significant first in a 64-bit word and stored 8 bytes at a time, four codes per store when
+ * no byte's code is longer than 14 bits (else three); the store may write up to 7 bytes past the last whole byte, which the size check keeps inside cap.
  */
 #include <string.h>
 #include "deflate_literals.h"
@@ -176,14 +176,36 @@ static int write_block(struct bit_writer *b, const uint8_t *end, const uint8_t *
         bits_flush(b);
     }
 
-    /* The bytes: code and length side by side, three codes per store. */
+    /* The bytes: code and length side by side, four (or three) codes per store. */
     uint32_t entry[256];
     for (unsigned s = 0; s < 256; s++)
         entry[s] = (uint32_t)code[s] | (uint32_t)len[s] << 16;
     uint8_t *q = b->q;
     uint64_t acc = b->acc;
     unsigned nb = b->n;
-    for (i = 0; i + 3 <= n; i += 3) {
+    unsigned longest = 0;
+    for (unsigned s = 0; s < 256; s++)
+        longest = len[s] > longest ? len[s] : longest;
+    i = 0;
+    if (longest <= 14) {                     /* 7 + 4 * 14 bits fit: four codes per store */
+        for (; i + 4 <= n; i += 4) {
+            uint32_t e0 = entry[in[i]], e1 = entry[in[i + 1]], e2 = entry[in[i + 2]],
+                     e3 = entry[in[i + 3]];
+            acc |= (uint64_t)(e0 & 0xffff) << nb;
+            nb += e0 >> 16;
+            acc |= (uint64_t)(e1 & 0xffff) << nb;
+            nb += e1 >> 16;
+            acc |= (uint64_t)(e2 & 0xffff) << nb;
+            nb += e2 >> 16;
+            acc |= (uint64_t)(e3 & 0xffff) << nb;
+            nb += e3 >> 16;
+            store64(q, acc);
+            q += nb >> 3;
+            acc >>= nb & ~7u;
+            nb &= 7;
+        }
+    }
+    for (; i + 3 <= n; i += 3) {
         uint32_t e0 = entry[in[i]], e1 = entry[in[i + 1]], e2 = entry[in[i + 2]];
         acc |= (uint64_t)(e0 & 0xffff) << nb;
         nb += e0 >> 16;

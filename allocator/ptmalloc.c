@@ -402,6 +402,16 @@ static __attribute__((noinline)) struct ptmalloc_result free_slow(struct ptmallo
     return result(0, PTM_OK, 0);
 }
 
+void ptmalloc_prefetch(struct ptmalloc *pm, uint64_t ptr)
+{
+    cm_prefetch(&pm->map, ptr - 16);
+    /* the size field, and the two words after it that a tcache free writes (one line unless
+     * ptr starts a line) */
+    sysmem_prefetch(pm->mem, ptr - 8, 1);
+    if (!(ptr & 63))
+        sysmem_prefetch(pm->mem, ptr, 1);
+}
+
 struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint64_t ptr)
 {
     if (ptr == 0)

@@ -108,6 +108,12 @@ struct ptmalloc_result ptmalloc_realloc(struct ptmalloc *pm, uint32_t thread, ui
 struct ptmalloc_result ptmalloc_reallocarray(struct ptmalloc *pm, uint32_t thread, uint64_t ptr,
                                              uint64_t nmemb, uint64_t size);
 struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint64_t ptr);
+/* A hint for a replay that knows what comes next: a coming call will free or realloc ptr.
+ * Starts fetching into the host's cache what that call reads first (the chunk's record in the
+ * chunk table and its header), so that, given a call or two ahead, those misses overlap the
+ * work in between. Changes no state; any ptr is safe. (The same hint for allocations, the chunk
+ * the tcache would hand out, measured slower: it is not offered.) */
+void ptmalloc_prefetch(struct ptmalloc *pm, uint64_t ptr);
 struct ptmalloc_result ptmalloc_memalign(struct ptmalloc *pm, uint32_t thread, uint64_t alignment,
                                          uint64_t size);
 /* posix_memalign: status PTM_EINVAL / PTM_ENOMEM as its return value. */

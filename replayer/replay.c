@@ -78,6 +78,7 @@ struct replay {
     const struct trace_header *h;
     struct ptmalloc *pm;
     struct sysmem *mem;
+    uint64_t heap_shift;              /* model heap start - recorded heap start (mod 2^64) */
     uint64_t held;                    /* system + mmapped bytes after the last step */
     int held_known;
     struct ptr_map map;
@@ -835,6 +836,18 @@ __attribute__((always_inline)) static inline void prefetch_event(const struct pt
         ptr_map_prefetch(m, ev->old_ptr);
 }
 
+/* Tells the model which chunk a coming free or realloc will touch (ptmalloc_prefetch). The
+ * model places chunks where glibc did, so the traced pointer moved by the heap starts' distance
+ * names the replayed chunk (always for the main heap; anywhere else the hint is merely wasted,
+ * and a wrong hint changes nothing) without a pointer-map lookup. */
+static inline void hint_model(struct replay *rp, const struct trace_event *n)
+{
+    if (n->kind == TRACE_EV_FREE)
+        ptmalloc_prefetch(rp->pm, n->ptr + rp->heap_shift);
+    else if (n->kind == TRACE_EV_REALLOC || n->kind == TRACE_EV_REALLOCARRAY)
+        ptmalloc_prefetch(rp->pm, n->old_ptr + rp->heap_shift);
+}
+
 static int setup_model(struct replay *rp, const struct ptmalloc_settings *set, char *err,
                        size_t errlen)
 {
@@ -855,6 +868,7 @@ static int setup_model(struct replay *rp, const struct ptmalloc_settings *set, c
     }
     ptmalloc_set_event_hook(rp->pm, on_model_event, rp);
     rp->mem = ptmalloc_sysmem(rp->pm);
+    rp->heap_shift = ptmalloc_heap_start(rp->pm) - rp->h->heap_start;
     rp->held_known = 0;
     return 0;
 }
@@ -906,7 +920,8 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         verify_init(rp->v, rp->h->heap_start, ptmalloc_heap_start(rp->pm), o->verify_details);
 
     /* Summary mode reads a few events ahead and prefetches their pointer-map slots, so that
-     * the map's cache misses overlap the model's work on the events before them. With a step
+     * the map's cache misses overlap the model's work on the events before them, and tells the
+     * model what the event after next will touch (hint_model). With a step
      * callback the reader stays at the current event (it may look at the reader). */
     struct trace_event ring[LOOKAHEAD];
     unsigned depth = rp->fn || details ? 1 : LOOKAHEAD, head = 0, queued = 0;
@@ -935,6 +950,8 @@ static int replay_pass(struct replay *rp, const struct ptmalloc_settings *set,
         const struct trace_event *ev = &ring[head];
         head = (head + 1) % LOOKAHEAD;
         queued--;
+        if (queued >= 2)
+            hint_model(rp, &ring[(head + 1) % LOOKAHEAD]);
         step++;
         if (details) {
             while (rp->next_detail < details->ndetails &&

@@ -967,6 +967,67 @@ static void test_garbage_requests(void **state)
     ptmalloc_destroy(pm);
 }
 
+/* ptmalloc_prefetch is a hint only: a model given hints before every call (the right pointer,
+ * other blocks, freed blocks, garbage) makes exactly the same choices and ends in exactly the
+ * same state as one given none. */
+static void test_prefetch_changes_nothing(void **state)
+{
+    (void)state;
+    struct ptmalloc *a = model(NULL), *b = model(NULL);
+    uint64_t live_a[128] = {0}, live_b[128] = {0}, freed_b[128] = {0};
+    uint64_t x = 4242;
+    for (int i = 0; i < 20000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((x >> 33) % 128);
+        uint32_t t = (uint32_t)((x >> 13) % 3);
+        uint64_t size = (x >> 45) % 4 ? (x >> 50) % 1100 : (x >> 44) % 200000;
+        /* hints for b: the block this call uses, another block, garbage, freed blocks */
+        uint64_t y = x ^ (x >> 29);
+        ptmalloc_prefetch(b, live_b[k]);
+        ptmalloc_prefetch(b, live_b[(y >> 8) % 128]);
+        ptmalloc_prefetch(b, (y >> 3) & ~(uint64_t)7);
+        ptmalloc_prefetch(b, freed_b[(y >> 16) % 128]);
+        struct ptmalloc_result ra, rb;
+        if (!live_a[k]) {
+            ra = ptmalloc_malloc(a, t, size);
+            rb = ptmalloc_malloc(b, t, size);
+            live_a[k] = ra.ptr;
+            live_b[k] = rb.ptr;
+        } else if ((x >> 40) % 5 == 0) {
+            ra = ptmalloc_realloc(a, t, live_a[k], size);
+            rb = ptmalloc_realloc(b, t, live_b[k], size);
+            live_a[k] = ra.ptr;
+            live_b[k] = rb.ptr;
+        } else {
+            ra = ptmalloc_free(a, t, live_a[k]);
+            rb = ptmalloc_free(b, t, live_b[k]);
+            freed_b[k] = live_b[k];
+            live_a[k] = live_b[k] = 0;
+        }
+        assert_int_equal(ra.status, PTM_OK);
+        assert_int_equal(rb.status, PTM_OK);
+        assert_int_equal(ra.ptr, rb.ptr);
+    }
+    assert_int_equal(ptmalloc_arena_count(a), ptmalloc_arena_count(b));
+    for (int ar = 0; ar < (int)ptmalloc_arena_count(a); ar++) {
+        struct ptmalloc_stats sa, sb;
+        memset(&sa, 0, sizeof sa);
+        memset(&sb, 0, sizeof sb);
+        ptmalloc_stats(a, ar, &sa);
+        ptmalloc_stats(b, ar, &sb);
+        assert_memory_equal(&sa, &sb, sizeof sa);
+        struct walk_sum wa, wb;
+        memset(&wa, 0, sizeof wa);
+        memset(&wb, 0, sizeof wb);
+        ptmalloc_walk(a, ar, walk_cb, &wa);
+        ptmalloc_walk(b, ar, walk_cb, &wb);
+        assert_memory_equal(&wa, &wb, sizeof wa);
+    }
+    assert_int_equal(sysmem_brk_current(ptmalloc_sysmem(a)), sysmem_brk_current(ptmalloc_sysmem(b)));
+    ptmalloc_destroy(a);
+    ptmalloc_destroy(b);
+}
+
 struct bin_rec {
     uint64_t addr[16];
     int n;
@@ -1034,6 +1095,7 @@ int main(void)
         cmocka_unit_test(test_sbrk_failure_fallback),
         cmocka_unit_test(test_unaligned_break),
         cmocka_unit_test(test_garbage_requests),
+        cmocka_unit_test(test_prefetch_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,9 @@
  * array, plus counters per chunk state and bitmaps of non-empty size classes. Every list is still
  * written in simulated memory exactly as glibc writes it, so each mirror can be compared with
  * the real thing: this file walks the lists in simulated memory (decoding safe-linked pointers)
- * and the chunk table, and reports the first disagreement. O(chunks); for tests and debugging.
+ * and the chunk table, and reports the first disagreement (each tcache entry must be recorded
+ * CS_USER with its bin's size and the arena its stack word names, and is counted CS_TCACHE).
+ * O(chunks); for tests and debugging.
  */
 #include "model.h"
 
@@ -98,26 +100,33 @@ static int check_large_bins(struct ptmalloc *pm, struct pm_arena *a, char *err, 
     return 0;
 }
 
+/* adj[a * 2] and adj[a * 2 + 1]: the chunks and bytes of arena a in the tcaches (recorded
+ * CS_USER in the table, counted CS_TCACHE) */
 static int check_tcache(struct ptmalloc *pm, struct pm_thread *t, uint32_t tid, uint32_t *tc_n,
-                        char *err, size_t errlen)
+                        uint64_t *adj, char *err, size_t errlen)
 {
     struct sysmem *m = pm->mem;
     for (unsigned i = 0; i < TCACHE_MAX_BINS; i++) {
         uint32_t n = t->counts[i];
         uint64_t e = tcache_head(t, i);
         for (uint32_t k = n; k-- > 0;) {
-            if (e != t->stk[i][k])
+            if (e != tc_entry_addr(t->stk[i][k]))
                 return fail(err, errlen, "thread %u tcache bin %u: entry %u is %#llx in memory, "
                             "%#llx host-side", tid, i, n - 1 - k, (unsigned long long)e,
-                            (unsigned long long)t->stk[i][k]);
+                            (unsigned long long)tc_entry_addr(t->stk[i][k]));
             if (sysmem_load(m, e + 8) != pm->tcache_key)
                 return fail(err, errlen, "thread %u tcache bin %u: entry %#llx lacks the key",
                             tid, i, (unsigned long long)e);
             struct cm_entry *ce = cm_find(&pm->map, e - 16);
-            if (!ce || cm_state(ce->val) != CS_TCACHE || cm_size(ce->val) != MINSIZE + 16 * i)
+            if (!ce || cm_state(ce->val) != CS_USER || cm_size(ce->val) != MINSIZE + 16 * i ||
+                cm_arena(ce->val) != tc_entry_arena(t->stk[i][k]) ||
+                cm_arena(ce->val) >= pm->arena_count)
                 return fail(err, errlen, "thread %u tcache bin %u: chunk %#llx is not recorded "
-                            "as a tcache chunk of its size", tid, i, (unsigned long long)e - 16);
+                            "as an in-use chunk of its size and arena", tid, i,
+                            (unsigned long long)e - 16);
             tc_n[cm_arena(ce->val) * TCACHE_MAX_BINS + i]++;
+            adj[cm_arena(ce->val) * 2]++;
+            adj[cm_arena(ce->val) * 2 + 1] += MINSIZE + 16 * i;
             e = reveal(m, e);
         }
         if (e != 0)
@@ -132,7 +141,8 @@ int ptmalloc_check(struct ptmalloc *pm, char *err, size_t errlen)
     int r = 0;
     uint64_t *count = calloc((size_t)pm->arena_count * CS_NSTATES * 2, sizeof *count);
     uint32_t *tc_n = calloc((size_t)pm->arena_count * TCACHE_MAX_BINS, sizeof *tc_n);
-    if (!count || !tc_n) {
+    uint64_t *adj = calloc((size_t)pm->arena_count * 2, sizeof *adj);
+    if (!count || !tc_n || !adj) {
         r = fail(err, errlen, "host out of memory");
         goto out;
     }
@@ -144,7 +154,7 @@ int ptmalloc_check(struct ptmalloc *pm, char *err, size_t errlen)
     for (uint32_t i = 0; i < pm->nthreads && !r; i++) {
         struct pm_thread *t = pm->threads[i];
         if (t && t->started && t->tcache)
-            r = check_tcache(pm, t, i, tc_n, err, errlen);
+            r = check_tcache(pm, t, i, tc_n, adj, err, errlen);
     }
     if (r)
         goto out;
@@ -161,6 +171,12 @@ int ptmalloc_check(struct ptmalloc *pm, char *err, size_t errlen)
         }
         count[(a * CS_NSTATES + cm_state(e->val)) * 2]++;
         count[(a * CS_NSTATES + cm_state(e->val)) * 2 + 1] += cm_size(e->val);
+    }
+    for (uint32_t a = 0; a < pm->arena_count; a++) {
+        count[(a * CS_NSTATES + CS_USER) * 2] -= adj[a * 2];
+        count[(a * CS_NSTATES + CS_USER) * 2 + 1] -= adj[a * 2 + 1];
+        count[(a * CS_NSTATES + CS_TCACHE) * 2] += adj[a * 2];
+        count[(a * CS_NSTATES + CS_TCACHE) * 2 + 1] += adj[a * 2 + 1];
     }
     for (uint32_t a = 0; a < pm->arena_count; a++) {
         const struct pm_arena *ar = pm->arenas[a];
@@ -185,5 +201,6 @@ int ptmalloc_check(struct ptmalloc *pm, char *err, size_t errlen)
 out:
     free(count);
     free(tc_n);
+    free(adj);
     return r;
 }

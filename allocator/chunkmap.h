@@ -3,7 +3,9 @@
  * glibc trusts the pointers it is given; the model cannot (a trace may free garbage or free
  * twice), so it keeps a host-side record of each chunk it knows about, outside the simulated
  * memory: chunks held by the program, chunks in a tcache, a fastbin, the unsorted list, a small
- * or large bin, and mmapped chunks. The top chunk and fenceposts are not recorded. Frees and
+ * or large bin, and mmapped chunks. The top chunk and fenceposts are not recorded. A chunk in a
+ * tcache is recorded CS_USER (in use, as glibc sees it; model.h tells it apart by its key word
+ * and the tcache bins); CS_TCACHE is the state the per-arena counters count it in. Frees and
  * reallocs are validated against it before any simulated memory is read, and it gives the walk
  * and the statistics the state of each chunk in O(1).
  *
@@ -18,7 +20,7 @@
 enum chunk_state {
     CS_USER = 0,      /* returned to the program */
     CS_INTERNAL,      /* allocated by malloc itself (a tcache struct, or mid-operation) */
-    CS_TCACHE,
+    CS_TCACHE,        /* counters only: the table records a tcache chunk as CS_USER */
     CS_FAST,
     CS_UNSORTED,
     CS_SMALL,

@@ -45,7 +45,7 @@ void int_free_e(struct ptmalloc *pm, struct pm_arena *av, uint64_t p, struct cm_
         uint64_t tc_idx = csize2tidx(size);
         if (tc_idx < pm->tcache_bins && t->counts[tc_idx] < pm->tcache_count) {
             if (e)
-                tcache_put_entry(pm, t, p, e, tc_idx);
+                tcache_put_entry(pm, t, p, e, tc_idx, 0);
             else
                 tcache_put(pm, t, p, size, av->index, tc_idx);
             return;

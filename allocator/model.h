@@ -22,13 +22,19 @@ struct pm_thread {
     uint64_t tcache;                  /* user address of the tcache_perthread_struct; 0 = none */
     uint16_t counts[TCACHE_MAX_BINS]; /* host copy of tcache->counts */
     /* Host copy of each bin's list as a stack (bottom = oldest entry, top = tcache->entries[i]);
-     * the simulated chunks hold the same list (next, key), written as glibc writes it. */
+     * the simulated chunks hold the same list (next, key), written as glibc writes it. Each
+     * stack word is the entry's address (chunk + 16, below 2^48) with the chunk's arena index
+     * in the top 16 bits (TC_ENTRY_* below): the chunk table records a tcache chunk as CS_USER,
+     * in use as glibc sees it, so that a tcache put or get need not look the chunk up. */
     uint64_t *stk[TCACHE_MAX_BINS];
     uint32_t cap[TCACHE_MAX_BINS];
 };
+#define TC_ENTRY_ARENA_SHIFT 48
+static inline uint64_t tc_entry_addr(uint64_t w) { return w & (((uint64_t)1 << TC_ENTRY_ARENA_SHIFT) - 1); }
+static inline uint32_t tc_entry_arena(uint64_t w) { return (uint32_t)(w >> TC_ENTRY_ARENA_SHIFT); }
 static inline uint64_t tcache_head(const struct pm_thread *t, unsigned i)
 {
-    return t->counts[i] ? t->stk[i][t->counts[i] - 1] : 0;
+    return t->counts[i] ? tc_entry_addr(t->stk[i][t->counts[i] - 1]) : 0;
 }
 
 struct pm_seg {
@@ -179,43 +185,68 @@ void tcache_thread_shutdown(struct ptmalloc *pm, struct pm_thread *t);
 void tcache_release(struct pm_thread *t);
 void tcache_grow(struct pm_thread *t, uint64_t tc_idx);
 
-/* The tcache's hot paths, inline (tcache.c describes the host-side stacks). */
+/* Whether the chunk at p, recorded as CS_USER with `size`, is in fact in a tcache (of any
+ * thread), answered as glibc would look: its key word, then the bin's entries (tcache.c). */
+int tcache_holds_slow(const struct ptmalloc *pm, uint64_t p, uint64_t size);
+static inline int tcache_holds(struct ptmalloc *pm, uint64_t p, uint64_t size)
+{
+    if (csize2tidx(size) >= TCACHE_MAX_BINS || sysmem_load(pm->mem, p + 24) != pm->tcache_key)
+        return 0;
+    return tcache_holds_slow(pm, p, size);
+}
+/* tcache_get's relabelling when the chunk is to be recorded other than CS_USER (tcache.c). */
+void tcache_get_relabel(struct ptmalloc *pm, uint64_t p, struct pm_arena *a, uint64_t size,
+                        enum chunk_state st);
+
+/* The tcache's hot paths, inline (tcache.c describes the host-side stacks). w, when not NULL,
+ * is sysmem_word(chunk + 16), obtained with no sysmem call since. */
 static inline void tcache_link(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk,
-                               uint64_t tc_idx)
+                               uint64_t tc_idx, uint32_t arena, uint64_t *w)
 {
     uint64_t e = chunk + 16;
     /* glibc writes the key, then next */
-    sysmem_store_pair(pm->mem, e, protect_ptr(e, tcache_head(t, (unsigned)tc_idx)), pm->tcache_key);
+    uint64_t next = protect_ptr(e, tcache_head(t, (unsigned)tc_idx));
+    if (w) {
+        w[0] = next;
+        w[1] = pm->tcache_key;
+    } else {
+        sysmem_store_pair(pm->mem, e, next, pm->tcache_key);
+    }
     uint32_t n = t->counts[tc_idx];
     if (__builtin_expect(n == t->cap[tc_idx], 0))
         tcache_grow(t, tc_idx);
-    t->stk[tc_idx][n] = e;
+    t->stk[tc_idx][n] = e | ((uint64_t)arena << TC_ENTRY_ARENA_SHIFT);
     t->counts[tc_idx] = (uint16_t)(n + 1);
 }
-/* tcache_put for a chunk whose table entry the caller holds (the free fast path). */
+/* tcache_put for a chunk whose table entry the caller holds (the free fast path); w as for
+ * tcache_link. */
 static inline void tcache_put_entry(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk,
-                                    struct cm_entry *ce, uint64_t tc_idx)
+                                    struct cm_entry *ce, uint64_t tc_idx, uint64_t *w)
 {
-    tcache_link(pm, t, chunk, tc_idx);
     uint64_t v = ce->val;
-    struct pm_arena *a = pm->arenas[cm_arena(v)];
+    uint32_t arena = cm_arena(v);
+    tcache_link(pm, t, chunk, tc_idx, arena, w);
+    struct pm_arena *a = pm->arenas[arena];
     st_leave(a, cm_state(v), cm_size(v));
     st_enter(a, CS_TCACHE, cm_size(v));
-    ce->val = (v & ~(uint64_t)15) | CS_TCACHE;
+    if (cm_state(v) != CS_USER)
+        ce->val = v & ~(uint64_t)15;
 }
-/* Pops the head of a tcache bin; the chunk takes pm->ret_state. */
+/* Pops the head of a tcache bin; the chunk takes pm->ret_state (CS_USER, its table record
+ * already, needs no lookup). */
 static inline uint64_t tcache_get(struct ptmalloc *pm, struct pm_thread *t, uint64_t tc_idx)
 {
-    uint64_t e = t->stk[tc_idx][--t->counts[tc_idx]];
+    uint64_t w = t->stk[tc_idx][--t->counts[tc_idx]];
+    uint64_t e = tc_entry_addr(w);
     sysmem_store(pm->mem, e + 8, 0);
-    struct cm_entry *ce = cm_find(&pm->map, e - 16);
-    if (ce) {
-        uint64_t v = ce->val;
-        struct pm_arena *a = pm->arenas[cm_arena(v)];
-        enum chunk_state st = pm->ret_state;
-        st_leave(a, CS_TCACHE, cm_size(v));
-        st_enter(a, st, cm_size(v));
-        ce->val = (v & ~(uint64_t)15) | st;
+    struct pm_arena *a = pm->arenas[tc_entry_arena(w)];
+    uint64_t size = MINSIZE + 16 * tc_idx;
+    enum chunk_state st = pm->ret_state;
+    if (__builtin_expect(st == CS_USER, 1)) {
+        st_leave(a, CS_TCACHE, size);
+        st_enter(a, CS_USER, size);
+    } else {
+        tcache_get_relabel(pm, e - 16, a, size, st);
     }
     return e;
 }

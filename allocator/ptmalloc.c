@@ -263,7 +263,7 @@ static int in_tcache_bin(const struct ptmalloc *pm, const struct pm_thread *t, u
     if (!t->tcache || tidx >= pm->tcache_bins)
         return 0;
     for (uint32_t k = 0; k < t->counts[tidx]; k++)
-        if (t->stk[tidx][k] == p + 16)
+        if (tc_entry_addr(t->stk[tidx][k]) == p + 16)
             return 1;
     return 0;
 }
@@ -286,9 +286,12 @@ static const char *check_free(struct ptmalloc *pm, struct pm_thread *t, uint64_t
     }
     uint64_t v = e->val;
     enum chunk_state st = cm_state(v);
-    if (__builtin_expect(st == CS_USER || st == CS_MMAPPED, 1))
-        return 0;
     uint64_t size = cm_size(v);
+    /* a tcache chunk is recorded CS_USER (model.h) */
+    if (st == CS_USER && tcache_holds(pm, p, size))
+        st = CS_TCACHE;
+    else if (__builtin_expect(st == CS_USER || st == CS_MMAPPED, 1))
+        return 0;
     struct pm_arena *av = pm->arenas[cm_arena(v)];
     uint64_t tidx = csize2tidx(size);
     int tcache_room = t->tcache && tidx < pm->tcache_bins && t->counts[tidx] < pm->tcache_count;
@@ -315,7 +318,11 @@ static int held_by_program(struct ptmalloc *pm, uint64_t ptr)
     if (ptr & MALLOC_ALIGN_MASK)
         return 0;
     struct cm_entry *e = cm_find(&pm->map, ptr - 16);
-    return e && (cm_state(e->val) == CS_USER || cm_state(e->val) == CS_MMAPPED);
+    if (!e)
+        return 0;
+    if (cm_state(e->val) == CS_USER)
+        return !tcache_holds(pm, ptr - 16, cm_size(e->val));
+    return cm_state(e->val) == CS_MMAPPED;
 }
 
 /* ---- the malloc family ---- */
@@ -393,7 +400,7 @@ static __attribute__((noinline)) struct ptmalloc_result free_slow(struct ptmallo
         /* _int_free's first step, the tcache, here; the rest in free.c */
         uint64_t tc_idx = csize2tidx(cm_size(e->val));
         if (tc_idx < pm->tcache_bins && t->counts[tc_idx] < pm->tcache_count)
-            tcache_put_entry(pm, t, ptr - 16, e, tc_idx);
+            tcache_put_entry(pm, t, ptr - 16, e, tc_idx, 0);
         else
             int_free_e(pm, pm->arenas[cm_arena(e->val)], ptr - 16, e);
         return result(0, PTM_OK, 0);
@@ -421,18 +428,27 @@ struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint6
     cm_prefetch(&pm->map, ptr - 16);
     sysmem_prefetch(pm->mem, ptr, 1);
     /* the commonest case first, on its own: a chunk the program holds going into a tcache with
-     * room (anything else, including every error, takes the full path) */
+     * room (anything else, including every error, takes the full path; a tcache chunk is
+     * recorded CS_USER, so one whose key word holds the tcache key takes it too) */
     struct pm_thread *t;
     struct cm_entry *e;
     if (__builtin_expect(thread < pm->nthreads, 1) && (t = pm->threads[thread]) != 0 &&
         t->started && t->tcache && !(ptr & MALLOC_ALIGN_MASK) &&
         (e = cm_find(&pm->map, ptr - 16)) != 0 && cm_state(e->val) == CS_USER) {
-        pm->cur = t;
         uint64_t tc_idx = csize2tidx(cm_size(e->val));
-        if (tc_idx < pm->tcache_bins && t->counts[tc_idx] < pm->tcache_count)
-            tcache_put_entry(pm, t, ptr - 16, e, tc_idx);
-        else
-            int_free_e(pm, pm->arenas[cm_arena(e->val)], ptr - 16, e);
+        if (tc_idx < TCACHE_MAX_BINS) {
+            /* the key and next words, read here and written by the put (one lookup) */
+            uint64_t *w = sysmem_word(pm->mem, ptr);
+            if ((w ? w[1] : sysmem_load(pm->mem, ptr + 8)) == pm->tcache_key)
+                return free_slow(pm, thread, ptr);
+            if (tc_idx < pm->tcache_bins && t->counts[tc_idx] < pm->tcache_count) {
+                pm->cur = t;
+                tcache_put_entry(pm, t, ptr - 16, e, tc_idx, w);
+                return result(0, PTM_OK, 0);
+            }
+        }
+        pm->cur = t;
+        int_free_e(pm, pm->arenas[cm_arena(e->val)], ptr - 16, e);
         return result(0, PTM_OK, 0);
     }
     return free_slow(pm, thread, ptr);

@@ -7,7 +7,11 @@
  * each bin as a small stack whose top is the bin's head. The entries themselves live in the
  * freed chunks: next (safe-linked) at chunk+16 and the key at chunk+24, written in simulated
  * memory exactly as glibc writes them; popping needs no load. The hot paths (link, put from the
- * free path, get) are inline in model.h.
+ * free path, get) are inline in model.h. A chunk in a tcache stays CS_USER in the chunk table
+ * (glibc too sees it in use); the per-arena counters count it CS_TCACHE, and its arena index
+ * rides in its stack word, so put and get update them without the table. Whether a CS_USER
+ * chunk is in a tcache is answered as glibc answers it: its key word, then a scan of the bin
+ * (tcache_holds).
  */
 #include "model.h"
 
@@ -27,8 +31,45 @@ void tcache_grow(struct pm_thread *t, uint64_t tc_idx)
 void tcache_put(struct ptmalloc *pm, struct pm_thread *t, uint64_t chunk, uint64_t size,
                 uint32_t arena, uint64_t tc_idx)
 {
-    tcache_link(pm, t, chunk, tc_idx);
-    chunk_note(pm, chunk, size, arena, CS_TCACHE);
+    tcache_link(pm, t, chunk, tc_idx, arena, 0);
+    /* recorded CS_USER in the table, counted CS_TCACHE */
+    struct cm_entry *e = cm_probe(&pm->map, chunk);
+    uint64_t v = cm_pack(CS_USER, arena, size);
+    if (e->key != 0) {
+        stat_sub(pm, e->val);
+        e->val = v;
+    } else if (cm_claim(&pm->map, e, chunk, v) != 0) {
+        abort();   /* host out of memory: the model cannot continue consistently */
+    }
+    st_enter(pm->arenas[arena], CS_TCACHE, size);
+}
+
+void tcache_get_relabel(struct ptmalloc *pm, uint64_t p, struct pm_arena *a, uint64_t size,
+                        enum chunk_state st)
+{
+    struct cm_entry *ce = cm_find(&pm->map, p);
+    if (ce) {
+        st_leave(a, CS_TCACHE, size);
+        st_enter(a, st, size);
+        ce->val = (ce->val & ~(uint64_t)15) | st;
+    }
+}
+
+/* A chunk whose key word matches: is it an entry of its size's bin in some thread's tcache?
+ * (A chunk that left a tcache at a thread's exit keeps the key, as in glibc, so the key alone
+ * does not say.) */
+int tcache_holds_slow(const struct ptmalloc *pm, uint64_t p, uint64_t size)
+{
+    uint64_t idx = csize2tidx(size);
+    for (uint32_t i = 0; i < pm->nthreads; i++) {
+        const struct pm_thread *t = pm->threads[i];
+        if (!t)
+            continue;
+        for (uint32_t k = t->counts[idx]; k-- > 0;)
+            if (tc_entry_addr(t->stk[idx][k]) == p + 16)
+                return 1;
+    }
+    return 0;
 }
 
 void tcache_init(struct ptmalloc *pm, struct pm_thread *t)
@@ -74,12 +115,11 @@ void tcache_thread_shutdown(struct ptmalloc *pm, struct pm_thread *t)
     t->tcache = 0;
     for (int i = 0; i < TCACHE_MAX_BINS; i++) {
         while (t->counts[i]) {
-            uint64_t e = t->stk[i][--t->counts[i]];
-            struct cm_entry *ce = cm_find(&pm->map, e - 16);
-            if (ce) {
-                uint64_t v = ce->val;
-                chunk_note(pm, e - 16, cm_size(v), cm_arena(v), CS_INTERNAL);
-            }
+            uint64_t w = t->stk[i][--t->counts[i]];
+            uint64_t e = tc_entry_addr(w);
+            /* out of the tcache (counted CS_TCACHE) and, until freed, malloc's own */
+            tcache_get_relabel(pm, e - 16, pm->arenas[tc_entry_arena(w)], MINSIZE + 16 * (uint64_t)i,
+                               CS_INTERNAL);
             libc_free_chunk(pm, e - 16);
         }
     }

@@ -3,7 +3,8 @@
  *
  * The walk follows chunk headers through each piece of arena memory: the main arena's segments
  * (the break area, mmap fallbacks), each non-main heap (heap_info and, in an arena's first heap,
- * the malloc_state are reported as overhead). A chunk's state comes from the chunk table;
+ * the malloc_state are reported as overhead). A chunk's state comes from the chunk table (and
+ * for a CS_USER one, from the set of tcache entries built at the start);
  * chunks it does not know (fenceposts) are overhead; the top chunk ends the piece that holds
  * it. mmapped chunks follow, in address order.
  */
@@ -18,12 +19,58 @@ const char *ptmalloc_chunk_state_name(enum ptmalloc_chunk_state s)
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
 }
 
-static void describe(const struct ptmalloc *pm, uint64_t v, struct ptmalloc_chunk *c)
+/* The chunk addresses of every thread's tcache entries, sorted (a tcache chunk is recorded
+ * CS_USER in the chunk table: this set tells the walk which ones are in a tcache). */
+struct tc_set {
+    uint64_t *p;
+    uint64_t n;
+};
+
+static int cmp_u64(const void *x, const void *y)
 {
-    (void)pm;
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* 0, or -1 on host OOM */
+static int tc_set_build(const struct ptmalloc *pm, struct tc_set *s)
+{
+    uint64_t n = 0;
+    s->p = 0;
+    s->n = 0;
+    for (uint32_t i = 0; i < pm->nthreads; i++)
+        if (pm->threads[i])
+            for (int b = 0; b < TCACHE_MAX_BINS; b++)
+                n += pm->threads[i]->counts[b];
+    if (!n)
+        return 0;
+    s->p = malloc(n * sizeof *s->p);
+    if (!s->p)
+        return -1;
+    for (uint32_t i = 0; i < pm->nthreads; i++) {
+        const struct pm_thread *t = pm->threads[i];
+        if (t)
+            for (int b = 0; b < TCACHE_MAX_BINS; b++)
+                for (uint32_t k = 0; k < t->counts[b]; k++)
+                    s->p[s->n++] = tc_entry_addr(t->stk[b][k]) - 16;
+    }
+    qsort(s->p, s->n, sizeof *s->p, cmp_u64);
+    return 0;
+}
+
+static int tc_set_has(const struct tc_set *s, uint64_t p)
+{
+    return s->n && bsearch(&p, s->p, s->n, sizeof *s->p, cmp_u64) != 0;
+}
+
+static void describe(const struct tc_set *tcs, uint64_t p, uint64_t v, struct ptmalloc_chunk *c)
+{
     uint64_t size = cm_size(v);
+    enum chunk_state st = cm_state(v);
     c->bin = -1;
-    switch (cm_state(v)) {
+    if (st == CS_USER && tc_set_has(tcs, p))
+        st = CS_TCACHE;
+    switch (st) {
     case CS_USER:
     case CS_INTERNAL: c->state = PTM_CHUNK_IN_USE; break;
     case CS_TCACHE: c->state = PTM_CHUNK_TCACHE; c->bin = (int32_t)csize2tidx(size); break;
@@ -44,8 +91,8 @@ static int emit(int (*fn)(void *, const struct ptmalloc_chunk *), void *ctx, uin
 }
 
 /* Walks chunks from p to end; returns the callback's non-zero value or 0. */
-static int walk_piece(struct ptmalloc *pm, struct pm_arena *a, uint64_t p, uint64_t end,
-                      int (*fn)(void *, const struct ptmalloc_chunk *), void *ctx)
+static int walk_piece(struct ptmalloc *pm, const struct tc_set *tcs, struct pm_arena *a,
+                      uint64_t p, uint64_t end, int (*fn)(void *, const struct ptmalloc_chunk *), void *ctx)
 {
     struct sysmem *m = pm->mem;
     int r;
@@ -60,7 +107,7 @@ static int walk_piece(struct ptmalloc *pm, struct pm_arena *a, uint64_t p, uint6
         struct cm_entry *e = cm_find(&pm->map, p);
         struct ptmalloc_chunk c = {p, size, PTM_CHUNK_OVERHEAD, a->index, -1};
         if (e)
-            describe(pm, e->val, &c);
+            describe(tcs, p, e->val, &c);
         if ((r = fn(ctx, &c)) != 0)
             return r;
         p += size;
@@ -68,13 +115,7 @@ static int walk_piece(struct ptmalloc *pm, struct pm_arena *a, uint64_t p, uint6
     return 0;
 }
 
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return a < b ? -1 : a > b;
-}
-
-static int walk_arena(struct ptmalloc *pm, struct pm_arena *a,
+static int walk_arena(struct ptmalloc *pm, const struct tc_set *tcs, struct pm_arena *a,
                       int (*fn)(void *, const struct ptmalloc_chunk *), void *ctx)
 {
     struct sysmem *m = pm->mem;
@@ -98,7 +139,7 @@ static int walk_arena(struct ptmalloc *pm, struct pm_arena *a,
             }
         for (uint32_t i = 0; i < n && !r; i++)
             if (starts[2 * i + 1] > starts[2 * i])
-                r = walk_piece(pm, a, starts[2 * i], starts[2 * i + 1], fn, ctx);
+                r = walk_piece(pm, tcs, a, starts[2 * i], starts[2 * i + 1], fn, ctx);
         free(starts);
         return r;
     }
@@ -127,7 +168,7 @@ static int walk_arena(struct ptmalloc *pm, struct pm_arena *a,
                                     : h + HEAP_INFO_SIZE;
         r = emit(fn, ctx, h, start - h, PTM_CHUNK_OVERHEAD, a->index, -1);
         if (!r)
-            r = walk_piece(pm, a, start, h + mem_ld(m, h + HI_SIZE), fn, ctx);
+            r = walk_piece(pm, tcs, a, start, h + mem_ld(m, h + HI_SIZE), fn, ctx);
     }
     free(heaps);
     return r;
@@ -137,12 +178,18 @@ int ptmalloc_walk(struct ptmalloc *pm, int arena,
                   int (*fn)(void *ctx, const struct ptmalloc_chunk *c), void *ctx)
 {
     int r;
+    struct tc_set tcs;
+    if (tc_set_build(pm, &tcs) != 0)
+        return 0;
     for (uint32_t i = 0; i < pm->arena_count; i++) {
         if (arena >= 0 && (uint32_t)arena != i)
             continue;
-        if ((r = walk_arena(pm, pm->arenas[i], fn, ctx)) != 0)
+        if ((r = walk_arena(pm, &tcs, pm->arenas[i], fn, ctx)) != 0) {
+            free(tcs.p);
             return r;
+        }
     }
+    free(tcs.p);
     /* mmapped chunks, in address order */
     uint64_t n = 0, cap = 64;
     uint64_t *mm = malloc(cap * 2 * sizeof *mm);
@@ -185,7 +232,7 @@ int ptmalloc_bins(struct ptmalloc *pm, int arena, uint32_t thread,
         struct pm_thread *t = pm->threads[thread];
         for (int b = 0; b < TCACHE_MAX_BINS; b++) {
             for (unsigned k = t->counts[b]; k-- > 0;) {
-                uint64_t e = t->stk[b][k];
+                uint64_t e = tc_entry_addr(t->stk[b][k]);
                 struct cm_entry *ce = cm_find(&pm->map, e - 16);
                 uint64_t size = ce ? cm_size(ce->val) : chunk_size(m, e - 16);
                 if (arena < 0 || (ce && cm_arena(ce->val) == (uint32_t)arena))

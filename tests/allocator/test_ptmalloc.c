@@ -1067,6 +1067,96 @@ static void test_largebin_order(void **state)
     ptmalloc_destroy(pm);
 }
 
+/* A chunk in a tcache is in use as glibc sees it; it is told apart by its key word and the bin's
+ * entries, as glibc tells it. Freed again by its thread: glibc's tcache check; by another thread:
+ * a double free glibc misses (refused, nothing changes); realloc: invalid pointer; the walk says
+ * tcache. At its thread's exit it goes to a fastbin keeping the key word (glibc does not clear
+ * it); handed out again, it is an ordinary chunk its holder can free. */
+struct find_chunk {
+    uint64_t address;
+    struct ptmalloc_chunk c;
+};
+static int find_chunk_cb(void *ctx, const struct ptmalloc_chunk *c)
+{
+    struct find_chunk *f = ctx;
+    if (c->address == f->address)
+        f->c = *c;
+    return 0;
+}
+static void assert_checks(struct ptmalloc *pm)
+{
+    char err[256] = "";
+    int r = ptmalloc_check(pm, err, sizeof err);
+    if (r != 0)
+        fail_msg("%s", err);
+}
+static void test_tcache_chunk_identity(void **state)
+{
+    (void)state;
+    struct ptmalloc *pm = model(NULL);
+    struct sysmem *mem = ptmalloc_sysmem(pm);
+    M(pm, 0, 24);
+    uint64_t a = M(pm, 1, 24);                     /* chunk size 32: tcache bin 0, fastbin 0 */
+    M(pm, 1, 24);                                  /* keeps a off top */
+    int arena = ptmalloc_chunk_arena(pm, a);
+    assert_true(arena >= 0);
+    F(pm, 1, a);
+    uint64_t key = sysmem_load(mem, a + 8);
+    assert_true(key != 0);
+    assert_checks(pm);
+    struct ptmalloc_stats st0, st1;
+    ptmalloc_stats(pm, -1, &st0);
+    assert_int_equal(st0.tcache_count, 1);
+    struct ptmalloc_result r = ptmalloc_free(pm, 0, a);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "free(): double free of an already free chunk (glibc does not "
+                                   "detect this one and would corrupt its heap)");
+    r = ptmalloc_free(pm, 1, a);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "free(): double free detected in tcache 2");
+    r = ptmalloc_realloc(pm, 0, a, 10);
+    assert_int_equal(r.status, PTM_CORRUPT);
+    assert_string_equal(r.message, "realloc(): invalid pointer");
+    assert_int_equal(ptmalloc_usable_size(pm, a), 24);
+    ptmalloc_stats(pm, -1, &st1);
+    assert_memory_equal(&st0, &st1, sizeof st0);
+    struct find_chunk f = {a - 16, {0, 0, PTM_CHUNK_OVERHEAD, 0, 0}};
+    ptmalloc_walk(pm, -1, find_chunk_cb, &f);
+    assert_int_equal(f.c.state, PTM_CHUNK_TCACHE);
+    assert_int_equal(f.c.bin, 0);
+    assert_int_equal(f.c.size, 32);
+    assert_checks(pm);
+
+    /* thread exit: a into its arena's fastbin, the key word left in place */
+    ptmalloc_thread_exit(pm, 1);
+    assert_int_equal(sysmem_load(mem, a + 8), key);
+    ptmalloc_stats(pm, -1, &st1);
+    assert_int_equal(st1.tcache_count, 0);
+    assert_int_equal(st1.fastbin_count, 1);
+    f.c.state = PTM_CHUNK_OVERHEAD;
+    ptmalloc_walk(pm, -1, find_chunk_cb, &f);
+    assert_int_equal(f.c.state, PTM_CHUNK_FASTBIN);
+    assert_checks(pm);
+    assert_int_equal(ptmalloc_thread_set_arena(pm, 2, (uint32_t)arena), 0);
+    assert_int_equal(M(pm, 2, 24), a);             /* from the fastbin, key word still there */
+    assert_int_equal(sysmem_load(mem, a + 8), key);
+    f.c.state = PTM_CHUNK_OVERHEAD;
+    ptmalloc_walk(pm, -1, find_chunk_cb, &f);
+    assert_int_equal(f.c.state, PTM_CHUNK_IN_USE);
+    assert_checks(pm);
+    r = ptmalloc_realloc(pm, 2, a, 20);            /* held: realloc accepts it (in place) */
+    assert_int_equal(r.status, PTM_OK);
+    assert_int_equal(r.ptr, a);
+    F(pm, 0, a);                                   /* held: any thread may free it */
+    assert_int_equal(sysmem_load(mem, a + 8), key);
+    ptmalloc_stats(pm, -1, &st1);
+    assert_int_equal(st1.tcache_count, 1);
+    assert_int_equal(M(pm, 0, 24), a);
+    assert_int_equal(sysmem_load(mem, a + 8), 0);  /* tcache_get clears the key */
+    assert_checks(pm);
+    ptmalloc_destroy(pm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1096,6 +1186,7 @@ int main(void)
         cmocka_unit_test(test_unaligned_break),
         cmocka_unit_test(test_garbage_requests),
         cmocka_unit_test(test_prefetch_changes_nothing),
+        cmocka_unit_test(test_tcache_chunk_identity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

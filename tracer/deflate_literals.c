@@ -113,6 +113,22 @@ static void lengths_of(const uint64_t *freq, unsigned nsym, unsigned max_bits, u
 }
 
 /* Writes one block of in[0..n); returns 0 if it would pass `end`. */
+
+/* Appends one code (entry: code in the low 16 bits, length above) to the bit accumulator. */
+static inline void put_entry(uint64_t *acc, unsigned *nb, uint32_t e)
+{
+    *acc |= (uint64_t)(e & 0xffff) << *nb;
+    *nb += e >> 16;
+}
+
+/* Stores the accumulator's whole bytes at *q (8 bytes written, the whole ones kept). */
+static inline void store_whole_bytes(uint8_t **q, uint64_t *acc, unsigned *nb)
+{
+    store64(*q, *acc);
+    *q += *nb >> 3;
+    *acc >>= *nb & ~7u;
+    *nb &= 7;
+}
 static int write_block(struct bit_writer *b, const uint8_t *end, const uint8_t *in, size_t n,
                        int final)
 {
@@ -191,32 +207,19 @@ static int write_block(struct bit_writer *b, const uint8_t *end, const uint8_t *
         for (; i + 4 <= n; i += 4) {
             uint32_t e0 = entry[in[i]], e1 = entry[in[i + 1]], e2 = entry[in[i + 2]],
                      e3 = entry[in[i + 3]];
-            acc |= (uint64_t)(e0 & 0xffff) << nb;
-            nb += e0 >> 16;
-            acc |= (uint64_t)(e1 & 0xffff) << nb;
-            nb += e1 >> 16;
-            acc |= (uint64_t)(e2 & 0xffff) << nb;
-            nb += e2 >> 16;
-            acc |= (uint64_t)(e3 & 0xffff) << nb;
-            nb += e3 >> 16;
-            store64(q, acc);
-            q += nb >> 3;
-            acc >>= nb & ~7u;
-            nb &= 7;
+            put_entry(&acc, &nb, e0);
+            put_entry(&acc, &nb, e1);
+            put_entry(&acc, &nb, e2);
+            put_entry(&acc, &nb, e3);
+            store_whole_bytes(&q, &acc, &nb);
         }
     }
-    for (; i + 3 <= n; i += 3) {
+    for (; i + 3 <= n; i += 3) {              /* 7 + 3 * 15 bits fit */
         uint32_t e0 = entry[in[i]], e1 = entry[in[i + 1]], e2 = entry[in[i + 2]];
-        acc |= (uint64_t)(e0 & 0xffff) << nb;
-        nb += e0 >> 16;
-        acc |= (uint64_t)(e1 & 0xffff) << nb;
-        nb += e1 >> 16;
-        acc |= (uint64_t)(e2 & 0xffff) << nb;
-        nb += e2 >> 16;
-        store64(q, acc);
-        q += nb >> 3;
-        acc >>= nb & ~7u;
-        nb &= 7;
+        put_entry(&acc, &nb, e0);
+        put_entry(&acc, &nb, e1);
+        put_entry(&acc, &nb, e2);
+        store_whole_bytes(&q, &acc, &nb);
     }
     b->q = q, b->acc = acc, b->n = nb;
     for (; i < n; i++) {

@@ -183,26 +183,13 @@ static unsigned unwind(uint64_t *ips, uint64_t *sps, unsigned max, int *cacheabl
     return n;
 }
 
-uint32_t stack_capture(struct rec_thread *t, uintptr_t ra, uintptr_t cfa)
+/* A call site the cache does not know (or no longer matches): unwind, intern, remember. Kept
+ * out of line so that the cache hit, nearly every call, runs without this frame's 4 KiB of
+ * frame arrays and saved registers. */
+static __attribute__((noinline)) uint32_t stack_capture_slow(struct rec_thread *t,
+                                                             struct cache_entry *e,
+                                                             uintptr_t ra, uintptr_t cfa)
 {
-    if (!stacks_ready)
-        return 0;
-    if (REC_UNLIKELY(!t->stack_cache)) {
-        t->stack_cache = rec_map(CACHE_ENTRIES * entry_bytes());
-        if (!t->stack_cache)
-            return 0;
-    }
-    struct cache_entry *e = cache_slot(t, ra, cfa);
-    if (e->id && e->ra == ra && e->cfa == cfa) {
-        const uint64_t *slot = e->words, *val = e->words + e->n;
-        unsigned k = 0;
-        for (; k < e->n; k++)
-            if (*(const volatile uint64_t *)(uintptr_t)slot[k] != val[k])
-                break;
-        if (k == e->n)
-            return e->id;
-    }
-
     unsigned depth = rec.cfg.stack_depth;
     uint64_t ips[TRACE_MAX_STACK_DEPTH], sps[TRACE_MAX_STACK_DEPTH];
     int cacheable;
@@ -227,6 +214,28 @@ uint32_t stack_capture(struct rec_thread *t, uintptr_t ra, uintptr_t cfa)
         e->id = id;
     }
     return id;
+}
+
+uint32_t stack_capture(struct rec_thread *t, uintptr_t ra, uintptr_t cfa)
+{
+    if (!stacks_ready)
+        return 0;
+    if (REC_UNLIKELY(!t->stack_cache)) {
+        t->stack_cache = rec_map(CACHE_ENTRIES * entry_bytes());
+        if (!t->stack_cache)
+            return 0;
+    }
+    struct cache_entry *e = cache_slot(t, ra, cfa);
+    if (e->id && e->ra == ra && e->cfa == cfa) {
+        const uint64_t *slot = e->words, *val = e->words + e->n;
+        unsigned k = 0;
+        for (; k < e->n; k++)
+            if (*(const volatile uint64_t *)(uintptr_t)slot[k] != val[k])
+                break;
+        if (k == e->n)
+            return e->id;
+    }
+    return stack_capture_slow(t, e, ra, cfa);
 }
 
 void stacks_atfork_prepare(void)

@@ -409,24 +409,29 @@ static __attribute__((noinline)) struct ptmalloc_result free_slow(struct ptmallo
     return result(0, PTM_OK, 0);
 }
 
-void ptmalloc_prefetch(struct ptmalloc *pm, uint64_t ptr)
+/* Starts fetching what a free or realloc of ptr reads first: the chunk's record, its size field
+ * and the two words after it that a tcache free writes (one line unless ptr starts a line).
+ * Hints only, whatever ptr is. */
+static inline void prefetch_chunk(struct ptmalloc *pm, uint64_t ptr)
 {
     cm_prefetch(&pm->map, ptr - 16);
-    /* the size field, and the two words after it that a tcache free writes (one line unless
-     * ptr starts a line) */
     sysmem_prefetch(pm->mem, ptr - 8, 1);
     if (!(ptr & 63))
         sysmem_prefetch(pm->mem, ptr, 1);
+}
+
+void ptmalloc_prefetch(struct ptmalloc *pm, uint64_t ptr)
+{
+    prefetch_chunk(pm, ptr);
 }
 
 struct ptmalloc_result ptmalloc_free(struct ptmalloc *pm, uint32_t thread, uint64_t ptr)
 {
     if (ptr == 0)
         return result(0, PTM_OK, 0);
-    /* the chunk's record and its header's line are both needed, and neither is likely to be in
-     * the cache: start both fetches now so they overlap (hints only, whatever ptr is) */
-    cm_prefetch(&pm->map, ptr - 16);
-    sysmem_prefetch(pm->mem, ptr, 1);
+    /* the chunk's record and its lines are needed, and unless a hint came first none is likely
+     * to be in the cache: start the fetches now so they overlap */
+    prefetch_chunk(pm, ptr);
     /* the commonest case first, on its own: a chunk the program holds going into a tcache with
      * room (anything else, including every error, takes the full path; a tcache chunk is
      * recorded CS_USER, so one whose key word holds the tcache key takes it too) */
